@@ -1,0 +1,109 @@
+"""polyloss: segmentation and detection losses written once for every array API backend."""
+
+from .adapters import keras_loss
+from .boundary import boundary_iou, boundary_iou_loss, boundary_loss, hausdorff_dt_loss, soft_cldice_loss
+from .boxes import (
+    box_area,
+    box_convert,
+    box_iou,
+    ciou_loss,
+    diou_loss,
+    eiou_loss,
+    giou_loss,
+    iou_loss,
+)
+from .detection import (
+    balanced_l1_loss,
+    decode_boxes,
+    encode_boxes,
+    hard_negative_mining,
+    huber_loss,
+    match_priors,
+    multibox_loss,
+    smooth_l1_loss,
+)
+from .distance import distance_transform, signed_distance_map, unet_weight_map
+from .lovasz import (
+    lovasz_hinge_loss,
+    lovasz_softmax_loss,
+)
+from .pixelwise import (
+    balanced_binary_cross_entropy,
+    binary_cross_entropy,
+    cross_entropy,
+    poly1_cross_entropy,
+    poly1_focal_loss,
+    sigmoid_focal_loss,
+    softmax_focal_loss,
+)
+from .region import (
+    bce_jaccard_loss,
+    combo_loss,
+    dice_cross_entropy_loss,
+    dice_focal_loss,
+    dice_loss,
+    focal_tversky_loss,
+    generalized_dice_loss,
+    jaccard_loss,
+    log_cosh_dice_loss,
+    mcc_loss,
+    soft_confusion,
+    tversky_loss,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # adapters
+    "keras_loss",
+    # boundary and distance
+    "boundary_iou",
+    "boundary_iou_loss",
+    "boundary_loss",
+    "distance_transform",
+    "hausdorff_dt_loss",
+    "signed_distance_map",
+    "soft_cldice_loss",
+    "unet_weight_map",
+    # boxes and detection
+    "balanced_l1_loss",
+    "box_area",
+    "box_convert",
+    "box_iou",
+    "ciou_loss",
+    "decode_boxes",
+    "diou_loss",
+    "eiou_loss",
+    "encode_boxes",
+    "giou_loss",
+    "hard_negative_mining",
+    "huber_loss",
+    "iou_loss",
+    "match_priors",
+    "multibox_loss",
+    "smooth_l1_loss",
+    # pixel-wise
+    "balanced_binary_cross_entropy",
+    "binary_cross_entropy",
+    "cross_entropy",
+    "poly1_cross_entropy",
+    "poly1_focal_loss",
+    "sigmoid_focal_loss",
+    "softmax_focal_loss",
+    # region (overlap)
+    "bce_jaccard_loss",
+    "combo_loss",
+    "dice_cross_entropy_loss",
+    "dice_focal_loss",
+    "dice_loss",
+    "focal_tversky_loss",
+    "generalized_dice_loss",
+    "jaccard_loss",
+    "log_cosh_dice_loss",
+    "mcc_loss",
+    "soft_confusion",
+    "tversky_loss",
+    # Lovasz
+    "lovasz_hinge_loss",
+    "lovasz_softmax_loss",
+]

@@ -1,0 +1,532 @@
+"""The array namespace and the primitives the array API standard lacks.
+
+This is the only module that names a framework. Every primitive takes the
+namespace as a required keyword (``xp=``) so a loss looks it up once. Where a
+backend has a fused native kernel (``torch.nn.functional``, ``jax.nn``,
+``scipy.special``) the primitive uses it; otherwise it falls back to a
+numerically stable composition of standard functions, which is what
+array-api-strict, CuPy and any other conforming namespace get.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from types import ModuleType
+from typing import Any
+
+from array_api_compat import (
+    array_namespace,
+    device,
+    is_jax_namespace,
+    is_lazy_array,
+    is_numpy_namespace,
+    is_torch_array,
+    is_torch_namespace,
+)
+
+try:  # optional: fused NumPy kernels; the generic path serves without SciPy
+    import scipy.special as _scipy_special
+except ImportError:  # pragma: no cover - exercised only where SciPy is absent
+    _scipy_special = None
+
+Array = Any
+
+__all__ = [
+    "Array",
+    "array_namespace",
+    "bincount",
+    "clamped_log",
+    "default_float",
+    "device",
+    "is_eager",
+    "log_sigmoid",
+    "log_softmax",
+    "logsumexp",
+    "max_argmax",
+    "max_pool",
+    "min_pool",
+    "native_distance_transform",
+    "numel",
+    "one_hot",
+    "segment_max",
+    "sigmoid",
+    "sigmoid_cross_entropy",
+    "softmax",
+    "softmax_nll",
+    "softplus",
+    "sort_descending",
+    "stop_gradient",
+    "take_along_axis",
+    "unstack",
+    "value_range",
+    "zero_like",
+]
+
+
+_BACKENDS: dict[str, str] = {}
+
+
+def _backend(xp: ModuleType) -> str:
+    """Which fast path a namespace gets: 'torch', 'jax', 'numpy' or 'generic' (memoised by name)."""
+    kind = _BACKENDS.get(xp.__name__)
+    if kind is None:
+        if is_torch_namespace(xp):
+            kind = "torch"
+        elif is_jax_namespace(xp):
+            kind = "jax"
+        elif is_numpy_namespace(xp) and _scipy_special is not None:
+            kind = "numpy"
+        else:
+            kind = "generic"
+        _BACKENDS[xp.__name__] = kind
+    return kind
+
+
+def _torch() -> ModuleType:
+    return sys.modules["torch"]
+
+
+def _jax() -> ModuleType:
+    return sys.modules["jax"]
+
+
+def is_eager(x: Array) -> bool:
+    """True when ``x`` holds concrete values that can be read cheaply.
+
+    False for lazy arrays (JAX, traced or not, per ``array_api_compat``) and
+    for torch tensors while ``torch.compile`` traces: value checks are skipped
+    there rather than breaking the graph.
+    """
+    if is_lazy_array(x):
+        return False
+    if is_torch_array(x):
+        return not _torch().compiler.is_compiling()
+    return True
+
+
+def zero_like(x: Array, /, *, xp: ModuleType) -> Array:
+    """A 0-d zero of ``x``'s dtype and device (Python scalars break torch.compile)."""
+    return xp.zeros((), dtype=x.dtype, device=device(x))
+
+
+def log_softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    """``x - logsumexp(x, axis)``, shifted by the maximum for stability."""
+    kind = _backend(xp)
+    if kind == "torch":
+        return _torch().nn.functional.log_softmax(x, dim=axis)
+    if kind == "jax":
+        return _jax().nn.log_softmax(x, axis=axis)
+    if kind == "numpy":
+        return _scipy_special.log_softmax(x, axis=axis)
+    shifted = x - xp.max(x, axis=axis, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+def softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    """``exp(x) / sum(exp(x), axis)``, shifted by the maximum for stability."""
+    kind = _backend(xp)
+    if kind == "torch":
+        return _torch().softmax(x, dim=axis)
+    if kind == "jax":
+        return _jax().nn.softmax(x, axis=axis)
+    if kind == "numpy":
+        return _scipy_special.softmax(x, axis=axis)
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def logsumexp(x: Array, /, *, axis: int, keepdims: bool = False, xp: ModuleType) -> Array:
+    """``log(sum(exp(x), axis))`` without overflow."""
+    kind = _backend(xp)
+    if kind == "torch":
+        return _torch().logsumexp(x, dim=axis, keepdim=keepdims)
+    if kind == "jax":
+        return _jax().nn.logsumexp(x, axis=axis, keepdims=keepdims)
+    m = xp.max(x, axis=axis, keepdims=True)
+    out = m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def softplus(x: Array, /, *, xp: ModuleType) -> Array:
+    """``log(1 + exp(x))``, exact for large ``|x|``."""
+    kind = _backend(xp)
+    if kind == "torch":
+        return _torch().nn.functional.softplus(x)
+    if kind == "jax":
+        return _jax().nn.softplus(x)
+    return xp.logaddexp(x, zero_like(x, xp=xp))
+
+
+def log_sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
+    """``log(sigmoid(x)) = -softplus(-x)``, finite at ``|x| = 1e4``."""
+    kind = _backend(xp)
+    if kind == "torch":
+        return _torch().nn.functional.logsigmoid(x)
+    if kind == "jax":
+        return _jax().nn.log_sigmoid(x)
+    if kind == "numpy":
+        return _scipy_special.log_expit(x)
+    return -softplus(-x, xp=xp)
+
+
+def sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
+    """``1 / (1 + exp(-x))`` without overflow in either tail."""
+    kind = _backend(xp)
+    if kind == "torch":
+        return _torch().sigmoid(x)
+    if kind == "jax":
+        return _jax().nn.sigmoid(x)
+    if kind == "numpy":
+        return _scipy_special.expit(x)
+    z = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + z), z / (1 + z))
+
+
+def clamped_log(p: Array, /, *, xp: ModuleType) -> Array:
+    """``log(p)`` clamped below at -100, as ``torch.nn.functional.binary_cross_entropy``.
+
+    ``p`` is first clipped to the smallest normal number of its dtype so that
+    ``p = 0`` yields a finite value and a zero (not NaN) gradient.
+    """
+    tiny = xp.finfo(p.dtype).smallest_normal
+    return xp.clip(xp.log(xp.clip(p, tiny, None)), -100.0, None)
+
+
+def take_along_axis(x: Array, index: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    """Gather ``x`` along ``axis`` at ``index`` (same ndim, size 1 on ``axis``).
+
+    ``index`` must be in range: callers replace ignored labels first, since
+    torch wraps out-of-range indices and JAX fills them with NaN.
+    """
+    if _backend(xp) == "torch":
+        torch = _torch()
+        if index.dtype != torch.int64:
+            index = index.to(torch.int64)
+        return torch.gather(x, axis, index)
+    return xp.take_along_axis(x, index, axis=axis)
+
+
+def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array, Array]:
+    """Each row of real ``x`` (last axis) in descending order, and the permutation that sorts it.
+
+    Returns ``(values, perm)`` with ``values == take_along_axis(x, perm, axis=-1)``,
+    differentiable in ``x``. ``stable=True`` keeps equal values in their
+    original order (the packed path below always does).
+
+    Integers sort faster than floats on every backend here, so each value
+    is bitcast to a same-width signed integer whose order is the reverse of
+    the float order (``_descending_int_key``, float32 and float64; other
+    dtypes take ``argsort``). torch sorts that key with its indices (``torch.sort`` always
+    returns them). NumPy's and XLA's index-carrying sorts (``argsort``, a
+    multi-operand ``lax.sort``) are several times slower than their
+    single-operand integer sorts, so for float32 the int32 key is packed with
+    the index into one int64 (key high, index low), sorted alone, and the
+    index read back from the low half. JAX without x64 builds that int64
+    under ``jax.enable_x64`` (JAX >= 0.8 mixes widths in one program).
+    float64 rows use ``lax.sort`` with an index operand on JAX and
+    ``argsort`` elsewhere. Timings: ``benchmarks/lovasz.py``.
+    """
+    kind = _backend(xp)
+    wide = x.dtype in (xp.float32, xp.float64)
+    float32 = x.dtype == xp.float32 and x.shape[-1] < 2**31
+    if kind == "torch" and wide:
+        perm = _torch().sort(_descending_int_key(x, kind=kind), dim=-1, stable=stable).indices
+    elif kind == "numpy" and float32:
+        perm = _packed_argsort(_descending_int_key(x, kind=kind), xp=xp)
+    elif kind == "jax" and float32 and hasattr(_jax(), "enable_x64"):
+        with _jax().enable_x64(True):
+            perm = xp.astype(_packed_argsort(_descending_int_key(x, kind=kind), xp=xp), xp.int32)
+    elif kind == "jax" and wide:
+        lax = _jax().lax
+        index = lax.broadcasted_iota(xp.int32, x.shape, x.ndim - 1)
+        perm = lax.sort(
+            (_descending_int_key(x, kind=kind), index), dimension=x.ndim - 1, num_keys=1, is_stable=stable
+        )[1]
+    else:
+        perm = xp.argsort(x, axis=-1, descending=True, stable=stable)
+    return take_along_axis(x, perm, axis=-1, xp=xp), perm
+
+
+def _descending_int_key(x: Array, /, *, kind: str) -> Array:
+    """A signed integer of ``x``'s width whose ascending order is ``x``'s descending order.
+
+    Bitcast the float, flip the magnitude bits of negative values (IEEE order
+    then equals signed integer order), and complement (reversing the order).
+    """
+    if kind == "jax":
+        jnp = _jax().numpy
+        bits = _jax().lax.bitcast_convert_type(x, jnp.int32 if x.dtype == jnp.float32 else jnp.int64)
+        width = 8 * bits.dtype.itemsize
+    elif kind == "torch":
+        torch = _torch()
+        bits = x.view(torch.int32 if x.dtype == torch.float32 else torch.int64)
+        width = 8 * bits.element_size()
+    else:
+        np = sys.modules["numpy"]
+        bits = x.view(np.int32 if x.dtype == np.float32 else np.int64)
+        width = 8 * bits.dtype.itemsize
+    return ~(bits ^ ((bits >> (width - 1)) & ((1 << (width - 1)) - 1)))
+
+
+def _packed_argsort(key: Array, /, *, xp: ModuleType) -> Array:
+    """The stable ascending order of each row of int32 ``key``: one int64 sort of ``key << 32 | index``."""
+    index = xp.arange(key.shape[-1], dtype=xp.int64, device=device(key))
+    packed = xp.sort(xp.bitwise_left_shift(xp.astype(key, xp.int64), 32) | index, axis=-1, stable=False)
+    return packed & 0xFFFFFFFF
+
+
+def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    """``-log_softmax(x, axis)`` gathered at in-range integer ``labels`` (the class axis dropped).
+
+    Computed as ``logsumexp(x) - x[label]`` without materialising the full
+    log-softmax; torch uses its fused ``cross_entropy`` kernel.
+    """
+    kind = _backend(xp)
+    if kind == "torch":
+        torch = _torch()
+        if labels.dtype != torch.int64:
+            labels = labels.to(torch.int64)
+        if axis != 1:
+            x = torch.movedim(x, axis, 1)
+        return torch.nn.functional.cross_entropy(x, labels, reduction="none")
+    index = xp.expand_dims(labels, axis=axis)
+    picked = xp.squeeze(take_along_axis(x, index, axis=axis, xp=xp), axis=axis)
+    if kind == "jax":
+        m = _jax().lax.stop_gradient(xp.max(x, axis=axis, keepdims=True))
+        return xp.log(xp.sum(xp.exp(x - m), axis=axis)) + xp.squeeze(m, axis=axis) - picked
+    return logsumexp(x, axis=axis, xp=xp) - picked
+
+
+def value_range(x: Array, /, *, xp: ModuleType) -> tuple[int, int]:
+    """``(min(x), max(x))`` of a non-empty eager integer array, as Python ints."""
+    if _backend(xp) == "torch":
+        low, high = _torch().aminmax(x)
+        return int(low), int(high)
+    return int(xp.min(x)), int(xp.max(x))
+
+
+def sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None = None, xp: ModuleType) -> Array:
+    """Elementwise ``-(beta t log sigmoid(x) + (1 - t) log(1 - sigmoid(x)))``, beta = ``pos_weight``.
+
+    Uses ``(1 - t) x - (1 + (beta - 1) t) log_sigmoid(x)``; torch uses its
+    fused ``binary_cross_entropy_with_logits`` kernel.
+    """
+    if _backend(xp) == "torch":
+        torch = _torch()
+        if pos_weight is not None and not isinstance(pos_weight, torch.Tensor):
+            pos_weight = torch.as_tensor(pos_weight, dtype=x.dtype, device=x.device)
+        return torch.nn.functional.binary_cross_entropy_with_logits(x, t, pos_weight=pos_weight, reduction="none")
+    log_p = log_sigmoid(x, xp=xp)
+    if pos_weight is None:
+        return (1 - t) * x - log_p
+    return (1 - t) * x - (1 + (pos_weight - 1) * t) * log_p
+
+
+def one_hot(labels: Array, /, *, num_classes: int, axis: int, dtype: Any, xp: ModuleType) -> Array:
+    """One-hot encoding of in-range integer ``labels``, the class axis inserted at ``axis``."""
+    classes = xp.arange(num_classes, dtype=labels.dtype, device=device(labels))
+    hot = xp.astype(labels[..., None] == classes, dtype)
+    if axis in (-1, labels.ndim):
+        return hot
+    return xp.moveaxis(hot, -1, axis)
+
+
+def bincount(x: Array, /, *, length: int, weights: Array | None = None, dtype: Any = None, xp: ModuleType) -> Array:
+    """Sums of ``weights`` (counts if None) per value of integer ``x``, shape ``(length,)``.
+
+    ``x`` and ``weights`` have one shape; every value of ``x`` must lie in
+    ``[0, length)``. Counts take ``dtype`` (a floating dtype). Differentiable
+    in ``weights``; the output shape is static (``torch.compile``, ``jax.jit``).
+    torch scatters with ``index_add``, JAX with ``segment_sum``, NumPy with
+    ``bincount``; other namespaces compare against every value and sum.
+    """
+    kind = _backend(xp)
+    dtype = weights.dtype if weights is not None else dtype
+    flat = xp.reshape(x, (-1,))
+    if kind == "torch":
+        torch = _torch()
+        if flat.dtype not in (torch.int32, torch.int64):
+            flat = flat.to(torch.int64)
+        w = torch.ones(flat.shape, dtype=dtype, device=flat.device) if weights is None else weights.reshape(-1)
+        return torch.zeros(length, dtype=dtype, device=flat.device).index_add(0, flat, w)
+    if kind == "jax":
+        jax = _jax()
+        w = jax.numpy.ones_like(flat, dtype=dtype) if weights is None else jax.numpy.reshape(weights, (-1,))
+        return jax.ops.segment_sum(w, flat, num_segments=length)
+    if kind == "numpy":
+        w = None if weights is None else xp.reshape(weights, (-1,))
+        return xp.astype(xp.asarray(sys.modules["numpy"].bincount(flat, weights=w, minlength=length)), dtype)
+    hits = flat[:, None] == xp.arange(length, dtype=flat.dtype, device=device(x))
+    if weights is None:
+        return xp.sum(xp.astype(hits, dtype), axis=0)
+    return xp.sum(xp.where(hits, xp.reshape(weights, (-1, 1)), zero_like(weights, xp=xp)), axis=0)
+
+
+def max_argmax(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, Array]:
+    """``(max(x, axis), argmax(x, axis))``, the first maximum on ties.
+
+    torch's ``max(dim)`` returns both in one pass, and over a short outer axis
+    runs several times faster than its ``argmax``.
+    """
+    if _backend(xp) == "torch":
+        values, index = _torch().max(x, dim=axis)
+        return values, index
+    return xp.max(x, axis=axis), xp.argmax(x, axis=axis)
+
+
+def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | float, xp: ModuleType) -> Array:
+    """``out[j] = max(fill, max(values[i] for ids[i] == j))`` for 1-D ``values`` and in-range ``ids``: (num_segments,).
+
+    Not differentiable (used on indices). torch scatters with ``scatter_reduce``,
+    JAX with ``segment_max``, NumPy with ``maximum.at``; other namespaces
+    compare every id against every segment.
+    """
+    kind = _backend(xp)
+    if kind == "torch":
+        torch = _torch()
+        out = torch.full((num_segments,), fill, dtype=values.dtype, device=values.device)
+        return out.scatter_reduce(0, ids.to(torch.int64), values, "amax")
+    if kind == "jax":
+        jax = _jax()
+        return jax.numpy.maximum(jax.ops.segment_max(values, ids, num_segments=num_segments), fill)
+    if kind == "numpy":
+        out = xp.full((num_segments,), fill, dtype=values.dtype)
+        sys.modules["numpy"].maximum.at(out, ids, values)
+        return out
+    if values.shape[0] == 0:
+        return xp.full((num_segments,), fill, dtype=values.dtype, device=device(values))
+    hits = ids[:, None] == xp.arange(num_segments, dtype=ids.dtype, device=device(ids))
+    return xp.max(xp.where(hits, values[:, None], fill), axis=0)
+
+
+def unstack(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, ...]:
+    """The slices of ``x`` along ``axis``; torch's ``unbind`` has a single (stacking) backward node."""
+    if _backend(xp) == "torch":
+        return _torch().unbind(x, dim=axis)
+    return tuple(xp.unstack(x, axis=axis))
+
+
+def stop_gradient(x: Array, /, *, xp: ModuleType) -> Array:
+    """``x`` with no gradient flowing back (identity where there is no autodiff)."""
+    kind = _backend(xp)
+    if kind == "torch":
+        return x.detach()
+    if kind == "jax":
+        return _jax().lax.stop_gradient(x)
+    return x
+
+
+def numel(x: Array) -> int:
+    """The element count of ``x`` (shapes are static on every supported backend)."""
+    return math.prod(x.shape)
+
+
+# --------------------------------------------------------------------------- #
+# Morphology (moving max/min) and the native distance-transform kernel
+# --------------------------------------------------------------------------- #
+
+
+def max_pool(x: Array, /, *, window: tuple[int, ...], pad_value: float | None = None, xp: ModuleType) -> Array:
+    """Moving maximum over the trailing ``len(window)`` axes: centred odd windows, stride 1, same shape.
+
+    Outside the array counts as ``pad_value``; ``None`` leaves it out (as
+    -inf, what ``torch.nn.functional.max_pool2d`` padding does). A box window
+    is separable, so it runs one axis at a time: O(size * sum(window)).
+    torch: ``max_pool{1,2,3}d``; JAX: ``lax.reduce_window``; otherwise the
+    maximum of shifted slices. Differentiable (the gradient goes to the
+    maximum). ``x`` must be floating.
+    """
+    kind = _backend(xp)
+    nd = len(window)
+    for i, size in enumerate(window):
+        if size == 1:
+            continue
+        axis = x.ndim - nd + i
+        if kind == "torch" and nd <= 3:
+            x = _torch_max_along(x, axis, nd, size, pad_value)
+        elif kind == "jax":
+            x = _jax_max_along(x, axis, size, pad_value)
+        else:
+            x = _sliced_max_along(x, axis, size, pad_value, xp=xp)
+    return x
+
+
+def min_pool(x: Array, /, *, window: tuple[int, ...], pad_value: float | None = None, xp: ModuleType) -> Array:
+    """Moving minimum (erosion), ``-max_pool(-x)``; outside counts as ``pad_value`` (``None``: left out)."""
+    return -max_pool(-x, window=window, pad_value=None if pad_value is None else -pad_value, xp=xp)
+
+
+def _torch_max_along(x: Array, axis: int, nd: int, size: int, pad_value: float | None) -> Array:
+    """``max_pool{nd}d`` over the trailing ``nd`` axes with a window of ``size`` along ``axis`` only."""
+    functional = _torch().nn.functional
+    shape = x.shape
+    flat = x.reshape((-1, *shape[x.ndim - nd :]))  # (batch, *spatial): the unbatched layout of max_pool
+    kernel = [1] * nd
+    kernel[axis - (x.ndim - nd)] = size
+    padding = [k // 2 for k in kernel]
+    if pad_value is not None:
+        pads = [p for k in reversed(padding) for p in (k, k)]
+        flat = functional.pad(flat, pads, value=pad_value)
+        padding = [0] * nd
+    pool = (functional.max_pool1d, functional.max_pool2d, functional.max_pool3d)[nd - 1]
+    return pool(flat, tuple(kernel), stride=1, padding=tuple(padding)).reshape(shape)
+
+
+def _jax_max_along(x: Array, axis: int, size: int, pad_value: float | None) -> Array:
+    jax = _jax()
+    jnp = jax.numpy
+    half = size // 2
+    padding = [(0, 0)] * x.ndim
+    if pad_value is None:
+        padding[axis] = (half, half)
+    else:
+        widths = [(0, 0)] * x.ndim
+        widths[axis] = (half, half)
+        x = jnp.pad(x, widths, constant_values=pad_value)
+    dims = [1] * x.ndim
+    dims[axis] = size
+    # a Python -inf init lets JAX see the max monoid, whose reduce_window is differentiable
+    return jax.lax.reduce_window(x, -math.inf, jax.lax.max, tuple(dims), (1,) * x.ndim, padding)
+
+
+def _sliced_max_along(x: Array, axis: int, size: int, pad_value: float | None, *, xp: ModuleType) -> Array:
+    half = size // 2
+    n = x.shape[axis]
+    fill = -math.inf if pad_value is None else pad_value
+    edge = xp.full((*x.shape[:axis], half, *x.shape[axis + 1 :]), fill, dtype=x.dtype, device=device(x))
+    padded = xp.concat([edge, x, edge], axis=axis)
+    lead = (slice(None),) * axis
+    out = padded[(*lead, slice(0, n), ...)]
+    for shift in range(1, size):
+        out = xp.maximum(out, padded[(*lead, slice(shift, shift + n), ...)])
+    return out
+
+
+def default_float(xp: ModuleType, dev: Any) -> Any:
+    """The namespace's default real floating dtype on ``dev`` (float32 for torch and JAX without x64)."""
+    return xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]
+
+
+def native_distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleType) -> Array | None:
+    """SciPy's exact EDT of boolean ``fg`` over its trailing ``len(sampling)`` axes, or ``None``.
+
+    ``None`` where no native kernel serves this namespace (only NumPy with
+    SciPy has one). Leading axes are looped over, one C call per image: a
+    single call with a long spacing on a batch axis is exact too but about
+    2.5x slower. An image without zeros gets SciPy's value (measured from
+    outside the image); the caller replaces it. Returns float64.
+    """
+    if not is_numpy_namespace(xp):
+        return None
+    try:
+        import scipy.ndimage as ndimage
+    except ImportError:  # pragma: no cover - exercised only where SciPy is absent
+        return None
+    np = sys.modules["numpy"]
+    nd = len(sampling)
+    images = np.reshape(np.asarray(fg), (-1, *fg.shape[fg.ndim - nd :]))
+    out = np.empty(images.shape, dtype=np.float64)
+    for image, dist in zip(images, out, strict=True):
+        ndimage.distance_transform_edt(image, sampling=sampling, distances=dist)
+    return xp.asarray(np.reshape(out, fg.shape))

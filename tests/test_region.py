@@ -1,0 +1,593 @@
+"""Region (overlap) losses against float64 NumPy references written from the formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import (
+    assert_close,
+    assert_finite,
+    random_binary,
+    random_labels,
+    random_logits,
+    random_probabilities,
+    to_numpy,
+)
+
+import polyloss as pl
+
+# --------------------------------------------------------------------------- #
+# float64 references: plain loops over samples and classes
+# --------------------------------------------------------------------------- #
+
+
+def np_softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def np_sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def ref_inputs(y_pred, y_true, *, mode, class_axis=1, from_logits=True, ignore_index=None):
+    """Probabilities p, targets t and a validity mask, all (N, C, M), channels first."""
+    n = y_pred.shape[0]
+    if mode == "binary":
+        x = y_pred.reshape(n, 1, -1)
+        p = np_sigmoid(x) if from_logits else x
+        t = y_true.reshape(n, 1, -1).astype(np.float64)
+    else:
+        x = np.moveaxis(y_pred, class_axis, 1)
+        c = x.shape[1]
+        x = x.reshape(n, c, -1)
+        activation = np_softmax if mode == "multiclass" else (lambda z, _axis: np_sigmoid(z))
+        p = activation(x, 1) if from_logits else x
+        if mode == "multiclass" and np.issubdtype(y_true.dtype, np.integer):
+            labels = y_true.reshape(n, -1)
+            t = np.zeros_like(p)
+            valid = np.ones_like(p, dtype=bool)
+            for i in range(n):
+                for m in range(labels.shape[1]):
+                    if ignore_index is not None and labels[i, m] == ignore_index:
+                        valid[i, :, m] = False
+                    else:
+                        t[i, labels[i, m], m] = 1.0
+            return p, t, valid
+        t = np.moveaxis(y_true, class_axis, 1).reshape(n, c, -1).astype(np.float64)
+    valid = np.ones_like(p, dtype=bool) if ignore_index is None else t != ignore_index
+    return p, np.where(valid, t, 0.0), valid
+
+
+def ref_stats(p, t, valid, *, per_image=False, soft_label=False, squared=False):
+    """tp, fp, fn, n per (sample,) class by loops."""
+    n, c, _ = p.shape
+    out = np.zeros((4, n, c))
+    for i in range(n):
+        for k in range(c):
+            v = valid[i, k]
+            pp, tt = p[i, k][v], t[i, k][v]
+            if squared:
+                tp = (pp * tt).sum()
+                fp, fn = (pp**2).sum() - tp, (tt**2).sum() - tp
+            elif soft_label:
+                tp = (pp.sum() + tt.sum() - np.abs(pp - tt).sum()) / 2
+                fp, fn = pp.sum() - tp, tt.sum() - tp
+            else:
+                tp, fp, fn = (pp * tt).sum(), (pp * (1 - tt)).sum(), ((1 - pp) * tt).sum()
+            out[:, i, k] = tp, fp, fn, v.sum()
+    return out if per_image else out.sum(axis=1)
+
+
+def ref_ratio(num, den, empty, smooth, eps):
+    return np.where(empty, 1.0, (num + smooth) / np.maximum(den + smooth, eps))
+
+
+def ref_reduce(loss, weight, reduction):
+    w = np.ones(loss.shape[-1]) if weight is None else np.asarray(weight, dtype=np.float64)
+    loss = loss * w
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / (w.sum() * (loss.size // loss.shape[-1]))
+
+
+def ref_region(name, stats, *, smooth=0.0, eps=1e-7, alpha=0.5, beta=0.5, gamma=1.0, log_loss=False):
+    """Per-class loss of a region loss from (tp, fp, fn, n)."""
+    tp, fp, fn, n = stats
+    empty = (tp + fp + fn) == 0
+    if name == "dice_loss":
+        index = ref_ratio(2 * tp, 2 * tp + fp + fn, empty, smooth, eps)
+    elif name == "jaccard_loss":
+        index = ref_ratio(tp, tp + fp + fn, empty, smooth, eps)
+    elif name in ("tversky_loss", "focal_tversky_loss"):
+        index = ref_ratio(tp, tp + alpha * fp + beta * fn, empty, smooth, eps)
+        return np.maximum(1 - index, 0) ** gamma
+    elif name == "log_cosh_dice_loss":
+        return np.log(np.cosh(1 - ref_ratio(2 * tp, 2 * tp + fp + fn, empty, smooth, eps)))
+    elif name == "mcc_loss":
+        tn = n - tp - fp - fn + smooth
+        a, b, c, d = tp + smooth, fp + smooth, fn + smooth, tn
+        den = np.sqrt((a + b) * (a + c) * (d + b) * (d + c))
+        mcc = np.where((fp + fn) == 0, 1.0, (a * d - b * c) / np.maximum(den, eps))
+        return 1 - mcc
+    return -np.log(np.maximum(index, eps)) if log_loss else 1 - index
+
+
+# --------------------------------------------------------------------------- #
+# Inputs
+# --------------------------------------------------------------------------- #
+
+N, C, H, W = 3, 4, 5, 3  # odd, not powers of two
+
+
+def make_inputs(rng, mode, *, class_axis=1, target="index", ignore_index=None, c=C):
+    """Logits and targets for ``mode`` (target: 'index', 'onehot' or 'probabilities' for multiclass)."""
+    if mode == "binary":
+        x = random_logits(rng, (N, 1, H, W))
+        t = random_binary(rng, x.shape, share=0.4)
+        if ignore_index is not None:
+            t = t.astype(np.int64)
+            t[rng.random(t.shape) < 0.2] = ignore_index
+        return x, t
+    x = random_logits(rng, (N, c, H, W))
+    if mode == "multilabel":
+        t = random_binary(rng, x.shape, share=0.4)
+        if ignore_index is not None:
+            t = t.astype(np.int64)
+            t[rng.random(t.shape) < 0.2] = ignore_index
+    else:
+        labels = random_labels(rng, (N, H, W), c, ignore_index=ignore_index)
+        if target == "index":
+            t = labels
+        elif target == "onehot":
+            t = np.moveaxis(np.eye(c)[labels], -1, 1)
+        else:
+            t = random_probabilities(rng, x.shape, 1)
+    if class_axis == -1:
+        x = np.moveaxis(x, 1, -1)
+        if t.ndim == x.ndim:
+            t = np.moveaxis(t, 1, -1)
+    return x, t
+
+
+CASES = [
+    ("multiclass", "index"),
+    ("multiclass", "onehot"),
+    ("multiclass", "probabilities"),
+    ("multilabel", "float"),
+    ("binary", "float"),
+]
+CASE_IDS = [f"{m}-{t}" for m, t in CASES]
+
+
+# --------------------------------------------------------------------------- #
+# soft_confusion
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(("mode", "target"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize(("class_axis", "per_image"), [(1, False), (-1, True)])
+def test_soft_confusion_matches_reference(backend, rng, mode, target, class_axis, per_image):
+    x, t = make_inputs(rng, mode, class_axis=class_axis, target=target)
+    got = pl.soft_confusion(backend.asarray(x), backend.asarray(t), mode=mode, class_axis=class_axis,
+                            per_image=per_image)
+    want = ref_stats(*ref_inputs(x, t, mode=mode, class_axis=class_axis), per_image=per_image)
+    for g, w in zip(got, want[:3], strict=True):
+        assert_close(g, w, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel", "binary"])
+@pytest.mark.parametrize("per_image", [False, True])
+def test_soft_confusion_ignore_index(backend, rng, mode, per_image):
+    ignore = 255 if mode == "multiclass" else -1
+    x, t = make_inputs(rng, mode, ignore_index=ignore)
+    got = pl.soft_confusion(backend.asarray(x), backend.asarray(t), mode=mode, ignore_index=ignore,
+                            per_image=per_image)
+    want = ref_stats(*ref_inputs(x, t, mode=mode, ignore_index=ignore), per_image=per_image)
+    for g, w in zip(got, want[:3], strict=True):
+        assert_close(g, w, rtol=1e-9, atol=1e-9)
+
+
+def test_soft_confusion_classes_soft_label_and_probabilities(backend, rng):
+    x, t = make_inputs(rng, "multiclass", target="probabilities")
+    p = np_softmax(x, 1)
+    got = pl.soft_confusion(backend.asarray(p), backend.asarray(t), from_logits=False, classes=[3, 1],
+                            soft_label=True)
+    want = ref_stats(*ref_inputs(p, t, mode="multiclass", from_logits=False), soft_label=True)[:, [3, 1]]
+    for g, w in zip(got, want[:3], strict=True):
+        assert_close(g, w, rtol=1e-9, atol=1e-9)
+    # soft_label changes TP for soft targets, and equals the product form for hard ones
+    plain = pl.soft_confusion(backend.asarray(p), backend.asarray(t), from_logits=False)
+    assert not np.allclose(to_numpy(plain[0])[[3, 1]], to_numpy(got[0]))
+    hard = np.moveaxis(np.eye(C)[random_labels(rng, (N, H, W), C)], -1, 1)
+    a = pl.soft_confusion(backend.asarray(p), backend.asarray(hard), from_logits=False, soft_label=True)
+    b = pl.soft_confusion(backend.asarray(p), backend.asarray(hard), from_logits=False)
+    for g, w in zip(a, b, strict=True):
+        assert_close(g, to_numpy(w), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("label_dtype", ["uint8", "int16", "int32", "int64"])
+def test_soft_confusion_accepts_any_label_width(backend, rng, label_dtype):
+    ignore = 255 if label_dtype == "uint8" else -1
+    x, t = make_inputs(rng, "multiclass", ignore_index=ignore)
+    got = pl.soft_confusion(backend.asarray(x), backend.asarray(t.astype(label_dtype)), ignore_index=ignore,
+                            per_image=True)
+    want = ref_stats(*ref_inputs(x, t, mode="multiclass", ignore_index=ignore), per_image=True)
+    assert_close(got[0], want[0], rtol=1e-9, atol=1e-9)
+
+
+def test_binary_targets_may_be_bool_int_or_float(backend, rng):
+    x, t = make_inputs(rng, "binary")
+    want = pl.dice_loss(backend.asarray(x), backend.asarray(t), mode="binary")
+    for dtype in ("bool", "int32"):
+        got = pl.dice_loss(backend.asarray(x), backend.asarray(t.astype(dtype)), mode="binary")
+        assert_close(got, to_numpy(want), rtol=1e-12)
+    # binary mode takes (N, ...) with or without the channel axis
+    got = pl.dice_loss(backend.asarray(x[:, 0]), backend.asarray(t[:, 0]), mode="binary")
+    assert_close(got, to_numpy(want), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- #
+# The overlap losses
+# --------------------------------------------------------------------------- #
+
+LOSSES = ["dice_loss", "jaccard_loss", "tversky_loss", "focal_tversky_loss", "log_cosh_dice_loss", "mcc_loss"]
+DEFAULTS = {"focal_tversky_loss": {"alpha": 0.3, "beta": 0.7, "gamma": 0.75}}
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize(("mode", "target", "reduction"), [
+    (m, t, r) for (m, t), r in zip(CASES, ["none", "mean", "sum", "none", "mean"], strict=True)
+], ids=CASE_IDS)
+def test_losses_match_reference(backend, rng, name, mode, target, reduction):
+    class_axis = -1 if target == "onehot" else 1
+    per_image = reduction == "none" and mode != "binary"
+    x, t = make_inputs(rng, mode, class_axis=class_axis, target=target)
+    got = getattr(pl, name)(backend.asarray(x), backend.asarray(t), mode=mode, class_axis=class_axis,
+                            per_image=per_image, reduction=reduction)
+    stats = ref_stats(*ref_inputs(x, t, mode=mode, class_axis=class_axis), per_image=per_image)
+    want = ref_reduce(ref_region(name, stats, **DEFAULTS.get(name, {})), None, reduction)
+    assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_losses_with_every_option(backend, rng, name):
+    """ignore_index, classes, weight, smooth, eps, per_image and the loss's own options at once."""
+    x, t = make_inputs(rng, "multiclass", class_axis=-1, ignore_index=-1)
+    weight = [0.5, 2.0, 1.0, 0.25]
+    own = {"tversky_loss": {"alpha": 0.2, "beta": 0.9, "gamma": 1.5},
+           "focal_tversky_loss": {"alpha": 0.6, "beta": 0.4, "gamma": 0.5}}.get(name, {})
+    got = getattr(pl, name)(backend.asarray(x), backend.asarray(t), class_axis=-1, ignore_index=-1, classes=[0, 2, 3],
+                            weight=weight, smooth=0.7, eps=1e-3, per_image=True, **own)
+    stats = ref_stats(*ref_inputs(x, t, mode="multiclass", class_axis=-1, ignore_index=-1), per_image=True)
+    want = ref_reduce(ref_region(name, stats[..., [0, 2, 3]], smooth=0.7, eps=1e-3, **own), [0.5, 1.0, 0.25], "mean")
+    assert_close(got, want, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["dice_loss", "jaccard_loss"])
+def test_log_loss_squared_and_soft_label(backend, rng, name):
+    x, t = make_inputs(rng, "multiclass", target="probabilities")
+    xs, ts = backend.asarray(x), backend.asarray(t)
+    p, tt, v = ref_inputs(x, t, mode="multiclass")
+    got = getattr(pl, name)(xs, ts, log_loss=True, soft_label=True, smooth=0.1, reduction="none")
+    want = ref_region(name, ref_stats(p, tt, v, soft_label=True), smooth=0.1, log_loss=True)
+    assert_close(got, want, rtol=1e-9)
+    if name == "dice_loss":
+        got = pl.dice_loss(xs, ts, squared=True, reduction="none")
+        assert_close(got, ref_region(name, ref_stats(p, tt, v, squared=True)), rtol=1e-9)
+
+
+@pytest.mark.parametrize(("weight_type", "reduction"), [("square", "none"), ("simple", "mean"), ("uniform", "sum")])
+@pytest.mark.parametrize("per_image", [False, True])
+def test_generalized_dice_matches_reference(backend, rng, weight_type, per_image, reduction):
+    x, t = make_inputs(rng, "multiclass", ignore_index=-1)
+    t[0][t[0] == 2] = 1  # class 2 absent from sample 0: an infinite weight, replaced by the sample's largest
+    got = pl.generalized_dice_loss(backend.asarray(x), backend.asarray(t), weight_type=weight_type,
+                                   per_image=per_image, reduction=reduction, ignore_index=-1, smooth=1e-3)
+    tp, fp, fn, _ = ref_stats(*ref_inputs(x, t, mode="multiclass", ignore_index=-1), per_image=True)
+    if not per_image:
+        tp, fp, fn = (s.sum(axis=0, keepdims=True) for s in (tp, fp, fn))
+    losses = []
+    for i in range(tp.shape[0]):
+        g = tp[i] + fn[i]
+        safe = np.where(g > 0, g, 1.0)
+        w = {"square": 1 / safe**2, "simple": 1 / safe, "uniform": np.ones_like(g)}[weight_type]
+        w = np.where(g > 0, w, 0.0)
+        w = np.where(g > 0, w, w.max())
+        losses.append(1 - (2 * (w * tp[i]).sum() + 1e-3) / ((w * (2 * tp[i] + fp[i] + fn[i])).sum() + 1e-3))
+    losses = np.array(losses) if per_image else np.array(losses[0])
+    want = {"none": losses, "sum": losses.sum(), "mean": losses.mean()}[reduction]
+    assert_close(got, want, rtol=1e-9)
+
+
+# --------------------------------------------------------------------------- #
+# Compounds
+# --------------------------------------------------------------------------- #
+
+
+def ref_ce(x, t, mode, valid, weight=None):
+    """Mean CE over valid pixels (softmax, torch's weighted mean) or BCE over valid elements, and its sum."""
+    p, tt, v = x
+    if mode == "multiclass":
+        w = np.ones(p.shape[1]) if weight is None else np.asarray(weight)
+        pix_valid = v[:, 0]
+        per_pixel = -(w[:, None] * tt * np.log(p)).sum(axis=1)
+        den = (w[:, None] * tt).sum(axis=1)[pix_valid].sum() if weight is not None else pix_valid.sum()
+        return per_pixel[pix_valid].sum(), den
+    bce = -(tt * np.log(p) + (1 - tt) * np.log(1 - p))
+    return bce[v].sum(), v.sum()
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "binary", "multilabel"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_dice_cross_entropy_matches_reference(backend, rng, mode, reduction):
+    ignore = 255 if mode == "multiclass" else -1
+    x, t = make_inputs(rng, mode, ignore_index=ignore)
+    weight = [0.5, 2.0, 1.0, 0.25] if mode == "multiclass" else None
+    got = pl.dice_cross_entropy_loss(backend.asarray(x), backend.asarray(t), mode=mode, ignore_index=ignore,
+                                     lambda_dice=0.7, lambda_ce=1.3, smooth=1e-5, weight=weight, reduction=reduction,
+                                     per_image=True)
+    inp = ref_inputs(x, t, mode=mode, ignore_index=ignore)
+    dice = ref_reduce(ref_region("dice_loss", ref_stats(*inp, per_image=True), smooth=1e-5), weight, reduction)
+    total, den = ref_ce(inp, t, mode, inp[2], weight)
+    assert_close(got, 0.7 * dice + 1.3 * (total / den if reduction == "mean" else total), rtol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "binary"])
+def test_dice_focal_matches_reference(backend, rng, mode):
+    x, t = make_inputs(rng, mode, ignore_index=255)
+    got = pl.dice_focal_loss(backend.asarray(x), backend.asarray(t), mode=mode, ignore_index=255, gamma=1.5,
+                             alpha=0.3, lambda_focal=2.0)
+    p, tt, v = ref_inputs(x, t, mode=mode, ignore_index=255)
+    dice = ref_region("dice_loss", ref_stats(p, tt, v)).mean()
+    if mode == "multiclass":
+        a = np.array([0.7] + [0.3] * (C - 1))[None, :, None]
+        focal = -(a * tt * (1 - p) ** 1.5 * np.log(p)).sum(axis=1)[v[:, 0]].mean()
+    else:
+        pt = p * tt + (1 - p) * (1 - tt)
+        at = 0.3 * tt + 0.7 * (1 - tt)
+        focal = (-at * (1 - pt) ** 1.5 * np.log(pt))[v].mean()
+    assert_close(got, dice + 2.0 * focal, rtol=1e-9)
+
+
+@pytest.mark.parametrize(("mode", "target"), [("multiclass", "index"), ("multiclass", "probabilities"),
+                                              ("binary", "float")])
+def test_combo_matches_paper_formula(backend, rng, mode, target):
+    x, t = make_inputs(rng, mode, target=target)
+    got = pl.combo_loss(backend.asarray(x), backend.asarray(t), mode=mode, alpha=0.4, beta=0.8)
+    p, tt, v = ref_inputs(x, t, mode=mode)
+    wce = -(0.8 * tt * np.log(p) + 0.2 * (1 - tt) * np.log(1 - p)).mean()
+    dice_index = 1 - ref_region("dice_loss", ref_stats(p, tt, v))
+    # the paper: alpha * L_wce - (1 - alpha) * mean Dice; ours adds the constant (1 - alpha)
+    assert_close(got, 0.4 * wce - 0.6 * dice_index.mean() + 0.6, rtol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_bce_jaccard_matches_formula(backend, rng, mode):
+    x, t = make_inputs(rng, mode, ignore_index=-1)
+    got = pl.bce_jaccard_loss(backend.asarray(x), backend.asarray(t), mode=mode, alpha=0.3, ignore_index=-1)
+    inp = ref_inputs(x, t, mode=mode, ignore_index=-1)
+    total, den = ref_ce(inp, t, mode, inp[2])
+    jac = ref_region("jaccard_loss", ref_stats(*inp), log_loss=True).mean()
+    assert_close(got, 0.3 * total / den + 0.7 * jac, rtol=1e-9)
+
+
+# --------------------------------------------------------------------------- #
+# Edge cases: empty classes, all ignored, saturation, half precision
+# --------------------------------------------------------------------------- #
+
+ALL = [*LOSSES, "generalized_dice_loss", "dice_cross_entropy_loss", "dice_focal_loss", "combo_loss",
+       "bce_jaccard_loss"]
+REGION_ONLY = [*LOSSES, "generalized_dice_loss"]
+
+
+def _grad_finite(backend, f, x):
+    if backend.has_autodiff:
+        value, grad = backend.value_and_grad(f, backend.asarray(x))
+        assert_finite(value, grad)
+        return value, grad
+    value = f(backend.asarray(x))
+    assert_finite(value)
+    return to_numpy(value), None
+
+
+@pytest.mark.parametrize(("name", "smooth"), [(name, 0.0) for name in REGION_ONLY] + [("dice_loss", 1.0)])
+def test_class_empty_in_target_and_prediction_scores_zero(backend, rng, name, smooth):
+    """Probabilities exactly 0 and targets 0 for class 1: index 1, loss 0, finite gradients."""
+    t = random_binary(rng, (N, 3, H, W))
+    p = rng.uniform(0.05, 0.95, size=t.shape)
+    p[:, 1], t[:, 1] = 0.0, 0.0
+    p[:, 0], t[:, 0] = t[:, 0], t[:, 0]  # class 0 perfect too: loss 0 there
+    y = backend.asarray(t)
+
+    def f(z):
+        return getattr(pl, name)(z, y, mode="multilabel", from_logits=False, smooth=smooth, reduction="sum")
+
+    _grad_finite(backend, f, p)
+    if name != "generalized_dice_loss":
+        per_class = getattr(pl, name)(backend.asarray(p), y, mode="multilabel", from_logits=False, smooth=smooth,
+                                      reduction="none")
+        assert_close(to_numpy(per_class)[:2], np.zeros(2), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_all_ignored_gives_zero_loss_and_zero_gradient(backend, rng, name):
+    x = random_logits(rng, (2, 3, 4, 5))
+    t = np.full((2, 4, 5), 255)
+    y = backend.asarray(t)
+
+    def f(z):
+        return getattr(pl, name)(z, y, ignore_index=255)
+
+    value, grad = _grad_finite(backend, f, x)
+    assert_close(value, np.asarray(0.0))
+    if grad is not None:
+        assert_close(grad, np.zeros_like(x))
+
+
+@pytest.mark.parametrize(("name", "mode"), [(name, "multiclass") for name in ALL]
+                         + [(name, "binary") for name in ("dice_loss", *ALL[-4:])])
+def test_saturated_logits_are_finite(backend, rng, name, mode):
+    x, t = make_inputs(rng, mode)
+    x = np.sign(x) * 1e4
+    y = backend.asarray(t)
+    _grad_finite(backend, lambda z: getattr(pl, name)(z, y, mode=mode), x)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_empty_target_masks_are_finite(backend, rng, name):
+    x = random_logits(rng, (2, 1, 4, 5))
+    y = backend.asarray(np.zeros(x.shape))
+    _grad_finite(backend, lambda z: getattr(pl, name)(z, y, mode="binary"), x)
+
+
+@pytest.mark.parametrize(("half", "name"), [("float16", name) for name in ALL]
+                         + [("bfloat16", name) for name in ("dice_loss", "mcc_loss", "dice_cross_entropy_loss")])
+def test_half_precision_returns_input_dtype(backend, rng, half, name):
+    if not hasattr(backend.xp, half) or (half == "bfloat16" and backend.name in ("numpy", "array_api_strict")):
+        pytest.skip(f"{backend.name} has no {half}")
+    x, t = make_inputs(rng, "multiclass")
+    dtype = backend.float_dtype(half)
+    got = getattr(pl, name)(backend.asarray(x, dtype=dtype), backend.asarray(t))
+    assert got.dtype == dtype
+    want = getattr(pl, name)(backend.asarray(x, dtype=backend.xp.float32), backend.asarray(t))
+    assert_close(got, to_numpy(want), rtol=2e-2, atol=1e-2)
+
+
+def test_soft_confusion_half_precision_gives_float32(backend, rng):
+    if not hasattr(backend.xp, "float16"):
+        pytest.skip(f"{backend.name} has no float16")
+    x, t = make_inputs(rng, "multiclass")
+    tp, _, _ = pl.soft_confusion(backend.asarray(x, dtype=backend.xp.float16), backend.asarray(t))
+    assert tp.dtype == backend.xp.float32
+
+
+# --------------------------------------------------------------------------- #
+# Gradients
+# --------------------------------------------------------------------------- #
+
+
+GRAD_CASES = {
+    "dice_loss": {"smooth": 0.5},
+    "jaccard_loss": {"log_loss": True},
+    "tversky_loss": {"alpha": 0.3, "beta": 0.7, "gamma": 1.7},
+    "focal_tversky_loss": {},
+    "log_cosh_dice_loss": {"per_image": True},
+    "mcc_loss": {"smooth": 1e-3},
+    "generalized_dice_loss": {"per_image": True},
+    "dice_cross_entropy_loss": {"weight": [0.5, 2.0, 1.0]},
+    "dice_focal_loss": {"alpha": 0.25},
+    "combo_loss": {"beta": 0.7},
+    "bce_jaccard_loss": {},
+}
+
+
+@pytest.mark.parametrize("name", list(GRAD_CASES))
+def test_gradients_match_finite_differences(backend, rng, name):
+    x = random_logits(rng, (2, 3, 3, 2), scale=1.0)
+    labels = random_labels(rng, (2, 3, 2), 3, ignore_index=-1, ignore_share=0.15)
+    y = backend.asarray(labels)
+    backend.check_grad(lambda z: getattr(pl, name)(z, y, ignore_index=-1, **GRAD_CASES[name]), x)
+
+
+def test_gradients_for_soft_targets_and_sigmoid_modes(backend, rng):
+    x = random_logits(rng, (2, 3, 3, 2), scale=1.0)
+    t = random_probabilities(rng, x.shape, -1)
+    y = backend.asarray(t)
+    backend.check_grad(lambda z: pl.dice_loss(z, y, mode="multilabel", class_axis=-1, soft_label=True), x)
+    backend.check_grad(lambda z: pl.tversky_loss(z, y, mode="binary", alpha=0.9, beta=0.1), x)
+
+
+# --------------------------------------------------------------------------- #
+# Bad input
+# --------------------------------------------------------------------------- #
+
+
+def test_bad_inputs(backend, rng):
+    x, t = make_inputs(rng, "multiclass")
+    xs, ts = backend.asarray(x), backend.asarray(t)
+    with pytest.raises(ValueError, match="dice_loss: mode must be one of"):
+        pl.dice_loss(xs, ts, mode="softmax")
+    with pytest.raises(ValueError, match="jaccard_loss: reduction must be one of"):
+        pl.jaccard_loss(xs, ts, reduction=None)
+    with pytest.raises(ValueError, match="integer y_true must have the shape of y_pred without its class axis"):
+        pl.dice_loss(xs, backend.asarray(t[:, :-1]))
+    with pytest.raises(ValueError, match="y_true must have the shape of y_pred"):
+        pl.dice_loss(xs, backend.asarray(random_binary(rng, (N, C, H, W + 1))), mode="multilabel")
+    with pytest.raises(ValueError, match="needs at least 2 classes"):
+        pl.dice_loss(xs[:, :1, ...], backend.asarray(np.zeros((N, H, W), dtype=np.int64)))
+    with pytest.raises(ValueError, match="tversky_loss: gamma must be >= 0"):
+        pl.tversky_loss(xs, ts, gamma=-1.0)
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
+        pl.focal_tversky_loss(xs, ts, alpha=-0.1)
+    with pytest.raises(ValueError, match="smooth must be >= 0"):
+        pl.dice_loss(xs, ts, smooth=-1.0)
+    for bad in ([], [0, 0], [4], [-1], "all", [1.5]):
+        with pytest.raises(ValueError, match="classes must be a non-empty sequence"):
+            pl.dice_loss(xs, ts, classes=bad)
+    with pytest.raises(ValueError, match="classes applies to mode 'multiclass' or 'multilabel'"):
+        pl.dice_loss(xs[:, :1, ...], backend.asarray(random_binary(rng, (N, 1, H, W))), mode="binary", classes=[0])
+    with pytest.raises(ValueError, match=r"weight must have shape \(4,\)"):
+        pl.dice_loss(xs, ts, weight=[1.0, 2.0])
+    with pytest.raises(ValueError, match="class_axis must be 1 or -1"):
+        pl.dice_loss(xs, ts, class_axis=2)
+    with pytest.raises(ValueError, match="weight_type must be one of"):
+        pl.generalized_dice_loss(xs, ts, weight_type="log")
+    with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum'"):
+        pl.dice_cross_entropy_loss(xs, ts, reduction="none")
+    with pytest.raises(ValueError, match="lambda_ce must be >= 0"):
+        pl.dice_cross_entropy_loss(xs, ts, lambda_ce=-1.0)
+    with pytest.raises(ValueError, match="combo_loss: beta must lie in"):
+        pl.combo_loss(xs, ts, beta=1.5)
+    with pytest.raises(ValueError, match="all_reduce needs per_image=False"):
+        pl.dice_loss(xs, ts, per_image=True, all_reduce=lambda s: s)
+    with pytest.raises(TypeError, match="all_reduce must be a callable"):
+        pl.dice_loss(xs, ts, all_reduce=3)
+    with pytest.raises(TypeError, match="y_pred must have a real floating dtype"):
+        pl.dice_loss(ts, ts)
+    with pytest.raises(TypeError, match="integer class indices or floating"):
+        pl.dice_loss(xs, backend.asarray(t > 0))
+    with pytest.raises(ValueError, match="ignore_index applies to integer"):
+        pl.dice_loss(xs, backend.asarray(np.moveaxis(np.eye(C)[t], -1, 1)), ignore_index=0)
+
+
+def test_out_of_range_labels(backend, rng):
+    if backend.is_jax:
+        pytest.skip("value checks are skipped under jax.jit (every polyloss call is jitted in tests)")
+    x, t = make_inputs(rng, "multiclass")
+    t[0, 0, 0] = C
+    with pytest.raises(ValueError, match=r"y_true labels must lie in \[0, 4\)"):
+        pl.dice_loss(backend.asarray(x), backend.asarray(t))
+    b = random_binary(rng, (N, 1, H, W)).astype(np.int64)
+    b[0, 0, 0, 0] = 2
+    with pytest.raises(ValueError, match=r"y_true labels must lie in \[0, 2\)"):
+        pl.dice_loss(backend.asarray(b.astype(np.float64)), backend.asarray(b), mode="binary")
+
+
+# --------------------------------------------------------------------------- #
+# torch.compile
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("name", [*ALL, "soft_confusion"])
+def test_torch_compile_fullgraph_matches_eager(backend, rng, name):
+    if not backend.is_torch:
+        pytest.skip("torch.compile applies to the torch backends only")
+    import torch
+
+    fn = getattr(pl, name)
+    x = random_logits(rng, (2, 3, 4, 5))
+    y = backend.asarray(random_labels(rng, (2, 4, 5), 3, ignore_index=-1))
+
+    def loss(z):
+        out = fn(z, y, ignore_index=-1)
+        return out[0].sum() if isinstance(out, tuple) else out
+
+    torch._dynamo.reset()
+    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
+    want_value, want_grad = backend.value_and_grad(loss, backend.asarray(x))
+    got_value, got_grad = backend.value_and_grad(compiled, backend.asarray(x))
+    assert_close(got_value, want_value, rtol=1e-6)
+    assert_close(got_grad, want_grad, rtol=1e-6, atol=1e-9)
