@@ -93,9 +93,10 @@ def tests_jax_gpu(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["cpu"])
 def lint(session: nox.Session) -> None:
-    """ruff over everything."""
-    session.install("ruff")
+    """ruff over everything; mypy over the package (settings in pyproject.toml)."""
+    session.install(".", "ruff", "mypy")
     session.run("ruff", "check", ".")
+    session.run("mypy")
 
 
 @nox.session(python=PYTHON, tags=["cpu"])

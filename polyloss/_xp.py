@@ -497,9 +497,10 @@ def _sliced_max_along(x: Array, axis: int, size: int, pad_value: float | None, *
     edge = xp.full((*x.shape[:axis], half, *x.shape[axis + 1 :]), fill, dtype=x.dtype, device=device(x))
     padded = xp.concat([edge, x, edge], axis=axis)
     lead = (slice(None),) * axis
-    out = padded[(*lead, slice(0, n), ...)]
-    for shift in range(1, size):
-        out = xp.maximum(out, padded[(*lead, slice(shift, shift + n), ...)])
+    windows = [(*lead, slice(shift, shift + n), ...) for shift in range(size)]
+    out = padded[windows[0]]
+    for window in windows[1:]:
+        out = xp.maximum(out, padded[window])
     return out
 
 

@@ -272,8 +272,9 @@ class _Classes(NamedTuple):
     from_logits: bool
     axis: int  # the class axis, non-negative
     num_classes: int
-    labels: Array | None  # integer targets without the class axis, ignored ones replaced by 0
-    target: Array | None  # floating targets, same shape as x
+    # Exactly one of labels / target is set, the other is None (typed Array: mypy cannot see the invariant).
+    labels: Array  # integer targets without the class axis, ignored ones replaced by 0
+    target: Array  # floating targets, same shape as x
     valid: Array | None  # per-pixel mask (no class axis) when ignore_index is set
     dtype: Any
     xp: ModuleType

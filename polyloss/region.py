@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from . import _checks as checks
 from ._reduce import as_float, class_weights, promote, reduce_classes, restore, safe_divide
@@ -78,8 +78,9 @@ class _Inputs(NamedTuple):
     x: Array  # y_pred in the compute dtype, original shape
     p: Array  # probabilities, 3-D layout
     axis: int  # class axis of the 3-D layout: 1 or 2
-    labels: Array | None  # multiclass integer targets (N, M), ignored ones replaced by 0
-    t: Array | None  # floating targets, 3-D layout, ignored ones zeroed
+    # Exactly one of labels / t is set, the other is None (typed Array: mypy cannot see the invariant).
+    labels: Array  # multiclass integer targets (N, M), ignored ones replaced by 0
+    t: Array  # floating targets, 3-D layout, ignored ones zeroed
     valid: Array | None  # mask of non-ignored entries: (N, M) for labels, 3-D for t
     num_classes: int
     mode: str
@@ -151,7 +152,7 @@ class _Stats(NamedTuple):
     fp: Array
     fn: Array
     n: Array  # valid pixels (elements of the channel) per (sample,) class
-    extra: Array | None  # reduced extra sums (a compound's pixel-wise term)
+    extra: Array  # reduced extra sums (a compound's pixel-wise term); None for a plain region loss
 
 
 def _statistics(
@@ -695,7 +696,7 @@ def generalized_dice_loss(
 # --------------------------------------------------------------------------- #
 
 
-def _pixel_sum(inp: _Inputs, binary: Callable[..., Array], multiclass: Callable[..., Array] | None = None) -> Array:
+def _pixel_sum(inp: _Inputs, binary: Callable[..., Array], multiclass: Callable[..., Array]) -> Array:
     """The summed pixel-wise term, as a 1-element array (it joins the all-reduced statistics).
 
     ``binary(x, t)`` gives per-element losses (sigmoid modes; ignored entries
@@ -856,11 +857,12 @@ def dice_focal_loss(
     _check_common(fn, smooth, eps, reduction)
     if mode != "multiclass" and not (alpha is None or isinstance(alpha, int | float)):
         raise ValueError(f"{fn}: alpha must be a scalar or None with mode={mode!r}, got {alpha!r}")
+    sigmoid_alpha = cast(float | None, alpha)  # used only in the sigmoid modes, where it was checked just above
 
     def focal(inp: _Inputs) -> Array:
         return _pixel_sum(
             inp,
-            lambda x, t: sigmoid_focal_loss(x, t, alpha=alpha, gamma=gamma, from_logits=from_logits,
+            lambda x, t: sigmoid_focal_loss(x, t, alpha=sigmoid_alpha, gamma=gamma, from_logits=from_logits,
                                             reduction="none"),
             lambda inp: softmax_focal_loss(inp.x, y_true, alpha=alpha, gamma=gamma, class_axis=class_axis,
                                            from_logits=from_logits, ignore_index=ignore_index, reduction="sum"),
