@@ -6,8 +6,10 @@ jax-gpu, cupy. A backend that cannot run here is skipped with the reason.
 
 On JAX, every public polyloss function is wrapped in ``jax.jit`` for the
 duration of each test of a module that declares ``lazy_xp_modules = [pl]``
-(``array_api_extra.testing.patch_lazy_xp_functions``); ``test_compile.py``
-compares ``jax.jit`` with eager for every export.
+(``array_api_extra.testing.patch_lazy_xp_functions``): every family's module
+does, so the JAX session checks values, gradients and edge cases of the
+jitted functions; ``test_compile.py`` (which does not) compares ``jax.jit``
+with eager for every export.
 
 Inputs are random on every run; the seed is printed (shown on failure) and
 ``POLYLOSS_SEED`` replays it.

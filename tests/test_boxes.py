@@ -10,6 +10,9 @@ from helpers import assert_close, assert_finite, to_numpy
 
 import polyloss as pl
 
+# patch_lazy_xp_functions (tests/conftest.py) searches these modules: pl.<name> runs under jax.jit on JAX
+lazy_xp_modules = [pl]
+
 FORMATS = ["xyxy", "xywh", "cxcywh"]
 REDUCTIONS = ["mean", "sum", "none"]
 EPS = 1e-7

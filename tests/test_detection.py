@@ -10,6 +10,9 @@ from helpers import assert_close, assert_finite, random_logits, to_numpy
 
 import polyloss as pl
 
+# patch_lazy_xp_functions (tests/conftest.py) searches these modules: pl.<name> runs under jax.jit on JAX
+lazy_xp_modules = [pl]
+
 REDUCTIONS = ["mean", "sum", "none"]
 VARIANCES = (0.1, 0.2)
 

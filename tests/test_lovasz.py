@@ -9,6 +9,9 @@ from helpers import assert_close, assert_finite, random_labels, random_logits, t
 import polyloss as pl
 from polyloss import _xp
 
+# patch_lazy_xp_functions (tests/conftest.py) searches these modules: pl.<name> runs under jax.jit on JAX
+lazy_xp_modules = [pl]
+
 # --------------------------------------------------------------------------- #
 # The reference algorithm (Berman et al. 2018, Alg. 1): one row at a time,
 # ignored pixels removed, float64; values and the Lovasz-extension gradient.

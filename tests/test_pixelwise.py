@@ -18,6 +18,9 @@ from helpers import (
 
 import polyloss as pl
 
+# patch_lazy_xp_functions (tests/conftest.py) searches these modules: pl.<name> runs under jax.jit on JAX
+lazy_xp_modules = [pl]
+
 # --------------------------------------------------------------------------- #
 # float64 references, written from the formulas (independent of polyloss)
 # --------------------------------------------------------------------------- #
