@@ -24,9 +24,9 @@ TEST = ".[test]"
 
 
 def _pytest(session: nox.Session, backends: str) -> None:
-    """The backend-matrix tests (the peers' own parity tests have their own session)."""
+    """The backend-matrix tests (the peers' own parity tests have their own session), one worker per core."""
     session.run(
-        "python", "-m", "pytest", "tests", "--ignore=tests/parity", *session.posargs,
+        "python", "-m", "pytest", "tests", "--ignore=tests/parity", "-n", "auto", *session.posargs,
         env={"POLYLOSS_BACKENDS": backends},
     )
 
