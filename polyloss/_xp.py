@@ -64,23 +64,19 @@ __all__ = [
 ]
 
 
-_BACKENDS: dict[str, str] = {}
-
-
 def _backend(xp: ModuleType) -> str:
-    """Which fast path a namespace gets: 'torch', 'jax', 'numpy' or 'generic' (memoised by name)."""
-    kind = _BACKENDS.get(xp.__name__)
-    if kind is None:
-        if is_torch_namespace(xp):
-            kind = "torch"
-        elif is_jax_namespace(xp):
-            kind = "jax"
-        elif is_numpy_namespace(xp) and _scipy_special is not None:
-            kind = "numpy"
-        else:
-            kind = "generic"
-        _BACKENDS[xp.__name__] = kind
-    return kind
+    """Which fast path a namespace gets: 'torch', 'jax', 'numpy' or 'generic'.
+
+    Not memoised: the checks are name comparisons (tens of ns), and a cache
+    mutated while ``torch.compile`` traces costs a recompilation.
+    """
+    if is_torch_namespace(xp):
+        return "torch"
+    if is_jax_namespace(xp):
+        return "jax"
+    if is_numpy_namespace(xp) and _scipy_special is not None:
+        return "numpy"
+    return "generic"
 
 
 def _torch() -> ModuleType:

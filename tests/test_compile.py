@@ -174,6 +174,10 @@ def test_compiled_equals_eager(backend, rng, name):
         compiled = _leaves(compiled_call(*inputs))
     for got, want in zip(compiled, eager, strict=True):
         assert_close(got, to_numpy(want), rtol=1e-9, atol=1e-9)
+    # A second call on new tensors of the same shapes reuses the graph (no state mutated while tracing).
+    again = [inputs[0].detach().clone().requires_grad_(differentiable), *inputs[1:]]
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        compiled_call(*again)
 
 
 @pytest.mark.parametrize("name", ["cross_entropy", "dice_loss", "lovasz_softmax_loss", "giou_loss"])
