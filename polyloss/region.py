@@ -5,7 +5,7 @@ TP, FP, FN, plus the count of valid pixels), lets ``all_reduce`` sum them
 across devices, forms an overlap index per class and reduces over classes
 with ``_reduce.reduce_classes``. Integer targets never become a float one-hot:
 TP is the prediction gathered at each pixel's label and summed per label
-(``_xp.bincount``), FP and FN follow from the per-class sums of predictions
+(``_xp.class_sums``), FP and FN follow from the per-class sums of predictions
 and labels. Compounds add a pixel-wise term from ``pixelwise``.
 
 Shared options: ``mode`` ("binary", "multilabel", "multiclass"),
@@ -19,7 +19,6 @@ both target and prediction scores index 1 (loss 0) whatever ``smooth``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple, cast
@@ -29,8 +28,8 @@ from ._reduce import as_float, class_weights, promote, reduce_classes, restore, 
 from ._xp import (
     Array,
     array_namespace,
-    bincount,
     clamped_log,
+    class_sums,
     device,
     log_softmax,
     sigmoid,
@@ -172,11 +171,11 @@ def _statistics(
     pix = 3 - inp.axis  # the pixel axis of the 3-D layout
     m = p.shape[pix]
     if inp.labels is not None:
-        tp, count, n = _label_sums(inp, per_image=per_image)
-        psum = xp.sum(_mask(inp, p * p if squared else p), axis=pix)
-        if not per_image:
-            psum = xp.sum(psum, axis=0)
-        tsum = count
+        psum, tp, tsum, n = _label_sums(inp, per_image=per_image)
+        if squared:
+            psum = xp.sum(_mask(inp, p * p), axis=pix)
+            if not per_image:
+                psum = xp.sum(psum, axis=0)
     else:
         t = inp.t
         pm = _mask(inp, p)
@@ -213,38 +212,15 @@ def _mask(inp: _Inputs, v: Array) -> Array:
     return inp.xp.where(valid, v, 0)
 
 
-# Pixels per bin of the scatter-add: a scatter adds each bin's values one after another, which in float32
-# drifts by about 1e-3 over 10^5 pixels; short runs, then a (pairwise) sum over them, keep TP at rounding level.
-_CHUNK = 256
-
-
-def _label_sums(inp: _Inputs, *, per_image: bool) -> tuple[Array, Array, Array]:
-    """TP, label counts and valid counts per (sample,) class for integer labels, without a one-hot.
-
-    TP_c is the probability at each pixel's label added into bin c
-    (``_xp.bincount``). Bins are kept per sample and per run of ``_CHUNK``
-    pixels, then summed; ignored pixels go to an extra bin C that is dropped.
-    """
-    xp, p, c, labels = inp.xp, inp.p, inp.num_classes, inp.labels
-    num, m = labels.shape
-    index_dtype = xp.__array_namespace_info__().default_dtypes(device=device(p))["indexing"]
-    if labels.dtype != index_dtype:  # room for the extra bin and the offsets
-        labels = xp.astype(labels, index_dtype)
-    p_at_label = xp.squeeze(take_along_axis(p, xp.expand_dims(labels, axis=inp.axis), axis=inp.axis, xp=xp),
-                            axis=inp.axis)
-    bins = labels if inp.valid is None else xp.where(inp.valid, labels, c)
-    width, runs = c + 1, -(-m // _CHUNK)
-    run_offset = (xp.arange(m, dtype=index_dtype, device=device(p)) // _CHUNK) * width  # small: (M,) and (N, 1)
-    sample_offset = xp.reshape(xp.arange(num, dtype=index_dtype, device=device(p)) * (runs * width), (num, 1))
-    bins = bins + (sample_offset + run_offset)
-    shape = (num, runs, width)
-    tp = xp.sum(xp.reshape(bincount(bins, length=math.prod(shape), weights=p_at_label, xp=xp), shape), axis=1)
-    count = xp.sum(xp.reshape(bincount(bins, length=math.prod(shape), dtype=p.dtype, xp=xp), shape), axis=1)
-    tp, count = tp[:, :c], count[:, :c]
+def _label_sums(inp: _Inputs, *, per_image: bool) -> tuple[Array, Array, Array, Array]:
+    """Sums of p, TP, label counts and valid counts per (sample,) class for integer labels (``_xp.class_sums``)."""
+    xp, c = inp.xp, inp.num_classes
+    bins = inp.labels if inp.valid is None else xp.where(inp.valid, inp.labels, c)
+    psum, tp, count = class_sums(inp.p, bins, inp.valid, axis=inp.axis, xp=xp)
     if not per_image:
-        tp, count = xp.sum(tp, axis=0), xp.sum(count, axis=0)
+        psum, tp, count = xp.sum(psum, axis=0), xp.sum(tp, axis=0), xp.sum(count, axis=0)
     n = xp.broadcast_to(xp.sum(count, axis=-1, keepdims=True), count.shape)
-    return tp, count, n
+    return psum, tp, count, n
 
 
 def _select(fn: str, st: _Stats, classes: Sequence[int] | None, num_classes: int, mode: str, *, xp: ModuleType
