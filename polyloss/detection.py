@@ -300,7 +300,8 @@ def _mine(conf_loss: Array, positive: Array, neg_pos_ratio: float, *, xp: Module
     key = xp.where(positive, -xp.inf, stop_gradient(conf_loss, xp=xp))
     k = xp.floor(neg_pos_ratio * xp.sum(xp.astype(positive, dtype), axis=-1, keepdims=True))
     values = xp.sort(key, axis=-1, descending=True, stable=False)
-    kth = take_along_axis(values, xp.astype(xp.clip(k - 1, 0, num_priors - 1), xp.int64), axis=-1, xp=xp)
+    index_dtype = xp.__array_namespace_info__().default_dtypes(device=device(values))["indexing"]
+    kth = take_along_axis(values, xp.astype(xp.clip(k - 1, 0, num_priors - 1), index_dtype), axis=-1, xp=xp)
     above = key > kth
     tied = key == kth
     room = k - xp.sum(xp.astype(above, dtype), axis=-1, keepdims=True)
