@@ -10,7 +10,7 @@ with ``class_axis=-1`` on raw logits and integer labels. Dice and Tversky weigh
 the background class 0.1 in their class mean (``weight=``): with equal weights
 they collapse to all-background on this data (``--losses dice-plain`` shows it).
 
-    python examples/demo.py                         # six losses, about 2 CPU-minutes
+    python examples/demo.py                         # six losses, under a minute on 2 idle CPU cores
     python examples/demo.py --losses dice,ce --steps 200
     python examples/demo.py --smoke                 # a few steps per loss (mostly compile time)
 

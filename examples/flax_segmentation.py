@@ -3,7 +3,7 @@
 Channels-last throughout (``class_axis=-1``); the whole training step (forward,
 loss, gradient, optax Adam update) is one ``jax.jit``-compiled function.
 
-    python examples/flax_segmentation.py                       # Dice + CE, a few minutes on 2 CPU cores
+    python examples/flax_segmentation.py                       # Dice + CE, 400 steps, about 20 s on 2 CPU cores
     python examples/flax_segmentation.py --loss lovasz_softmax_loss
     python examples/flax_segmentation.py --smoke               # a few steps
 
