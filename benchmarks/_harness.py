@@ -14,6 +14,7 @@ import importlib
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,8 +115,20 @@ class Table:
         return "\n".join(lines)
 
 
+# glibc returns freed large blocks to the OS and maps new ones fresh, so each large tensor costs page faults
+# that swing timings by 10-30% from run to run. Benchmarks run with both off (the same for every peer).
+STEADY_ALLOCATOR = {"MALLOC_TRIM_THRESHOLD_": str(1 << 32), "MALLOC_MMAP_THRESHOLD_": str(1 << 32)}
+
+
+def steady_allocator() -> None:
+    """Re-execute this script with ``STEADY_ALLOCATOR`` in the environment, unless it is there already."""
+    if any(os.environ.get(k) != v for k, v in STEADY_ALLOCATOR.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **STEADY_ALLOCATOR})
+
+
 def main(run: Callable[[bool], list[Table]], description: str | None) -> None:
     """The command line of a family script: ``--quick`` for small inputs; prints its tables."""
+    steady_allocator()
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small inputs, for a smoke run")
     for table in run(parser.parse_args().quick):
@@ -125,6 +138,8 @@ def main(run: Callable[[bool], list[Table]], description: str | None) -> None:
 def machine_description() -> str:
     parts = [platform.platform(), platform.processor() or platform.machine(), f"python {platform.python_version()}"]
     parts.append(f"{os.cpu_count()} logical CPUs")
+    if all(os.environ.get(k) == v for k, v in STEADY_ALLOCATOR.items()):
+        parts.append("glibc malloc trimming and mmap off (benchmarks/_harness.py)")
     versions = []
     for mod in ("numpy", "torch", "jax", "array_api_compat"):
         with contextlib.suppress(ImportError):

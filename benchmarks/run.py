@@ -12,12 +12,13 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from _harness import machine_description  # noqa: E402
+from _harness import machine_description, steady_allocator  # noqa: E402
 
 FAMILIES = ["pixelwise", "region", "lovasz", "distance", "detection"]
 
 
 def main() -> None:
+    steady_allocator()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small inputs, for a smoke run")
     parser.add_argument("--name", default="cpu", help="results file name (the machine)")
