@@ -328,15 +328,16 @@ def one_hot(labels: Array, /, *, num_classes: int, axis: int, dtype: Any, xp: Mo
     return xp.moveaxis(hot, -1, axis)
 
 
-def class_sums(p: Array, bins: Array, valid: Array | None, /, *, axis: int, xp: ModuleType
+def class_sums(p: Array, labels: Array, valid: Array | None, /, *, axis: int, xp: ModuleType
                ) -> tuple[Array, Array, Array]:
     """Per-sample, per-class sums for integer labels, without a float one-hot.
 
-    ``p`` is ``(N, C, M)`` or ``(N, M, C)`` (class ``axis`` 1 or 2), ``bins``
-    the ``(N, M)`` labels with ``C`` where a pixel is ignored, ``valid`` that
-    mask (or None). Returns ``(N, C)`` arrays in ``p``'s dtype: the sum of
-    ``p`` over valid pixels, the sum of ``p`` over the pixels labelled with
-    each class (differentiable in ``p``), and the pixel count of each class.
+    ``p`` is ``(N, C, M)`` or ``(N, M, C)`` (class ``axis`` 1 or 2),
+    ``labels`` ``(N, M)`` in ``[0, C)``, ``valid`` the mask of pixels that
+    count (or None). Returns ``(N, C)`` arrays in ``p``'s dtype: the sum of
+    ``p`` over valid pixels, the sum of ``p`` over the valid pixels labelled
+    with each class (both differentiable in ``p``), and the pixel count of
+    each class.
 
     A sequential float32 scatter-add drifts by about 1e-5 relative over 10^6
     values, so scatters accumulate in float64. torch: one custom autograd
@@ -346,28 +347,33 @@ def class_sums(p: Array, bins: Array, valid: Array | None, /, *, axis: int, xp: 
     class and sum (a tree reduction; XLA fuses the comparison into it).
     """
     kind = _backend(xp)
-    num, c, pix = bins.shape[0], p.shape[axis], 3 - axis
+    num, c, pix = labels.shape[0], p.shape[axis], 3 - axis
     if kind == "torch":
         torch = _torch()
         from ._torch_autograd import ClassSums
 
-        bins = bins.to(torch.int64)
-        total, labelled = ClassSums.apply(p, bins, valid, axis)
-        ones = torch.ones((), dtype=torch.float64, device=p.device).expand(bins.shape)
-        count = torch.zeros((num, c + 1), dtype=torch.float64, device=p.device).scatter_add(1, bins, ones)
-        return total, labelled, count[:, :c].to(p.dtype)
+        labels = labels.to(torch.int64)
+        total, labelled = ClassSums.apply(p, labels, valid, axis)
+        ones = torch.ones((), dtype=torch.float64, device=p.device).expand(labels.shape)
+        counted = ones if valid is None else valid.to(torch.float64)
+        count = torch.zeros((num, c), dtype=torch.float64, device=p.device).scatter_add(1, labels, counted)
+        return total, labelled, count.to(p.dtype)
     total = xp.sum(p if valid is None else xp.where(xp.expand_dims(valid, axis=axis), p, 0), axis=pix)
     if kind == "numpy":
         np = sys.modules["numpy"]
-        labels = np.minimum(bins, c - 1)  # ignored pixels: any class, sent to the dropped bin below
-        at_label = np.squeeze(np.take_along_axis(p, np.expand_dims(labels, axis), axis=axis), axis=axis)
-        flat = (np.asarray(bins, dtype=np.int64) + np.arange(num)[:, None] * (c + 1)).reshape(-1)
-        def per_class(weights: Array | None) -> Array:
-            sums = np.bincount(flat, weights=weights, minlength=num * (c + 1)).reshape(num, c + 1)[:, :c]
-            return xp.asarray(sums, dtype=p.dtype)
-        return total, per_class(at_label.reshape(-1)), per_class(None)
-    classes = xp.arange(c, device=device(p))  # default int: room for the ignored bin C
-    hits = xp.expand_dims(bins, axis=axis) == (xp.reshape(classes, (c, 1)) if axis == 1 else classes)
+        at_label = np.squeeze(take_along_axis(p, np.expand_dims(labels, axis), axis=axis, xp=xp), axis=axis)
+        flat = (np.asarray(labels, dtype=np.int64) + np.arange(num)[:, None] * c).reshape(-1)
+        weight = 1.0 if valid is None else valid
+
+        def per_class(w: Array) -> Array:
+            return xp.asarray(np.bincount(flat, weights=w.reshape(-1), minlength=num * c).reshape(num, c),
+                              dtype=p.dtype)
+
+        return total, per_class(at_label * weight), per_class(np.broadcast_to(weight, labels.shape))
+    classes = xp.reshape(xp.arange(c, device=device(p)), (c, 1) if axis == 1 else (c,))
+    hits = xp.expand_dims(labels, axis=axis) == classes
+    if valid is not None:
+        hits = hits & xp.expand_dims(valid, axis=axis)
     labelled = xp.sum(xp.where(hits, p, zero_like(p, xp=xp)), axis=pix)
     return total, labelled, xp.sum(xp.astype(hits, p.dtype), axis=pix)
 

@@ -214,9 +214,8 @@ def _mask(inp: _Inputs, v: Array) -> Array:
 
 def _label_sums(inp: _Inputs, *, per_image: bool) -> tuple[Array, Array, Array, Array]:
     """Sums of p, TP, label counts and valid counts per (sample,) class for integer labels (``_xp.class_sums``)."""
-    xp, c = inp.xp, inp.num_classes
-    bins = inp.labels if inp.valid is None else xp.where(inp.valid, inp.labels, c)
-    psum, tp, count = class_sums(inp.p, bins, inp.valid, axis=inp.axis, xp=xp)
+    xp = inp.xp
+    psum, tp, count = class_sums(inp.p, inp.labels, inp.valid, axis=inp.axis, xp=xp)
     if not per_image:
         psum, tp, count = xp.sum(psum, axis=0), xp.sum(tp, axis=0), xp.sum(count, axis=0)
     n = xp.broadcast_to(xp.sum(count, axis=-1, keepdims=True), count.shape)
