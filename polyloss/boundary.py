@@ -33,7 +33,7 @@ from ._xp import (
     softmax,
     stop_gradient,
 )
-from .distance import _any_spatial, _check_mask, _edt, _foreground
+from ._edt import any_spatial as _any_spatial, check_mask as _check_mask, edt as _edt, foreground as _foreground
 
 __all__ = ["boundary_iou", "boundary_iou_loss", "boundary_loss", "hausdorff_dt_loss", "soft_cldice_loss"]
 

@@ -13,8 +13,9 @@ import math
 from types import ModuleType
 
 from . import _checks as checks
+from ._box_ops import corners, pairwise_iou
 from ._reduce import promote, reduce_loss, restore
-from ._xp import Array, array_namespace, stop_gradient, unstack
+from ._xp import Array, array_namespace, stop_gradient
 
 __all__ = [
     "box_area",
@@ -26,37 +27,6 @@ __all__ = [
     "giou_loss",
     "iou_loss",
 ]
-
-Corners = tuple[Array, Array, Array, Array]
-
-
-def corners(boxes: Array, box_format: str, /, *, xp: ModuleType) -> Corners:
-    """``(x1, y1, x2, y2)``, each of shape ``boxes.shape[:-1]``, from boxes in ``box_format``."""
-    a, b, c, d = unstack(boxes, axis=-1, xp=xp)
-    if box_format == "xyxy":
-        return a, b, c, d
-    if box_format == "xywh":
-        return a, b, a + c, b + d
-    return a - 0.5 * c, b - 0.5 * d, a + 0.5 * c, b + 0.5 * d  # cxcywh, rounded as torchvision
-
-
-def centre_size(boxes: Array, box_format: str, /, *, xp: ModuleType) -> Corners:
-    """``(cx, cy, w, h)``, each of shape ``boxes.shape[:-1]``, from boxes in ``box_format``."""
-    if box_format == "cxcywh":
-        return unstack(boxes, axis=-1, xp=xp)
-    x1, y1, x2, y2 = corners(boxes, box_format, xp=xp)
-    return (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-
-
-def from_centre_size(cx: Array, cy: Array, w: Array, h: Array, box_format: str, /, *, xp: ModuleType) -> Array:
-    """Stack centre-size coordinates into boxes of ``box_format``."""
-    if box_format == "cxcywh":
-        return xp.stack((cx, cy, w, h), axis=-1)
-    x1, y1 = cx - 0.5 * w, cy - 0.5 * h
-    if box_format == "xywh":
-        return xp.stack((x1, y1, w, h), axis=-1)
-    return xp.stack((x1, y1, cx + 0.5 * w, cy + 0.5 * h), axis=-1)
-
 
 def box_convert(boxes: Array, /, *, in_fmt: str, out_fmt: str) -> Array:
     r"""Convert boxes ``(..., 4)`` between ``"xyxy"``, ``"xywh"`` and ``"cxcywh"``.
@@ -94,17 +64,6 @@ def box_area(boxes: Array, /, *, box_format: str = "xyxy") -> Array:
     if box_format == "xyxy":
         return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
     return boxes[..., 2] * boxes[..., 3]
-
-
-def pairwise_iou(a: Corners, b: Corners, /, *, xp: ModuleType) -> Array:
-    """IoU of every pair; ``a`` has a trailing singleton axis, ``b`` a second-to-last one."""
-    ax1, ay1, ax2, ay2 = a
-    bx1, by1, bx2, by2 = b
-    w = xp.clip(xp.minimum(ax2, bx2) - xp.maximum(ax1, bx1), 0, None)
-    h = xp.clip(xp.minimum(ay2, by2) - xp.maximum(ay1, by1), 0, None)
-    inter = w * h
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
-    return inter / xp.clip(union, xp.finfo(union.dtype).smallest_normal, None)  # 0 where the union is empty
 
 
 def box_iou(boxes1: Array, boxes2: Array, /, *, box_format: str = "xyxy") -> Array:

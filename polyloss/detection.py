@@ -15,10 +15,20 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from . import _checks as checks
+from ._box_ops import Corners, centre_size, corners, from_centre_size, pairwise_iou
 from ._reduce import promote, reduce_loss, restore, safe_divide
-from ._xp import Array, array_namespace, device, max_argmax, segment_max, stop_gradient, take_along_axis
-from .boxes import Corners, centre_size, corners, from_centre_size, pairwise_iou
-from .pixelwise import cross_entropy
+from ._xp import (
+    Array,
+    array_namespace,
+    device,
+    is_eager,
+    max_argmax,
+    segment_max,
+    softmax_nll,
+    stop_gradient,
+    take_along_axis,
+    value_range,
+)
 
 __all__ = [
     "balanced_l1_loss",
@@ -223,6 +233,18 @@ def _check_ground_truth(fn: str, gt_boxes: Array, gt_labels: Array, gt_valid: Ar
         raise ValueError(f"{fn}: gt_valid must have shape {want}, got {tuple(gt_valid.shape)}")
 
 
+def _check_gt_labels(fn: str, gt_labels: Array, gt_valid: Array, num_classes: int | None, *, xp: ModuleType) -> None:
+    """The labels of valid ground truth lie in ``[1, num_classes)`` (``None``: are >= 1); eager arrays only."""
+    if not is_eager(gt_labels) or 0 in gt_labels.shape:
+        return
+    low, high = value_range(xp.where(gt_valid, gt_labels, xp.ones_like(gt_labels)), xp=xp)
+    if num_classes is None and low < 1:
+        raise ValueError(f"{fn}: gt_labels of valid boxes must be >= 1 (0 is background), found {low}")
+    if num_classes is not None and (low < 1 or high >= num_classes):
+        raise ValueError(f"{fn}: gt_labels of valid boxes must lie in [1, {num_classes}) (0 is background), "
+                         f"found {low if low < 1 else high}")
+
+
 def _match(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, iou_threshold: float,
            box_format: str, prior_format: str, *, xp: ModuleType) -> tuple[Array, Array]:
     """Index of the ground truth matched to each prior (N, P) and the matched label (0: background).
@@ -285,6 +307,7 @@ def match_priors(
     checks.check_box_format(fn, "box_format", box_format)
     checks.check_box_format(fn, "prior_format", prior_format)
     checks.check_in_unit_interval(fn, "iou_threshold", iou_threshold)
+    _check_gt_labels(fn, gt_labels, gt_valid, None, xp=xp)
     g = promote(gt_boxes, xp=xp)
     p = priors if priors.dtype == g.dtype else xp.astype(priors, g.dtype)
     index, labels = _match(g, gt_labels, gt_valid, p, iou_threshold, box_format, prior_format, xp=xp)
@@ -382,7 +405,10 @@ def multibox_loss(
     checks.check_box_format(fn, "box_format", box_format)
     checks.check_box_format(fn, "prior_format", prior_format)
     v = _check_variances(fn, variances)
-    checks.check_labels(fn, xp.where(gt_valid, gt_labels, 0), conf_pred.shape[2], None, xp=xp)
+    num_classes = conf_pred.shape[2]
+    if num_classes < 2:
+        raise ValueError(f"{fn}: conf_pred must have C >= 2 classes (class 0 is background), got C = {num_classes}")
+    _check_gt_labels(fn, gt_labels, gt_valid, num_classes, xp=xp)
 
     loc = promote(loc_pred, xp=xp)
     conf = promote(conf_pred, xp=xp)
@@ -392,8 +418,8 @@ def multibox_loss(
     positive = labels > 0
     num_pos = xp.sum(xp.astype(positive, loc.dtype))
 
-    num_classes = conf.shape[2]  # CE on (N P, C) rows: the class axis contiguous, no transpose on torch
-    ce = xp.reshape(cross_entropy(xp.reshape(conf, (-1, num_classes)), xp.reshape(labels, (-1,)), reduction="none"),
+    # CE on (N P, C) rows: the class axis contiguous, no transpose on torch
+    ce = xp.reshape(softmax_nll(xp.reshape(conf, (-1, num_classes)), xp.reshape(labels, (-1,)), axis=1, xp=xp),
                     (n, num_priors))
     keep = positive | _mine(ce, positive, neg_pos_ratio, xp=xp)
     conf_sum = xp.sum(xp.where(keep, ce, 0))

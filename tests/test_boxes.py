@@ -330,3 +330,32 @@ def test_torch_compile_utilities(backend, rng):
     compiled = torch.compile(utilities, fullgraph=True, backend="aot_eager")
     for got, want in zip(compiled(a, b), utilities(a, b), strict=True):
         assert_close(got, to_numpy(want))
+
+
+# --------------------------------------------------------------------------- #
+# Private kernels stay behind private doors
+# --------------------------------------------------------------------------- #
+
+
+def test_box_and_distance_modules_publish_only_all_and_are_imported_by_it():
+    """boxes, distance and detection define no public name outside ``__all__``, and no module of the
+    package imports anything from them but their ``__all__`` (the box algebra lives in ``_box_ops``,
+    the EDT in ``_edt``)."""
+    import ast
+    import importlib
+    import inspect
+    from pathlib import Path
+
+    families = ("boxes", "distance", "detection")
+    for name in families:
+        module = importlib.import_module(f"polyloss.{name}")
+        defined = {k for k, v in vars(module).items() if not k.startswith("_")
+                   and (inspect.isfunction(v) or inspect.isclass(v)) and v.__module__ == module.__name__}
+        assert defined <= set(module.__all__), f"polyloss.{name} publishes {sorted(defined - set(module.__all__))}"
+    package = Path(pl.__file__).parent
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module in families:
+                public = set(importlib.import_module(f"polyloss.{node.module}").__all__)
+                imported = {alias.name for alias in node.names}
+                assert imported <= public, f"{path.name} imports {sorted(imported - public)} from {node.module}"
