@@ -140,9 +140,11 @@ def _check_variances(fn: str, variances: Sequence[float]) -> tuple[float, float]
 
 
 def _encode(box: Corners, prior: Corners, v: tuple[float, float], *, xp: ModuleType) -> Array:
-    """SSD offsets from centre-size coordinates of boxes and priors."""
+    """SSD offsets from centre-size coordinates of boxes and priors; sizes clipped below at the smallest normal."""
     cx, cy, w, h = box
     pcx, pcy, pw, ph = prior
+    tiny = xp.finfo(w.dtype).smallest_normal
+    w, h = xp.clip(w, tiny, None), xp.clip(h, tiny, None)
     return xp.stack(
         ((cx - pcx) / (v[0] * pw), (cy - pcy) / (v[0] * ph), xp.log(w / pw) / v[1], xp.log(h / ph) / v[1]), axis=-1
     )
@@ -163,7 +165,9 @@ def encode_boxes(
 
     ``boxes`` (..., 4) in ``box_format`` and ``priors`` (..., 4) in
     ``prior_format`` broadcast against each other. ``decode_boxes`` inverts it.
-    Zero-size boxes give -inf size offsets. Peers: ssd.pytorch's ``encode``
+    Widths and heights at or below 0 are clipped to the smallest normal number
+    before the log, so degenerate boxes give finite (very negative) size
+    offsets. Peers: ssd.pytorch's ``encode``
     (boxes xyxy, priors cxcywh, variances (0.1, 0.2)).
     """
     fn = "encode_boxes"
@@ -254,7 +258,11 @@ def _match(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, io
     """
     num_gt, num_priors = gt_boxes.shape[1], priors.shape[0]
     dev = device(gt_boxes)
-    gt = tuple(v[:, :, None] for v in corners(gt_boxes, box_format, xp=xp))  # (N, G, 1)
+    x1, y1, x2, y2 = corners(gt_boxes, box_format, xp=xp)
+    # a degenerate box (zero or negative width or height) is padding: it matches nothing and is not forced;
+    # a NaN coordinate is not degenerate, so NaN in gives NaN out
+    gt_valid = gt_valid & ~((x2 <= x1) | (y2 <= y1))
+    gt = (x1[:, :, None], y1[:, :, None], x2[:, :, None], y2[:, :, None])  # (N, G, 1)
     pr = tuple(v[None, None, :] for v in corners(priors, prior_format, xp=xp))  # (1, 1, P)
     iou = xp.where(gt_valid[:, :, None], pairwise_iou(gt, pr, xp=xp), -1)  # (N, G, P); padding never wins
     best_iou, best_gt = max_argmax(iou, axis=1, xp=xp)  # first maximum: the lowest ground-truth index wins ties
@@ -299,7 +307,9 @@ def match_priors(
     best prior are the first maxima (lowest index); when several ground truths
     claim the same prior the one of highest index keeps it (the order of SSD's
     loop). ``boxes`` is meaningful only where ``labels > 0``; an image with no
-    valid ground truth gets all background.
+    valid ground truth gets all background. A degenerate valid box (width or
+    height <= 0: a point, a line, or inverted corners) is treated as padding:
+    it matches nothing and is not forced (its offsets would be log 0).
     """
     fn = "match_priors"
     xp = array_namespace(gt_boxes, gt_labels, gt_valid, priors)

@@ -457,3 +457,45 @@ def test_torch_compile_fullgraph_matches_eager(backend, rng):
     compiled = torch.compile(utilities, fullgraph=True, backend="aot_eager")
     for g, w in zip(compiled(backend.asarray(loc)), utilities(backend.asarray(loc)), strict=True):
         np.testing.assert_array_equal(to_numpy(g), to_numpy(w))
+
+
+# --------------------------------------------------------------------------- #
+# Degenerate valid ground truth, edge sizes
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("kind", ["zero-width", "zero-height", "point", "inverted"])
+def test_degenerate_valid_box_is_treated_as_padding(backend, rng, kind):
+    """A valid box of zero or negative width/height matches nothing and is not forced (it would
+    encode to log 0): the result equals the oracle with that box marked invalid, finite, with a
+    finite gradient, and the real boxes keep their forced matches."""
+    loc, conf, boxes, labels, valid, priors = multibox_inputs(rng)
+    real = valid.copy()
+    x1, y1 = 0.4, 0.4
+    boxes[0, 1] = {"zero-width": (x1, y1, x1, 0.6), "zero-height": (x1, y1, 0.6, y1), "point": (x1, y1, x1, y1),
+                   "inverted": (0.6, y1, x1, 0.7)}[kind]
+    valid[0, 1], labels[0, 1] = True, 2
+    real[0, 1] = False
+    # every prior has IoU 0 with the degenerate box, so it claimed prior 0, the best prior of ground truth 0
+    boxes[0, 0] = cxcywh_to_xyxy(priors[0])
+    args = [backend.asarray(a) for a in (boxes, labels, valid, priors)]
+    _, got_labels = pl.match_priors(*args)
+    _, want_labels = match_oracle(boxes, labels, real, priors)
+    assert_close(got_labels, want_labels)
+    got = pl.multibox_loss(backend.asarray(loc), backend.asarray(conf), *args)
+    assert_close(got, np.array(multibox_oracle(loc, conf, boxes, labels, real, priors)), rtol=1e-10)
+    if backend.has_autodiff:
+        value, grad = backend.value_and_grad(lambda x: pl.multibox_loss(x, backend.asarray(conf), *args),
+                                             backend.asarray(loc))
+        assert_finite(value)
+        assert_finite(grad)
+
+
+def test_encode_boxes_is_finite_for_degenerate_boxes(backend):
+    """Widths and heights at or below 0 are clipped to the smallest normal number before the log."""
+    boxes = np.array([[0.2, 0.2, 0.2, 0.5], [0.2, 0.2, 0.5, 0.2], [0.5, 0.5, 0.2, 0.2], [0.1, 0.1, 0.4, 0.6]])
+    priors = np.tile(np.array([[0.3, 0.3, 0.2, 0.2]]), (4, 1))
+    got = to_numpy(pl.encode_boxes(backend.asarray(boxes), backend.asarray(priors)))
+    assert np.all(np.isfinite(got))
+    assert np.all(got[:3, 2:][[0, 1, 2, 2], [0, 1, 0, 1]] < -100)  # a tiny size: a very negative log offset
+    assert_close(got[3], encode_one(boxes[3], priors[3]), rtol=1e-6)
