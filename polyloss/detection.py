@@ -139,6 +139,19 @@ def _check_variances(fn: str, variances: Sequence[float]) -> tuple[float, float]
     return float(variances[0]), float(variances[1])
 
 
+def _check_broadcast(fn: str, boxes_name: str, boxes: Array, priors: Array) -> None:
+    """The leading axes of ``boxes`` and ``priors`` broadcast against each other (one prior per box)."""
+    a, b = tuple(boxes.shape[:-1]), tuple(priors.shape[:-1])
+    width = max(len(a), len(b))
+    a, b = (1,) * (width - len(a)) + a, (1,) * (width - len(b)) + b
+    if any(m != n and 1 not in (m, n) for m, n in zip(a, b, strict=True)):
+        raise ValueError(
+            f"{fn}: {boxes_name} {tuple(boxes.shape)} and priors {tuple(priors.shape)} must broadcast against "
+            f"each other (one prior per box), got leading shapes {tuple(boxes.shape[:-1])} and "
+            f"{tuple(priors.shape[:-1])}; for every box against every prior use match_priors"
+        )
+
+
 def _encode(box: Corners, prior: Corners, v: tuple[float, float], *, xp: ModuleType) -> Array:
     """SSD offsets from centre-size coordinates of boxes and priors; sizes clipped below at the smallest normal."""
     cx, cy, w, h = box
@@ -177,6 +190,7 @@ def encode_boxes(
     checks.check_box_format(fn, "box_format", box_format)
     checks.check_box_format(fn, "prior_format", prior_format)
     v = _check_variances(fn, variances)
+    _check_broadcast(fn, "boxes", boxes, priors)
     b = promote(boxes, xp=xp)
     p = priors if priors.dtype == b.dtype else xp.astype(priors, b.dtype)
     offsets = _encode(centre_size(b, box_format, xp=xp), centre_size(p, prior_format, xp=xp), v, xp=xp)
@@ -203,6 +217,7 @@ def decode_boxes(
     checks.check_box_format(fn, "box_format", box_format)
     checks.check_box_format(fn, "prior_format", prior_format)
     v = _check_variances(fn, variances)
+    _check_broadcast(fn, "offsets", offsets, priors)
     t = promote(offsets, xp=xp)
     p = priors if priors.dtype == t.dtype else xp.astype(priors, t.dtype)
     pcx, pcy, pw, ph = centre_size(p, prior_format, xp=xp)
@@ -258,6 +273,10 @@ def _match(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, io
     """
     num_gt, num_priors = gt_boxes.shape[1], priors.shape[0]
     dev = device(gt_boxes)
+    if num_priors == 0:  # nothing to match: empty (N, 0) results
+        index_dtype = xp.__array_namespace_info__().default_dtypes(device=dev)["indexing"]
+        empty = (gt_boxes.shape[0], 0)
+        return xp.zeros(empty, dtype=index_dtype, device=dev), xp.zeros(empty, dtype=gt_labels.dtype, device=dev)
     x1, y1, x2, y2 = corners(gt_boxes, box_format, xp=xp)
     # a degenerate box (zero or negative width or height) is padding: it matches nothing and is not forced;
     # a NaN coordinate is not degenerate, so NaN in gives NaN out
@@ -330,6 +349,8 @@ def _mine(conf_loss: Array, positive: Array, neg_pos_ratio: float, *, xp: Module
     """Rank selection without a second sort: every negative above the k-th largest loss, then the
     first (lowest-index) negatives tied with it until k are kept; positives sort last as -inf."""
     dtype, num_priors = conf_loss.dtype, conf_loss.shape[-1]
+    if num_priors == 0:  # no prior, no negative
+        return xp.zeros(conf_loss.shape, dtype=xp.bool, device=device(conf_loss))
     key = xp.where(positive, -xp.inf, stop_gradient(conf_loss, xp=xp))
     k = xp.floor(neg_pos_ratio * xp.sum(xp.astype(positive, dtype), axis=-1, keepdims=True))
     values = xp.sort(key, axis=-1, descending=True, stable=False)
@@ -358,7 +379,10 @@ def hard_negative_mining(conf_loss: Array, positive: Array, /, *, neg_pos_ratio:
     checks.check_floating(fn, "conf_loss", conf_loss, xp=xp)
     if positive.dtype != xp.bool:
         raise TypeError(f"{fn}: positive must be a boolean mask, got dtype {positive.dtype}")
-    checks.check_same_shape(fn, conf_loss, positive)
+    if tuple(positive.shape) != tuple(conf_loss.shape):
+        raise ValueError(
+            f"{fn}: positive must have the shape of conf_loss {tuple(conf_loss.shape)}, got {tuple(positive.shape)}"
+        )
     checks.check_nonnegative(fn, "neg_pos_ratio", neg_pos_ratio)
     if conf_loss.ndim < 1:
         raise ValueError(f"{fn}: conf_loss must have shape (..., P), got a 0-d array")

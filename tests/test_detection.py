@@ -499,3 +499,54 @@ def test_encode_boxes_is_finite_for_degenerate_boxes(backend):
     assert np.all(np.isfinite(got))
     assert np.all(got[:3, 2:][[0, 1, 2, 2], [0, 1, 0, 1]] < -100)  # a tiny size: a very negative log offset
     assert_close(got[3], encode_one(boxes[3], priors[3]), rtol=1e-6)
+
+
+def test_edge_sizes_give_clear_errors_or_empty_results(backend, rng):
+    """Shapes that cannot pair boxes with priors are errors naming the function and its arguments;
+    zero priors give empty matches, no mined negative and a MultiBox loss of 0."""
+    five, eight = backend.asarray(np.tile([0.1, 0.1, 0.4, 0.5], (5, 1))), backend.asarray(make_priors()[:8])
+    with pytest.raises(ValueError, match=r"encode_boxes: boxes \(5, 4\) and priors \(8, 4\) must broadcast"):
+        pl.encode_boxes(five, eight)
+    with pytest.raises(ValueError, match=r"decode_boxes: offsets \(5, 4\) and priors \(8, 4\) must broadcast"):
+        pl.decode_boxes(five, eight)
+    loss = backend.asarray(rng.random((2, 6)))
+    with pytest.raises(ValueError, match=r"hard_negative_mining: positive must have the shape of conf_loss \(2, 6\)"):
+        pl.hard_negative_mining(loss, backend.asarray(np.zeros((2, 5), dtype=bool)))
+    with pytest.raises(TypeError, match=r"hard_negative_mining: positive must be a boolean mask"):
+        pl.hard_negative_mining(loss, loss)
+
+    boxes, labels, valid = make_ground_truth(rng, n=2, g=3)
+    gt = [backend.asarray(a) for a in (boxes, labels, valid)]
+    none = backend.asarray(np.zeros((0, 4)))
+    matched, matched_labels = pl.match_priors(*gt, none)
+    assert tuple(matched.shape) == (2, 0, 4)
+    assert tuple(matched_labels.shape) == (2, 0)
+    mined = pl.hard_negative_mining(backend.asarray(np.zeros((2, 0))), backend.asarray(np.zeros((2, 0), dtype=bool)))
+    assert tuple(mined.shape) == (2, 0)
+    conf = backend.asarray(np.zeros((2, 0, 5)))
+    assert_close(pl.multibox_loss(backend.asarray(np.zeros((2, 0, 4))), conf, *gt, none), np.array(0.0))
+
+
+def test_empty_batch_gives_zero_mean_with_zero_gradient(backend, rng):
+    """N = 0: every regression loss and multibox_loss give 0 for a mean (sum), the empty array for "none"."""
+    empty = np.zeros((0, 4))
+    for name in ("smooth_l1_loss", "huber_loss", "balanced_l1_loss"):
+        fn = getattr(pl, name)
+        assert_close(fn(backend.asarray(empty), backend.asarray(empty)), np.array(0.0))
+        assert tuple(fn(backend.asarray(empty), backend.asarray(empty), reduction="none").shape) == (0, 4)
+    priors = backend.asarray(make_priors())
+    p = priors.shape[0]
+    gt = [backend.asarray(np.zeros((0, 3, 4))), backend.asarray(np.zeros((0, 3), dtype=np.int64)),
+          backend.asarray(np.zeros((0, 3), dtype=bool))]
+    matched, matched_labels = pl.match_priors(*gt, priors)
+    assert tuple(matched.shape) == (0, p, 4)
+    assert tuple(matched_labels.shape) == (0, p)
+    conf = backend.asarray(np.zeros((0, p, 5)))
+    loc = backend.asarray(np.zeros((0, p, 4)))
+    assert_close(pl.multibox_loss(loc, conf, *gt, priors), np.array(0.0))
+    if backend.has_autodiff:
+        value, grad = backend.value_and_grad(lambda x: pl.multibox_loss(x, conf, *gt, priors), loc)
+        assert_close(value, np.array(0.0))
+        assert grad.shape == (0, p, 4)
+        value, grad = backend.value_and_grad(lambda x: pl.smooth_l1_loss(x, x * 2), backend.asarray(empty))
+        assert_close(value, np.array(0.0))
