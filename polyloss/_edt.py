@@ -26,29 +26,36 @@ Sampling = float | Sequence[float] | None
 CHUNK_ELEMENTS = 1 << 22  # scratch per chunk of the exact minimum along an axis
 
 
-def spatial_ndim_of(fn: str, name: str, x: Array, spatial_ndim: int | None) -> int:
-    """The number of trailing spatial axes of mask ``x``: ``spatial_ndim``, or inferred from ``x.ndim``.
+def spatial_ndim_of(fn: str, name: str, x: Array, spatial_ndim: int | None, *, channels: bool = True) -> int:
+    """The number of trailing spatial axes of ``x``: ``spatial_ndim``, or inferred from ``x.ndim``.
 
-    The rule for ``spatial_ndim=None`` (masks are batched as every target of
-    the library: ``(N, *spatial)`` label maps or ``(N, C, *spatial)`` channels):
+    The rule for ``spatial_ndim=None`` follows the library's layouts: a batch
+    axis first, then (``channels=True``) possibly a channel axis, then 1 to 3
+    spatial axes. ``channels=False`` is for label maps, which have none.
 
-    - ``ndim`` 1 or 2: one 1-D or 2-D image, every axis spatial;
-    - ``ndim`` 3: ``(N, H, W)``, a batch of 2-D images;
-    - ``ndim`` 4: ambiguous, ``(N, D, H, W)`` volumes or ``(N, C, H, W)``
-      channels: a ValueError asks for ``spatial_ndim``;
-    - ``ndim`` 5: ``(N, C, D, H, W)``, 3-D volumes;
-    - ``ndim`` >= 6 or 0: a ValueError asks for ``spatial_ndim``.
+    ========  ===================================  ==============================
+    ``ndim``  ``channels=True`` (masks)            ``channels=False`` (labels)
+    ========  ===================================  ==============================
+    1, 2      one 1-D or 2-D image                 one 1-D or 2-D image
+    3         ``(N, H, W)``: 2                     ``(N, H, W)``: 2
+    4         ambiguous, ``(N, D, H, W)`` or       ``(N, D, H, W)``: 3
+              ``(N, C, H, W)``: ValueError
+    5         ``(N, C, D, H, W)``: 3               ambiguous: ValueError
+    other     ValueError                           ValueError
+    ========  ===================================  ==============================
 
-    An explicit ``spatial_ndim`` must be 1, 2 or 3 and at most ``x.ndim``.
+    A single volume ``(D, H, W)`` therefore needs ``spatial_ndim=3`` (or a
+    batch axis). An explicit ``spatial_ndim`` must be 1, 2 or 3 and at most
+    ``x.ndim``.
     """
     if spatial_ndim is None:
-        inferred = {1: 1, 2: 2, 3: 2, 5: 3}.get(x.ndim)
+        rule = {1: 1, 2: 2, 3: 2, 5: 3} if channels else {1: 1, 2: 2, 3: 2, 4: 3}
+        inferred = rule.get(x.ndim)
         if inferred is None:
-            hint = (
-                "(N, D, H, W) volumes or (N, C, H, W) channels of 2-D images"
-                if x.ndim == 4
-                else "the spatial axes cannot be inferred from that rank"
-            )
+            if channels and x.ndim == 4:
+                hint = "(N, D, H, W) volumes or (N, C, H, W) channels of 2-D images"
+            else:
+                hint = "the spatial axes cannot be inferred from that rank"
             raise ValueError(
                 f"{fn}: {name} of shape {tuple(x.shape)} is ambiguous ({hint}); "
                 "pass spatial_ndim=2 or spatial_ndim=3 (the trailing axes that form one image)"
@@ -79,9 +86,11 @@ def spacing_of(fn: str, sampling: Sampling, spatial_ndim: int) -> tuple[float, .
     return tuple(float(v) for v in values)
 
 
-def check_mask(fn: str, name: str, mask: Array, spatial_ndim: int | None, *, xp: ModuleType) -> int:
+def check_mask(
+    fn: str, name: str, mask: Array, spatial_ndim: int | None, *, channels: bool = True, xp: ModuleType
+) -> int:
     """Validate a mask and return its number of spatial axes (see ``spatial_ndim_of``)."""
-    nd = spatial_ndim_of(fn, name, mask, spatial_ndim)
+    nd = spatial_ndim_of(fn, name, mask, spatial_ndim, channels=channels)
     if 0 in mask.shape[mask.ndim - nd :]:
         raise ValueError(f"{fn}: {name} must have non-empty spatial axes, got shape {tuple(mask.shape)}")
     if not (xp.isdtype(mask.dtype, "bool") or xp.isdtype(mask.dtype, ("integral", "real floating"))):

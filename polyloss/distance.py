@@ -29,7 +29,7 @@ def distance_transform(
     mask: Array,
     /,
     *,
-    spatial_ndim: int = 2,
+    spatial_ndim: int | None = None,
     sampling: Sampling = None,
     dtype: Any = None,
     native: bool = True,
@@ -58,7 +58,7 @@ def distance_transform(
     """
     fn = "distance_transform"
     xp = array_namespace(mask)
-    check_mask(fn, "mask", mask, spatial_ndim, xp=xp)
+    spatial_ndim = check_mask(fn, "mask", mask, spatial_ndim, xp=xp)
     spacing = spacing_of(fn, sampling, spatial_ndim)
     out = out_dtype(fn, mask, dtype, xp=xp)
     return edt(foreground(mask, xp=xp), spacing=spacing, dtype=out, native=native, xp=xp)
@@ -68,7 +68,7 @@ def signed_distance_map(
     mask: Array,
     /,
     *,
-    spatial_ndim: int = 2,
+    spatial_ndim: int | None = None,
     sampling: Sampling = None,
     dtype: Any = None,
     native: bool = True,
@@ -92,7 +92,7 @@ def signed_distance_map(
     """
     fn = "signed_distance_map"
     xp = array_namespace(mask)
-    check_mask(fn, "mask", mask, spatial_ndim, xp=xp)
+    spatial_ndim = check_mask(fn, "mask", mask, spatial_ndim, xp=xp)
     spacing = spacing_of(fn, sampling, spatial_ndim)
     out = out_dtype(fn, mask, dtype, xp=xp)
     fg = foreground(mask, xp=xp)
@@ -110,7 +110,7 @@ def unet_weight_map(
     w0: float = 10.0,
     sigma: float = 5.0,
     class_weight: Sequence[float] | None = None,
-    spatial_ndim: int = 2,
+    spatial_ndim: int | None = None,
     sampling: Sampling = None,
     dtype: Any = None,
     native: bool = True,
@@ -136,7 +136,7 @@ def unet_weight_map(
     """
     fn = "unet_weight_map"
     xp = array_namespace(instance_labels)
-    check_mask(fn, "instance_labels", instance_labels, spatial_ndim, xp=xp)
+    spatial_ndim = check_mask(fn, "instance_labels", instance_labels, spatial_ndim, channels=False, xp=xp)
     if not xp.isdtype(instance_labels.dtype, "integral"):
         raise TypeError(f"{fn}: instance_labels must have an integer dtype, got {instance_labels.dtype}")
     if isinstance(num_instances, bool) or not isinstance(num_instances, int) or num_instances < 0:

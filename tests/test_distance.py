@@ -254,6 +254,53 @@ def test_unet_weight_map_bad_input(backend, rng):
 
 
 # --------------------------------------------------------------------------- #
+# Spatial axes: a volume is a volume (spatial_ndim=None infers them from the layout)
+# --------------------------------------------------------------------------- #
+
+
+def test_volumes_are_volumes_by_default(backend, rng):
+    """(N, C, D, H, W) masks and (N, D, H, W) instance labels are read as 3-D volumes, against scipy in 3-D."""
+    mask = random_mask(rng, (2, 2, 5, 6, 7), share=0.8)
+    got = pl.distance_transform(backend.asarray(mask))
+    assert_close(got, edt_reference(mask, 3), rtol=tol(backend, got), atol=1e-5)
+    got = pl.signed_distance_map(backend.asarray(mask))
+    assert_close(got, sdm_reference(mask, 3), rtol=tol(backend, got), atol=1e-5)
+    labels = np.stack([random_instances(rng, (5, 9, 8), 3) for _ in range(2)])  # (N, D, H, W)
+    got = pl.unet_weight_map(backend.asarray(labels), num_instances=3)
+    assert_close(got, unet_reference(labels, 3, 10.0, 5.0, None, 3), rtol=tol(backend, got), atol=1e-6)
+
+
+def test_batches_of_images_stay_images_and_volumes_stack_the_right_way(backend, rng):
+    """(N, H, W) is a batch of 2-D images; a volume constant along D has the 2-D distances of its slice
+    on every slice (the nearest zero lies in the same slice), and spatial_ndim=2 reads it slice by slice."""
+    images = random_mask(rng, (3, 8, 9), share=0.8)
+    got = pl.distance_transform(backend.asarray(images))
+    assert_close(got, edt_reference(images, 2), rtol=tol(backend, got), atol=1e-5)
+    volume = np.repeat(images[:, None], 4, axis=1)[:, None]  # (N, C=1, D=4, H, W), constant along D
+    want = np.repeat(edt_reference(images, 2)[:, None], 4, axis=1)[:, None]
+    got = pl.distance_transform(backend.asarray(volume))
+    assert_close(got, want, rtol=tol(backend, got), atol=1e-5)
+    labels = random_instances(rng, (3, 9, 8), 3)
+    slices = pl.unet_weight_map(backend.asarray(labels[None]), num_instances=3, spatial_ndim=2)
+    assert_close(slices, unet_reference(labels, 3, 10.0, 5.0, None, 2)[None], rtol=tol(backend, slices), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["distance_transform", "signed_distance_map"])
+def test_ambiguous_layouts_ask_for_spatial_ndim(backend, rng, name):
+    fn = getattr(pl, name)
+    mask = backend.asarray(random_mask(rng, (2, 3, 5, 6)))
+    with pytest.raises(ValueError, match=rf"{name}: mask of shape \(2, 3, 5, 6\) is ambiguous .*"
+                                         r"\(N, D, H, W\) volumes or \(N, C, H, W\).*pass spatial_ndim=2 or"):
+        fn(mask)
+    assert tuple(fn(mask, spatial_ndim=3).shape) == (2, 3, 5, 6)
+    with pytest.raises(ValueError, match=rf"{name}: mask of shape \(1, 2, 3, 4, 5, 6\) is ambiguous"):
+        fn(backend.asarray(np.ones((1, 2, 3, 4, 5, 6), dtype=bool)))
+    labels = backend.asarray(np.zeros((1, 1, 2, 3, 4), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"unet_weight_map: instance_labels of shape \(1, 1, 2, 3, 4\) is ambiguous"):
+        pl.unet_weight_map(labels, num_instances=1)
+
+
+# --------------------------------------------------------------------------- #
 # torch.compile(fullgraph=True)
 # --------------------------------------------------------------------------- #
 
