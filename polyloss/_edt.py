@@ -182,4 +182,4 @@ def edt(fg: Array, /, *, spacing: tuple[float, ...], dtype: Any, native: bool, x
     for k in range(2, nd + 1):
         g = _min_along(g, -k, spacing[-k], xp=xp)
     # an image with a zero has every squared distance < diag^2; one without has all >= diag^2
-    return xp.sqrt(xp.clip(g, None, far2))
+    return xp.sqrt(xp.where(g < far2, g, far2))  # not clip: far2 is symbolic under torch.compile(dynamic=True)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
 from array_api_compat import (
     array_namespace,
     device,
+    is_cupy_namespace,
     is_jax_namespace,
     is_lazy_array,
     is_numpy_namespace,
@@ -525,24 +527,83 @@ def default_float(xp: ModuleType, dev: Any) -> Any:
 
 
 def native_distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleType) -> Array | None:
-    """SciPy's exact EDT of boolean ``fg`` over its trailing ``len(sampling)`` axes, or ``None``.
+    """A host kernel's exact EDT of boolean ``fg`` over its trailing ``len(sampling)`` axes, or ``None``.
 
-    ``None`` where no native kernel serves this namespace (only NumPy with
-    SciPy has one). Leading axes are looped over, one C call per image: a
-    single call with a long spacing on a batch axis is exact too but about
-    2.5x slower. An image without zeros gets SciPy's value (measured from
-    outside the image); the caller replaces it. Returns float64.
+    - NumPy: ``scipy.ndimage.distance_transform_edt``, one C call per image
+      (a single call with a long spacing on a batch axis is exact too but
+      about 2.5x slower);
+    - torch CPU tensors: the same SciPy kernel registered as the custom op
+      ``polyloss::distance_transform_edt`` (with a fake kernel), so eager
+      calls run it directly and ``torch.compile`` puts one opaque node in
+      the graph, for static and dynamic shapes, instead of tracing a host call;
+    - CuPy: ``cupyx.scipy.ndimage.distance_transform_edt`` per image.
+
+    ``None`` elsewhere (JAX, torch on other devices, array-api-strict, no
+    SciPy): the caller takes the array-API path. An image without zeros gets
+    the kernel's value (measured from outside the image); the caller replaces
+    it. Returns float64 (float32 for CuPy's kernel, which computes in float32)
+    on ``fg``'s device.
     """
-    if not is_numpy_namespace(xp):
-        return None
+    nd = len(sampling)
+    if is_numpy_namespace(xp):
+        ndimage = _scipy_ndimage()
+        return None if ndimage is None else xp.asarray(_per_image_edt(ndimage, fg, sampling))
+    if is_torch_namespace(xp):
+        if fg.device.type != "cpu" or _scipy_ndimage() is None:
+            return None
+        return _torch_edt_op()(fg, list(sampling))
+    if is_cupy_namespace(xp):  # pragma: no cover - needs a CUDA device
+        try:
+            import cupyx.scipy.ndimage as cupy_ndimage  # type: ignore[import-not-found]
+        except ImportError:
+            return None
+        images = xp.reshape(fg, (-1, *fg.shape[fg.ndim - nd :]))
+        out = xp.stack([cupy_ndimage.distance_transform_edt(image, sampling=sampling) for image in images])
+        return xp.reshape(out, fg.shape)
+    return None
+
+
+def _scipy_ndimage() -> ModuleType | None:
     try:
         import scipy.ndimage as ndimage
     except ImportError:  # pragma: no cover - exercised only where SciPy is absent
         return None
+    return ndimage
+
+
+def _per_image_edt(ndimage: Any, fg: Any, sampling: Sequence[float]) -> Any:
+    """SciPy's EDT of each image of a NumPy-convertible boolean array, as a float64 NumPy array."""
     np = sys.modules["numpy"]
     nd = len(sampling)
     images = np.reshape(np.asarray(fg), (-1, *fg.shape[fg.ndim - nd :]))
     out = np.empty(images.shape, dtype=np.float64)
     for image, dist in zip(images, out, strict=True):
-        ndimage.distance_transform_edt(image, sampling=sampling, distances=dist)
-    return xp.asarray(np.reshape(out, fg.shape))
+        ndimage.distance_transform_edt(image, sampling=tuple(sampling), distances=dist)
+    return np.reshape(out, fg.shape)
+
+
+_TORCH_EDT_OP: Any = None
+
+
+def _torch_edt_op() -> Any:
+    """The custom op ``polyloss::distance_transform_edt(Tensor fg, float[] sampling) -> Tensor`` (float64).
+
+    Registered on first use (the package imports no framework eagerly).
+    """
+    global _TORCH_EDT_OP
+    if _TORCH_EDT_OP is None:
+        torch = _torch()
+
+        def kernel(fg: Any, sampling: list[float]) -> Any:
+            return torch.from_numpy(_per_image_edt(_scipy_ndimage(), fg.numpy(), sampling))
+
+        def fake(fg: Any, sampling: list[float]) -> Any:
+            return fg.new_empty(fg.shape, dtype=torch.float64)
+
+        op = torch.library.custom_op(
+            "polyloss::distance_transform_edt", kernel, mutates_args=(), device_types="cpu",
+            schema="(Tensor fg, float[] sampling) -> Tensor",
+        )
+        op.register_fake(fake)
+        _TORCH_EDT_OP = op
+    return _TORCH_EDT_OP

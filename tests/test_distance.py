@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import assert_close, to_numpy
+from helpers import assert_close, random_labels, random_logits, to_numpy
 
 import polyloss as pl
 
@@ -321,3 +321,60 @@ def test_torch_compile_fullgraph_matches_eager(backend, rng, name):
     torch._dynamo.reset()
     compiled = torch.compile(lambda m: fn(m, **options), fullgraph=True, backend="aot_eager")
     assert_close(compiled(x), to_numpy(fn(x, **options)), rtol=1e-6)
+
+
+def test_torch_cpu_tensors_take_the_scipy_kernel(backend, rng):
+    """Eager torch CPU tensors go to SciPy (as NumPy arrays do), through the registered custom op."""
+    if not backend.is_torch:
+        pytest.skip("the SciPy custom op serves torch CPU tensors")
+    import array_api_compat
+    import torch
+
+    from polyloss._xp import native_distance_transform
+
+    mask = random_mask(rng, (2, 9, 11))
+    x = backend.asarray(mask)
+    if x.device.type != "cpu":
+        pytest.skip("the SciPy kernel serves CPU tensors only")
+    got = native_distance_transform(x, sampling=(1.5, 1.0), xp=array_api_compat.array_namespace(x))
+    assert got is not None and got.dtype == torch.float64
+    want = np.stack([ndimage.distance_transform_edt(m, sampling=(1.5, 1.0)) for m in mask])
+    np.testing.assert_array_equal(to_numpy(got), want)  # the same kernel: bit for bit
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("dynamic", [None, True])
+def test_torch_compile_after_a_shape_change_and_dynamic(backend, rng, native, dynamic):
+    """fullgraph=True holds on a second shape (automatic dynamic shapes) and with dynamic=True: the host
+    kernel is one custom-op node the tracer never calls, the array-API path traces with symbolic shapes."""
+    if not backend.is_torch:
+        pytest.skip("torch.compile applies to the torch backends only")
+    import torch
+
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda m: pl.distance_transform(m, sampling=(1.5, 1.0), native=native),
+                             fullgraph=True, dynamic=dynamic, backend="aot_eager")
+    for shape in ((2, 7, 9), (3, 10, 6)):
+        mask = random_mask(rng, shape)
+        got = compiled(backend.asarray(mask))
+        assert_close(got, edt_reference(mask, 2, (1.5, 1.0)), rtol=tol(backend, got), atol=1e-5)
+
+
+@pytest.mark.parametrize("dynamic", [None, True])
+def test_torch_compile_hausdorff_dt_loss_after_a_shape_change(backend, rng, dynamic):
+    """hausdorff_dt_loss (a distance transform of the prediction in every call) compiles with fullgraph=True
+    on two shapes; value and gradient equal eager."""
+    if not backend.is_torch:
+        pytest.skip("torch.compile applies to the torch backends only")
+    import torch
+
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda x, y: pl.hausdorff_dt_loss(x, y), fullgraph=True, dynamic=dynamic,
+                             backend="aot_eager")
+    for shape in ((2, 3, 7, 9), (3, 3, 10, 6)):
+        x = backend.asarray(random_logits(rng, shape))
+        y = backend.asarray(random_labels(rng, (shape[0], *shape[2:]), shape[1]))
+        want = backend.value_and_grad(lambda z, y=y: pl.hausdorff_dt_loss(z, y), x)
+        got = backend.value_and_grad(lambda z, y=y: compiled(z, y), x)
+        assert_close(got[0], want[0], rtol=1e-6)
+        assert_close(got[1], want[1], rtol=1e-6, atol=1e-9)
