@@ -1,12 +1,14 @@
 """Distance transforms and boundary losses against their peers: medians of interleaved rounds.
 
-distance_transform on a batch of masks: polyloss on NumPy (SciPy per image
-underneath), its pure array-API path on NumPy, jax.jit (CPU) and torch eager,
-against ``scipy.ndimage.distance_transform_edt`` called per image.
+distance_transform on (2, n, n) images for n = 64 to 512 and (1, n, n, n)
+volumes for n = 64 to 128, so the growth is on the table: polyloss on NumPy
+and torch CPU (SciPy per image underneath), its pure array-API path on NumPy,
+torch and jax.jit (CPU), against ``scipy.ndimage.distance_transform_edt``
+called per image.
 The array-API path costs O(P log n) for the last axis plus O(P n) for each
-other axis (P pixels, n the axis length): for (8, 256, 256), about
-8 * 256 * 256 * 256 = 1.3e8 add-min operations, SciPy's O(P) algorithm about
-5e5 pixel visits, so the array-API path is bound to be slower on one core.
+other axis (P pixels, n the axis length): for (2, 512, 512), about
+2 * 512^3 = 2.7e8 add-min operations against SciPy's O(P) (5e5 pixel visits),
+so the array-API path is bound to be slower on one core and grows faster.
 
 Losses (forward + backward): polyloss vs MONAI in torch eager, and
 polyloss under jax.jit(value_and_grad).
@@ -36,34 +38,51 @@ def _blobs(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return field > 0
 
 
+SIZES_2D = (64, 128, 256, 512)
+SIZES_3D = (64, 96, 128)
+QUICK_2D = (64, 128)
+QUICK_3D = (32,)
+
+
 def _distance_table(quick: bool, rng: np.random.Generator) -> Table:
+    """Growth with the image size: (2, n, n) images and (1, n, n, n) volumes, every backend against SciPy."""
     ndimage = importlib.import_module("scipy.ndimage")
-    shape = (2, 64, 64) if quick else (8, 256, 256)
-    table = Table(f"distance_transform on a {shape} batch of masks", COMMAND + (" --quick" if quick else ""))
-    mask = _blobs(rng, shape)
-
-    def scipy_per_image() -> None:
-        np.stack([ndimage.distance_transform_edt(m) for m in mask])
-
-    peer = {"scipy.ndimage.distance_transform_edt per image": scipy_per_image}
-    table.add(f"distance_transform {shape}", "numpy", measure({
-        "polyloss": lambda: pl.distance_transform(mask), **peer}))
-    slow = {"rounds": 5, "warmup": 1}
-    table.add(f"distance_transform native=False {shape}", "numpy", measure({
-        "polyloss": lambda: pl.distance_transform(mask, native=False), **peer}, **slow))
+    table = Table("distance_transform: growth with the image size, against SciPy per image",
+                  COMMAND + (" --quick" if quick else ""))
     jax = optional_import("jax")
-    if jax is not None:
-        f = jax.jit(pl.distance_transform)
-        m = jax.numpy.asarray(mask)
-        table.add(f"distance_transform {shape}", "jax.jit (CPU)", measure({
-            "polyloss": lambda: jax.block_until_ready(f(m)), **peer}, **slow))
     torch = optional_import("torch")
-    if torch is not None:
-        t = torch.as_tensor(mask)
-        table.add(f"distance_transform {shape}", "torch eager", measure({
-            "polyloss": lambda: pl.distance_transform(t), **peer}, **slow))
-    table.notes.append("numpy: SciPy per image plus the diagonal fix for masks without zeros; "
-                       "jax/torch/native=False: the pure array-API path (float32 on jax/torch, float64 on numpy)")
+    shapes = [(2, n, n) for n in (QUICK_2D if quick else SIZES_2D)]
+    shapes += [(1, n, n, n) for n in (QUICK_3D if quick else SIZES_3D)]
+    slow = {"rounds": 3 if quick else 5, "warmup": 1}
+    for shape in shapes:
+        nd = len(shape) - 1
+        mask = _blobs(rng, shape)
+
+        def scipy_per_image(mask: np.ndarray = mask) -> None:
+            np.stack([ndimage.distance_transform_edt(m) for m in mask])
+
+        peer = {"scipy.ndimage.distance_transform_edt per image": scipy_per_image}
+        table.add(f"{shape}", "numpy (SciPy)", measure({
+            "polyloss": lambda mask=mask, nd=nd: pl.distance_transform(mask, spatial_ndim=nd), **peer}, **slow))
+        table.add(f"{shape} native=False", "numpy", measure({
+            "polyloss": lambda mask=mask, nd=nd: pl.distance_transform(mask, spatial_ndim=nd, native=False),
+            **peer}, **slow))
+        if torch is not None:
+            t = torch.as_tensor(mask)
+            table.add(f"{shape}", "torch eager (SciPy op)", measure({
+                "polyloss": lambda t=t, nd=nd: pl.distance_transform(t, spatial_ndim=nd), **peer}, **slow))
+            table.add(f"{shape} native=False", "torch eager", measure({
+                "polyloss": lambda t=t, nd=nd: pl.distance_transform(t, spatial_ndim=nd, native=False),
+                **peer}, **slow))
+        if jax is not None:
+            f = jax.jit(lambda m, nd=nd: pl.distance_transform(m, spatial_ndim=nd))
+            m = jax.numpy.asarray(mask)
+            table.add(f"{shape}", "jax.jit (CPU)", measure({
+                "polyloss": lambda f=f, m=m: jax.block_until_ready(f(m)), **peer}, **slow))
+    table.notes.append("numpy and torch CPU: SciPy per image plus the diagonal fix for masks without zeros "
+                       "(torch through the custom op polyloss::distance_transform_edt); native=False and "
+                       "jax: the array-API path, O(P log n) for the last axis plus O(P n) for each other axis "
+                       "(float32 on jax/torch, float64 on numpy)")
     return table
 
 
