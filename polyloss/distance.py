@@ -38,23 +38,50 @@ def distance_transform(
 
     D(x) = min_{y: mask(y) = 0} sqrt(sum_k ((x_k - y_k) s_k)^2),  0 where mask(x) = 0
 
-    The trailing ``spatial_ndim`` axes (1, 2 or 3) are the image; leading axes
-    are a batch. ``sampling`` is the spacing ``s_k``, a number or one per axis.
-    An image with no zero gets the length of its diagonal,
-    sqrt(sum_k (n_k s_k)^2), everywhere (finite, longer than any distance in
-    the image); an image of zeros gets zeros.
+    An image with no zero gets the length of its diagonal, sqrt(sum_k (n_k s_k)^2),
+    everywhere (finite, longer than any distance in the image); an image of
+    zeros gets zeros. The array-API path is exact and separable
+    (Felzenszwalb & Huttenlocher 2012): O(P log n_last + P (n_1 + ... +
+    n_{d-1})) for P elements, no pairwise O(P^2) step. No gradient flows.
 
-    Complexity: O(P log n_last + P (n_1 + ... + n_{d-1})) for P elements, the
-    last axis by a scan and every other axis by an exact chunked minimum; no
-    pairwise O(P^2) step. NumPy arrays use ``scipy.ndimage`` per image when
-    SciPy is importable; ``native=False`` forces the array-API path.
+    Args:
+        mask: bool, integer or floating array (nonzero is foreground),
+            ``(*batch, *spatial)``.
+        spatial_ndim: the number of trailing axes that form one image (1, 2 or
+            3), leading axes being a batch. ``None`` (default) infers it from
+            the layout: ``(H, W)`` and ``(N, H, W)`` are 2-D, ``(N, C, D, H, W)``
+            is 3-D; a 4-D mask, ``(N, D, H, W)`` or ``(N, C, H, W)``, is
+            ambiguous and raises (pass ``spatial_ndim``). See
+            ``docs/conventions.md``.
+        sampling: the spacing ``s_k`` of the grid, a positive number or one per
+            spatial axis; default 1.
+        dtype: the output's real floating dtype; default the mask's floating
+            dtype (at least float32), else the namespace's default float.
+        native: use a host kernel where one serves the array (SciPy for NumPy
+            and eager or compiled torch CPU tensors, cupyx for CuPy); ``False``
+            forces the exact array-API path (the one JAX and
+            array-api-strict always take).
 
-    ``mask``: bool, integer or floating (nonzero is foreground); no gradient.
-    Returns ``dtype`` (default: the mask's floating dtype, at least float32,
-    or the namespace's default float).
+    Returns:
+        The distances, ``mask``'s shape, in ``dtype``, on ``mask``'s device.
 
-    Peers: ``scipy.ndimage.distance_transformedt(mask, sampling)`` per image
-    (which measures an image with no zero from outside the image instead).
+    Raises:
+        ValueError: an ambiguous layout, ``spatial_ndim`` not 1, 2 or 3 or
+            above ``mask.ndim``, an empty spatial axis, a bad ``sampling``.
+        TypeError: a mask that is not bool, integer or real floating; a
+            ``dtype`` that is not real floating.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> mask = np.ones((1, 3, 4), dtype=bool); mask[0, 0, 0] = False
+        >>> round(float(pl.distance_transform(mask)[0, 2, 3]), 4)
+        3.6056
+
+    References:
+        Felzenszwalb & Huttenlocher, Distance transforms of sampled functions,
+        Theory of Computing 8, 2012. https://doi.org/10.4086/toc.2012.v008a019
+        Peer: ``scipy.ndimage.distance_transform_edt(mask, sampling)`` per image
+        (which measures an image with no zero from outside the image instead).
     """
     fn = "distance_transform"
     xp = array_namespace(mask)
@@ -85,10 +112,45 @@ def signed_distance_map(
     negative, every background element positive (>= s_min). This is the
     authors' ``one_hot2dist`` (``edt(~m) * ~m - (edt(m) - 1) * m``) for unit
     spacing. An image without foreground gets zeros (as in ``one_hot2dist``);
-    one without background gets -(diagonal - s_min) everywhere. Batched over
-    leading axes like ``distance_transform``; computed from ``mask`` only
-    (no gradient). Pass one channel per class of a one-hot target to get the
-    ``distance_map`` of ``boundary_loss``.
+    one without background gets -(diagonal - s_min) everywhere. Pass one
+    channel per class of a one-hot target, ``(N, C, H, W)`` with
+    ``spatial_ndim=2`` or ``(N, C, D, H, W)``, to get the ``distance_map`` of
+    ``boundary_loss``. No gradient flows.
+
+    Args:
+        mask: bool, integer or floating array (nonzero is foreground),
+            ``(*batch, *spatial)``.
+        spatial_ndim: the number of trailing axes that form one image (1, 2 or
+            3), leading axes being a batch. ``None`` (default) infers it from
+            the layout: ``(H, W)`` and ``(N, H, W)`` are 2-D, ``(N, C, D, H, W)``
+            is 3-D; a 4-D mask, ``(N, D, H, W)`` or ``(N, C, H, W)``, is
+            ambiguous and raises (pass ``spatial_ndim``). See
+            ``docs/conventions.md``.
+        sampling: the spacing ``s_k`` of the grid, a positive number or one per
+            spatial axis; default 1.
+        dtype: the output's real floating dtype; default the mask's floating
+            dtype (at least float32), else the namespace's default float.
+        native: use a host kernel where one serves the array (SciPy for NumPy
+            and eager or compiled torch CPU tensors, cupyx for CuPy); ``False``
+            forces the exact array-API path (the one JAX and
+            array-api-strict always take).
+
+    Returns:
+        phi, ``mask``'s shape, in ``dtype``, on ``mask``'s device.
+
+    Raises:
+        ValueError: as ``distance_transform``.
+        TypeError: as ``distance_transform``.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> mask = np.zeros((1, 5, 5), dtype=bool); mask[0, 1:4, 1:4] = True
+        >>> pl.signed_distance_map(mask)[0, 2].tolist()
+        [1.0, 0.0, -1.0, 0.0, 1.0]
+
+    References:
+        Kervadec et al., Boundary loss for highly unbalanced segmentation,
+        MIDL 2019. https://arxiv.org/abs/1812.07032
     """
     fn = "signed_distance_map"
     xp = array_namespace(mask)
@@ -119,20 +181,53 @@ def unet_weight_map(
 
     w(x) = w_c(x) + w0 exp(-(d1(x) + d2(x))^2 / (2 sigma^2)) [x is background]
 
-    ``instance_labels`` holds integer instance ids: 0 is background and
-    1..``num_instances`` are instances (an id absent from an image is
-    padding, so a fixed ``num_instances`` keeps shapes static under
-    ``jax.jit``). d1, d2 are the distances to the nearest and second-nearest
-    instance; as in the paper's use (separating touching cells) the border
-    term applies to background pixels only, and only in images with at least
-    two instances (else there is no second-nearest one and it is 0).
+    d1, d2 are the distances to the nearest and second-nearest instance; as in
+    the paper's use (separating touching cells) the border term applies to
+    background pixels only, and only in images with at least two instances
+    (else there is no second-nearest one and it is 0). An instance id absent
+    from an image is padding, so a fixed ``num_instances`` keeps shapes static
+    under ``jax.jit``. No gradient flows. Feed the result to ``weight=`` of
+    ``binary_cross_entropy`` on ``(N, 1, H, W)`` as ``w[:, None]``, or multiply
+    ``cross_entropy(..., reduction="none")`` by it.
 
-    ``class_weight``: ``(w_background, w_foreground)``, or ``None`` for
-    balanced weights per image, w_c = P / (2 P_c) (P pixels, P_c of class c;
-    a class absent from the image gets 1). Batched over leading axes; no
-    gradient. Returns the label map's shape: pass ``w[:, None]`` as
-    ``weight=`` of ``binary_cross_entropy`` on (N, 1, H, W), or multiply
-    ``cross_entropy(..., reduction="none")`` by ``w``.
+    Args:
+        instance_labels: integer instance ids ``(*batch, *spatial)``: 0 is
+            background, 1..``num_instances`` are instances.
+        num_instances: the largest id (a non-negative int).
+        w0: the border weight, >= 0; default 10.
+        sigma: the border width in pixels (or ``sampling`` units), > 0;
+            default 5.
+        class_weight: ``(w_background, w_foreground)``, or ``None`` (default)
+            for balanced weights per image, w_c = P / (2 P_c) (P pixels, P_c of
+            class c; a class absent from the image gets 1).
+        spatial_ndim: the number of trailing spatial axes (1, 2 or 3). ``None``
+            (default) infers it for label maps, which have no channel axis:
+            ``(H, W)`` and ``(N, H, W)`` are 2-D, ``(N, D, H, W)`` is 3-D;
+            other ranks raise (pass ``spatial_ndim``).
+        sampling: grid spacing, a positive number or one per spatial axis.
+        dtype: the output's real floating dtype; default the namespace's
+            default float.
+        native: as ``distance_transform``.
+
+    Returns:
+        The weights, ``instance_labels``' shape, in ``dtype``, on its device.
+
+    Raises:
+        ValueError: a bad ``num_instances``, ``w0``, ``sigma``,
+            ``class_weight``, ``sampling`` or layout; ids outside
+            ``[0, num_instances]`` (eager arrays).
+        TypeError: non-integer ``instance_labels``.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> labels = np.zeros((1, 1, 7), dtype=np.int64); labels[0, 0, :2] = 1; labels[0, 0, 5:] = 2
+        >>> w = pl.unet_weight_map(labels, num_instances=2, class_weight=(1.0, 1.0))  # 1 + 10 exp(-(2 + 2)^2 / 50)
+        >>> round(float(w[0, 0, 3]), 4)
+        8.2615
+
+    References:
+        Ronneberger et al., U-Net: Convolutional networks for biomedical image
+        segmentation, MICCAI 2015. https://arxiv.org/abs/1505.04597
     """
     fn = "unet_weight_map"
     xp = array_namespace(instance_labels)

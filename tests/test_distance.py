@@ -378,3 +378,15 @@ def test_torch_compile_hausdorff_dt_loss_after_a_shape_change(backend, rng, dyna
         got = backend.value_and_grad(lambda z, y=y: compiled(z, y), x)
         assert_close(got[0], want[0], rtol=1e-6)
         assert_close(got[1], want[1], rtol=1e-6, atol=1e-9)
+
+
+def test_docstring_examples_run(backend):
+    """The Example of every public function runs with NumPy and prints what its docstring says."""
+    if backend.name != "numpy":
+        pytest.skip("the docstring examples are written for NumPy")
+    import doctest
+
+    import polyloss.distance
+
+    result = doctest.testmod(polyloss.distance, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 3 and result.failed == 0
