@@ -13,7 +13,7 @@ import math
 from types import ModuleType
 
 from . import _checks as checks
-from ._box_ops import corners, pairwise_iou
+from ._box_ops import BoxFormat, Reduction, corners, pairwise_iou
 from ._reduce import promote, reduce_loss, restore
 from ._xp import Array, array_namespace, stop_gradient
 
@@ -28,14 +28,35 @@ __all__ = [
     "iou_loss",
 ]
 
-def box_convert(boxes: Array, /, *, in_fmt: str, out_fmt: str) -> Array:
-    r"""Convert boxes ``(..., 4)`` between ``"xyxy"``, ``"xywh"`` and ``"cxcywh"``.
+def box_convert(boxes: Array, /, *, in_fmt: BoxFormat, out_fmt: BoxFormat) -> Array:
+    r"""Convert boxes ``(..., 4)`` between the ``"xyxy"``, ``"xywh"`` and ``"cxcywh"`` formats.
 
     xyxy -> cxcywh: ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1);
     cxcywh -> xyxy: (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2).
 
-    Peers: ``torchvision.ops.box_convert(boxes, in_fmt, out_fmt)``, same
-    arithmetic (conversions between xywh and cxcywh pass through xyxy).
+    Args:
+        boxes: floating array ``(..., 4)``, one box per row.
+        in_fmt: the format of ``boxes``: ``"xyxy"`` (corners), ``"xywh"``
+            (top-left corner, width, height) or ``"cxcywh"`` (centre, size).
+        out_fmt: the format wanted, one of the same three.
+
+    Returns:
+        ``boxes`` in ``out_fmt``, same shape, dtype and device (a copy when
+        the formats agree).
+
+    Raises:
+        ValueError: a last axis other than 4, an unknown format.
+        TypeError: non-floating ``boxes``.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> pl.box_convert(np.array([[1.0, 2.0, 5.0, 4.0]]), in_fmt="xyxy", out_fmt="cxcywh").tolist()
+        [[3.0, 3.0, 4.0, 2.0]]
+
+    References:
+        Peer: ``torchvision.ops.box_convert(boxes, in_fmt, out_fmt)``, same
+        arithmetic (conversions between xywh and cxcywh pass through xyxy).
+        https://pytorch.org/vision/stable/generated/torchvision.ops.box_convert.html
     """
     fn = "box_convert"
     xp = array_namespace(boxes)
@@ -52,10 +73,29 @@ def box_convert(boxes: Array, /, *, in_fmt: str, out_fmt: str) -> Array:
     return xp.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), axis=-1)
 
 
-def box_area(boxes: Array, /, *, box_format: str = "xyxy") -> Array:
-    r"""Area of each box, shape ``boxes.shape[:-1]``: (x2 - x1)(y2 - y1), or w h.
+def box_area(boxes: Array, /, *, box_format: BoxFormat = "xyxy") -> Array:
+    r"""Area of each box: (x2 - x1)(y2 - y1), or w h.
 
-    Peers: ``torchvision.ops.box_area(boxes, fmt=box_format)``.
+    Args:
+        boxes: floating array ``(..., 4)``.
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
+
+    Returns:
+        The areas, shape ``boxes.shape[:-1]``, ``boxes``' dtype (negative for
+        an inverted xyxy box, as torchvision).
+
+    Raises:
+        ValueError: a last axis other than 4, an unknown format.
+        TypeError: non-floating ``boxes``.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> pl.box_area(np.array([[1.0, 2.0, 5.0, 4.0], [0.0, 0.0, 1.0, 1.0]])).tolist()
+        [8.0, 1.0]
+
+    References:
+        Peer: ``torchvision.ops.box_area(boxes)``.
+        https://pytorch.org/vision/stable/generated/torchvision.ops.box_area.html
     """
     fn = "box_area"
     xp = array_namespace(boxes)
@@ -66,12 +106,33 @@ def box_area(boxes: Array, /, *, box_format: str = "xyxy") -> Array:
     return boxes[..., 2] * boxes[..., 3]
 
 
-def box_iou(boxes1: Array, boxes2: Array, /, *, box_format: str = "xyxy") -> Array:
-    r"""Pairwise IoU = |A ∩ B| / |A ∪ B| of ``boxes1`` (..., N, 4) and ``boxes2`` (..., M, 4): (..., N, M).
+def box_iou(boxes1: Array, boxes2: Array, /, *, box_format: BoxFormat = "xyxy") -> Array:
+    r"""Pairwise IoU = |A ∩ B| / |A ∪ B| of every box of ``boxes1`` with every box of ``boxes2``.
 
-    Leading axes broadcast. A pair whose union is empty (two zero-area boxes)
-    gets IoU 0 where torchvision gives NaN; elsewhere this equals
-    ``torchvision.ops.box_iou(boxes1, boxes2, fmt=box_format)``.
+    A pair whose union is empty (two zero-area boxes) gets IoU 0 where
+    torchvision gives NaN; elsewhere this equals torchvision's ``box_iou``.
+
+    Args:
+        boxes1: floating array ``(..., N, 4)``.
+        boxes2: floating array ``(..., M, 4)``; leading axes broadcast.
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
+
+    Returns:
+        The IoU matrix ``(..., N, M)`` in the inputs' dtype.
+
+    Raises:
+        ValueError: fewer than 2 axes, a last axis other than 4, an unknown format.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> a = np.array([[0.0, 0.0, 2.0, 2.0]]); b = np.array([[1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 2.0, 1.0]])
+        >>> np.round(pl.box_iou(a, b), 4).tolist()
+        [[0.1429, 0.5]]
+
+    References:
+        Peer: ``torchvision.ops.box_iou(boxes1, boxes2)``.
+        https://pytorch.org/vision/stable/generated/torchvision.ops.box_iou.html
     """
     fn = "box_iou"
     xp = array_namespace(boxes1, boxes2)
@@ -133,25 +194,81 @@ class _Pair:
 
 
 def iou_loss(
-    y_pred: Array, y_true: Array, /, *, box_format: str = "xyxy", eps: float = 1e-7, reduction: str = "mean"
+    y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
 ) -> Array:
-    r"""IoU loss, elementwise over matching boxes ``(..., 4)``: 1 - IoU.
+    r"""IoU loss, elementwise over matching boxes: 1 - IoU.
 
-    IoU = |A ∩ B| / (|A ∪ B| + eps). ``"none"`` returns shape ``y_pred.shape[:-1]``.
+    L = 1 - |A ∩ B| / (|A ∪ B| + eps)
+
     (Yu et al. 2016 use -ln IoU; this is the linear form used by GIoU, DIoU and CIoU.)
+
+    Args:
+        y_pred: predicted boxes, floating ``(..., 4)``.
+        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
+        eps: >= 0, added to denominators; default 1e-7.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
+            ``"none"``. An empty batch gives 0 (zero gradient) for
+            ``"mean"``/``"sum"``.
+
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
+        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ or lack a last axis of 4, an unknown
+            ``box_format`` or ``reduction``, a negative ``eps``.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
+        >>> round(float(pl.iou_loss(p, t)), 4)
+        0.8571
+
+    References:
+        Yu et al., UnitBox: An advanced object detection network, ACM MM 2016.
+        https://arxiv.org/abs/1608.01471
     """
     pair = _Pair("iou_loss", y_pred, y_true, box_format, reduction, eps)
     return pair.done(1 - pair.iou)
 
 
 def giou_loss(
-    y_pred: Array, y_true: Array, /, *, box_format: str = "xyxy", eps: float = 1e-7, reduction: str = "mean"
+    y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
 ) -> Array:
-    r"""Generalized IoU loss (Rezatofighi et al. 2019), elementwise: 1 - IoU + (|C| - |A ∪ B|) / (|C| + eps).
+    r"""Generalized IoU loss (Rezatofighi et al. 2019), elementwise over matching boxes.
 
-    C is the smallest box enclosing both. Peers: equals
-    ``torchvision.ops.generalized_box_iou_loss(y_pred, y_true, reduction, eps)``
-    (whose default reduction is ``"none"``).
+    L = 1 - IoU + (|C| - |A ∪ B|) / (|C| + eps), C the smallest box enclosing both.
+
+    Args:
+        y_pred: predicted boxes, floating ``(..., 4)``.
+        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
+        eps: >= 0, added to denominators; default 1e-7.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
+            ``"none"``. An empty batch gives 0 (zero gradient) for
+            ``"mean"``/``"sum"``.
+
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
+        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ or lack a last axis of 4, an unknown
+            ``box_format`` or ``reduction``, a negative ``eps``.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
+        >>> round(float(pl.giou_loss(p, t)), 4)
+        1.0794
+
+    References:
+        Rezatofighi et al., Generalized intersection over union, CVPR 2019.
+        https://arxiv.org/abs/1902.09630
+        Peer: ``torchvision.ops.generalized_box_iou_loss`` (default reduction ``"none"``).
     """
     pair = _Pair("giou_loss", y_pred, y_true, box_format, reduction, eps)
     area_c = pair.cw * pair.ch
@@ -159,12 +276,42 @@ def giou_loss(
 
 
 def diou_loss(
-    y_pred: Array, y_true: Array, /, *, box_format: str = "xyxy", eps: float = 1e-7, reduction: str = "mean"
+    y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
 ) -> Array:
-    r"""Distance IoU loss (Zheng et al. 2020), elementwise: 1 - IoU + rho^2(b, b_gt) / (c^2 + eps).
+    r"""Distance IoU loss (Zheng et al. 2020), elementwise over matching boxes.
+
+    L = 1 - IoU + rho^2(b, b_gt) / (c^2 + eps)
 
     rho is the distance between the box centres, c the diagonal of the
-    smallest enclosing box. Peers: equals ``torchvision.ops.distance_box_iou_loss``.
+    smallest enclosing box.
+
+    Args:
+        y_pred: predicted boxes, floating ``(..., 4)``.
+        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
+        eps: >= 0, added to denominators; default 1e-7.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
+            ``"none"``. An empty batch gives 0 (zero gradient) for
+            ``"mean"``/``"sum"``.
+
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
+        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ or lack a last axis of 4, an unknown
+            ``box_format`` or ``reduction``, a negative ``eps``.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
+        >>> round(float(pl.diou_loss(p, t)), 4)
+        0.9683
+
+    References:
+        Zheng et al., Distance-IoU loss, AAAI 2020. https://arxiv.org/abs/1911.08287
+        Peer: ``torchvision.ops.distance_box_iou_loss``.
     """
     pair = _Pair("diou_loss", y_pred, y_true, box_format, reduction, eps)
     return pair.done(1 - pair.iou + pair.centre_distance2())
@@ -176,17 +323,44 @@ def _aspect(w: Array, h: Array, eps: float, *, xp: ModuleType) -> Array:
 
 
 def ciou_loss(
-    y_pred: Array, y_true: Array, /, *, box_format: str = "xyxy", eps: float = 1e-7, reduction: str = "mean"
+    y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
 ) -> Array:
-    r"""Complete IoU loss (Zheng et al. 2020), elementwise: DIoU loss + alpha v.
+    r"""Complete IoU loss (Zheng et al. 2020), elementwise over matching boxes: DIoU loss + alpha v.
 
-    v = 4 / pi^2 (atan(w_gt / h_gt) - atan(w / h))^2, alpha = v / (1 - IoU + v + eps),
-    alpha held constant in the gradient and not gated on IoU >= 0.5.
+    v = 4 / pi^2 (atan(w_gt / h_gt) - atan(w / h))^2,  alpha = v / (1 - IoU + v + eps)
 
-    Peers: equals ``torchvision.ops.complete_box_iou_loss`` (which always uses
-    eps=1e-7 in its DIoU term, so they agree at the default ``eps``).
-    Heights below ``eps`` are clipped to ``eps`` inside the atan (torchvision
-    divides by zero there).
+    alpha is held constant in the gradient and not gated on IoU >= 0.5.
+    Heights below ``eps`` are clipped to ``eps`` inside the atan
+    (torchvision divides by zero there).
+
+    Args:
+        y_pred: predicted boxes, floating ``(..., 4)``.
+        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
+        eps: >= 0, added to denominators; default 1e-7.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
+            ``"none"``. An empty batch gives 0 (zero gradient) for
+            ``"mean"``/``"sum"``.
+
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
+        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ or lack a last axis of 4, an unknown
+            ``box_format`` or ``reduction``, a negative ``eps``.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
+        >>> round(float(pl.ciou_loss(p, t)), 4)
+        0.9683
+
+    References:
+        Zheng et al., Distance-IoU loss, AAAI 2020. https://arxiv.org/abs/1911.08287
+        Peer: ``torchvision.ops.complete_box_iou_loss`` (which always uses
+        eps=1e-7 in its DIoU term, so they agree at the default ``eps``).
     """
     pair = _Pair("ciou_loss", y_pred, y_true, box_format, reduction, eps)
     xp = pair.xp
@@ -198,15 +372,43 @@ def ciou_loss(
 
 
 def eiou_loss(
-    y_pred: Array, y_true: Array, /, *, box_format: str = "xyxy", eps: float = 1e-7, reduction: str = "mean"
+    y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
 ) -> Array:
     r"""Efficient IoU loss (Zhang et al. 2022, "Focal and Efficient IOU Loss"), elementwise.
 
-    L = 1 - IoU + rho^2(b, b_gt) / (c^2 + eps) + (w - w_gt)^2 / (C_w^2 + eps) + (h - h_gt)^2 / (C_h^2 + eps)
+    L = 1 - IoU + rho^2 / (c^2 + eps) + (w - w_gt)^2 / (C_w^2 + eps) + (h - h_gt)^2 / (C_h^2 + eps)
 
     C_w, C_h are the width and height of the smallest enclosing box and c its
     diagonal. This is the paper's formula; mmdet's ``EIoULoss`` is a different
     loss (Extended-IoU, Peng & Yu 2021: a smoothed 1 - IoU).
+
+    Args:
+        y_pred: predicted boxes, floating ``(..., 4)``.
+        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
+        eps: >= 0, added to denominators; default 1e-7.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
+            ``"none"``. An empty batch gives 0 (zero gradient) for
+            ``"mean"``/``"sum"``.
+
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
+        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ or lack a last axis of 4, an unknown
+            ``box_format`` or ``reduction``, a negative ``eps``.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
+        >>> round(float(pl.eiou_loss(p, t)), 4)
+        0.9683
+
+    References:
+        Zhang et al., Focal and efficient IOU loss for accurate bounding box
+        regression, Neurocomputing 2022. https://arxiv.org/abs/2101.08158
     """
     pair = _Pair("eiou_loss", y_pred, y_true, box_format, reduction, eps)
     x1, y1, x2, y2 = pair.p

@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Literal
 
 from . import _checks as checks
-from ._box_ops import Corners, centre_size, corners, from_centre_size, pairwise_iou
+from ._box_ops import BoxFormat, Corners, Reduction, centre_size, corners, from_centre_size, pairwise_iou
 from ._reduce import promote, reduce_loss, restore, safe_divide
 from ._xp import (
     Array,
@@ -67,12 +68,34 @@ def _regression_inputs(fn: str, y_pred: Array, y_true: Array, reduction: str) ->
     return x - t, xp
 
 
-def smooth_l1_loss(y_pred: Array, y_true: Array, /, *, beta: float = 1.0, reduction: str = "mean") -> Array:
+def smooth_l1_loss(y_pred: Array, y_true: Array, /, *, beta: float = 1.0, reduction: Reduction = "mean") -> Array:
     r"""Smooth L1 loss (Girshick 2015), elementwise on d = y_pred - y_true.
 
     l = 0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta;  ``beta=0`` gives |d|.
 
-    Peers: equals ``torch.nn.functional.smooth_l1_loss(y_pred, y_true, beta=beta)``.
+    Args:
+        y_pred: predictions, any floating shape.
+        y_true: targets of ``y_pred``'s shape.
+        beta: the width of the quadratic zone, >= 0; default 1.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every element, or
+            ``"none"``. An empty input gives 0 (zero gradient) for ``"mean"``/``"sum"``.
+
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, ``y_pred``'s shape for ``"none"``,
+        in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ, an unknown ``reduction``, a negative ``beta``.
+        TypeError: non-floating inputs.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> round(float(pl.smooth_l1_loss(np.array([0.5, 3.0]), np.zeros(2))), 4)
+        1.3125
+
+    References:
+        Girshick, Fast R-CNN, ICCV 2015. https://arxiv.org/abs/1504.08083
+        Peer: ``torch.nn.functional.smooth_l1_loss(y_pred, y_true, beta=beta)``.
     """
     fn = "smooth_l1_loss"
     checks.check_nonnegative(fn, "beta", beta)
@@ -80,14 +103,37 @@ def smooth_l1_loss(y_pred: Array, y_true: Array, /, *, beta: float = 1.0, reduct
     return restore(reduce_loss(_smooth_l1(d, beta, xp=xp), reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
 
 
-def huber_loss(y_pred: Array, y_true: Array, /, *, delta: float = 1.0, reduction: str = "mean") -> Array:
+def huber_loss(y_pred: Array, y_true: Array, /, *, delta: float = 1.0, reduction: Reduction = "mean") -> Array:
     r"""Huber loss (Huber 1964), elementwise on d = y_pred - y_true.
 
     l = 0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta), i.e. delta times
     ``smooth_l1_loss`` with ``beta=delta``.
 
-    Peers: equals ``torch.nn.functional.huber_loss(y_pred, y_true, delta=delta)``
-    and ``optax.huber_loss`` (``reduction="none"``).
+    Args:
+        y_pred: predictions, any floating shape.
+        y_true: targets of ``y_pred``'s shape.
+        delta: the threshold between the quadratic and linear zones, > 0; default 1.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every element, or
+            ``"none"``. An empty input gives 0 (zero gradient) for ``"mean"``/``"sum"``.
+
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, ``y_pred``'s shape for ``"none"``,
+        in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ, an unknown ``reduction``, ``delta <= 0``.
+        TypeError: non-floating inputs.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> round(float(pl.huber_loss(np.array([0.5, 3.0]), np.zeros(2))), 4)
+        1.3125
+
+    References:
+        Huber, Robust estimation of a location parameter, Ann. Math. Statist.
+        1964. https://doi.org/10.1214/aoms/1177703732
+        Peers: ``torch.nn.functional.huber_loss(y_pred, y_true, delta=delta)``,
+        ``optax.huber_loss`` (``reduction="none"``).
     """
     fn = "huber_loss"
     if not delta > 0:
@@ -105,7 +151,7 @@ def balanced_l1_loss(
     alpha: float = 0.5,
     gamma: float = 1.5,
     beta: float = 1.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> Array:
     r"""Balanced L1 loss (Pang et al. 2019, Libra R-CNN), elementwise on x = |y_pred - y_true|.
 
@@ -113,8 +159,34 @@ def balanced_l1_loss(
     l = gamma x + gamma / b - alpha beta                   otherwise,   b = e^(gamma / alpha) - 1
 
     The constant makes l continuous at x = beta; at ``beta=1`` this is the
-    paper's formula. Peers: mmdet's ``balanced_l1_loss`` with the same
-    ``alpha``, ``gamma``, ``beta``.
+    paper's formula.
+
+    Args:
+        y_pred: predictions, any floating shape.
+        y_true: targets of ``y_pred``'s shape.
+        alpha: the gradient boost of inliers, > 0; default 0.5.
+        gamma: the bound of the gradient of outliers, > 0; default 1.5.
+        beta: the inlier/outlier threshold, > 0; default 1.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every element, or
+            ``"none"``. An empty input gives 0 (zero gradient) for ``"mean"``/``"sum"``.
+
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, ``y_pred``'s shape for ``"none"``,
+        in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ, an unknown ``reduction``, ``alpha``, ``gamma`` or ``beta`` <= 0.
+        TypeError: non-floating inputs.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> round(float(pl.balanced_l1_loss(np.array([0.5, 3.0]), np.zeros(2))), 4)
+        2.2396
+
+    References:
+        Pang et al., Libra R-CNN: Towards balanced learning for object
+        detection, CVPR 2019. https://arxiv.org/abs/1904.02701
+        Peer: mmdet's ``balanced_l1_loss`` with the same ``alpha``, ``gamma``, ``beta``.
     """
     fn = "balanced_l1_loss"
     for name, value in (("alpha", alpha), ("gamma", gamma), ("beta", beta)):
@@ -169,19 +241,44 @@ def encode_boxes(
     /,
     *,
     variances: Sequence[float] = (0.1, 0.2),
-    box_format: str = "xyxy",
-    prior_format: str = "cxcywh",
+    box_format: BoxFormat = "xyxy",
+    prior_format: BoxFormat = "cxcywh",
 ) -> Array:
     r"""SSD regression targets of ``boxes`` relative to ``priors`` (Liu et al. 2016).
 
     t = ((cx - p_cx) / (v0 p_w), (cy - p_cy) / (v0 p_h), ln(w / p_w) / v1, ln(h / p_h) / v1)
 
-    ``boxes`` (..., 4) in ``box_format`` and ``priors`` (..., 4) in
-    ``prior_format`` broadcast against each other. ``decode_boxes`` inverts it.
     Widths and heights at or below 0 are clipped to the smallest normal number
     before the log, so degenerate boxes give finite (very negative) size
-    offsets. Peers: ssd.pytorch's ``encode``
-    (boxes xyxy, priors cxcywh, variances (0.1, 0.2)).
+    offsets. ``decode_boxes`` inverts it.
+
+    Args:
+        boxes: floating ``(..., 4)`` in ``box_format``.
+        priors: floating ``(..., 4)`` in ``prior_format``, one prior per box:
+            the leading axes of ``boxes`` and ``priors`` broadcast.
+        variances: ``(v0, v1)``, the scales of the centre and size offsets,
+            positive; default ``(0.1, 0.2)``.
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
+        prior_format: the same choices; default ``"cxcywh"``.
+
+    Returns:
+        The offsets ``(*broadcast, 4)`` in ``boxes``' dtype.
+
+    Raises:
+        ValueError: a last axis other than 4, leading axes that do not
+            broadcast, an unknown format, bad ``variances``.
+        TypeError: non-floating inputs.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> prior = np.array([0.5, 0.5, 0.25, 0.25])
+        >>> np.round(pl.encode_boxes(np.array([0.5, 0.25, 1.0, 0.75]), prior), 4).tolist()  # ln 2 / 0.2
+        [10.0, 0.0, 3.4657, 3.4657]
+
+    References:
+        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
+        https://arxiv.org/abs/1512.02325
+        Peer: ssd.pytorch's ``encode`` (boxes xyxy, priors cxcywh, variances (0.1, 0.2)).
     """
     fn = "encode_boxes"
     xp = array_namespace(boxes, priors)
@@ -203,12 +300,38 @@ def decode_boxes(
     /,
     *,
     variances: Sequence[float] = (0.1, 0.2),
-    box_format: str = "xyxy",
-    prior_format: str = "cxcywh",
+    box_format: BoxFormat = "xyxy",
+    prior_format: BoxFormat = "cxcywh",
 ) -> Array:
     r"""Boxes (in ``box_format``) from SSD offsets relative to ``priors``: the inverse of ``encode_boxes``.
 
     cx = p_cx + t0 v0 p_w, cy = p_cy + t1 v0 p_h, w = p_w exp(t2 v1), h = p_h exp(t3 v1)
+
+    Args:
+        offsets: floating ``(..., 4)``, as ``encode_boxes`` returns.
+        priors: floating ``(..., 4)`` in ``prior_format``, broadcasting
+            against ``offsets``' leading axes.
+        variances: ``(v0, v1)``, positive; default ``(0.1, 0.2)``.
+        box_format: the format of the result: ``"xyxy"`` (default), ``"xywh"``
+            or ``"cxcywh"``.
+        prior_format: the same choices; default ``"cxcywh"``.
+
+    Returns:
+        The boxes ``(*broadcast, 4)`` in ``offsets``' dtype.
+
+    Raises:
+        ValueError: as ``encode_boxes``.
+        TypeError: non-floating inputs.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> prior = np.array([0.5, 0.5, 0.25, 0.25])
+        >>> pl.decode_boxes(np.array([10.0, 0.0, 0.0, 0.0]), prior).tolist()
+        [0.625, 0.375, 0.875, 0.625]
+
+    References:
+        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
+        https://arxiv.org/abs/1512.02325
     """
     fn = "decode_boxes"
     xp = array_namespace(offsets, priors)
@@ -309,15 +432,10 @@ def match_priors(
     /,
     *,
     iou_threshold: float = 0.5,
-    box_format: str = "xyxy",
-    prior_format: str = "cxcywh",
+    box_format: BoxFormat = "xyxy",
+    prior_format: BoxFormat = "cxcywh",
 ) -> tuple[Array, Array]:
     r"""SSD matching of padded ground truth to priors, batched (Liu et al. 2016).
-
-    ``gt_boxes`` (N, G, 4) in ``box_format``, ``gt_labels`` (N, G) integers in
-    ``[1, C)``, ``gt_valid`` (N, G) bool (False marks padding), ``priors``
-    (P, 4) in ``prior_format``. Returns ``(boxes, labels)``: (N, P, 4) in
-    ``box_format`` and (N, P) in ``gt_labels``' dtype.
 
     Each prior takes the valid ground truth of highest IoU and its label if
     that IoU >= ``iou_threshold``, else label 0 (background). Then every valid
@@ -325,10 +443,43 @@ def match_priors(
     Ties, deterministically: a prior's best ground truth and a ground truth's
     best prior are the first maxima (lowest index); when several ground truths
     claim the same prior the one of highest index keeps it (the order of SSD's
-    loop). ``boxes`` is meaningful only where ``labels > 0``; an image with no
-    valid ground truth gets all background. A degenerate valid box (width or
-    height <= 0: a point, a line, or inverted corners) is treated as padding:
-    it matches nothing and is not forced (its offsets would be log 0).
+    loop). An image with no valid ground truth gets all background. A
+    degenerate valid box (width or height <= 0: a point, a line, or inverted
+    corners) is treated as padding: it matches nothing and is not forced (its
+    offsets would be log 0). Fixed shapes, no loop over images: it compiles
+    under ``jax.jit`` and ``torch.compile``.
+
+    Args:
+        gt_boxes: floating ``(N, G, 4)`` in ``box_format``, G >= 1 slots per image.
+        gt_labels: integer ``(N, G)``; valid boxes carry labels >= 1 (class 0
+            is background), padding any value.
+        gt_valid: bool ``(N, G)``, False marks padding.
+        priors: floating ``(P, 4)`` in ``prior_format``; P may be 0.
+        iou_threshold: in [0, 1]; default 0.5.
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
+        prior_format: the same choices; default ``"cxcywh"``.
+
+    Returns:
+        ``(boxes, labels)``: the matched ground truth ``(N, P, 4)`` in
+        ``box_format`` and ``gt_boxes``' dtype (meaningful where
+        ``labels > 0``), and the labels ``(N, P)`` in ``gt_labels``' dtype.
+
+    Raises:
+        ValueError: shapes other than the above, an unknown format, a bad
+            ``iou_threshold``, a valid label below 1 (eager arrays).
+        TypeError: non-floating boxes, non-integer labels, a non-bool ``gt_valid``.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> priors = np.array([[0.25, 0.5, 0.5, 1.0], [0.75, 0.5, 0.5, 1.0]])
+        >>> gt = np.array([[[0.5, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]]])
+        >>> _, labels = pl.match_priors(gt, np.array([[3, 0]]), np.array([[True, False]]), priors)
+        >>> labels.tolist()
+        [[0, 3]]
+
+    References:
+        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
+        https://arxiv.org/abs/1512.02325
     """
     fn = "match_priors"
     xp = array_namespace(gt_boxes, gt_labels, gt_valid, priors)
@@ -366,13 +517,35 @@ def _mine(conf_loss: Array, positive: Array, neg_pos_ratio: float, *, xp: Module
 def hard_negative_mining(conf_loss: Array, positive: Array, /, *, neg_pos_ratio: float = 3) -> Array:
     r"""Mask of the hardest negatives: per row, the floor(``neg_pos_ratio`` num_pos) negatives of highest loss.
 
-    ``conf_loss`` (..., P) is the per-prior classification loss (background CE
-    for negatives), ``positive`` (..., P) bool. The result is the first k
-    negatives of a stable descending sort along the last axis: equal losses
-    are taken in prior order (lower index first). It is computed with one
-    value sort (the k-th largest loss) and a running count of the ties, not an
-    index sort. Positives are never selected; at most all negatives are kept.
-    Returns a bool mask of ``conf_loss``'s shape (fixed shapes, no gradient).
+    The result is the first k negatives of a stable descending sort along the
+    last axis: equal losses are taken in prior order (lower index first). It
+    is computed with one value sort (the k-th largest loss) and a running
+    count of the ties, not an index sort. Positives are never selected; at
+    most all negatives are kept. Fixed shapes, no gradient.
+
+    Args:
+        conf_loss: floating ``(..., P)``, the per-prior classification loss
+            (background cross entropy for negatives).
+        positive: bool of ``conf_loss``'s shape, the positive priors.
+        neg_pos_ratio: negatives kept per positive, >= 0; default 3.
+
+    Returns:
+        A bool mask of ``conf_loss``'s shape (all False where P = 0).
+
+    Raises:
+        ValueError: a 0-d ``conf_loss``, ``positive`` of another shape, a
+            negative ``neg_pos_ratio``.
+        TypeError: non-floating ``conf_loss``, non-bool ``positive``.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> loss = np.array([[0.1, 0.9, 0.5, 0.7, 0.2]])
+        >>> pl.hard_negative_mining(loss, loss > 0.8, neg_pos_ratio=2).tolist()
+        [[False, False, True, True, False]]
+
+    References:
+        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
+        https://arxiv.org/abs/1512.02325
     """
     fn = "hard_negative_mining"
     xp = array_namespace(conf_loss, positive)
@@ -401,26 +574,62 @@ def multibox_loss(
     iou_threshold: float = 0.5,
     neg_pos_ratio: float = 3,
     variances: Sequence[float] = (0.1, 0.2),
-    loc_loss: str = "smooth_l1",
+    loc_loss: Literal["smooth_l1", "l1"] = "smooth_l1",
     beta: float = 1.0,
     loc_weight: float = 1.0,
-    box_format: str = "xyxy",
-    prior_format: str = "cxcywh",
+    box_format: BoxFormat = "xyxy",
+    prior_format: BoxFormat = "cxcywh",
 ) -> Array:
     r"""SSD MultiBox loss (Liu et al. 2016): (L_conf + loc_weight L_loc) / N_pos.
 
-    ``loc_pred`` (N, P, 4) offsets as ``encode_boxes``; ``conf_pred`` (N, P, C)
-    logits, class 0 background; ground truth and priors as ``match_priors``.
-    L_loc: Smooth L1 (``beta``) or ``loc_loss="l1"`` summed over the 4 offsets
-    of positive priors; L_conf: cross entropy summed over positives and the
-    negatives that ``hard_negative_mining`` keeps (``neg_pos_ratio`` per
-    positive, per image, ranked by their background CE). N_pos is the number
-    of positives in the batch; with none the loss is 0 (zero gradient).
-    Returns a scalar in ``loc_pred``'s dtype.
+    L_loc: Smooth L1 (``beta``) or L1 summed over the 4 offsets of the
+    positive priors against ``encode_boxes`` of their matched ground truth;
+    L_conf: cross entropy summed over the positives and the negatives that
+    ``hard_negative_mining`` keeps (``neg_pos_ratio`` per positive, per image,
+    ranked by their background CE). Matching as ``match_priors`` (degenerate
+    valid boxes are padding). N_pos is the number of positives in the batch;
+    with none (no valid box, 0 priors, or an empty batch) the loss is 0 with a
+    zero gradient.
 
-    Peers: ssd.pytorch's ``MultiBoxLoss`` returns (L_loc / N, L_conf / N);
-    their sum is this at ``loc_weight=1``. It caps the negatives at P - 1,
-    this at the number of negatives (the same unless they run out).
+    Args:
+        loc_pred: floating ``(N, P, 4)``, predicted offsets as ``encode_boxes``.
+        conf_pred: floating ``(N, P, C)`` logits, C >= 2, class 0 background.
+        gt_boxes: floating ``(N, G, 4)`` in ``box_format``.
+        gt_labels: integer ``(N, G)``; valid boxes carry labels in ``[1, C)``.
+        gt_valid: bool ``(N, G)``, False marks padding.
+        priors: floating ``(P, 4)`` in ``prior_format``.
+        iou_threshold: matching threshold in [0, 1]; default 0.5.
+        neg_pos_ratio: negatives kept per positive, >= 0; default 3.
+        variances: ``(v0, v1)`` of the encoding; default ``(0.1, 0.2)``.
+        loc_loss: ``"smooth_l1"`` (default) or ``"l1"``.
+        beta: the Smooth L1 threshold, >= 0; default 1.
+        loc_weight: the weight of L_loc; default 1.
+        box_format: the format of ``gt_boxes``; default ``"xyxy"``.
+        prior_format: the format of ``priors``; default ``"cxcywh"``.
+
+    Returns:
+        A 0-d array in ``loc_pred``'s dtype.
+
+    Raises:
+        ValueError: shapes other than the above, C < 2, a valid label outside
+            ``[1, C)`` (eager arrays), a bad option.
+        TypeError: non-floating predictions or boxes, non-integer labels,
+            a non-bool ``gt_valid``.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> priors = np.array([[0.25, 0.5, 0.5, 1.0], [0.75, 0.5, 0.5, 1.0]])
+        >>> gt = np.array([[[0.5, 0.0, 1.0, 1.0]]])
+        >>> loc, conf = np.zeros((1, 2, 4)), np.zeros((1, 2, 3))
+        >>> round(float(pl.multibox_loss(loc, conf, gt, np.array([[2]]), np.array([[True]]), priors)), 4)
+        2.1972
+
+    References:
+        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
+        https://arxiv.org/abs/1512.02325
+        Peer: ssd.pytorch's ``MultiBoxLoss`` returns (L_loc / N, L_conf / N);
+        their sum is this at ``loc_weight=1``. It caps the negatives at P - 1,
+        this at the number of negatives (the same unless they run out).
     """
     fn = "multibox_loss"
     xp = array_namespace(loc_pred, conf_pred, gt_boxes, gt_labels, gt_valid, priors)

@@ -359,3 +359,17 @@ def test_box_and_distance_modules_publish_only_all_and_are_imported_by_it():
                 public = set(importlib.import_module(f"polyloss.{node.module}").__all__)
                 imported = {alias.name for alias in node.names}
                 assert imported <= public, f"{path.name} imports {sorted(imported - public)} from {node.module}"
+
+
+def test_docstring_examples_run(backend):
+    """The Example of every public function of boxes and detection runs with NumPy as its docstring says."""
+    if backend.name != "numpy":
+        pytest.skip("the docstring examples are written for NumPy")
+    import doctest
+
+    import polyloss.boxes
+    import polyloss.detection
+
+    for module in (polyloss.boxes, polyloss.detection):
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.attempted >= 2 * len(module.__all__) and result.failed == 0, module.__name__
