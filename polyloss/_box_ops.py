@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Literal
 
-from ._xp import Array, unstack
+from ._xp import Array, device, unstack
 
 Corners = tuple[Array, Array, Array, Array]
 BoxFormat = Literal["xyxy", "xywh", "cxcywh"]
@@ -48,12 +48,17 @@ def from_centre_size(cx: Array, cy: Array, w: Array, h: Array, box_format: str, 
 def pairwise_iou(a: Corners, b: Corners, /, *, xp: ModuleType) -> Array:
     """IoU of every pair; ``a`` has a trailing singleton axis, ``b`` a second-to-last one.
 
-    0 where the union is empty (two zero-area boxes).
+    0 where the union is empty (two zero-area boxes). The areas are computed
+    on the small operands before broadcasting, and the clips are maxima with
+    0-d arrays (array-api-compat's ``clip`` costs several passes on torch):
+    11 passes over the pair grid.
     """
     ax1, ay1, ax2, ay2 = a
     bx1, by1, bx2, by2 = b
-    w = xp.clip(xp.minimum(ax2, bx2) - xp.maximum(ax1, bx1), 0, None)
-    h = xp.clip(xp.minimum(ay2, by2) - xp.maximum(ay1, by1), 0, None)
+    zero = xp.zeros((), dtype=ax1.dtype, device=device(ax1))
+    w = xp.maximum(xp.minimum(ax2, bx2) - xp.maximum(ax1, bx1), zero)
+    h = xp.maximum(xp.minimum(ay2, by2) - xp.maximum(ay1, by1), zero)
     inter = w * h
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
-    return inter / xp.clip(union, xp.finfo(union.dtype).smallest_normal, None)
+    union = ((ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)) - inter
+    tiny = xp.asarray(xp.finfo(union.dtype).smallest_normal, dtype=union.dtype, device=device(ax1))
+    return inter / xp.maximum(union, tiny)
