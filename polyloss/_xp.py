@@ -541,8 +541,7 @@ def native_distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: 
     ``None`` elsewhere (JAX, torch on other devices, array-api-strict, no
     SciPy): the caller takes the array-API path. An image without zeros gets
     the kernel's value (measured from outside the image); the caller replaces
-    it. Returns float64 (float32 for CuPy's kernel, which computes in float32)
-    on ``fg``'s device.
+    it. Returns float64 on ``fg``'s device.
     """
     nd = len(sampling)
     if is_numpy_namespace(xp):
