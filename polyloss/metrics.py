@@ -104,7 +104,8 @@ class _Surfaces:
         """``value`` where both surfaces exist; ``both`` where neither does, ``one`` where one does."""
         xp = self.xp
         has_p, has_t = self.n_p > 0, self.n_t > 0
-        return xp.where(has_p & has_t, value, xp.where(has_p | has_t, one, both))
+        one_ = xp.asarray(one, dtype=self.dtype, device=device(value))
+        return xp.where(has_p & has_t, value, xp.where(has_p | has_t, one_, both))
 
     def masked_sum(self, edge: Array, dist: Array) -> Array:
         return self.xp.sum(self.xp.where(edge, dist, 0.0), axis=self.axes)
@@ -115,7 +116,8 @@ class _Surfaces:
         if q is None:
             return xp.max(xp.where(edge, dist, 0.0), axis=self.axes)  # distances are >= 0
         lead = edge.shape[: edge.ndim - self.nd]
-        flat = xp.reshape(xp.where(edge, dist, math.inf), (*lead, -1))
+        beyond = 2 * self.diagonal + 1  # sorts after every distance in the image, finite (no inf - inf below)
+        flat = xp.reshape(xp.where(edge, dist, beyond), (*lead, -1))
         ordered = xp.sort(flat, axis=-1)
         pos = xp.clip(count - 1, 0, None) * (q / 100)
         low = xp.floor(pos)

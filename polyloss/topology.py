@@ -396,7 +396,9 @@ def cl_cross_entropy_loss(
                    ignore_index=ignore_index)
     xp, p, t = inp.xp, inp.p, inp.t
     nd = p.ndim - 2
-    weight = soft_skeleton(t, iterations, nd, xp=xp) + soft_skeleton(p, iterations, nd, xp=xp)
+    weight = p * 0  # an empty batch: torch's pooling refuses zero-size inputs
+    if numel(p):
+        weight = soft_skeleton(t, iterations, nd, xp=xp) + soft_skeleton(p, iterations, nd, xp=xp)
     if mode == "multiclass":
         log_p = log_softmax(inp.x, axis=1, xp=xp) if from_logits else clamped_log(p, xp=xp)
         ce = -xp.sum(t * log_p, axis=1)
@@ -423,6 +425,8 @@ def cl_cross_entropy_loss(
 def _boundary_pixels(m: Array, *, xp: ModuleType) -> Array:
     """Foreground pixels of hard ``m`` (N, C, *spatial) with a background face-neighbour (outside: background)."""
     nd = m.ndim - 2
+    if not numel(m):  # an empty batch: torch's pooling refuses zero-size inputs
+        return m
     eroded = m
     for i in range(nd):
         window = tuple(3 if j == i else 1 for j in range(nd))
@@ -458,9 +462,10 @@ def boundary_dou_loss(
     above only, at 0.8, as in the authors' code (small objects get alpha < 0).
     Sums run over space, and over the batch too unless ``per_image``;
     ``all_reduce`` sums the statistics across devices before alpha is
-    formed. A class empty in both target and prediction (all sums 0) scores
-    0; an absent class against a nonzero prediction gives the authors'
-    constant 1 (no gradient). The authors average over every class, the
+    formed. A class absent from the target scores 0: the authors' ratio is
+    the constant (sum p^2 + s) / (sum p^2 + s) = 1 there, whatever the
+    prediction, so only the value changes (the gradient is 0 either way) and
+    a perfect prediction scores 0. The authors average over every class, the
     background included (``include_background=True``).
 
     Args:
@@ -517,6 +522,6 @@ def boundary_dou_loss(
     alpha = xp.clip(1 - 2 * (edge + smooth) / xp.where(area + smooth > 0, area + smooth, 1.0), None, alpha_max)
     alpha = xp.where(area > 0, alpha, 0.0)
     den = pp + tt - (1 + alpha) * pt + smooth
-    empty = (pp + tt) == 0
-    loss = xp.where(empty, 0.0, (pp + tt - 2 * pt + smooth) / xp.where(empty, 1.0, den))
+    absent = tt == 0  # the authors' ratio is (sum p^2 + s) / (sum p^2 + s) = 1 there, whatever p: 0 instead
+    loss = xp.where(absent, 0.0, (pp + tt - 2 * pt + smooth) / xp.where(absent, 1.0, den))
     return restore(_mean_classes(loss, reduction, xp=xp), inp.dtype, xp=xp)
