@@ -111,8 +111,8 @@ def test_hausdorff_matches_scipy_reference(backend, rng, shape, nd, sampling, pe
 def test_average_surface_distance_matches_scipy_reference(backend, rng, shape, nd, sampling, symmetric):
     pred, true = blobs(rng, shape), blobs(rng, shape)
     true[0, 1] = False
-    got = pl.average_surface_distance(backend.asarray(pred.astype(np.int64)), backend.asarray(true), symmetric=symmetric,
-                                      sampling=sampling, spatial_ndim=nd)
+    got = pl.average_surface_distance(backend.asarray(pred.astype(np.int64)), backend.asarray(true),
+                                      symmetric=symmetric, sampling=sampling, spatial_ndim=nd)
     want = per_image(asd_ref, pred, true, nd, sampling or (1.0,) * nd, symmetric=symmetric)
     assert_close(got, want, rtol=RTOL, atol=1e-5)
 

@@ -48,16 +48,16 @@ def cross(nd):
 def soft_skeleton_ref(img, iterations):
     """clDice's soft_skel per (n, c) image: grey erosion by the cross, dilation by the 3-box, edges replicated."""
     out = np.zeros_like(img)
+    footprint = cross(img.ndim - 2)
+
+    def erode(v):
+        return ndimage.grey_erosion(v, footprint=footprint, mode="nearest")
+
+    def open_(v):
+        return ndimage.maximum_filter(erode(v), size=3, mode="nearest")
+
     for idx in np.ndindex(*img.shape[:2]):
         x = img[idx]
-        nd = x.ndim
-
-        def erode(v):
-            return ndimage.grey_erosion(v, footprint=cross(nd), mode="nearest")
-
-        def open_(v):
-            return ndimage.maximum_filter(erode(v), size=3, mode="nearest")
-
         skel = np.maximum(x - open_(x), 0)
         for _ in range(iterations):
             x = erode(x)
