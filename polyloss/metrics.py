@@ -344,8 +344,8 @@ def _confusion(
         if ignore_index is not None:
             valid = true != ignore_index
             true, pred = xp.where(valid, true, 0), xp.where(valid, pred, 0)
-        checks.check_labels(fn, true, num_classes, ignore_index, xp=xp)
-        checks.check_labels(fn, pred, num_classes, None, xp=xp)
+        checks.check_integer_range(fn, "true", true, 0, num_classes - 1, xp=xp)
+        checks.check_integer_range(fn, "pred", pred, 0, num_classes - 1, xp=xp)
         p = one_hot(pred, num_classes=num_classes, axis=1, dtype=dtype, xp=xp)
         t = one_hot(true, num_classes=num_classes, axis=1, dtype=dtype, xp=xp)
         if valid is not None:

@@ -240,5 +240,13 @@ def test_overlap_scores_reject_bad_input(xp):
         pl.dice_score(xp.zeros((2, 5, 5)), a, num_classes=2)
     with pytest.raises(ValueError, match="dice_score: reduction must be one of"):
         pl.dice_score(a, a, num_classes=2, reduction=None)
-    with pytest.raises(ValueError, match="dice_score: y_true labels must lie in"):
+
+
+def test_overlap_scores_reject_labels_out_of_range(backend):
+    if backend.is_jax:
+        pytest.skip("value checks are skipped under jax.jit (every polyloss call is jitted in tests)")
+    a = backend.asarray(np.zeros((2, 5, 5), dtype=np.int64))
+    with pytest.raises(ValueError, match="dice_score: true must lie in"):
         pl.dice_score(a, a + 3, num_classes=2)
+    with pytest.raises(ValueError, match="iou_score: pred must lie in"):
+        pl.iou_score(a - 1, a, num_classes=2)

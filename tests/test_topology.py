@@ -328,6 +328,15 @@ def test_finite_on_empty_masks_batches_ignored_and_saturated(backend, rng, name)
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
+def test_losses_reject_labels_out_of_range(backend, name):
+    if backend.is_jax:
+        pytest.skip("value checks are skipped under jax.jit (every polyloss call is jitted in tests)")
+    xp = backend.xp
+    with pytest.raises(ValueError, match=f"{name}: y_true labels must lie in"):
+        LOSSES[name](xp.zeros((2, 3, 5, 5)), xp.full((2, 5, 5), 3, dtype=xp.int64))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
 def test_losses_reject_bad_input(xp, name):
     fn = LOSSES[name]
     x = xp.zeros((2, 3, 5, 5))
@@ -337,7 +346,5 @@ def test_losses_reject_bad_input(xp, name):
         fn(x, xp.zeros((2, 5, 5), dtype=xp.int64), mode="softmax")
     with pytest.raises(ValueError, match=f"{name}: reduction must be one of"):
         fn(x, xp.zeros((2, 5, 5), dtype=xp.int64), reduction=None)
-    with pytest.raises(ValueError, match=f"{name}: y_true labels must lie in"):
-        fn(x, xp.full((2, 5, 5), 3, dtype=xp.int64))
     with pytest.raises(TypeError, match=f"{name}: y_pred must have a real floating dtype"):
         fn(xp.zeros((2, 3, 5, 5), dtype=xp.int64), xp.zeros((2, 5, 5), dtype=xp.int64))
