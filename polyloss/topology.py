@@ -349,7 +349,8 @@ def cl_cross_entropy_loss(
     (``iterations`` soft erosions). The sum over c >= 1 leaves out the
     background channel in ``"multiclass"`` mode; with two classes it is the
     authors' ``skel[:, 1]``. Gradients flow through CE and S(p); S(t) is
-    fixed. The means run over the valid pixels (``ignore_index``). clCE is
+    fixed. The means run over the valid pixels (``ignore_index``; ignored
+    pixels count as background in S(t), and their own terms are dropped). clCE is
     meant to be added to a region loss (the authors: Dice + clCE, or CE +
     clCE with weight 1).
 
