@@ -16,8 +16,16 @@ and scored on held-out images by the foreground IoU, the clDice score and the
 skeleton recall of the hard prediction (skeletons by scikit-image), and the
 Betti-0 error (|components of prediction - components of target|, per image).
 
-    python examples/thin_structures.py            # the four losses, a couple of minutes on 2 CPU cores
+    python examples/thin_structures.py            # the four losses: about 3 min of CPU time (see below)
     python examples/thin_structures.py --smoke    # a few steps each: checks that it runs
+
+Measured (seed 0, jax 0.10 CPU; 2 min 45 s of CPU time, 18 min wall on a shared 2-core machine):
+
+    loss                  IoU    clDice   skel. recall   Betti-0 err
+    dice+ce             0.827     0.933          0.904         1.688
+    +skeleton recall    0.814     0.927          0.947         1.812
+    +clCE               0.830     0.933          0.913         1.458
+    +clDice             0.830     0.936          0.924         1.271
 
 Prints a table and saves predictions on held-out images to
 ``examples/out/thin_structures.png``. Needs jax, optax, scipy, scikit-image
