@@ -27,6 +27,7 @@ from .lovasz import (
     lovasz_hinge_loss,
     lovasz_softmax_loss,
 )
+from .metrics import average_surface_distance, dice_score, hausdorff_distance, iou_score, surface_dice
 from .pixelwise import (
     balanced_binary_cross_entropy,
     binary_cross_entropy,
@@ -50,6 +51,8 @@ from .region import (
     soft_confusion,
     tversky_loss,
 )
+from .supervision import deep_supervision
+from .topology import boundary_dou_loss, cl_cross_entropy_loss, skeleton_recall_loss, tubed_skeleton
 
 __version__ = "0.1.0"
 
@@ -106,4 +109,15 @@ __all__ = [
     # Lovasz
     "lovasz_hinge_loss",
     "lovasz_softmax_loss",
+    # deep supervision, topology and surface metrics
+    "deep_supervision",
+    "tubed_skeleton",
+    "skeleton_recall_loss",
+    "cl_cross_entropy_loss",
+    "boundary_dou_loss",
+    "hausdorff_distance",
+    "average_surface_distance",
+    "surface_dice",
+    "dice_score",
+    "iou_score",
 ]

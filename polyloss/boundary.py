@@ -21,12 +21,12 @@ from typing import Any
 
 from . import _checks as checks
 from ._reduce import as_float, promote, reduce_loss, restore
+from ._skeleton import soft_skeleton
 from ._xp import (
     Array,
     array_namespace,
     default_float,
     device,
-    max_pool,
     min_pool,
     one_hot,
     sigmoid,
@@ -321,32 +321,6 @@ def boundary_iou_loss(
 # --------------------------------------------------------------------------- #
 
 
-def _soft_erode(x: Array, nd: int, *, xp: ModuleType) -> Array:
-    """Minimum over the cross (3 along each axis, one at a time), outside left out."""
-    out = None
-    for i in range(nd):
-        window = tuple(3 if j == i else 1 for j in range(nd))
-        e = min_pool(x, window=window, xp=xp)
-        out = e if out is None else xp.minimum(out, e)
-    return out
-
-
-def _soft_skeleton(x: Array, iterations: int, nd: int, *, xp: ModuleType) -> Array:
-    """Soft skeleton of Shit et al. 2021: the residues of soft openings over ``iterations`` erosions."""
-
-    def relu(v: Array) -> Array:
-        return xp.where(v > 0, v, 0.0)
-
-    eroded = _soft_erode(x, nd, xp=xp)
-    skel = relu(x - max_pool(eroded, window=(3,) * nd, xp=xp))
-    for _ in range(iterations):
-        x = eroded
-        eroded = _soft_erode(x, nd, xp=xp)
-        delta = relu(x - max_pool(eroded, window=(3,) * nd, xp=xp))
-        skel = skel + relu(delta - skel * delta)
-    return skel
-
-
 def soft_cldice_loss(
     y_pred: Array,
     y_true: Array,
@@ -390,8 +364,8 @@ def soft_cldice_loss(
     checks.check_nonnegative(fn, "harmonic_smooth", harmonic_smooth)
     p, t, xp = _inputs(fn, y_pred, y_true, mode, class_axis, from_logits, include_background)
     nd = p.ndim - 2
-    skel_p = _soft_skeleton(p, iterations, nd, xp=xp)
-    skel_t = _soft_skeleton(t, iterations, nd, xp=xp)
+    skel_p = soft_skeleton(p, iterations, nd, xp=xp)
+    skel_t = soft_skeleton(t, iterations, nd, xp=xp)
     axes = tuple(range(1, p.ndim)) if per_image else tuple(range(p.ndim))
     tprec = (xp.sum(skel_p * t, axis=axes) + smooth) / (xp.sum(skel_p, axis=axes) + smooth)
     tsens = (xp.sum(skel_t * p, axis=axes) + smooth) / (xp.sum(skel_t, axis=axes) + smooth)

@@ -101,8 +101,19 @@ CASES = {
     "multibox_loss": lambda rng: (
         (lambda p, g, lab, v: (rng.normal(size=(N, 24, 4)) * 0.1, rng.normal(size=(N, 24, 4)), g, lab, v, p))(
             *_ssd(rng)), {}, True),
+    # deep supervision, topology losses and surface metrics (issue 13); deep_supervision and tubed_skeleton are in
+    # NOT_ARRAY_FUNCTIONS (a wrapper, a host-side NumPy helper); tests/test_supervision.py compiles the wrapper's loss
+    "skeleton_recall_loss": lambda rng: (_seg(rng), {"ignore_index": None}, True),
+    "cl_cross_entropy_loss": _region("cl_cross_entropy_loss"),
+    "boundary_dou_loss": _region("boundary_dou_loss"),
+    "hausdorff_distance": lambda rng: ((_masks(rng), _masks(rng)), {"percentile": 95}, False),
+    "average_surface_distance": lambda rng: ((_masks(rng), _masks(rng)), {"symmetric": True}, False),
+    "surface_dice": lambda rng: ((_masks(rng), _masks(rng)), {"tolerance": 1.0}, False),
+    "dice_score": lambda rng: ((_seg(rng)[1], _seg(rng)[1]), {"num_classes": C}, False),
+    "iou_score": lambda rng: ((_masks(rng), _masks(rng)), {"class_axis": -1}, False),
 }
-NOT_ARRAY_FUNCTIONS = {"keras_loss"}  # an adapter: it returns a Python function, it is compiled inside Keras
+# adapters and wrappers that return Python functions (compiled inside Keras / in their own tests), host-side helpers
+NOT_ARRAY_FUNCTIONS = {"keras_loss", "deep_supervision", "tubed_skeleton"}
 
 
 def _original(name):
