@@ -23,6 +23,7 @@ from .detection import (
     smooth_l1_loss,
 )
 from .distance import distance_transform, signed_distance_map, unet_weight_map
+from .generalized_focal import distribution_focal_loss, integral_decode, quality_focal_loss, varifocal_loss
 from .lovasz import (
     lovasz_hinge_loss,
     lovasz_softmax_loss,
@@ -50,6 +51,7 @@ from .region import (
     soft_confusion,
     tversky_loss,
 )
+from .rotated import box_to_gaussian, gwd_loss, kfiou_loss, kld_loss, probiou_loss, rotated_box_iou
 
 __version__ = "0.1.0"
 
@@ -106,4 +108,16 @@ __all__ = [
     # Lovasz
     "lovasz_hinge_loss",
     "lovasz_softmax_loss",
+    # generalized focal family (one-stage detectors)
+    "distribution_focal_loss",
+    "integral_decode",
+    "quality_focal_loss",
+    "varifocal_loss",
+    # rotated boxes
+    "box_to_gaussian",
+    "gwd_loss",
+    "kfiou_loss",
+    "kld_loss",
+    "probiou_loss",
+    "rotated_box_iou",
 ]

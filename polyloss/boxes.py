@@ -14,6 +14,7 @@ from types import ModuleType
 
 from . import _checks as checks
 from ._reduce import promote, reduce_loss, restore
+from ._rotated_ops import ROTATED_FORMATS, rotated_box_convert
 from ._xp import Array, array_namespace, stop_gradient, unstack
 
 __all__ = [
@@ -66,8 +67,13 @@ def box_convert(boxes: Array, /, *, in_fmt: str, out_fmt: str) -> Array:
 
     Peers: ``torchvision.ops.box_convert(boxes, in_fmt, out_fmt)``, same
     arithmetic (conversions between xywh and cxcywh pass through xyxy).
+
+    Rotated boxes ``(..., 5)`` convert between ``"cxcywhr"`` and ``"xywhr"``
+    (angle in radians; the convention is in ``polyloss.rotated``).
     """
     fn = "box_convert"
+    if in_fmt in ROTATED_FORMATS or out_fmt in ROTATED_FORMATS:
+        return rotated_box_convert(fn, boxes, in_fmt, out_fmt)
     xp = array_namespace(boxes)
     checks.check_boxes(fn, "boxes", boxes, xp=xp)
     checks.check_box_format(fn, "in_fmt", in_fmt)
