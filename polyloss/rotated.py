@@ -462,12 +462,13 @@ def kfiou_loss(
     else:
         kf = 1 - kfiou
     du, dv = _along(t, pair.dx, pair.dy)
-    centre = _smooth_l1(xp.abs(du / t.w), beta) + _smooth_l1(xp.abs(dv / t.h), beta)
+    centre = _smooth_l1(xp.abs(du / t.w), beta, xp=xp) + _smooth_l1(xp.abs(dv / t.h), beta, xp=xp)
     return _done(fn, xp.clip(centre + kf, 0, None), weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
 
-def _smooth_l1(diff: Array, beta: float) -> Array:
-    return (diff < beta) * (0.5 * diff**2 / beta) + (diff >= beta) * (diff - 0.5 * beta)
+def _smooth_l1(diff: Array, beta: float, *, xp: ModuleType) -> Array:
+    """Smooth L1 of ``diff >= 0``: 0.5 diff^2 / beta below beta, diff - beta / 2 above."""
+    return xp.where(diff < beta, 0.5 * diff**2 / beta, diff - 0.5 * beta)
 
 
 # --------------------------------------------------------------------------- #
