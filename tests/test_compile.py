@@ -35,6 +35,11 @@ def _boxes(rng, n=6):
     return np.concatenate([xy, xy + wh], axis=-1)
 
 
+def _rboxes(rng, n=6):
+    """Rotated cxcywhr boxes that overlap each other."""
+    return np.concatenate([rng.random((n, 2)) * 4, rng.random((n, 2)) * 4 + 1, rng.uniform(-3, 3, (n, 1))], axis=-1)
+
+
 def _ssd(rng):
     priors = np.concatenate([rng.random((24, 2)) * 10, rng.random((24, 2)) * 4 + 1], axis=-1)  # cx, cy, w, h
     gt = np.stack([_boxes(rng, 3) for _ in range(N)])
@@ -101,6 +106,19 @@ CASES = {
     "multibox_loss": lambda rng: (
         (lambda p, g, lab, v: (rng.normal(size=(N, 24, 4)) * 0.1, rng.normal(size=(N, 24, 4)), g, lab, v, p))(
             *_ssd(rng)), {}, True),
+    # generalized focal family and rotated boxes (issue 14)
+    "quality_focal_loss": lambda rng: ((rng.normal(size=(8, 3)), rng.random((8, 3)) * (rng.random((8, 3)) < 0.4)),
+                                       {"avg_factor": 3.0}, True),
+    "varifocal_loss": lambda rng: ((rng.normal(size=(8, 3)), rng.random((8, 3)) * (rng.random((8, 3)) < 0.4)),
+                                   {"weight": np.ones((8, 1))}, True),
+    "distribution_focal_loss": lambda rng: ((rng.normal(size=(6, 4, 9)), rng.uniform(0, 8, size=(6, 4))), {}, True),
+    "integral_decode": lambda rng: ((rng.normal(size=(6, 4, 9)),), {}, True),
+    "box_to_gaussian": lambda rng: ((_rboxes(rng),), {}, True),
+    "gwd_loss": lambda rng: ((_rboxes(rng), _rboxes(rng)), {}, True),
+    "kld_loss": lambda rng: ((_rboxes(rng), _rboxes(rng)), {"fun": "sqrt", "tau": 2.0}, True),
+    "probiou_loss": lambda rng: ((_rboxes(rng), _rboxes(rng)), {}, True),
+    "kfiou_loss": lambda rng: ((_rboxes(rng), _rboxes(rng)), {"fun": "ln"}, True),
+    "rotated_box_iou": lambda rng: ((_rboxes(rng), _rboxes(rng, 4)), {}, True),
 }
 NOT_ARRAY_FUNCTIONS = {"keras_loss"}  # an adapter: it returns a Python function, it is compiled inside Keras
 
