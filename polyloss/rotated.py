@@ -547,7 +547,8 @@ def rotated_box_iou(boxes1: Array, boxes2: Array, /, *, box_format: RotatedForma
         px, py, valid = _clip(px, py, valid, nx, ny, half + nx * bx + ny * by, xp=xp)
     inter = xp.clip(xp.sum(px * xp.roll(py, -1, axis=-1) - xp.roll(px, -1, axis=-1) * py, axis=-1) / 2, 0, None)
     union = aw * ah + bw * bh - inter
-    iou = inter / xp.clip(union, xp.finfo(union.dtype).smallest_normal, None)
+    ok = union > 0  # else two zero-area boxes: IoU 0, with a zero (not NaN) gradient
+    iou = xp.where(ok, inter / xp.where(ok, union, 1), 0)
     return restore(iou, boxes1.dtype, xp=xp)
 
 
