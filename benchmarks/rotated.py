@@ -151,9 +151,10 @@ def _torch_cases(table: Table, quick: bool, rng: np.random.Generator) -> None:
     p, t = (torch.tensor(a) for a in _rotated_pairs(rng, n))
     for name, plain in ROTATED.items():
         ours = getattr(pl, name)
-        table.add(f"{name} {n} pairs", "torch eager", measure({
-            "polyloss": torch_step(ours, p, t), "plain torch (matrix formula)": torch_step(plain, p, t)}, rounds=rounds))
-        table.notes.append(f"{name} values, polyloss vs plain torch: {float(ours(p, t)):.6f} vs {float(plain(p, t)):.6f}")
+        impls = {"polyloss": torch_step(ours, p, t), "plain torch (matrix formula)": torch_step(plain, p, t)}
+        table.add(f"{name} {n} pairs", "torch eager", measure(impls, rounds=rounds))
+        values = float(ours(p, t)), float(plain(p, t))
+        table.notes.append(f"{name} values, polyloss vs plain torch: {values[0]:.6f} vs {values[1]:.6f}")
     x, q, bins, dist = (torch.tensor(a) for a in _focal_inputs(rng, n))
     for name, plain in FOCAL.items():
         table.add(f"{name} {n} x 20", "torch eager", measure({
@@ -174,10 +175,12 @@ def _jax_cases(table: Table, quick: bool, rng: np.random.Generator) -> None:
     rounds = 7 if quick else 15
     p, t = (jnp.asarray(a) for a in _rotated_pairs(rng, n))
     for name in ROTATED:
-        table.add(f"{name} {n} pairs", "jax.jit", measure({"polyloss": jax_step(getattr(pl, name), p, t)}, rounds=rounds))
+        step = jax_step(getattr(pl, name), p, t)
+        table.add(f"{name} {n} pairs", "jax.jit", measure({"polyloss": step}, rounds=rounds))
     x, q, bins, dist = (jnp.asarray(a) for a in _focal_inputs(rng, n))
     for name in FOCAL:
-        table.add(f"{name} {n} x 20", "jax.jit", measure({"polyloss": jax_step(getattr(pl, name), x, q)}, rounds=rounds))
+        step = jax_step(getattr(pl, name), x, q)
+        table.add(f"{name} {n} x 20", "jax.jit", measure({"polyloss": step}, rounds=rounds))
     table.add(f"distribution_focal_loss {n // 4} x 4 x 17", "jax.jit",
               measure({"polyloss": jax_step(pl.distribution_focal_loss, bins, dist)}, rounds=rounds))
     m = 100 if quick else 300
@@ -188,7 +191,8 @@ def _jax_cases(table: Table, quick: bool, rng: np.random.Generator) -> None:
 
 def run(quick: bool) -> list[Table]:
     rng = np.random.default_rng(0)
-    table = Table("Generalized focal and rotated-box losses: forward + backward", COMMAND + (" --quick" if quick else ""))
+    title = "Generalized focal and rotated-box losses: forward + backward"
+    table = Table(title, COMMAND + (" --quick" if quick else ""))
     if optional_import("torch") is not None:
         _torch_cases(table, quick, rng)
     if optional_import("jax") is not None:

@@ -77,7 +77,8 @@ def box_to_gaussian(boxes: Array, /, *, fmt: RotatedFormat = "cxcywhr") -> tuple
     c, s = xp.cos(r), xp.sin(r)
     a, b = (w / 2) ** 2, (h / 2) ** 2
     xy = (a - b) * c * s
-    cov = xp.stack((xp.stack((a * c**2 + b * s**2, xy), axis=-1), xp.stack((xy, a * s**2 + b * c**2), axis=-1)), axis=-2)
+    rows = (xp.stack((a * c**2 + b * s**2, xy), axis=-1), xp.stack((xy, a * s**2 + b * c**2), axis=-1))
+    cov = xp.stack(rows, axis=-2)
     return xp.stack((cx, cy), axis=-1), cov
 
 

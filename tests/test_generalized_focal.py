@@ -44,7 +44,7 @@ def vfl_ref(x, q, alpha, gamma):  # Zhang et al. 2021, eq. (2)
 def dfl_ref(logits, y):  # Li et al. 2020, eq. (6)
     e = np.exp(logits - logits.max())
     s = e / e.sum()
-    i = min(int(math.floor(y)), len(logits) - 2)
+    i = min(math.floor(y), len(logits) - 2)
     return -((i + 1 - y) * math.log(s[i]) + (y - i) * math.log(s[i + 1]))
 
 

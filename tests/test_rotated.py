@@ -83,7 +83,8 @@ def probiou_ref(p, t):  # Llerena et al. 2021: Bhattacharyya distance, Hellinger
     mt, st = gaussian_ref(t, 1 / 12)
     s = (sp + st) / 2
     d = mp - mt
-    b = d @ np.linalg.inv(s) @ d / 8 + 0.5 * math.log(np.linalg.det(s) / math.sqrt(np.linalg.det(sp) * np.linalg.det(st)))
+    det = np.linalg.det
+    b = d @ np.linalg.inv(s) @ d / 8 + 0.5 * math.log(det(s) / math.sqrt(det(sp) * det(st)))
     return math.sqrt(1 - math.exp(-b))
 
 
