@@ -6,9 +6,8 @@ along ``u = (cos theta, sin theta)`` and its height along
 with image coordinates (y pointing down) a positive theta turns the box
 clockwise on screen. This is the convention of mmrotate ("le90"/"le135"
 ranges are all accepted: every function here is invariant to the angle's
-period) and of ultralytics' ``xywhr``, which is our ``"cxcywhr"``.
-torchvision's rotated formats use degrees counter-clockwise on screen: its
-``r`` is our ``-r * pi / 180``.
+period) and of ultralytics' ``xywhr``, which is our ``"cxcywhr"``. Angles
+in degrees, or turning the other way, convert as ``theta = +-degrees * pi / 180``.
 
 ``"cxcywhr"``: centre, size, angle. ``"xywhr"``: the corner ``c - u w/2 - v h/2``
 (the top-left corner before the rotation about the centre), size, angle.

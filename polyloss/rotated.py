@@ -3,8 +3,8 @@
 Boxes are ``(..., 5)`` arrays, ``"cxcywhr"`` (centre, width, height, angle in
 radians; the default) or ``"xywhr"`` (first corner instead of the centre).
 The width lies along ``(cos theta, sin theta)`` in the array's ``(x, y)``
-coordinates (mmrotate's and ultralytics' convention); see
-``box_convert`` for the formats and torchvision's degrees.
+coordinates (mmrotate's and ultralytics' convention); ``box_convert``
+converts between the two formats.
 
 A box is modelled as the Gaussian N(mu, Sigma), mu = (cx, cy),
 Sigma = R diag((w/2)^2, (h/2)^2) R^T (Yang et al. 2021). Sigma is the same for
