@@ -100,7 +100,7 @@ class _Pair(NamedTuple):
     """Matching predicted and target boxes in the compute dtype, with their relative angle."""
 
     p: _Box
-    t: Any  # _Box
+    t: _Box
     cos2: Array  # cos^2 and sin^2 of theta_p - theta_t
     sin2: Array
     dx: Array  # centre offset, prediction minus target
@@ -150,7 +150,7 @@ def _sqrt(x: Array, floor: float, *, xp: ModuleType) -> Array:
     return xp.sqrt(xp.clip(x, floor, None))
 
 
-def _postprocess(fn: str, distance: Array, fun: str, tau: float, *, xp: ModuleType) -> Array:
+def _postprocess(distance: Array, fun: str, tau: float, *, xp: ModuleType) -> Array:
     """mmrotate's normalisation: f(d) = log1p(d), sqrt(d) or d; then 1 - 1 / (tau + f(d)) if tau >= 1."""
     if fun == "log1p":
         distance = xp.log1p(distance)
@@ -243,7 +243,7 @@ def gwd_loss(
     shape = ap + bp + at + bt - 2 * _sqrt(tr_pt + 2 * det_sqrt, tiny, xp=xp)
     distance = _sqrt(pair.dx**2 + pair.dy**2 + shape, xp.finfo(ap.dtype).eps ** 2, xp=xp)
     distance = distance / (2 * xp.clip(det_sqrt, 1e-28, None) ** 0.25)  # mmrotate: 2 max((.)^(1/4), 1e-7)
-    loss = _postprocess(fn, distance, fun, tau, xp=xp)
+    loss = _postprocess(distance, fun, tau, xp=xp)
     return _done(fn, loss, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
 
@@ -314,7 +314,7 @@ def kld_loss(
     along_h = (4 * dv**2 + wt2 * pair.sin2 + ht2 * pair.cos2) / p.h**2
     kl = (along_w + along_h) / 2 + xp.log(p.w) + xp.log(p.h) - xp.log(t.w) - xp.log(t.h) - 1
     distance = _sqrt(kl, xp.finfo(kl.dtype).eps ** 2, xp=xp)
-    loss = _postprocess(fn, distance, fun, tau, xp=xp)
+    loss = _postprocess(distance, fun, tau, xp=xp)
     return _done(fn, loss, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
 
