@@ -19,7 +19,9 @@ background. A small convolutional backbone predicts, for each cell of an
 On held-out images the best-scoring cell's boxes are scored with
 ``polyloss.box_iou`` and the exact ``polyloss.rotated_box_iou``.
 
-    python examples/rotated_detection.py            # 400 steps, about 30 s on 2 CPU cores
+    python examples/rotated_detection.py            # 400 steps: 13-15 s of CPU (one thread), held-out
+                                                    # rotated IoU about 0.74 (measured: 46 s wall on
+                                                    # 2 cores shared with a load average of 13)
     python examples/rotated_detection.py --smoke    # a few steps: checks that it runs
 """
 
