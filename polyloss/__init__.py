@@ -23,6 +23,7 @@ from .detection import (
     smooth_l1_loss,
 )
 from .distance import distance_transform, signed_distance_map, unet_weight_map
+from .generalized_focal import distribution_focal_loss, integral_decode, quality_focal_loss, varifocal_loss
 from .lovasz import (
     lovasz_hinge_loss,
     lovasz_softmax_loss,
@@ -51,6 +52,7 @@ from .region import (
     soft_confusion,
     tversky_loss,
 )
+from .rotated import box_to_gaussian, gwd_loss, kfiou_loss, kld_loss, probiou_loss, rotated_box_iou
 from .supervision import deep_supervision
 from .topology import boundary_dou_loss, cl_cross_entropy_loss, skeleton_recall_loss, tubed_skeleton
 
@@ -120,4 +122,16 @@ __all__ = [
     "surface_dice",
     "dice_score",
     "iou_score",
+    # generalized focal family (one-stage detectors)
+    "distribution_focal_loss",
+    "integral_decode",
+    "quality_focal_loss",
+    "varifocal_loss",
+    # rotated boxes
+    "box_to_gaussian",
+    "gwd_loss",
+    "kfiou_loss",
+    "kld_loss",
+    "probiou_loss",
+    "rotated_box_iou",
 ]

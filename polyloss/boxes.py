@@ -15,6 +15,7 @@ from types import ModuleType
 from . import _checks as checks
 from ._box_ops import BoxFormat, Reduction, corners, pairwise_iou
 from ._reduce import promote, reduce_loss, restore
+from ._rotated_ops import ROTATED_FORMATS, RotatedBoxFormat, rotated_box_convert
 from ._xp import Array, array_namespace, stop_gradient
 
 __all__ = [
@@ -28,16 +29,24 @@ __all__ = [
     "iou_loss",
 ]
 
-def box_convert(boxes: Array, /, *, in_fmt: BoxFormat, out_fmt: BoxFormat) -> Array:
+def box_convert(
+    boxes: Array, /, *, in_fmt: BoxFormat | RotatedBoxFormat, out_fmt: BoxFormat | RotatedBoxFormat
+) -> Array:
     r"""Convert boxes ``(..., 4)`` between the ``"xyxy"``, ``"xywh"`` and ``"cxcywh"`` formats.
 
     xyxy -> cxcywh: ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1);
     cxcywh -> xyxy: (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2).
 
+    Rotated boxes ``(..., 5)`` convert between ``"cxcywhr"`` and ``"xywhr"``
+    (angle in radians; the convention is in ``polyloss.rotated``).
+
     Args:
-        boxes: floating array ``(..., 4)``, one box per row.
+        boxes: floating array ``(..., 4)``, one box per row, or ``(..., 5)``
+            for the rotated formats.
         in_fmt: the format of ``boxes``: ``"xyxy"`` (corners), ``"xywh"``
-            (top-left corner, width, height) or ``"cxcywh"`` (centre, size).
+            (top-left corner, width, height) or ``"cxcywh"`` (centre, size);
+            or a rotated format, ``"cxcywhr"`` or ``"xywhr"`` (rotated
+            formats convert only among themselves).
         out_fmt: the format wanted, one of the same three.
 
     Returns:
@@ -59,6 +68,8 @@ def box_convert(boxes: Array, /, *, in_fmt: BoxFormat, out_fmt: BoxFormat) -> Ar
         https://pytorch.org/vision/stable/generated/torchvision.ops.box_convert.html
     """
     fn = "box_convert"
+    if in_fmt in ROTATED_FORMATS or out_fmt in ROTATED_FORMATS:
+        return rotated_box_convert(fn, boxes, in_fmt, out_fmt)
     xp = array_namespace(boxes)
     checks.check_boxes(fn, "boxes", boxes, xp=xp)
     checks.check_box_format(fn, "in_fmt", in_fmt)

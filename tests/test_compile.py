@@ -35,6 +35,11 @@ def _boxes(rng, n=6):
     return np.concatenate([xy, xy + wh], axis=-1)
 
 
+def _rboxes(rng, n=6):
+    """Rotated cxcywhr boxes that overlap each other."""
+    return np.concatenate([rng.random((n, 2)) * 4, rng.random((n, 2)) * 4 + 1, rng.uniform(-3, 3, (n, 1))], axis=-1)
+
+
 def _ssd(rng):
     priors = np.concatenate([rng.random((24, 2)) * 10, rng.random((24, 2)) * 4 + 1], axis=-1)  # cx, cy, w, h
     gt = np.stack([_boxes(rng, 3) for _ in range(N)])
@@ -111,6 +116,19 @@ CASES = {
     "surface_dice": lambda rng: ((_masks(rng), _masks(rng)), {"tolerance": 1.0}, False),
     "dice_score": lambda rng: ((_seg(rng)[1], _seg(rng)[1]), {"num_classes": C}, False),
     "iou_score": lambda rng: ((_masks(rng), _masks(rng)), {"class_axis": -1}, False),
+    # generalized focal family and rotated boxes (issue 14)
+    "quality_focal_loss": lambda rng: ((rng.normal(size=(8, 3)), rng.random((8, 3)) * (rng.random((8, 3)) < 0.4)),
+                                       {"avg_factor": 3.0}, True),
+    "varifocal_loss": lambda rng: ((rng.normal(size=(8, 3)), rng.random((8, 3)) * (rng.random((8, 3)) < 0.4)),
+                                   {"weight": np.ones((8, 1))}, True),
+    "distribution_focal_loss": lambda rng: ((rng.normal(size=(6, 4, 9)), rng.uniform(0, 8, size=(6, 4))), {}, True),
+    "integral_decode": lambda rng: ((rng.normal(size=(6, 4, 9)),), {}, True),
+    "box_to_gaussian": lambda rng: ((_rboxes(rng),), {}, True),
+    "gwd_loss": lambda rng: ((_rboxes(rng), _rboxes(rng)), {}, True),
+    "kld_loss": lambda rng: ((_rboxes(rng), _rboxes(rng)), {"fun": "sqrt", "tau": 2.0}, True),
+    "probiou_loss": lambda rng: ((_rboxes(rng), _rboxes(rng)), {}, True),
+    "kfiou_loss": lambda rng: ((_rboxes(rng), _rboxes(rng)), {"fun": "ln"}, True),
+    "rotated_box_iou": lambda rng: ((_rboxes(rng), _rboxes(rng, 4)), {}, True),
 }
 # adapters and wrappers that return Python functions (compiled inside Keras / in their own tests), host-side helpers
 NOT_ARRAY_FUNCTIONS = {"keras_loss", "deep_supervision", "tubed_skeleton"}
