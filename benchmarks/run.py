@@ -36,6 +36,7 @@ def main() -> None:
     parts = [f"# polyloss benchmarks: {args.name}", "",
              f"Written by `python benchmarks/run.py --name {args.name} {flags}`; every cell is the range over "
              f"{args.runs} run(s).", "", f"Machine: {machine_description()}", ""]
+    out = HERE / "results" / f"{args.name}.md"
     for family in args.only.split(","):
         module = importlib.import_module(family)
         runs = []
@@ -46,8 +47,7 @@ def main() -> None:
             text = table.markdown()
             print(text, flush=True)
             parts.append(text)
-    out = HERE / "results" / f"{args.name}.md"
-    out.write_text("\n".join(parts) + "\n")
+        out.write_text("\n".join(parts) + "\n")  # after every family: a run cut short keeps what it measured
     print(f"wrote {out}")
 
 
