@@ -253,24 +253,3 @@ def test_jax_jit(backend, rng, form, squared, activation):
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(to_numpy(g), to_numpy(w), rtol=1e-12, atol=1e-14)
 
-
-@OPTIONS
-def test_torch_pixel_blocks_change_nothing(backend, rng, monkeypatch, axis, activation, form, masked, squared):
-    """Eager torch walks the pixels in blocks; tiny blocks (uneven last one) give the float64 loops' values
-    and the unfused autodiff gradient."""
-    if not backend.is_torch:
-        pytest.skip("the pixel blocks are torch's eager path")
-    from polyloss import _fused_torch
-
-    monkeypatch.setattr(_fused_torch, "BLOCK", 2 * N * C)  # 2 pixels per block on CPU
-    x, target, valid = make_inputs(rng, axis=axis, form=form, masked=masked)
-    _, t, v = on(backend, x, target, valid)
-    kw = dict(axis=axis, activation=activation, squared=squared)
-    got = fused(backend, backend.asarray(x), t, v, **kw)
-    for g, w in zip(got, ref_sums(x, target, valid, **kw), strict=True):
-        assert_close(g, w, rtol=1e-12, atol=1e-12)
-    a, b = (backend.asarray(rng.normal(size=(N, C))) for _ in range(2))
-    grads = [backend.value_and_grad(lambda z, impl=impl: backend.xp.sum(
-        a * impl(backend, z, t, v, **kw).tp + b * impl(backend, z, t, v, **kw).psum), backend.asarray(x))[1]
-        for impl in (fused, unfused)]
-    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-10, atol=1e-12)
