@@ -128,6 +128,10 @@ def _rss_kib(field: str) -> int:
     raise OSError(f"/proc/self/status has no {field}")
 
 
+# Below this size of logits the resident-memory method measures pages and allocator arenas, not the loss.
+RSS_RESOLUTION = 1 << 18
+
+
 def peak_extra_bytes(step: Step) -> int | None:
     """Peak memory one call of ``step`` (already warmed up) adds to what its inputs hold; None where unknown.
 
@@ -138,7 +142,8 @@ def peak_extra_bytes(step: Step) -> int | None:
     the call, after ``malloc_trim(0)`` returned every free heap page to the kernel and
     ``/proc/self/clear_refs`` reset the mark: so pages freed by an earlier case cannot hide this one's
     allocations, and no fresh process (an import of torch) is needed per case. Every peer is measured
-    the same way; the number includes the gradient (1x the logits, which nothing avoids).
+    the same way; the number includes the gradient (1x the logits, which nothing avoids). None for
+    logits under ``RSS_RESOLUTION`` bytes, where that method has no resolution.
     """
     if isinstance(step, JaxStep):
         ma = step.f.lower(*step.args).compile().memory_analysis()
@@ -156,6 +161,8 @@ def peak_extra_bytes(step: Step) -> int | None:
         torch.cuda.reset_peak_memory_stats()
         step()
         peak = torch.cuda.max_memory_allocated() - base
+    elif nbytes(step.x) < RSS_RESOLUTION:
+        return None
     else:
         try:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
