@@ -2,7 +2,9 @@
 
 ``nox -t cpu`` runs the whole CPU matrix (what ``.ci/run`` and the README run).
 GPU sessions (``tests-cupy``, ``tests-torch-cuda``, ``tests-jax-gpu``) skip
-cleanly on a machine without an NVIDIA GPU.
+cleanly on a machine without an NVIDIA GPU; they install the CUDA 13 builds
+(the driver of the H200 machines is CUDA 13; a machine without network runs
+``benchmarks/gpu.sh`` instead, which needs no install beyond carried wheels).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def parity(session: nox.Session) -> None:
 def tests_cupy(session: nox.Session) -> None:
     if not _has_gpu():
         session.skip("tests-cupy: no NVIDIA GPU on this machine")
-    session.install(TEST, "cupy-cuda12x")
+    session.install(TEST, "cupy-cuda13x")
     _pytest(session, "cupy")
 
 
@@ -79,7 +81,7 @@ def tests_cupy(session: nox.Session) -> None:
 def tests_torch_cuda(session: nox.Session) -> None:
     if not _has_gpu():
         session.skip("tests-torch-cuda: no NVIDIA GPU on this machine")
-    session.install(TEST, "torch")
+    session.install(TEST, "torch")  # PyPI's Linux torch is the CUDA 13 build (2.14: +cu130)
     _pytest(session, "torch-cuda")
 
 
@@ -87,7 +89,7 @@ def tests_torch_cuda(session: nox.Session) -> None:
 def tests_jax_gpu(session: nox.Session) -> None:
     if not _has_gpu():
         session.skip("tests-jax-gpu: no NVIDIA GPU on this machine")
-    session.install(TEST, "jax[cuda12]")
+    session.install(TEST, "jax[cuda13]")
     _pytest(session, "jax-gpu")
 
 
@@ -115,6 +117,9 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Forward+backward timings against the peers; writes benchmarks/results/<machine>.md."""
+    """Forward+backward time, peak memory and floor ratio against the peers; writes benchmarks/results/<machine>.md.
+
+    ``nox -s bench -- --quick`` for a smoke run; ``-- --device cuda --name <gpu>`` on a GPU machine.
+    """
     session.install(".", *TORCH_WITH_VISION, "jax", "optax", "kornia", "monai", "segmentation-models-pytorch", "scipy")
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import importlib
 import os
 import platform
@@ -57,31 +58,140 @@ def optional_import(name: str) -> Any:
         return None
 
 
-def torch_step(loss: Callable[..., Any], x: Any, *rest: Any) -> Step:
+class TorchStep:
+    """Forward + backward of ``loss(x, *rest)`` with respect to ``x`` in torch eager (CPU or CUDA)."""
+
+    def __init__(self, loss: Callable[..., Any], x: Any, *rest: Any) -> None:
+        import torch
+
+        self.x = x.detach().clone().requires_grad_(True)
+        self.loss, self.rest = loss, rest
+        self.sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+
+    def __call__(self) -> None:
+        self.x.grad = None
+        self.loss(self.x, *self.rest).backward()
+        self.sync()
+
+    def reset(self) -> None:
+        """Drop the gradient the last call left, so a memory measurement starts from the inputs alone."""
+        self.x.grad = None
+
+
+class JaxStep:
+    """``jax.jit(jax.value_and_grad(loss))(x, *rest)``, blocked until ready."""
+
+    def __init__(self, loss: Callable[..., Any], x: Any, *rest: Any) -> None:
+        import jax
+
+        self.f, self.args = jax.jit(jax.value_and_grad(loss)), (x, *rest)
+
+    def __call__(self) -> None:
+        import jax
+
+        jax.block_until_ready(self.f(*self.args))
+
+    def reset(self) -> None:
+        pass
+
+
+def torch_step(loss: Callable[..., Any], x: Any, *rest: Any) -> TorchStep:
     """Forward + backward of ``loss(x, *rest)`` with respect to ``x`` in torch eager."""
+    return TorchStep(loss, x, *rest)
+
+
+def jax_step(loss: Callable[..., Any], x: Any, *rest: Any) -> JaxStep:
+    """``jax.jit(jax.value_and_grad(loss))(x, *rest)``, blocked until ready."""
+    return JaxStep(loss, x, *rest)
+
+
+def floor_step(x: Any) -> Step:
+    """The memory traffic no loss of ``x`` avoids: read the logits once, write a dense gradient of their size.
+
+    torch: ``x.sum()`` forward + backward (autograd materialises the expanded ones as ``x.grad``);
+    JAX: ``jax.jit(jax.value_and_grad(jnp.sum))``.
+    """
+    if type(x).__module__.startswith("torch"):
+        return TorchStep(lambda a: a.sum(), x)
+    return JaxStep(lambda a: a.sum(), x)
+
+
+def nbytes(x: Any) -> int:
+    return int(x.numel() * x.element_size()) if hasattr(x, "element_size") else int(x.nbytes)
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+# Below this size of logits the resident-memory method measures pages and allocator arenas, not the loss.
+RSS_RESOLUTION = 1 << 18
+
+
+def peak_extra_bytes(step: Step) -> int | None:
+    """Peak memory one call of ``step`` (already warmed up) adds to what its inputs hold; None where unknown.
+
+    torch CUDA: ``torch.cuda.max_memory_allocated`` minus the allocation before the call.
+    JAX: the compiled executable's ``memory_analysis()``: temporaries plus outputs (the value and the
+    gradient) minus what aliases the arguments.
+    torch CPU (Linux): the process's resident high-water mark (``VmHWM``) minus its resident size before
+    the call, after ``malloc_trim(0)`` returned every free heap page to the kernel and
+    ``/proc/self/clear_refs`` reset the mark: so pages freed by an earlier case cannot hide this one's
+    allocations, and no fresh process (an import of torch) is needed per case. Every peer is measured
+    the same way; the number includes the gradient (1x the logits, which nothing avoids). None for
+    logits under ``RSS_RESOLUTION`` bytes, where that method has no resolution.
+    """
+    if isinstance(step, JaxStep):
+        ma = step.f.lower(*step.args).compile().memory_analysis()
+        if ma is None:
+            return None
+        return int(ma.temp_size_in_bytes + ma.output_size_in_bytes - ma.alias_size_in_bytes)
+    if not isinstance(step, TorchStep):
+        return None
     import torch
 
-    x = x.detach().clone().requires_grad_(True)
-    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    step.reset()
+    if step.x.is_cuda:
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        peak = torch.cuda.max_memory_allocated() - base
+    elif nbytes(step.x) < RSS_RESOLUTION:
+        return None
+    else:
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            base = _rss_kib("VmRSS")
+            step()
+            peak = (_rss_kib("VmHWM") - base) * 1024
+        except OSError:
+            return None
+    step.reset()
+    return max(int(peak), 0)
 
-    def step() -> None:
-        x.grad = None
-        loss(x, *rest).backward()
-        sync()
 
-    return step
+FLOOR = "floor"
 
 
-def jax_step(loss: Callable[..., Any], x: Any, *rest: Any) -> Step:
-    """``jax.jit(jax.value_and_grad(loss))(x, *rest)``, blocked until ready."""
-    import jax
+@dataclass
+class Row:
+    """One (case, implementation) row; each metric holds one value per run (ranges when runs differ)."""
 
-    f = jax.jit(jax.value_and_grad(loss))
-
-    def step() -> None:
-        jax.block_until_ready(f(x, *rest))
-
-    return step
+    case: str
+    backend: str
+    impl: str
+    seconds: list[float]
+    ratio: list[float]  # ours / this; empty on our own row
+    floor: list[float]  # time / the floor step's time in the same rounds; empty where not measured
+    peak: list[float]  # peak extra bytes; empty where not measured
+    peak_ratio: list[float]  # peak extra / bytes of the logits
 
 
 @dataclass
@@ -90,14 +200,31 @@ class Table:
 
     title: str
     command: str
-    rows: list[tuple[str, str, str, float, float | None]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, case: str, backend: str, times: dict[str, float], ours: str = "polyloss") -> None:
+    def add(self, case: str, backend: str, times: dict[str, float], ours: str = "polyloss", *,
+            floor: float | None = None, peaks: dict[str, int | None] | None = None,
+            logits_bytes: int | None = None) -> None:
         """Record one case: ``times`` maps implementation name -> seconds; ratios are ours / peer."""
         for impl, seconds in times.items():
-            ratio = None if impl == ours else times[ours] / seconds
-            self.rows.append((case, backend, impl, seconds, ratio))
+            peak = (peaks or {}).get(impl)
+            self.rows.append(Row(
+                case, backend, impl, [seconds],
+                [] if impl == ours else [times[ours] / seconds],
+                [] if floor is None else [seconds / floor],
+                [] if peak is None else [float(peak)],
+                [] if peak is None or not logits_bytes else [peak / logits_bytes],
+            ))
+
+    def bench(self, case: str, backend: str, impls: dict[str, Step], x: Any, *, rounds: int = 15,
+              ours: str = "polyloss") -> None:
+        """Time ``impls`` and the floor of ``x`` (the logits) in the same interleaved rounds, then measure
+        each implementation's peak extra memory (``peak_extra_bytes``) and record the case."""
+        times = measure({**impls, FLOOR: floor_step(x)}, rounds=rounds)
+        floor = times.pop(FLOOR)
+        peaks = {name: peak_extra_bytes(step) for name, step in impls.items()}
+        self.add(case, backend, times, ours, floor=floor, peaks=peaks, logits_bytes=nbytes(x))
 
     def markdown(self) -> str:
         lines = [
@@ -105,14 +232,58 @@ class Table:
             "",
             f"Command: `{self.command}`",
             "",
-            "| case | backend | implementation | median ms | ours / this |",
-            "|---|---|---|---:|---:|",
+            "| case | backend | implementation | median ms | ours / this | time / floor | peak extra MiB "
+            "| peak / logits |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
         ]
-        for case, backend, impl, seconds, ratio in self.rows:
-            r = "" if ratio is None else f"{ratio:.2f}x"
-            lines.append(f"| {case} | {backend} | {impl} | {seconds * 1e3:.3f} | {r} |")
+        for r in self.rows:
+            cells = [_span([s * 1e3 for s in r.seconds], "{:.3f}"), _span(r.ratio, "{:.2f}x"),
+                     _span(r.floor, "{:.1f}x"), _span([b / 2**20 for b in r.peak], "{:.1f}"),
+                     _span(r.peak_ratio, "{:.2f}x")]
+            lines.append(f"| {r.case} | {r.backend} | {r.impl} | " + " | ".join(cells) + " |")
         lines += [""] + [f"- {n}" for n in self.notes] + ([""] if self.notes else [])
         return "\n".join(lines)
+
+
+def _span(values: list[float], spec: str) -> str:
+    """One value, or the range ``lo-hi`` over runs (one value where both ends round alike)."""
+    if not values:
+        return ""
+    lo, hi = spec.format(min(values)), spec.format(max(values))
+    if lo == hi:
+        return lo
+    return f"{lo.rstrip('x')}-{hi}"
+
+
+def merge(runs: list[list[Table]]) -> list[Table]:
+    """Tables of repeated runs (same cases in the same order) as one set whose cells are ranges."""
+    out = []
+    for tables in zip(*runs, strict=True):
+        first = tables[0]
+        merged = Table(first.title, first.command, notes=list(dict.fromkeys(n for t in tables for n in t.notes)))
+        for rows in zip(*(t.rows for t in tables), strict=True):
+            r0 = rows[0]
+            merged.rows.append(Row(r0.case, r0.backend, r0.impl, *(
+                [v for r in rows for v in getattr(r, name)]
+                for name in ("seconds", "ratio", "floor", "peak", "peak_ratio"))))
+        out.append(merged)
+    return out
+
+
+FLOOR_NOTE = ("time / floor: the row's time over that of `x.sum()` forward + backward on the same logits in the "
+              "same interleaved rounds (read the logits once, write a dense gradient: the traffic no loss avoids). "
+              "Peak extra: memory one forward + backward adds to its inputs, the gradient included (1.00x of the "
+              "logits is the floor): torch CPU by the resident high-water mark after malloc_trim, torch CUDA by "
+              "torch.cuda.max_memory_allocated, JAX by the compiled executable's memory_analysis()")
+
+
+def torch_device() -> str:
+    """Where the torch rows run: ``POLYLOSS_BENCH_DEVICE`` (``cpu``, the default, or ``cuda``)."""
+    return os.environ.get("POLYLOSS_BENCH_DEVICE", "cpu")
+
+
+def torch_backend_name() -> str:
+    return "torch eager" if torch_device() == "cpu" else f"torch eager {torch_device()}"
 
 
 # glibc returns freed large blocks to the OS and maps new ones fresh, so each large tensor costs page faults

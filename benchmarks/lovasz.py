@@ -18,7 +18,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import Table, jax_step, main, measure, optional_import, torch_step
+from _harness import (
+    FLOOR_NOTE,
+    Table,
+    jax_step,
+    main,
+    measure,
+    optional_import,
+    torch_backend_name,
+    torch_device,
+    torch_step,
+)
 
 import polyloss as pl
 from polyloss import _xp
@@ -29,11 +39,12 @@ COMMAND = "python benchmarks/lovasz.py"
 def _torch_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator, rounds: int) -> None:
     import torch
 
+    dev, backend = torch_device(), torch_backend_name()
     n, c, h, w = shape
-    x = torch.tensor(rng.normal(size=shape), dtype=torch.float32)
-    labels = torch.tensor(rng.integers(0, c, size=(n, h, w)))
-    logit = torch.tensor(rng.normal(size=(n, 1, h, w)), dtype=torch.float32)
-    binary = torch.tensor(rng.random((n, 1, h, w)) < 0.3, dtype=torch.float32)
+    x = torch.tensor(rng.normal(size=shape), dtype=torch.float32, device=dev)
+    labels = torch.tensor(rng.integers(0, c, size=(n, h, w)), device=dev)
+    logit = torch.tensor(rng.normal(size=(n, 1, h, w)), dtype=torch.float32, device=dev)
+    binary = torch.tensor(rng.random((n, 1, h, w)) < 0.3, dtype=torch.float32, device=dev)
     kornia = optional_import("kornia.losses")
     smp = optional_import("segmentation_models_pytorch.losses")
     for name, mod in (("kornia", kornia), ("segmentation_models_pytorch", smp)):
@@ -44,13 +55,12 @@ def _torch_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator,
                                         x, labels)}
     if kornia is not None:
         per_image["kornia.losses.lovasz_softmax_loss"] = torch_step(kornia.lovasz_softmax_loss, x, labels)
-    table.add(f"lovasz_softmax_loss per_image, classes='all' {shape}", "torch eager",
-              measure(per_image, rounds=rounds))
+    table.bench(f"lovasz_softmax_loss per_image, classes='all' {shape}", backend, per_image, x, rounds=rounds)
 
     batch = {"polyloss": torch_step(pl.lovasz_softmax_loss, x, labels)}
     if smp is not None:
         batch["smp.losses.LovaszLoss('multiclass')"] = torch_step(smp.LovaszLoss("multiclass"), x, labels)
-    table.add(f"lovasz_softmax_loss batch, classes='present' {shape}", "torch eager", measure(batch, rounds=rounds))
+    table.bench(f"lovasz_softmax_loss batch, classes='present' {shape}", backend, batch, x, rounds=rounds)
 
     hinge = {"polyloss": torch_step(pl.lovasz_hinge_loss, logit, binary)}
     if kornia is not None:
@@ -58,7 +68,7 @@ def _torch_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator,
     if smp is not None:
         hinge["smp.losses.LovaszLoss('binary', per_image=True)"] = torch_step(
             smp.LovaszLoss("binary", per_image=True), logit, binary)
-    table.add(f"lovasz_hinge_loss per_image {(n, 1, h, w)}", "torch eager", measure(hinge, rounds=rounds))
+    table.bench(f"lovasz_hinge_loss per_image {(n, 1, h, w)}", backend, hinge, logit, rounds=rounds)
 
 
 def _jax_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator, rounds: int) -> None:
@@ -70,13 +80,13 @@ def _jax_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator, r
     labels = jnp.asarray(rng.integers(0, c, size=(n, h, w)))
     logit = jnp.asarray(rng.normal(size=(n, h, w)), dtype=jnp.float32)
     binary = jnp.asarray(rng.random((n, h, w)) < 0.3, dtype=jnp.float32)
-    table.add(f"lovasz_softmax_loss per_image, classes='all' {(n, h, w, c)}", "jax.jit", measure({
+    table.bench(f"lovasz_softmax_loss per_image, classes='all' {(n, h, w, c)}", "jax.jit", {
         "polyloss": jax_step(lambda a, b: pl.lovasz_softmax_loss(a, b, class_axis=-1, per_image=True, classes="all"),
-                             x, labels)}, rounds=rounds))
-    table.add(f"lovasz_softmax_loss batch, classes='present' {(n, h, w, c)}", "jax.jit", measure({
-        "polyloss": jax_step(lambda a, b: pl.lovasz_softmax_loss(a, b, class_axis=-1), x, labels)}, rounds=rounds))
-    table.add(f"lovasz_hinge_loss per_image {(n, h, w)}", "jax.jit", measure({
-        "polyloss": jax_step(pl.lovasz_hinge_loss, logit, binary)}, rounds=rounds))
+                             x, labels)}, x, rounds=rounds)
+    table.bench(f"lovasz_softmax_loss batch, classes='present' {(n, h, w, c)}", "jax.jit", {
+        "polyloss": jax_step(lambda a, b: pl.lovasz_softmax_loss(a, b, class_axis=-1), x, labels)}, x, rounds=rounds)
+    table.bench(f"lovasz_hinge_loss per_image {(n, h, w)}", "jax.jit", {
+        "polyloss": jax_step(pl.lovasz_hinge_loss, logit, binary)}, logit, rounds=rounds)
     table.notes.append(f"JAX runs with jax_enable_x64={jax.config.read('jax_enable_x64')}")
 
 
@@ -131,6 +141,7 @@ def run(quick: bool) -> list[Table]:
     _sort_cases(sorts, (shape[0] * shape[1], shape[2] * shape[3]), rng, rounds)
     sorts.notes.append("polyloss on NumPy and JAX: float32 bit pattern as an order-preserving int32, packed with "
                        "the index into one int64 and sorted alone (JAX: under jax.enable_x64); torch: torch.sort")
+    losses.notes.append(FLOOR_NOTE)
     return [losses, sorts]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import Table, jax_step, main, measure, optional_import, torch_step
+from _harness import FLOOR_NOTE, Table, jax_step, main, optional_import, torch_backend_name, torch_device, torch_step
 
 import polyloss as pl
 
@@ -24,26 +24,28 @@ def _torch_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator)
     import torch
     import torch.nn.functional as F
 
+    dev, backend = torch_device(), torch_backend_name()
     n, c, h, w = shape
-    x = torch.tensor(rng.normal(size=shape), dtype=torch.float32)
-    labels = torch.tensor(rng.integers(0, c, size=(n, h, w)))
-    binary = torch.tensor(rng.random(shape) < 0.1, dtype=torch.float32)
+    x = torch.tensor(rng.normal(size=shape), dtype=torch.float32, device=dev)
+    labels = torch.tensor(rng.integers(0, c, size=(n, h, w)), device=dev)
+    binary = torch.tensor(rng.random(shape) < 0.1, dtype=torch.float32, device=dev)
     case = f"{shape}"
 
-    table.add(f"cross_entropy {case}", "torch eager", measure({
+    table.bench(f"cross_entropy {case}", backend, {
         "polyloss": torch_step(pl.cross_entropy, x, labels),
         "torch.nn.functional.cross_entropy": torch_step(F.cross_entropy, x, labels),
-    }))
-    table.add(f"cross_entropy ignore_index+weight {case}", "torch eager", measure({
+    }, x)
+    wt = torch.rand(c, device=dev) + 0.5
+    table.bench(f"cross_entropy ignore_index+weight {case}", backend, {
         "polyloss": torch_step(lambda a, b: pl.cross_entropy(a, b, ignore_index=0, weight=wt), x, labels),
         "torch.nn.functional.cross_entropy": torch_step(
             lambda a, b: F.cross_entropy(a, b, ignore_index=0, weight=wt), x, labels),
-    })) if (wt := torch.rand(c) + 0.5) is not None else None
-    table.add(f"binary_cross_entropy {case}", "torch eager", measure({
+    }, x)
+    table.bench(f"binary_cross_entropy {case}", backend, {
         "polyloss": torch_step(pl.binary_cross_entropy, x, binary),
         "torch.nn.functional.binary_cross_entropy_with_logits": torch_step(
             F.binary_cross_entropy_with_logits, x, binary),
-    }))
+    }, x)
     focal = {"polyloss": torch_step(pl.sigmoid_focal_loss, x, binary)}
     tv_ops = optional_import("torchvision.ops")
     if tv_ops is not None:
@@ -51,20 +53,20 @@ def _torch_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator)
             lambda a, b: tv_ops.sigmoid_focal_loss(a, b, reduction="mean"), x, binary)
     else:
         table.notes.append("torchvision does not import beside this torch build: its rows are missing")
-    table.add(f"sigmoid_focal_loss {case}", "torch eager", measure(focal))
+    table.bench(f"sigmoid_focal_loss {case}", backend, focal, x)
     kornia = optional_import("kornia.losses")
     softmax_focal = {"polyloss": torch_step(lambda a, b: pl.softmax_focal_loss(a, b, alpha=0.25), x, labels)}
     if kornia is not None:
         softmax_focal["kornia.losses.focal_loss"] = torch_step(
             lambda a, b: kornia.focal_loss(a, b, alpha=0.25, reduction="mean"), x, labels)
-    table.add(f"softmax_focal_loss {case}", "torch eager", measure(softmax_focal))
+    table.bench(f"softmax_focal_loss {case}", backend, softmax_focal, x)
 
-    tiny_x = torch.tensor(rng.normal(size=(2, 3)), dtype=torch.float32)
-    tiny_y = torch.tensor([0, 2])
-    table.add("cross_entropy (2, 3): per-call overhead", "torch eager", measure({
+    tiny_x = torch.tensor(rng.normal(size=(2, 3)), dtype=torch.float32, device=dev)
+    tiny_y = torch.tensor([0, 2], device=dev)
+    table.bench("cross_entropy (2, 3): per-call overhead", backend, {
         "polyloss": torch_step(pl.cross_entropy, tiny_x, tiny_y),
         "torch.nn.functional.cross_entropy": torch_step(F.cross_entropy, tiny_x, tiny_y),
-    }))
+    }, tiny_x)
 
 
 def _jax_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator) -> None:
@@ -84,8 +86,8 @@ def _jax_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator) -
         focal["optax.sigmoid_focal_loss"] = jax_step(lambda a, b: optax.sigmoid_focal_loss(a, b).mean(), x, binary)
     else:
         table.notes.append("optax is not installed: its rows are missing")
-    table.add(f"cross_entropy {case}", "jax.jit", measure(ce))
-    table.add(f"sigmoid_focal_loss {case}", "jax.jit", measure(focal))
+    table.bench(f"cross_entropy {case}", "jax.jit", ce, x)
+    table.bench(f"sigmoid_focal_loss {case}", "jax.jit", focal, x)
 
 
 def run(quick: bool) -> list[Table]:
@@ -96,6 +98,7 @@ def run(quick: bool) -> list[Table]:
         _torch_cases(table, shape, rng)
     if optional_import("jax") is not None:
         _jax_cases(table, shape, rng)
+    table.notes.append(FLOOR_NOTE)
     return [table]
 
 

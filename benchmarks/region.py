@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import Table, jax_step, main, measure, optional_import, torch_step
+from _harness import FLOOR_NOTE, Table, jax_step, main, optional_import, torch_backend_name, torch_device, torch_step
 
 import polyloss as pl
 
@@ -25,9 +25,10 @@ COMMAND = "python benchmarks/region.py"
 def _torch_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator) -> None:
     import torch
 
+    dev, backend = torch_device(), torch_backend_name()
     n, c, h, w = shape
-    x = torch.tensor(rng.normal(size=shape), dtype=torch.float32)
-    labels = torch.tensor(rng.integers(0, c, size=(n, h, w)))
+    x = torch.tensor(rng.normal(size=shape), dtype=torch.float32, device=dev)
+    labels = torch.tensor(rng.integers(0, c, size=(n, h, w)), device=dev)
     labels_1 = labels[:, None]  # MONAI wants (N, 1, H, W)
     case = f"{shape}"
     kornia = optional_import("kornia.losses")
@@ -45,7 +46,7 @@ def _torch_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator)
         dice["monai.losses.DiceLoss"] = torch_step(m, x, labels_1)
     if smp is not None:
         dice["smp.losses.DiceLoss"] = torch_step(smp.DiceLoss("multiclass"), x, labels)
-    table.add(f"dice_loss {case}", "torch eager", measure(dice))
+    table.bench(f"dice_loss {case}", backend, dice, x)
 
     jac = {"polyloss": torch_step(pl.jaccard_loss, x, labels)}
     if monai is not None:
@@ -53,7 +54,7 @@ def _torch_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator)
         jac["monai.losses.DiceLoss(jaccard=True)"] = torch_step(m, x, labels_1)
     if smp is not None:
         jac["smp.losses.JaccardLoss"] = torch_step(smp.JaccardLoss("multiclass"), x, labels)
-    table.add(f"jaccard_loss {case}", "torch eager", measure(jac))
+    table.bench(f"jaccard_loss {case}", backend, jac, x)
 
     tv = {"polyloss": torch_step(lambda a, b: pl.tversky_loss(a, b, alpha=0.3, beta=0.7), x, labels)}
     if monai is not None:
@@ -62,13 +63,13 @@ def _torch_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator)
         tv["monai.losses.TverskyLoss"] = torch_step(m, x, labels_1)
     if smp is not None:
         tv["smp.losses.TverskyLoss"] = torch_step(smp.TverskyLoss("multiclass", alpha=0.3, beta=0.7), x, labels)
-    table.add(f"tversky_loss {case}", "torch eager", measure(tv))
+    table.bench(f"tversky_loss {case}", backend, tv, x)
 
     dce = {"polyloss": torch_step(lambda a, b: pl.dice_cross_entropy_loss(a, b, per_image=True, smooth=1e-5),
                                   x, labels)}
     if monai is not None:
         dce["monai.losses.DiceCELoss"] = torch_step(monai.DiceCELoss(softmax=True, to_onehot_y=True), x, labels_1)
-    table.add(f"dice_cross_entropy_loss {case}", "torch eager", measure(dce))
+    table.bench(f"dice_cross_entropy_loss {case}", backend, dce, x)
 
 
 def _fused_jax():
@@ -134,10 +135,10 @@ def _jax_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator) -
     labels = jnp.asarray(rng.integers(0, c, size=(n, h, w)))
     case = f"{(n, h, w, c)}"
     for name, (ours, fused) in _fused_jax().items():
-        table.add(f"{name} {case}", "jax.jit", measure({
+        table.bench(f"{name} {case}", "jax.jit", {
             "polyloss": jax_step(ours, x, labels),
             "fused jax.numpy": jax_step(fused, x, labels),
-        }))
+        }, x)
 
 
 def run(quick: bool) -> list[Table]:
@@ -148,6 +149,7 @@ def run(quick: bool) -> list[Table]:
         _torch_cases(table, shape, rng)
     if optional_import("jax") is not None:
         _jax_cases(table, shape, rng)
+    table.notes.append(FLOOR_NOTE)
     return [table]
 
 

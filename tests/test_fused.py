@@ -1,0 +1,255 @@
+"""``_fused.fused_class_sums``: values, gradients, masks and compilation against unfused references.
+
+References: a float64 NumPy loop over samples and classes (values), the unfused
+composition (``softmax``/``sigmoid`` then the masked sums) differentiated by the
+backend's own autodiff, and central finite differences (gradients).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import assert_close, random_labels, random_logits, to_numpy
+
+from polyloss import _fused
+
+N, C, M = 3, 5, 37  # odd sizes: no power-of-two coincidences
+
+
+def np_activate(x, activation):
+    if activation == "sigmoid":
+        return 1 / (1 + np.exp(-x))
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def ref_sums(x, target, valid, *, axis, activation, squared):
+    """float64 loops; every array is moved to (N, C, M) first."""
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, 1)
+    n, c, m = x.shape
+    p = np_activate(x, activation)
+    if target.ndim == 2:
+        t = np.zeros_like(p)
+        for i in range(n):
+            for j in range(m):
+                t[i, target[i, j], j] = 1.0
+    else:
+        t = np.moveaxis(target, axis, 1).astype(np.float64)
+    if valid is None:
+        v = np.ones_like(p)
+    elif valid.ndim == 2:
+        v = np.repeat(valid[:, None, :], c, axis=1).astype(np.float64)
+    else:
+        v = np.moveaxis(valid, axis, 1).astype(np.float64)
+    psum, tp, tsum = (np.zeros((n, c)) for _ in range(3))
+    for i in range(n):
+        for k in range(c):
+            pk, tk, vk = p[i, k], t[i, k], v[i, k]
+            psum[i, k] = np.sum(vk * (pk * pk if squared else pk))
+            tp[i, k] = np.sum(vk * pk * tk)
+            tsum[i, k] = np.sum(vk * (tk * tk if squared else tk))
+    return psum, tp, tsum
+
+
+def make_inputs(rng, *, axis, form, masked, n=N, c=C, m=M):
+    x = random_logits(rng, (n, c, m))
+    if axis == 2:
+        x = np.ascontiguousarray(np.moveaxis(x, 1, 2))
+    if form == "labels":
+        target = random_labels(rng, (n, m), c)
+        valid = rng.random((n, m)) < 0.7 if masked else None
+    else:
+        target = rng.random(x.shape)
+        valid = rng.random(x.shape) < 0.7 if masked else None
+    return x, target, valid
+
+
+def on(backend, x, target, valid, dtype="float64"):
+    xs = backend.asarray(x, dtype=backend.float_dtype(dtype))
+    ts = backend.asarray(target) if target.ndim == 2 else backend.asarray(target, dtype=backend.float_dtype(dtype))
+    return xs, ts, None if valid is None else backend.asarray(valid)
+
+
+def fused(backend, x, target, valid, **kw):
+    return _fused.fused_class_sums(x, target, valid, xp=backend.xp, **kw)
+
+
+def unfused(backend, x, target, valid, **kw):
+    return _fused._generic_sums(x, target, valid, xp=backend.xp, **kw)
+
+
+OPTIONS = pytest.mark.parametrize(
+    ("axis", "activation", "form", "masked", "squared"),
+    [
+        (1, "softmax", "labels", False, False),
+        (2, "softmax", "labels", True, False),
+        (1, "softmax", "labels", True, True),
+        (2, "softmax", "dense", True, False),
+        (1, "softmax", "dense", False, True),
+        (1, "sigmoid", "labels", True, False),
+        (2, "sigmoid", "dense", True, True),
+        (1, "sigmoid", "dense", False, False),
+    ],
+)
+
+
+@OPTIONS
+def test_values_match_float64_loops(backend, rng, axis, activation, form, masked, squared):
+    x, target, valid = make_inputs(rng, axis=axis, form=form, masked=masked)
+    got = fused(backend, *on(backend, x, target, valid), axis=axis, activation=activation, squared=squared)
+    want = ref_sums(x, target, valid, axis=axis, activation=activation, squared=squared)
+    for g, w in zip(got, want, strict=True):
+        assert_close(g, w, rtol=1e-12, atol=1e-12)  # float64 sums of 37 terms: a few ulps
+
+
+@pytest.mark.parametrize("axis", [1, 2])
+@pytest.mark.parametrize("masked", [False, True])
+def test_float32_equals_unfused_path(backend, rng, axis, masked):
+    """Same float32 arithmetic: bit-for-bit on torch and NumPy; JAX reorders its sums under XLA (1e-6)."""
+    x, target, valid = make_inputs(rng, axis=axis, form="labels", masked=masked, n=2, c=4, m=301)
+    args = on(backend, x, target, valid, "float32")
+    got = fused(backend, *args, axis=axis, activation="softmax", squared=False)
+    want = unfused(backend, *args, axis=axis, activation="softmax", squared=False)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype == backend.xp.float32
+        if backend.is_jax:
+            assert_close(g, to_numpy(w), rtol=1e-6, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(to_numpy(g), to_numpy(w))
+
+
+def test_float32_sums_of_a_million_pixels(backend, rng):
+    """10^6 float32 probabilities per class sum to 1e-6 relative of the float64 sums (no drift)."""
+    if backend.name == "array_api_strict":
+        pytest.skip("array_api_strict: the generic path is NumPy's arithmetic; one large case suffices")
+    x, target, _ = make_inputs(rng, axis=1, form="labels", masked=False, n=1, c=2, m=1_000_000)
+    got = fused(backend, *on(backend, x, target, None, "float32"), axis=1, activation="softmax")
+    x32 = x.astype(np.float32).astype(np.float64)  # the float32 inputs, summed exactly enough in float64
+    p = np_activate(x32, "softmax")
+    hit = target[:, None, :] == np.arange(2)[None, :, None]
+    assert_close(got.psum, p.sum(axis=2), rtol=1e-6, atol=0)
+    assert_close(got.tp, np.where(hit, p, 0).sum(axis=2), rtol=1e-6, atol=0)
+    assert_close(got.tsum, hit.sum(axis=2), rtol=0, atol=0)
+
+
+@OPTIONS
+def test_gradient_equals_unfused_autodiff(backend, rng, axis, activation, form, masked, squared):
+    if not backend.has_autodiff:
+        pytest.skip(f"{backend.name} has no automatic differentiation")
+    x, target, valid = make_inputs(rng, axis=axis, form=form, masked=masked)
+    _, t, v = on(backend, x, target, valid)
+    a, b = (backend.asarray(rng.normal(size=(N, C))) for _ in range(2))
+    kw = dict(axis=axis, activation=activation, squared=squared)
+
+    def objective(impl):
+        def f(z):
+            s = impl(backend, z, t, v, **kw)
+            return backend.xp.sum(a * s.tp + b * s.psum + s.tsum)
+
+        return f
+
+    xs = backend.asarray(x)
+    got_value, got = backend.value_and_grad(objective(fused), xs)
+    want_value, want = backend.value_and_grad(objective(unfused), xs)
+    np.testing.assert_allclose(got_value, want_value, rtol=1e-12)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)  # float64, two summation orders
+
+
+@pytest.mark.parametrize(("activation", "form", "squared"),
+                         [("softmax", "labels", False), ("softmax", "dense", True), ("sigmoid", "labels", True)])
+def test_gradient_matches_finite_differences(backend, rng, activation, form, squared):
+    x, target, valid = make_inputs(rng, axis=1, form=form, masked=True, n=2, c=3, m=5)
+    _, t, v = on(backend, x, target, valid)
+    a, b = (backend.asarray(rng.normal(size=(2, 3))) for _ in range(2))
+
+    def f(z):
+        s = fused(backend, z, t, v, axis=1, activation=activation, squared=squared)
+        return backend.xp.sum(a * s.tp + b * s.psum)
+
+    backend.check_grad(f, x)  # central differences, eps 1e-6: ~1e-9 truncation, rtol 1e-5
+
+
+@pytest.mark.parametrize("form", ["labels", "dense"])
+def test_all_masked_and_empty_batch_give_zeros(backend, rng, form):
+    for n, masked_share in ((2, 1.0), (0, 0.0)):
+        x, target, _ = make_inputs(rng, axis=1, form=form, masked=False, n=n, c=3, m=4)
+        valid = np.zeros(target.shape[:1] + target.shape[-1:] if form == "labels" else x.shape, dtype=bool)
+        if masked_share == 0.0:
+            valid = ~valid
+        xs, t, v = on(backend, x, target, valid)
+        s = fused(backend, xs, t, v, axis=1)
+        for part in s:
+            assert part.shape == (n, 3)
+            np.testing.assert_array_equal(to_numpy(part), 0.0)
+        if backend.has_autodiff:
+            _, grad = backend.value_and_grad(
+                lambda z, t=t, v=v: backend.xp.sum(fused(backend, z, t, v, axis=1).tp), xs)
+            assert grad.shape == x.shape
+            np.testing.assert_array_equal(grad, 0.0)
+
+
+def test_masked_pixels_take_no_part(backend, rng):
+    """Changing logits at ignored pixels changes neither the sums nor the other pixels' gradients."""
+    x, target, valid = make_inputs(rng, axis=2, form="labels", masked=True)
+    x2 = np.where(valid[:, :, None], x, 1e4 * rng.normal(size=x.shape))  # saturated junk where ignored
+    one = fused(backend, *on(backend, x, target, valid), axis=2)
+    two = fused(backend, *on(backend, x2, target, valid), axis=2)
+    for g, w in zip(one, two, strict=True):
+        assert_close(g, to_numpy(w), rtol=1e-12, atol=0)
+
+
+def test_rejects_bad_layout(backend):
+    x = backend.asarray(np.zeros((2, 3, 4, 5)))
+    with pytest.raises(ValueError, match="fused_class_sums: x must be 3-D"):
+        _fused.fused_class_sums(x, backend.asarray(np.zeros((2, 20), dtype=np.int64)), axis=1, xp=backend.xp)
+
+
+# --------------------------------------------------------------------------- #
+# Compilation: torch.compile(fullgraph=True) and jax.jit give the eager values and gradients
+# --------------------------------------------------------------------------- #
+
+
+def _loss(backend, kw):
+    def f(z, t, v, a, b):
+        s = fused(backend, z, t, v, **kw)
+        return backend.xp.sum(a * s.tp + b * s.psum)
+
+    return f
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+@pytest.mark.parametrize(("form", "squared", "activation"),
+                         [("labels", False, "softmax"), ("dense", True, "sigmoid")])
+def test_torch_compile_fullgraph(backend, rng, dynamic, form, squared, activation):
+    if not backend.is_torch:
+        pytest.skip("torch.compile is torch's")
+    import torch
+
+    torch._dynamo.reset()
+    x, target, valid = make_inputs(rng, axis=1, form=form, masked=True)
+    xs, t, v = on(backend, x, target, valid)
+    a, b = (backend.asarray(rng.normal(size=(N, C))) for _ in range(2))
+    f = _loss(backend, dict(axis=1, activation=activation, squared=squared))
+    compiled = torch.compile(f, fullgraph=True, dynamic=dynamic)
+    want = backend.value_and_grad(lambda z: f(z, t, v, a, b), xs)
+    got = backend.value_and_grad(lambda z: compiled(z, t, v, a, b), xs)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)  # float64; inductor may reorder sums
+
+
+@pytest.mark.parametrize(("form", "squared", "activation"),
+                         [("labels", False, "softmax"), ("dense", True, "sigmoid")])
+def test_jax_jit(backend, rng, form, squared, activation):
+    if not backend.is_jax:
+        pytest.skip("jax.jit is JAX's")
+    import jax
+
+    x, target, valid = make_inputs(rng, axis=2, form=form, masked=True)
+    xs, t, v = on(backend, x, target, valid)
+    a, b = (backend.asarray(rng.normal(size=(N, C))) for _ in range(2))
+    f = _loss(backend, dict(axis=2, activation=activation, squared=squared))
+    want = jax.value_and_grad(f)(xs, t, v, a, b)
+    got = jax.jit(jax.value_and_grad(f))(xs, t, v, a, b)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(to_numpy(g), to_numpy(w), rtol=1e-12, atol=1e-14)
+
