@@ -76,11 +76,9 @@ def render_ci(path: Path = CI_JSON) -> str:
                 "committed yet.\n")
     d = json.loads(path.read_text())
     status = "passed" if d["exit_status"] == 0 else f"failed (exit status {d['exit_status']})"
-    return (f"`.ci/run` measured `{d['command']}`: {d['seconds'] / 60:.0f} min, {status}, on {d['date'][:10]} "
-            f"({d['platform']}, {d['cpus']} CPUs, Python {d['python']}; `.ci/last-run.json`), "
-            "virtual environments already built.\n" if d.get("venvs_reused") else
-            f"`.ci/run` measured `{d['command']}`: {d['seconds'] / 60:.0f} min, {status}, on {d['date'][:10]} "
-            f"({d['platform']}, {d['cpus']} CPUs, Python {d['python']}; `.ci/last-run.json`).\n")
+    venvs = "virtual environments already built" if d["venvs_reused"] else "including building the virtual environments"
+    return (f"`.ci/run` measured `{d['command']}`: {d['seconds'] / 60:.0f} min ({venvs}), {status}, "
+            f"on {d['date'][:10]} ({d['platform']}, {d['cpus']} CPUs, Python {d['python']}; `.ci/last-run.json`).\n")
 
 
 def _bench_rows(text: str) -> list[tuple[str, str, str, str, float]]:
