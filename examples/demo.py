@@ -309,7 +309,7 @@ def write_results(results: dict[str, dict[str, Any]], keys: list[str], baseline:
     """The numbers of this run as JSON: ``tools/readme_numbers.py`` renders the README's table from this file."""
 
     def clean(v: float) -> float | None:
-        return None if np.isnan(v) else round(float(v), 4)
+        return None if np.isnan(v) else float(v)  # unrounded: the README rounds as the table does
 
     rows = []
     for key, (label, r) in zip(keys, results.items(), strict=True):

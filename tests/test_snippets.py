@@ -127,3 +127,22 @@ def test_readme_numbers_equal_their_sources() -> None:
     want = readme_numbers.regions(readme_numbers.rewrite(text))
     for name in have:
         assert have[name] == want[name], f"README.md region {name} is stale: run python tools/readme_numbers.py"
+
+
+def test_benchmark_rows_read_single_runs_and_ranges() -> None:
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import readme_numbers
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    text = """### Section
+| case | backend | implementation | median ms | ours / this | peak extra MiB |
+|---|---|---|---:|---:|---:|
+| c1 | torch eager | polyloss | 1.0-1.1 |  | 3 |
+| c1 | torch eager | peer | 1.0-1.1 | 1.04-1.05x | 3 |
+| c2 | jax.jit | other | 2.0 | 0.50x | 3 |
+"""
+    assert readme_numbers._bench_rows(text) == [
+        ("Section", "c1", "torch eager", "peer", 1.04, 1.05, "1.04-1.05x"),
+        ("Section", "c2", "jax.jit", "other", 0.5, 0.5, "0.50x"),
+    ]

@@ -44,7 +44,7 @@ def _machine(m: dict) -> str:
     return f"{m['platform']}, {m['cpus']} CPUs{busy}"
 
 
-def render_demo(path: Path = DEMO_JSON) -> str:
+def render_demo(path: Path = DEMO_JSON, root: Path = ROOT) -> str:
     """The demo's table: per loss, mean and per-class held-out IoU and wall time, and how it was measured."""
     d = json.loads(path.read_text())
     v, s = d["versions"], d["settings"]
@@ -54,7 +54,7 @@ def render_demo(path: Path = DEMO_JSON) -> str:
         + ", ".join(f"{k} {v[k]}" for k in ("python", "polyloss", "jax", "optax", "numpy")) + "): "
         f"{s['steps']} steps of {s['batch_size']} images per loss, seed {s['seed']}, "
         f"{d['total_seconds']:.0f} s wall time, {d['process_cpu_seconds']:.0f} s of CPU time "
-        f"(`{path.relative_to(ROOT)}`).",
+        f"(`{path.relative_to(root)}`).",
         "",
         "| loss | mean IoU | " + " | ".join(classes) + " | wall time |",
         "|---|---:|" + "---:|" * len(classes) + "---:|",
@@ -81,15 +81,27 @@ def render_ci(path: Path = CI_JSON) -> str:
             f"on {d['date'][:10]} ({d['platform']}, {d['cpus']} CPUs, Python {d['python']}; `.ci/last-run.json`).\n")
 
 
-def _bench_rows(text: str) -> list[tuple[str, str, str, str, float]]:
-    """(section, case, backend, peer, ours/peer) for each row of the benchmark file that has a ratio."""
-    rows, section = [], ""
+def _bench_rows(text: str) -> list[tuple[str, str, str, str, float, float, str]]:
+    """(section, case, backend, compared implementation, lowest and highest ratio, cell) for every row with a ratio.
+
+    Columns are found by the header (``case``, ``backend``, ``implementation``, ``ours / this``); a ratio
+    cell is one value (``1.05x``) or the range of several runs (``1.04-1.05x``).
+    """
+    rows, section, columns = [], "", {}
     for line in text.splitlines():
         if line.startswith("### "):
-            section = line[4:].strip()
-        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("| ") else []
-        if len(cells) == 5 and re.fullmatch(r"[\d.]+x", cells[4]):
-            rows.append((section, cells[0], cells[1], cells[2], float(cells[4][:-1])))
+            section, columns = line[4:].strip(), {}
+        if not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if "ours / this" in cells:
+            columns = {name: i for i, name in enumerate(cells)}
+            continue
+        m = re.fullmatch(r"([\d.]+)(?:-([\d.]+))?x", cells[columns["ours / this"]]) if columns else None
+        if m:
+            lo, hi = float(m[1]), float(m[2] or m[1])
+            rows.append((section, cells[columns["case"]], cells[columns["backend"]], cells[columns["implementation"]],
+                         lo, hi, m[0]))
     return rows
 
 
@@ -103,11 +115,13 @@ def render_bench(path: Path = BENCH_MD) -> str:
     lines = [f"From `{path.relative_to(ROOT)}` (committed {date}; machine: {machine}).", "",
              "| benchmark | cases | polyloss / peer time |", "|---|---:|---|"]
     for section in dict.fromkeys(r[0] for r in rows):
-        ratios = [r[4] for r in rows if r[0] == section]
-        lines.append(f"| {section} | {len(ratios)} | {min(ratios):.2f}x to {max(ratios):.2f}x |")
-    slower = [r for r in rows if r[4] > 1.0]
+        lo = min(r[4] for r in rows if r[0] == section)
+        hi = max(r[5] for r in rows if r[0] == section)
+        count = sum(r[0] == section for r in rows)
+        lines.append(f"| {section} | {count} | {lo:.2f}x to {hi:.2f}x |")
+    slower = [r for r in rows if r[5] > 1.0]
     lines += ["", "Where polyloss takes longer than the compared implementation (ratio above 1):", ""]
-    lines += [f"- {case} ({backend}) vs `{peer}`: {ratio:.2f}x" for _, case, backend, peer, ratio in slower]
+    lines += [f"- {case} ({backend}) vs `{impl}`: {cell}" for _, case, backend, impl, _, _, cell in slower]
     lines += [] if slower else ["- none"]
     return "\n".join(lines) + "\n"
 
