@@ -25,7 +25,6 @@ import argparse
 import json
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -108,11 +107,11 @@ def _bench_rows(text: str) -> list[tuple[str, str, str, str, float, float, str]]
 def render_bench(path: Path = BENCH_MD) -> str:
     """Per benchmark section: the range of polyloss / peer time ratios, and every case where polyloss is slower."""
     text = path.read_text()
-    machine = next((line[len("Machine: "):] for line in text.splitlines() if line.startswith("Machine: ")), "?")
-    date = subprocess.run(["git", "log", "-1", "--format=%cs", "--", str(path)], cwd=ROOT, capture_output=True,
-                          text=True, check=False).stdout.strip() or "uncommitted"
+    header = {k: v.strip() for k, _, v in (line.partition(": ") for line in text.splitlines()[:10]) if v}
+    # The date comes from the file (a `Date: ` line), not from git: a shallow clone would change it.
+    date = header.get("Date", "not recorded in the file")
     rows = _bench_rows(text)
-    lines = [f"From `{path.relative_to(ROOT)}` (committed {date}; machine: {machine}).", "",
+    lines = [f"From `{path.relative_to(ROOT)}` (date: {date}; machine: {header.get('Machine', '?')}).", "",
              "| benchmark | cases | polyloss / peer time |", "|---|---:|---|"]
     for section in dict.fromkeys(r[0] for r in rows):
         lo = min(r[4] for r in rows if r[0] == section)
