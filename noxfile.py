@@ -1,4 +1,4 @@
-"""Sessions: one test session per backend, parity with peers, compile, lint, demo, bench.
+"""Sessions: one test session per backend, parity with peers, lint, docs, build, demo, bench.
 
 ``nox -t cpu`` runs the whole CPU matrix (what ``.ci/run`` and the README run).
 GPU sessions (``tests-cupy``, ``tests-torch-cuda``, ``tests-jax-gpu``) skip
@@ -106,6 +106,14 @@ def docs(session: nox.Session) -> None:
     """The documentation site (API reference from the docstrings), warnings as errors."""
     session.install(".", "mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.27")
     session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+    session.run("python", "tools/check_docs.py", "site")  # the API page shows parameter tables from the docstrings
+
+
+@nox.session(python=PYTHON, tags=["cpu"])
+def build(session: nox.Session) -> None:
+    """The wheel and sdist, built into a temporary folder: `twine check --strict`, py.typed, metadata."""
+    session.install("build>=1.2", "twine>=6.1")
+    session.run("python", "tools/check_dist.py")
 
 
 @nox.session(python=PYTHON)

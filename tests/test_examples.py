@@ -8,6 +8,8 @@ plain NumPy and are checked against hand-built cases.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,9 +29,14 @@ def _require(*modules: str) -> None:
         pytest.skip(f"{', '.join(missing)} not installed in this session")
 
 
+# The scripts import polyloss: the source tree's, also where it is not installed (as when running from a clone).
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXAMPLES.parent), os.environ.get("PYTHONPATH", "")])}
+
+
 def _run(script: str, *args: str, timeout: float = 600) -> str:
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True, timeout=timeout, check=False,
+        env=ENV,
     )
     assert proc.returncode == 0, f"{script} {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
@@ -100,16 +107,31 @@ def test_batches_cover_each_epoch() -> None:
 def test_demo_smoke(tmp_path: Path) -> None:
     _require("jax", "optax")
     out = _run("demo.py", "--smoke", "--losses", "ce,dice", "--out", str(tmp_path))
+    assert out.startswith("demo: importing jax")  # printed before the slow imports: progress from the first second
     assert "all background (baseline)" in out
     assert "ce: cross_entropy" in out and "dice: dice_loss" in out
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "demo_curves.png").stat().st_size > 0
+        assert (tmp_path / "demo_predictions.png").stat().st_size > 0
+    # The results file: the printed table's numbers, and what tools/readme_numbers.py renders into the README.
+    results = json.loads((tmp_path / "demo.json").read_text())
+    assert [r["key"] for r in results["losses"]] == ["ce", "dice"]
+    assert results["settings"]["steps"] == 5 and results["machine"]["cpus"] >= 1 and results["versions"]["jax"]
+    for r in results["losses"]:
+        assert f"{r['label']:<26}" in out and f"{r['mean_iou']:9.3f}" in out
+    sys.path.insert(0, str(EXAMPLES.parent / "tools"))
+    try:
+        import readme_numbers
+    finally:
+        sys.path.remove(str(EXAMPLES.parent / "tools"))
+    table = readme_numbers.render_demo(tmp_path / "demo.json", root=tmp_path)
+    assert all(f"| `{r['label']}` | {r['mean_iou']:.3f} |" in table for r in results["losses"])
 
 
 def test_demo_rejects_unknown_loss() -> None:
     _require("jax", "optax")
     proc = subprocess.run([sys.executable, str(EXAMPLES / "demo.py"), "--smoke", "--losses", "nope"],
-                          capture_output=True, text=True, timeout=300, check=False)
+                          capture_output=True, text=True, timeout=300, check=False, env=ENV)
     assert proc.returncode == 2 and "unknown loss nope" in proc.stderr
 
 
