@@ -260,8 +260,8 @@ def _weighted_sum(v: Array, w: Array | None, axes: tuple[int, ...], *, xp: Modul
 def _weighted_mean(v: Array, w: Array | None, axes: tuple[int, ...], *, xp: ModuleType) -> Array:
     """Mean of ``v`` over ``axes`` weighted by ``w``; 0 (zero gradient) where nothing is kept or the axes are empty."""
     if w is None:
-        count = math.prod(v.shape[a] for a in axes)
-        return xp.mean(v, axis=axes) if count else xp.sum(v, axis=axes)
+        empty = any([v.shape[a] == 0 for a in axes])  # a list: torch.compile cannot trace a generator here
+        return xp.sum(v, axis=axes) if empty else xp.mean(v, axis=axes)
     total = xp.sum(w * v, axis=axes)
     return safe_divide(total, xp.sum(xp.broadcast_to(w, v.shape), axis=axes), xp=xp)
 

@@ -514,9 +514,12 @@ def test_narrow_label_dtypes_equal_int64(backend, rng, name):
     for dtype in (np.uint8, np.int16, np.int32):
         got = getattr(pl, name)(*as_backend(backend, x, y.astype(dtype)), include_background=True, reduction="none")
         assert_close(got, to_numpy(want), rtol=0, atol=0)
-    p, t, _ = probabilities_and_targets(x, y, "multiclass")
-    if name == "boundary_iou_loss":
-        assert_close(want, boundary_iou_loss_reference(x, y, "multiclass", 0.02, True, "none"), rtol=1e-9)
+    reference = {
+        "hausdorff_dt_loss": lambda: hausdorff_reference(x, y, "multiclass", 2.0, True, False, "none"),
+        "boundary_iou_loss": lambda: boundary_iou_loss_reference(x, y, "multiclass", 0.02, True, "none"),
+        "soft_cldice_loss": lambda: cldice_reference(x, y, "multiclass", 3, 1.0, 1e-4, True, False, "none"),
+    }[name]
+    assert_close(want, reference(), rtol=1e-9)
 
 
 @pytest.mark.parametrize("name", [*LOSSES, "boundary_iou"])
@@ -685,7 +688,7 @@ def test_left_out_pixels_take_part_in_nothing(backend, rng, name):
 
 def test_boundary_loss_mask_is_a_weighted_mean(backend, rng):
     x, y = segmentation(rng, "multiclass", (2, 3, 7, 8))
-    p, t, _ = probabilities_and_targets(x, y, "multiclass")
+    p, _, _ = probabilities_and_targets(x, y, "multiclass")
     phi = rng.normal(size=x.shape)
     w = rng.random((2, 7, 8)) * (rng.random((2, 7, 8)) < 0.7)
     prod = (w[:, None] * p * phi)[:, 1:]
