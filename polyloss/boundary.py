@@ -433,7 +433,8 @@ def hausdorff_dt_loss(
             shape without the class axis; weight 0 leaves a pixel out.
         sampling: voxel spacing, a positive number or one per spatial axis (default 1).
         distance_map: the target field d_t, precomputed (e.g. in the data pipeline), floating, of
-            ``y_pred``'s shape; no gradient. ``None`` (default): computed from ``y_true``.
+            ``y_pred``'s shape, used as given (``sampling``, ``empty_field`` and left-out pixels do not
+            change it); no gradient. ``None`` (default): computed from ``y_true``.
         empty_field: ``"diagonal"`` (default) or ``"zero"``, the field of an image with one side only.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
 
