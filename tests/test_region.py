@@ -96,7 +96,7 @@ def ref_reduce(loss, weight, reduction):
     return loss.sum() / (w.sum() * (loss.size // loss.shape[-1]))
 
 
-def ref_region(name, stats, *, smooth=0.0, eps=1e-7, alpha=0.5, beta=0.5, gamma=1.0, log_loss=False):
+def ref_region(name, stats, *, smooth=1e-5, eps=1e-7, alpha=0.5, beta=0.5, gamma=1.0, log_loss=False):
     """Per-class loss of a region loss from (tp, fp, fn, n)."""
     tp, fp, fn, n = stats
     empty = (tp + fp + fn) == 0
