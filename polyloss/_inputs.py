@@ -128,13 +128,15 @@ def prepare(
     ignore_index: Any = None,
     reduction: Any = "mean",
     region: bool = False,
+    batched: bool = False,
     dense: bool = True,
     min_classes: int = 2,
 ) -> Segmentation:
     """Validate and lay out the inputs of a segmentation loss.
 
     ``region``: the region-loss rules (a batch axis, class axis 1 or -1, the
-    whole of ``y_pred`` one channel in binary mode). ``dense=False``: integer
+    whole of ``y_pred`` one channel in binary mode). ``batched``: a batch axis
+    (and a class axis outside binary mode) is required. ``dense=False``: integer
     labels only (multiclass). ``min_classes``: the fewest classes a
     multiclass ``y_pred`` may have (2 for a softmax).
     """
@@ -143,9 +145,9 @@ def prepare(
     checks.check_reduction(fn, reduction)
     checks.check_floating(fn, "y_pred", y_pred, xp=xp)
     ndim = y_pred.ndim
-    if region and ndim < (1 if mode == "binary" else 2):
-        want = "(N, ...)" if mode == "binary" else "(N, C, ...) or (N, ..., C)"
-        raise ValueError(f"{fn}: y_pred must have shape {want}, got {tuple(y_pred.shape)}")
+    if (region or batched) and ndim < (1 if mode == "binary" else 2):
+        want = "a batch axis, (N, ...)" if mode == "binary" else "a batch and a class axis, (N, C, ...) or (N, ..., C)"
+        raise ValueError(f"{fn}: y_pred must have {want}, got shape {tuple(y_pred.shape)}")
     axis = class_axis_index(fn, class_axis, ndim, first_or_last=region)
     x = promote(y_pred, xp=xp)
     if mode != "multiclass":
