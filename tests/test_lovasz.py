@@ -398,22 +398,3 @@ def test_bad_inputs(backend, rng):
         with pytest.raises(ValueError, match="lovasz_hinge_loss: y_true must hold binary labels 0 or 1, found 2"):
             pl.lovasz_hinge_loss(x, backend.asarray(np.full((2, 3, 4), 2)))
 
-
-def test_torch_compile_matches_eager(backend, rng):
-    if not backend.is_torch:
-        pytest.skip(f"torch.compile applies to torch only, not {backend.name}")
-    import torch
-
-    torch._dynamo.reset()
-    logits = backend.asarray(random_logits(rng, (2, 3, 4, 5)))
-    labels = backend.asarray(random_labels(rng, (2, 4, 5), 3, ignore_index=-1))
-    binary = backend.asarray(binary_labels(rng, (2, 3, 4, 5), 255))
-    for f in (
-        lambda x: pl.lovasz_softmax_loss(x, labels, ignore_index=-1, per_image=True),
-        lambda x: pl.lovasz_hinge_loss(x, binary, ignore_index=255),
-    ):
-        compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
-        want, want_grad = backend.value_and_grad(f, logits)
-        got, got_grad = backend.value_and_grad(compiled, logits)
-        assert_close(got, want, rtol=1e-12)
-        assert_close(got_grad, want_grad, rtol=1e-12)

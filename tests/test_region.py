@@ -582,30 +582,3 @@ def test_out_of_range_labels(backend, rng):
     b[0, 0, 0, 0] = 2
     with pytest.raises(ValueError, match=r"y_true labels must lie in \[0, 2\)"):
         pl.dice_loss(backend.asarray(b.astype(np.float64)), backend.asarray(b), mode="binary")
-
-
-# --------------------------------------------------------------------------- #
-# torch.compile
-# --------------------------------------------------------------------------- #
-
-
-@pytest.mark.parametrize("name", [*ALL, "soft_confusion"])
-def test_torch_compile_fullgraph_matches_eager(backend, rng, name):
-    if not backend.is_torch:
-        pytest.skip("torch.compile applies to the torch backends only")
-    import torch
-
-    fn = getattr(pl, name)
-    x = random_logits(rng, (2, 3, 4, 5))
-    y = backend.asarray(random_labels(rng, (2, 4, 5), 3, ignore_index=-1))
-
-    def loss(z):
-        out = fn(z, y, ignore_index=-1)
-        return out[0].sum() if isinstance(out, tuple) else out
-
-    torch._dynamo.reset()
-    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
-    want_value, want_grad = backend.value_and_grad(loss, backend.asarray(x))
-    got_value, got_grad = backend.value_and_grad(compiled, backend.asarray(x))
-    assert_close(got_value, want_value, rtol=1e-6)
-    assert_close(got_grad, want_grad, rtol=1e-6, atol=1e-9)
