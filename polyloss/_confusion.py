@@ -37,8 +37,10 @@ class RegionOptions(TypedDict, total=False):
     pixels enter no sum. classes: class indices scored. per_image: statistics
     per sample. smooth: added to numerator and denominator of every index.
     eps: lower clamp of every denominator. weight: one per class, ``(C,)``.
-    reduction: ``"mean"``, ``"sum"``, ``"none"``. soft_label: TP from the L1
-    form (Wang & Blaschko 2023). all_reduce: sums the statistics across devices.
+    reduction: ``"mean"``, ``"sum"``, ``"none"``. soft_label: floating targets
+    take TP from the L1 form (Wang & Blaschko 2023), so ``loss(y, y)`` is the
+    minimum for fractional ``y`` too; equal to the product form for hard
+    targets (on by default). all_reduce: sums the statistics across devices.
     """
 
     mode: Mode
@@ -66,7 +68,7 @@ REGION_DEFAULTS: RegionOptions = {
     "eps": 1e-7,
     "weight": None,
     "reduction": "mean",
-    "soft_label": False,
+    "soft_label": True,
     "all_reduce": None,
 }
 

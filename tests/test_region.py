@@ -250,7 +250,8 @@ def test_losses_match_reference(backend, rng, name, mode, target, reduction):
     x, t = make_inputs(rng, mode, class_axis=class_axis, target=target)
     got = getattr(pl, name)(backend.asarray(x), backend.asarray(t), mode=mode, class_axis=class_axis,
                             per_image=per_image, reduction=reduction)
-    stats = ref_stats(*ref_inputs(x, t, mode=mode, class_axis=class_axis), per_image=per_image)
+    # soft_label is on by default: the L1 form of TP, equal to the product form for hard targets
+    stats = ref_stats(*ref_inputs(x, t, mode=mode, class_axis=class_axis), per_image=per_image, soft_label=True)
     want = ref_reduce(ref_region(name, stats, **DEFAULTS.get(name, {})), None, reduction)
     assert_close(got, want, rtol=1e-9, atol=1e-12)
 
@@ -362,7 +363,7 @@ def test_combo_matches_paper_formula(backend, rng, mode, target):
     got = pl.combo_loss(backend.asarray(x), backend.asarray(t), mode=mode, alpha=0.4, beta=0.8)
     p, tt, v = ref_inputs(x, t, mode=mode)
     wce = -(0.8 * tt * np.log(p) + 0.2 * (1 - tt) * np.log(1 - p)).mean()
-    dice_index = 1 - ref_region("dice_loss", ref_stats(p, tt, v))
+    dice_index = 1 - ref_region("dice_loss", ref_stats(p, tt, v, soft_label=True))  # soft_label on by default
     # the paper: alpha * L_wce - (1 - alpha) * mean Dice; ours adds the constant (1 - alpha)
     assert_close(got, 0.4 * wce - 0.6 * dice_index.mean() + 0.6, rtol=1e-9)
 
@@ -582,3 +583,14 @@ def test_out_of_range_labels(backend, rng):
     b[0, 0, 0, 0] = 2
     with pytest.raises(ValueError, match=r"y_true labels must lie in \[0, 2\)"):
         pl.dice_loss(backend.asarray(b.astype(np.float64)), backend.asarray(b), mode="binary")
+
+
+@pytest.mark.parametrize("name", ["dice_loss", "jaccard_loss", "tversky_loss"])
+def test_soft_targets_score_their_own_probabilities_best(backend, rng, name):
+    """Soft labels on by default (Wang & Blaschko 2023, MONAI #8094): loss(t, t) is the minimum for fractional t."""
+    t = random_probabilities(rng, (N, C, H, W), 1)
+    at_target = getattr(pl, name)(backend.asarray(t), backend.asarray(t), from_logits=False, smooth=0.0)
+    assert float(to_numpy(at_target)) < 1e-12
+    product = getattr(pl, name)(backend.asarray(t), backend.asarray(t), from_logits=False, smooth=0.0,
+                                soft_label=False)
+    assert float(to_numpy(product)) > 0.1  # the product form does not reach 0 there
