@@ -33,7 +33,7 @@ from types import ModuleType
 from typing import Literal
 
 from . import _checks as checks
-from ._inputs import Labels, Reduction, prepare
+from ._inputs import Labels, Reduction, class_vector, prepare
 from ._reduce import reduce_loss, restore, safe_divide
 from ._xp import Array, device, numel, softmax, sort_descending, take_along_axis
 
@@ -126,6 +126,7 @@ def lovasz_softmax_loss(
     ignore_index: int | None = None,
     class_axis: int = 1,
     from_logits: bool = True,
+    weight: Sequence[float] | Array | None = None,
     reduction: Reduction = "mean",
 ) -> Array:
     r"""Multiclass Lovasz-Softmax loss (Berman et al. 2018).
@@ -147,11 +148,15 @@ def lovasz_softmax_loss(
     as in the reference. With nothing valid at all the loss is 0 with a zero
     gradient.
 
+    ``weight``: one weight per class, shape ``(C,)`` (kornia PR #2879): each
+    class loss is multiplied by its weight, and ``"mean"`` divides by the
+    summed weights of the classes averaged over instead of their count.
+
     ``reduction``: ``"mean"`` is the reference's value (mean over classes,
-    then over images); ``"sum"`` sums the class losses (of every image);
-    ``"none"`` returns them, shape ``(K,)`` or ``(N, K)`` with ``per_image``,
-    ``K`` the number of scored classes (``C``, or ``len(classes)``), with 0
-    for classes that ``"present"`` leaves out.
+    then over images); ``"sum"`` sums the (weighted) class losses (of every
+    image); ``"none"`` returns them, shape ``(K,)`` or ``(N, K)`` with
+    ``per_image``, ``K`` the number of scored classes (``C``, or
+    ``len(classes)``), with 0 for classes that ``"present"`` leaves out.
 
     Peers: reference LovaszSoftmax ``lovasz_softmax(probas, labels, classes,
     per_image, ignore)`` equals this with ``from_logits=False`` on its
@@ -185,9 +190,11 @@ def lovasz_softmax_loss(
         cdim, p = 0, xp.reshape(xp.moveaxis(p, axis, 0), (num_classes, n * pixels))
         labels = xp.reshape(target.labels, (1, n * pixels))
     ids = xp.arange(num_classes, dtype=labels.dtype, device=device(labels))
+    w = None if weight is None else class_vector(seg, "weight", weight)
     if subset is not None:
         ids = xp.asarray(subset, dtype=labels.dtype, device=device(labels))
         p = xp.take(p, ids, axis=cdim)
+        w = None if w is None else xp.take(w, ids, axis=0)
     ids = xp.reshape(ids, (-1, 1))
 
     valid = None if target.valid is None else xp.reshape(target.valid, labels.shape)
@@ -198,12 +205,12 @@ def lovasz_softmax_loss(
         errors = xp.where(valid, errors, 0)
     loss, total = _lovasz_rows(errors, fg_float, xp=xp)  # (N, K) or (K,)
 
-    present = total > 0  # read only with classes="present"
+    counted = xp.ones_like(loss)  # the classes averaged over, times their weights
     if present_only:
-        loss = xp.where(present, loss, 0)
-    if reduction == "mean":  # over the classes of each image, then over images
-        if present_only:  # mean over present classes; none present (nothing valid): 0
-            loss = safe_divide(xp.sum(loss, axis=-1), xp.sum(xp.astype(present, loss.dtype), axis=-1), xp=xp)
-        else:
-            loss = xp.mean(loss, axis=-1)
+        counted = xp.astype(total > 0, loss.dtype)
+        loss = xp.where(total > 0, loss, 0)
+    if w is not None:
+        loss, counted = loss * w, counted * w
+    if reduction == "mean":  # over the classes of each image, then over images; none counted (nothing valid): 0
+        loss = safe_divide(xp.sum(loss, axis=-1), xp.sum(counted, axis=-1), xp=xp)
     return restore(reduce_loss(loss, reduction=reduction, xp=xp), seg.dtype, xp=xp)
