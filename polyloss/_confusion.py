@@ -21,11 +21,10 @@ from types import ModuleType
 from typing import Any, TypedDict
 
 from . import _checks as checks
-from ._inputs import Labels, Mode, Reduction, Segmentation, class_vector, prepare
+from ._inputs import Labels, Mode, Reduction, Segmentation, Weight, class_vector, prepare
 from ._reduce import reduce_classes, restore
 from ._xp import Array, clamped_log, class_sums, device, log_softmax, numel, sigmoid, softmax
 
-Weight = Sequence[float] | Array | None
 AllReduce = Callable[[Array], Array] | None
 
 

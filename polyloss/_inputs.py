@@ -24,6 +24,7 @@ Rules held here, and only here (docs/conventions.md states them for users):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal, TypeAlias, get_args
@@ -37,6 +38,7 @@ from ._xp import Array, array_namespace, device, index_dtype, is_concrete, numel
 Mode = Literal["binary", "multilabel", "multiclass"]
 Reduction = Literal["mean", "sum", "none"]
 MODES: tuple[str, ...] = get_args(Mode)
+Weight: TypeAlias = "Sequence[float] | Array | None"  # per-class weights, (C,)
 
 
 def namespace(fn: str, /, **arrays: Any) -> ModuleType:

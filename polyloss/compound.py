@@ -90,6 +90,32 @@ def dice_cross_entropy_loss(
     Peers: ``monai.losses.DiceCELoss(softmax=True, to_onehot_y=True)``
     equals ``per_image=True, smooth=1e-5`` (its ``smooth_nr = smooth_dr``);
     with MONAI ``weight`` w, the Dice term differs by the factor mean(w).
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        lambda_dice: weight of the Dice term (>= 0).
+        lambda_ce: weight of the cross-entropy term (>= 0).
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.dice_cross_entropy_loss(x, y)), 4)
+        0.0661
+
+    References:
+        Isensee et al., nnU-Net, 2021. https://doi.org/10.1038/s41592-020-01008-z
     """
     fn = "dice_cross_entropy_loss"
     opts = dict(options)
@@ -126,6 +152,34 @@ def dice_focal_loss(
 
     Peers: MONAI's ``DiceFocalLoss`` averages its focal term over classes x
     pixels: its softmax focal term is FL / C.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        lambda_dice: weight of the Dice term (>= 0).
+        lambda_focal: weight of the focal term (>= 0).
+        alpha: focal alpha: a scalar in [0, 1], one per class (multiclass), or None.
+        gamma: focal exponent (>= 0).
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.dice_focal_loss(x, y)), 4)
+        0.0328
+
+    References:
+        Zhu et al., AnatomyNet, 2019. https://arxiv.org/abs/1808.05238
     """
     fn = "dice_focal_loss"
     opts = dict(options)
@@ -174,6 +228,32 @@ def combo_loss(
     probabilities). The paper writes ``- (1 - alpha) * Dice``: this minus the
     constant ``1 - alpha``, the same gradients. ``reduction``: ``"mean"`` or
     ``"sum"``, applied to each term.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        alpha: weight of the cross entropy against Dice, in [0, 1].
+        beta: weight of false negatives in the cross entropy, in [0, 1].
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.combo_loss(x, y)), 4)
+        0.0247
+
+    References:
+        Taghanaki et al., Combo loss, 2019. https://arxiv.org/abs/1805.02798
     """
     fn = "combo_loss"
     opts = dict(options)
@@ -203,6 +283,31 @@ def bce_jaccard_loss(
     modes and ``cross_entropy`` (mean over non-ignored pixels) for
     multiclass. ``weight``, ``classes`` and ``smooth`` apply to the Jaccard
     term. ``reduction``: ``"mean"`` or ``"sum"``, applied to each term.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        alpha: weight of the cross entropy against -log Jaccard, in [0, 1].
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.bce_jaccard_loss(x, y)), 4)
+        0.0494
+
+    References:
+        Iglovikov et al., TernausNetV2, 2018. https://arxiv.org/abs/1806.00844
     """
     fn = "bce_jaccard_loss"
     opts = dict(options)

@@ -95,6 +95,29 @@ def lovasz_hinge_loss(
     ``per_image=False`` against ours ``True``. kornia ``lovasz_hinge_loss(pred
     (B, 1, H, W), target (B, H, W))`` equals this at ``per_image=True`` with
     ``y_true`` given the channel axis.
+
+    Args:
+        y_pred: logits, any shape ``(N, ...)``.
+        y_true: binary labels of ``y_pred``'s shape (float, bool or integer 0/1).
+        per_image: one row per sample (default) or the batch as one row.
+        ignore_index: integer label whose pixels are left out.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` over images.
+
+    Returns:
+        A 0-d array, or ``(N,)`` for ``"none"`` with ``per_image``; in ``y_pred``'s dtype, on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
+        >>> round(float(pl.lovasz_hinge_loss(x, y)), 4)
+        0.25
+
+    References:
+        Berman et al., The Lovasz-Softmax loss, CVPR 2018. https://arxiv.org/abs/1705.08790
     """
     fn = "lovasz_hinge_loss"
     seg = prepare(fn, y_pred, y_true, mode="binary", ignore_index=ignore_index, reduction=reduction)
@@ -165,6 +188,33 @@ def lovasz_softmax_loss(
     this on logits with ``classes="present"``. kornia
     ``lovasz_softmax_loss(pred, target)`` equals this with ``per_image=True,
     classes="all"``.
+
+    Args:
+        y_pred: scores ``(N, C, *spatial)`` (``class_axis=1``) or ``(N, *spatial, C)`` (``-1``).
+        y_true: integer labels, ``y_pred``'s shape without the class axis.
+        classes: ``"present"``, ``"all"`` or a sequence of class indices.
+        per_image: score each image on its own.
+        ignore_index: integer label whose pixels are left out.
+        class_axis: the class axis of ``y_pred``.
+        from_logits: ``y_pred`` holds logits (default) or probabilities.
+        weight: one weight per class, ``(C,)``, or None.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A 0-d array, or the class losses ``(K,)`` / ``(N, K)`` for ``"none"``; in ``y_pred``'s dtype.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.lovasz_softmax_loss(x, y)), 4)
+        0.0401
+
+    References:
+        Berman et al., The Lovasz-Softmax loss, CVPR 2018. https://arxiv.org/abs/1705.08790
     """
     fn = "lovasz_softmax_loss"
     seg = prepare(fn, y_pred, y_true, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import _checks as checks
-from ._inputs import Dense, Reduction, Segmentation, class_vector, element_weight, prepare
+from ._inputs import Dense, Reduction, Segmentation, Weight, class_vector, element_weight, prepare
 from ._pixel import (
     balanced_bce,
     bce,
@@ -36,8 +36,6 @@ __all__ = [
     "sigmoid_focal_loss",
     "softmax_focal_loss",
 ]
-
-Weight = Sequence[float] | Array | None
 
 
 def _finish(seg: Segmentation, loss: Array, reduction: str, denominator: Array | None = None) -> Array:
@@ -82,6 +80,33 @@ def binary_cross_entropy(
     ``binary_cross_entropy`` with ``from_logits=False``, whose -100 log clamp
     this shares); torch broadcasts a 1-D ``pos_weight`` along the last axis,
     which here is ``class_axis=-1``.
+
+    Args:
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
+        y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
+        from_logits: ``y_pred`` holds logits (default) or probabilities.
+        pos_weight: beta, on positives: a scalar, one per class along ``class_axis``, or a map.
+        weight: w: a scalar, one per class along ``class_axis``, or a map broadcasting to ``y_pred``.
+        label_smoothing: s in [0, 1].
+        class_axis: where per-class weights are laid; validated on every call.
+        reduction: ``"mean"`` (over elements), ``"sum"`` or ``"none"``.
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
+        >>> round(float(pl.binary_cross_entropy(x, y)), 4)
+        0.3048
+
+    References:
+        https://pytorch.org/docs/stable/generated/torch.nn.functional.binary_cross_entropy_with_logits.html
     """
     fn = "binary_cross_entropy"
     checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
@@ -115,6 +140,30 @@ def balanced_binary_cross_entropy(
     ``beta=None`` sets beta to the share of negatives in ``y_true`` (over the
     whole batch), clipped to ``[eps, 1 - eps]``, so rare positives weigh more.
     ``weight`` and ``reduction`` as in ``binary_cross_entropy``.
+
+    Args:
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
+        y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
+        beta: weight of positives in [0, 1]; None: the share of negatives in ``y_true``.
+        from_logits, weight, class_axis, reduction: as in ``binary_cross_entropy``.
+        eps: clip of the automatic beta to [eps, 1 - eps].
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
+        >>> round(float(pl.balanced_binary_cross_entropy(x, y)), 4)
+        0.1364
+
+    References:
+        Xie & Tu, Holistically-nested edge detection, 2015. https://arxiv.org/abs/1504.06375
     """
     fn = "balanced_binary_cross_entropy"
     if beta is not None:
@@ -149,6 +198,30 @@ def sigmoid_focal_loss(
 
     Peers: ``torchvision.ops.sigmoid_focal_loss`` (its ``alpha=-1`` is our
     ``alpha=None``); ``optax.sigmoid_focal_loss`` is ``reduction="none"``.
+
+    Args:
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
+        y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
+        alpha: weight of positives in [0, 1], or None.
+        gamma: focusing exponent (>= 0).
+        from_logits, class_axis, reduction: as in ``binary_cross_entropy`` (``class_axis`` unused, validated).
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
+        >>> round(float(pl.sigmoid_focal_loss(x, y)), 4)
+        0.0114
+
+    References:
+        Lin et al., Focal loss for dense object detection, 2017. https://arxiv.org/abs/1708.02002
     """
     fn = "sigmoid_focal_loss"
     _check_focal(fn, alpha, gamma)
@@ -175,6 +248,31 @@ def poly1_focal_loss(
 
     ``FL`` is ``sigmoid_focal_loss`` with the same ``alpha`` and ``gamma``;
     the polynomial term is not alpha-weighted, as in the paper's code.
+
+    Args:
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
+        y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
+        epsilon: weight of the polynomial term.
+        alpha: weight of positives in [0, 1], or None.
+        gamma: focusing exponent (>= 0).
+        from_logits, class_axis, reduction: as in ``binary_cross_entropy`` (``class_axis`` unused, validated).
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
+        >>> round(float(pl.poly1_focal_loss(x, y)), 4)
+        0.0364
+
+    References:
+        Leng et al., PolyLoss, 2022. https://arxiv.org/abs/2204.12511
     """
     fn = "poly1_focal_loss"
     _check_focal(fn, alpha, gamma)
@@ -216,6 +314,35 @@ def cross_entropy(
     Peers: equals ``torch.nn.functional.cross_entropy`` for every argument
     (``ignore_index`` default -100 there, None here); optax's
     ``softmax_cross_entropy_with_integer_labels`` is ``reduction="none"``.
+
+    Args:
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with
+            ``class_axis=1`` or ``(N, *spatial, C)`` with ``-1``.
+        y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
+            ``y_pred``'s shape (floating).
+        class_axis: the class axis of ``y_pred``.
+        from_logits: ``y_pred`` holds logits (default) or probabilities.
+        weight: one weight per class, ``(C,)``.
+        ignore_index: integer label whose pixels are left out (integer targets only).
+        label_smoothing: s in [0, 1].
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.cross_entropy(x, y)), 4)
+        0.0334
+
+    References:
+        https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html
     """
     fn = "cross_entropy"
     checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
@@ -244,6 +371,31 @@ def poly1_cross_entropy(
     p_t = sum_c t'_c p_c with the (smoothed) one-hot or probability target t'.
     For integer targets the epsilon term carries the pixel's class weight and
     shares cross_entropy's denominator; every other option is cross_entropy's.
+
+    Args:
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with
+            ``class_axis=1`` or ``(N, *spatial, C)`` with ``-1``.
+        y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
+            ``y_pred``'s shape (floating).
+        epsilon: weight of the polynomial term.
+        class_axis, from_logits, weight, ignore_index, label_smoothing, reduction: as in ``cross_entropy``.
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.poly1_cross_entropy(x, y)), 4)
+        0.0661
+
+    References:
+        Leng et al., PolyLoss, 2022. https://arxiv.org/abs/2204.12511
     """
     fn = "poly1_cross_entropy"
     checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
@@ -285,6 +437,32 @@ def softmax_focal_loss(
 
     Peers: ``kornia.losses.focal_loss`` and MONAI's ``FocalLoss(use_softmax=True)``
     average over classes x pixels, so they equal this divided by C.
+
+    Args:
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with
+            ``class_axis=1`` or ``(N, *spatial, C)`` with ``-1``.
+        y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
+            ``y_pred``'s shape (floating).
+        alpha: one weight per class, a scalar (1 - alpha on class 0, alpha on the others), or None.
+        gamma: focusing exponent (>= 0).
+        class_axis, from_logits, ignore_index, reduction: as in ``cross_entropy``.
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.softmax_focal_loss(x, y)), 4)
+        0.0001
+
+    References:
+        Lin et al., Focal loss for dense object detection, 2017. https://arxiv.org/abs/1708.02002
     """
     fn = "softmax_focal_loss"
     checks.check_nonnegative(fn, "gamma", gamma)

@@ -78,6 +78,37 @@ def soft_confusion(
     Blaschko 2023), equal for hard targets. With ``all_reduce`` the statistics
     returned are the reduced (global) ones. Half-precision inputs give float32
     statistics (counts overflow float16).
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        mode: ``"binary"``, ``"multilabel"`` or ``"multiclass"``.
+        class_axis: 1 or -1.
+        from_logits: apply sigmoid / softmax inside.
+        ignore_index: integer label whose pixels enter no sum.
+        classes: class indices to return (all by default).
+        per_image: statistics per sample.
+        soft_label: TP from the L1 form (off here: the plain sums of p t).
+        all_reduce: callable applied to the stacked statistics (a cross-device sum).
+
+    Returns:
+        ``(tp, fp, fn)``, each ``(C,)`` or ``(N, C)`` with ``per_image=True``, in ``y_pred``'s dtype
+        (float32 for half precision).
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> tp, fp, fn = pl.soft_confusion(x, y)
+        >>> [round(float(v), 4) for v in tp]
+        [0.9526, 0.982]
+
+    References:
+        Milletari et al., V-Net, 2016. https://arxiv.org/abs/1606.04797
     """
     r = region("soft_confusion", y_pred, y_true, {
         "mode": mode, "class_axis": class_axis, "from_logits": from_logits, "ignore_index": ignore_index,
@@ -106,6 +137,33 @@ def dice_loss(
     and its ``weight`` w gives our weighted mean times mean(w);
     ``kornia.losses.dice_loss`` is ``per_image=True`` with eps added to the
     denominator.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        log_loss: return -log(D_c) instead of 1 - D_c.
+        squared: the V-Net denominator, sums of squares.
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.dice_loss(x, y)), 4)
+        0.0327
+
+    References:
+        Milletari et al., V-Net, 2016. https://arxiv.org/abs/1606.04797
     """
     r = region("dice_loss", y_pred, y_true, dict(options), squared=squared)
     index = dice_index(r)
@@ -124,6 +182,33 @@ def jaccard_loss(
     Peers: ``smp.losses.JaccardLoss(mode, smooth=s)`` equals this with the
     same ``s`` (smp zeroes classes absent from the target);
     ``monai.losses.DiceLoss(jaccard=True)`` with smooth s is ``smooth=s/2``.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        log_loss: return -log(J_c) instead of 1 - J_c.
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.jaccard_loss(x, y)), 4)
+        0.0634
+
+    References:
+        Rahman & Wang, Optimizing intersection-over-union in deep neural networks, 2016.
+        https://doi.org/10.1007/978-3-319-50835-1_22
     """
     r = region("jaccard_loss", y_pred, y_true, dict(options))
     index = jaccard_index(r)
@@ -156,6 +241,34 @@ def tversky_loss(
     at ``gamma=1`` (smp raises the class mean to gamma instead, and zeroes
     classes absent from the target); ``monai.losses.TverskyLoss`` (alpha on
     FP as well) with ``smooth_nr=smooth_dr=s`` equals ``smooth=s``.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        alpha: weight of false positives (>= 0).
+        beta: weight of false negatives (>= 0).
+        gamma: exponent applied per class (>= 0).
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.tversky_loss(x, y, alpha=0.3, beta=0.7)), 4)
+        0.0328
+
+    References:
+        Salehi et al., Tversky loss function for image segmentation, 2017. https://arxiv.org/abs/1706.05721
     """
     return _tversky("tversky_loss", y_pred, y_true, alpha, beta, gamma, dict(options))
 
@@ -171,6 +284,34 @@ def focal_tversky_loss(
     The paper writes the exponent as 1/gamma with gamma = 4/3 and weighs FN
     by 0.7: the defaults here (``gamma=0.75``, ``alpha=0.3`` on FP,
     ``beta=0.7`` on FN). Same as ``tversky_loss`` with these defaults.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        alpha: weight of false positives (>= 0).
+        beta: weight of false negatives (>= 0).
+        gamma: focal exponent per class (>= 0), the paper's 1/gamma.
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.focal_tversky_loss(x, y)), 4)
+        0.0767
+
+    References:
+        Abraham & Khan, A novel focal Tversky loss function, 2019. https://arxiv.org/abs/1810.07842
     """
     return _tversky("focal_tversky_loss", y_pred, y_true, alpha, beta, gamma, dict(options))
 
@@ -182,6 +323,31 @@ def log_cosh_dice_loss(y_pred: Array, y_true: Array, /, **options: Unpack[Region
 
     Applied per class, then reduced (the paper has one class). Options as in
     ``dice_loss``.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.log_cosh_dice_loss(x, y)), 4)
+        0.0005
+
+    References:
+        Jadon, A survey of loss functions for semantic segmentation, 2020. https://arxiv.org/abs/2006.14822
     """
     r = region("log_cosh_dice_loss", y_pred, y_true, dict(options))
     return finish(r, r.xp.log(r.xp.cosh(1 - dice_index(r))))
@@ -197,6 +363,31 @@ def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) 
 
     Peers: ``smp.losses.MCCLoss(eps=e)`` takes probabilities and one channel:
     it equals ``mode="binary", from_logits=False, smooth=e``.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.mcc_loss(x, y)), 4)
+        0.065
+
+    References:
+        Abhishek & Hamarneh, Matthews correlation coefficient loss, 2021. https://arxiv.org/abs/2010.13454
     """
     r = region("mcc_loss", y_pred, y_true, dict(options))
     xp, st, smooth = r.xp, r.st, r.opts["smooth"]
@@ -225,6 +416,33 @@ def generalized_dice_loss(
     Peers: ``monai.losses.GeneralizedDiceLoss(w_type, smooth_nr=s,
     smooth_dr=s)`` equals ``smooth=s``, its ``batch=False`` (default) being
     ``per_image=True`` and ``include_background=False`` ``classes=range(1, C)``.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        weight_type: ``"square"`` (1/G^2), ``"simple"`` (1/G) or ``"uniform"`` (1).
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        A 0-d array for ``"mean"`` and ``"sum"``; for ``"none"`` one value per sample ``(N,)`` with
+        ``per_image=True``, else the batch value (0-d). In ``y_pred``'s dtype, on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.generalized_dice_loss(x, y)), 4)
+        0.0327
+
+    References:
+        Sudre et al., Generalised Dice overlap as a deep learning loss function, 2017.
+        https://arxiv.org/abs/1707.03237
     """
     fn = "generalized_dice_loss"
     checks.check_option(fn, "weight_type", weight_type, WEIGHT_TYPES)
