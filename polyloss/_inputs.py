@@ -38,7 +38,7 @@ from ._xp import Array, array_namespace, device, index_dtype, is_concrete, numel
 Mode = Literal["binary", "multilabel", "multiclass"]
 Reduction = Literal["mean", "sum", "none"]
 MODES: tuple[str, ...] = get_args(Mode)
-Weight: TypeAlias = "Sequence[float] | Array | None"  # per-class weights, (C,)
+Weight: TypeAlias = Sequence[float] | Array | None  # per-class weights, (C,)
 
 
 def namespace(fn: str, /, **arrays: Any) -> ModuleType:
