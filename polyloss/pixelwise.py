@@ -25,7 +25,7 @@ from ._pixel import (
     valid_count,
 )
 from ._reduce import reduce_loss, restore
-from ._xp import Array, softmax
+from ._xp import Array, numel, softmax
 
 __all__ = [
     "balanced_binary_cross_entropy",
@@ -170,8 +170,9 @@ def balanced_binary_cross_entropy(
         checks.check_in_unit_interval(fn, "beta", beta)
     seg = prepare(fn, y_pred, y_true, mode="binary", class_axis=class_axis, reduction=reduction)
     xp, x, t = seg.xp, seg.x, seg.dense.target
-    b = beta if beta is not None else xp.clip(1 - xp.mean(t), eps, 1 - eps)
-    loss = balanced_bce(x, t, b, from_logits=from_logits, xp=xp)
+    if beta is None:  # an empty batch has no share of negatives; any beta scores its 0 elements 0
+        beta = xp.clip(1 - xp.mean(t), eps, 1 - eps) if numel(t) else 0.5
+    loss = balanced_bce(x, t, beta, from_logits=from_logits, xp=xp)
     if weight is not None:
         loss = loss * element_weight(seg, "weight", weight)
     return _finish(seg, loss, reduction)

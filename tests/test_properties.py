@@ -159,3 +159,35 @@ def test_nan_in_gives_nan_out(backend, problem, name, seed):
     x = x.copy()
     x.reshape(-1)[np.random.default_rng(seed).integers(x.size)] = np.nan
     assert np.isnan(float(to_numpy(getattr(pl, name)(backend.asarray(x), backend.asarray(y)))))
+
+
+SIGMOID_PIXEL = ["binary_cross_entropy", "balanced_binary_cross_entropy", "sigmoid_focal_loss", "poly1_focal_loss",
+                 "lovasz_hinge_loss"]
+
+
+@SETTINGS
+@given(problem=problems(), name=st.sampled_from([*REGION, *COMPOUND, *SIGMOID_PIXEL]),
+       mode=st.sampled_from(["binary", "multilabel"]), kind=st.sampled_from(["float", "bool", "int"]),
+       soft=st.booleans())
+def test_sigmoid_modes_are_finite_and_a_perfect_prediction_is_best(backend, problem, name, mode, kind, soft):
+    x, y, ignore = problem
+    t = np.moveaxis(np.eye(x.shape[1])[np.where(y == IGNORE, 0, y)], -1, 1)  # (N, C, H, W) one-hot
+    if mode == "binary":
+        x, t = x[:, :1], t[:, :1]
+    if kind == "float" and soft:
+        t = t * 0.8 + 0.1
+    target = {"float": t, "bool": t > 0.5, "int": t.astype(np.int64)}[kind]
+    options = {} if name in SIGMOID_PIXEL else {"mode": mode}
+    if kind == "int" and ignore != "none" and name not in SIGMOID_PIXEL[:4]:
+        target = np.where((y == IGNORE)[:, None], -1, target)
+        options["ignore_index"] = -1
+    f = getattr(pl, name)
+    yy = backend.asarray(target)
+    value = f(backend.asarray(x), yy, **options)
+    assert np.isfinite(float(to_numpy(value)))
+    if backend.has_autodiff:
+        _, grad = backend.value_and_grad(lambda z: f(z, yy, **options), backend.asarray(x))
+        assert np.all(np.isfinite(grad))
+    if name in [*REGION, *COMPOUND] and name != "mcc_loss" and 0 not in x.shape and not (kind == "float" and soft):
+        perfect = np.where(t > 0.5, 30.0, -30.0)
+        assert float(to_numpy(f(backend.asarray(perfect), yy, **options))) < 1e-6
