@@ -16,9 +16,10 @@ Rules held here, and only here (docs/conventions.md states them for users):
   concrete arrays, never a silent loss.
 - Integer labels are cast to the namespace's index dtype at entry, so class
   ids are never built in a narrow label dtype. Ignored labels are replaced by
-  class 0 and masked by ``valid``. Concrete labels out of range are a
-  ``ValueError``; while tracing (``jax.jit``, ``torch.compile``) they make
-  the scores NaN, so the loss is NaN, never a plausible finite number.
+  class 0 and masked by ``valid``. Concrete labels out of range (and sigmoid
+  targets outside their domain) are a ``ValueError``; while tracing
+  (``jax.jit``, ``torch.compile``) they make the scores NaN, so the loss is
+  NaN, never a plausible finite number.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def prepare(
     x = promote(y_pred, xp=xp)
     if mode != "multiclass":
         c = 1 if mode == "binary" or axis >= ndim else y_pred.shape[axis]
-        target = _sigmoid_target(fn, y_pred, y_true, ignore_index, xp=xp, like=x)
+        target, x = _sigmoid_target(fn, y_pred, y_true, ignore_index, xp=xp, like=x)
         return Segmentation(fn, xp, x, mode, axis, c, target, from_logits, y_pred.dtype)
     c = y_pred.shape[axis] if axis < ndim else 1
     if c < min_classes:
@@ -207,8 +208,8 @@ def _labels(fn: str, y_true: Array, num_classes: int, ignore_index: int | None, 
 
 
 def _sigmoid_target(fn: str, y_pred: Array, y_true: Array, ignore_index: Any, /, *, xp: ModuleType, like: Array
-                    ) -> Dense:
-    """Targets of a sigmoid mode: y_pred's shape, 0/1 or [0, 1], ignored entries zeroed."""
+                    ) -> tuple[Dense, Array]:
+    """Targets of a sigmoid mode: 0/1 or [0, 1], ignored entries zeroed; NaN scores if traced and out of domain."""
     integer = xp.isdtype(y_true.dtype, "integral")
     if not (integer or y_true.dtype == xp.bool or xp.isdtype(y_true.dtype, "real floating")):
         raise TypeError(f"{fn}: y_true must be floating, integer or bool, got dtype {y_true.dtype}")
@@ -218,8 +219,12 @@ def _sigmoid_target(fn: str, y_pred: Array, y_true: Array, ignore_index: Any, /,
     if ignore_index is not None:
         valid = t != ignore_index
         t = xp.where(valid, t, 0)
-    check_binary_target(fn, "y_true", t, valid, xp=xp)
-    return Dense(as_float(t, like, xp=xp), valid)
+    if is_concrete(t):
+        check_binary_target(fn, "y_true", t, valid, xp=xp)
+    elif t.dtype != xp.bool:  # traced: a target outside its domain makes the loss NaN
+        bad = (t < 0) | (t > 1)
+        like = xp.where(xp.any(bad if valid is None else bad & valid), math.nan, like)
+    return Dense(as_float(t, like, xp=xp), valid), like
 
 
 def check_binary_target(fn: str, name: str, t: Array, valid: Array | None, /, *, xp: ModuleType) -> None:

@@ -249,3 +249,19 @@ def test_absent_class_false_positives_have_a_gradient(backend, rng):
     for name in ["dice_loss", "jaccard_loss", "tversky_loss"]:
         _, grad = backend.value_and_grad(lambda z, name=name: getattr(pl, name)(z, yy), backend.asarray(logits))
         assert np.all(grad[:, 1:] > 0), name  # raising an absent class's logit raises the loss
+
+
+@pytest.mark.parametrize(("name", "options"), [("binary_cross_entropy", {}), ("sigmoid_focal_loss", {}),
+                                               ("lovasz_hinge_loss", {}), ("dice_loss", {"mode": "binary"}),
+                                               ("combo_loss", {"mode": "multilabel"})])
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_sigmoid_targets_outside_their_domain_under_jit_give_nan(backend, rng, name, options, dtype):
+    if not backend.is_jax:
+        pytest.skip("jax.jit runs on the jax backends")
+    import jax
+
+    x = random_logits(rng, (N, C, H, W))
+    mask = (random_binary(rng, x.shape) * 255).astype(dtype)
+    f = jax.jit(lambda a, b: getattr(pl, name)(a, b, **options))
+    assert np.isnan(to_numpy(f(backend.asarray(x), backend.asarray(mask))))
+    assert np.isfinite(to_numpy(f(backend.asarray(x), backend.asarray(mask // 255))))
