@@ -41,9 +41,10 @@ FLOAT_DTYPES = ["float16", "bfloat16", "float32", "float64"]
 @st.composite
 def problems(draw, *, min_n=0, min_side=0):
     """Logits (N, C, H, W) float64, labels (N, H, W) int64 in [0, C) or IGNORE, and the ignore mode."""
-    n = draw(st.integers(min_n, 3))
-    c = draw(st.integers(2, 4))
-    h, w = draw(st.integers(min_side, 5)), draw(st.integers(min_side, 4))
+    # a few sizes per axis (0, 1 and odd ones): JAX compiles each primitive once per shape
+    n = draw(st.sampled_from([v for v in (0, 1, 2) if v >= min_n]))
+    c = draw(st.sampled_from([2, 3]))
+    h, w = draw(st.sampled_from([v for v in (0, 1, 3) if v >= min_side])), draw(st.sampled_from([1, 4]))
     seed = draw(st.integers(0, 2**32 - 1))
     ignore = draw(st.sampled_from(["none", "some", "all"]))
     rng = np.random.default_rng(seed)
