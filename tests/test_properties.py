@@ -1,7 +1,7 @@
 """Properties of the segmentation losses over random shapes, dtypes and masks (hypothesis).
 
 Examples are derandomized (a fixed sequence per test, so CI never depends on
-the clock) and bounded (``MAX_EXAMPLES`` per test and backend: 25, or 8 in a
+the clock) and bounded (``MAX_EXAMPLES`` per test and backend: 25, or 12 in a
 session that runs JAX, whose eager mode compiles each primitive per shape). Shapes
 include empty batches, empty spatial axes and 1x1 images; label dtypes every
 integer width the backend has; prediction dtypes half to double; masks with
@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 # JAX compiles every primitive for every new shape when run eagerly: a JAX session takes fewer examples
-MAX_EXAMPLES = 8 if "jax" in os.environ.get("POLYLOSS_BACKENDS", "jax") else 25
+MAX_EXAMPLES = 12 if "jax" in os.environ.get("POLYLOSS_BACKENDS", "jax") else 25
 SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
