@@ -14,8 +14,9 @@ Rules held here, and only here (docs/conventions.md states them for users):
 - Targets of the sigmoid modes (``"binary"``, ``"multilabel"``) are 0/1
   (integer, bool) or lie in [0, 1] (floating); a 0/255 mask is an error on
   concrete arrays, never a silent loss.
-- Integer labels are cast to the namespace's index dtype at entry, so class
-  ids are never built in a narrow label dtype. Ignored labels are replaced by
+- Integer labels narrower than int32 (or unsigned) are cast to the
+  namespace's index dtype at entry, so class ids are never built in a narrow
+  label dtype. Ignored labels are replaced by
   class 0 and masked by ``valid``. Concrete labels out of range (and sigmoid
   targets outside their domain) are a ``ValueError``; while tracing
   (``jax.jit``, ``torch.compile``) they make the scores NaN, so the loss is
@@ -45,20 +46,23 @@ Weight: TypeAlias = Sequence[float] | Array | None  # per-class weights, (C,)
 def namespace(fn: str, /, **arrays: Any) -> ModuleType:
     """The one namespace of ``arrays`` (``None`` entries skipped); a TypeError naming ``fn`` and the argument."""
     present = {name: a for name, a in arrays.items() if a is not None}
+    try:
+        xp = array_namespace(*present.values())
+    except TypeError:
+        xp = None
+    if xp is not None and not any(isinstance(a, int | float | complex) for a in present.values()):
+        return xp
     for name, a in present.items():
         if not is_array_api_obj(a):
             raise TypeError(
                 f"{fn}: {name} must be an array (NumPy, PyTorch, JAX, CuPy, ...), got {type(a).__name__}; "
                 "convert it with your library's asarray first"
             )
-    try:
-        return array_namespace(*present.values())
-    except TypeError:
-        kinds = ", ".join(f"{name} is {type(a).__module__}.{type(a).__name__}" for name, a in present.items())
-        raise TypeError(
-            f"{fn}: {' and '.join(present)} must come from the same array library, got {kinds}; "
-            "convert them to one library first"
-        ) from None
+    kinds = ", ".join(f"{name} is {type(a).__module__}.{type(a).__name__}" for name, a in present.items())
+    raise TypeError(
+        f"{fn}: {' and '.join(present)} must come from the same array library, got {kinds}; "
+        "convert them to one library first"
+    )
 
 
 def class_axis_index(fn: str, class_axis: Any, ndim: int, *, first_or_last: bool = False) -> int:
@@ -186,8 +190,9 @@ def prepare(
 def _labels(fn: str, y_true: Array, num_classes: int, ignore_index: int | None, x: Array, /, *, xp: ModuleType
             ) -> tuple[Labels, Array]:
     """Labels in the index dtype, ignored ones replaced by 0; out of range: an error, or NaN scores if traced."""
-    dtype = index_dtype(xp, device(y_true))
-    labels = y_true if y_true.dtype == dtype else xp.astype(y_true, dtype)
+    # int32 and int64 hold any class id; narrower or unsigned labels are cast, never used to build ids
+    wide = y_true.dtype == xp.int64 or y_true.dtype == xp.int32
+    labels = y_true if wide else xp.astype(y_true, index_dtype(xp, device(y_true)))
     valid = None
     if ignore_index is not None:
         valid = labels != ignore_index
