@@ -14,11 +14,12 @@ activation (ignored when there is a single channel, as MONAI does).
 
 Rules shared by every loss here (``docs/conventions.md``):
 
-- Targets: integer labels in [0, C) for ``"multiclass"``; 0/1 (bool, integer)
-  or floats in [0, 1] otherwise, and floating class probabilities in [0, 1].
-  Eager arrays (concrete JAX arrays included) outside that domain raise a
-  ``ValueError``; traced arrays (``jax.jit``, ``torch.compile``) cannot be
-  read, so an out-of-domain target makes the loss NaN instead.
+- Inputs are validated once by the segmentation-input layer
+  (``_inputs.prepare``, region-loss rules): integer labels in [0, C) for
+  ``"multiclass"``, 0/1 (bool, integer) or floats in [0, 1] otherwise.
+  Concrete arrays (JAX outside a transformation included) outside that
+  domain raise a ``ValueError``; traced ones (``jax.jit``, ``torch.compile``)
+  cannot be read, so an out-of-domain target makes the loss NaN instead.
 - Left-out pixels (``ignore_index``, or ``mask`` 0) count as background in
   both the prediction and the target wherever a neighbourhood is read
   (erosions, skeletons, distance fields), and take part in no sum; ``mask``
@@ -35,13 +36,12 @@ from typing import Any, Literal, NamedTuple
 
 from . import _checks as checks
 from . import distance  # sampling validation (distance._spacing), shared with the distance transforms
+from ._inputs import MODES, Labels, Mode, Reduction, class_axis_index, namespace, prepare
 from ._reduce import as_float, promote, reduce_loss, restore, safe_divide
 from ._xp import (
     Array,
-    array_namespace,
     default_float,
     device,
-    index_dtype,
     is_concrete,
     max_pool,
     min_pool,
@@ -55,10 +55,7 @@ from .distance import _any_spatial, _check_mask, _edt, _foreground
 
 __all__ = ["boundary_iou", "boundary_iou_loss", "boundary_loss", "hausdorff_dt_loss", "soft_cldice_loss"]
 
-Mode = Literal["binary", "multilabel", "multiclass"]
-Reduction = Literal["mean", "sum", "none"]
 EmptyField = Literal["diagonal", "zero"]
-MODES = ("binary", "multilabel", "multiclass")
 
 
 # --------------------------------------------------------------------------- #
@@ -69,128 +66,28 @@ MODES = ("binary", "multilabel", "multiclass")
 class _Inputs(NamedTuple):
     """Validated inputs as (N, C', *spatial) arrays in the compute dtype."""
 
-    p: Array  # probabilities, 0 at left-out pixels
-    t: Array  # detached targets, 0 at left-out pixels; NaN where a traced target is out of its domain
+    p: Array  # probabilities, 0 at left-out pixels; NaN where a traced target is out of its domain
+    t: Array  # detached targets, 0 at left-out pixels
     w: Array | None  # pixel weights (N, 1 or C', *spatial), 0 where left out; None: every pixel, weight 1
     xp: ModuleType
 
 
-def _namespace(fn: str, **arrays: Any) -> ModuleType:
-    """The namespace of the given arrays (``None`` skipped), with an error naming ``fn`` and its arguments."""
-    given = {name: a for name, a in arrays.items() if a is not None}
-    try:
-        return array_namespace(*given.values())
-    except TypeError as err:
-        found = ", ".join(f"{name}: {type(a).__module__}.{type(a).__name__}" for name, a in given.items())
-        raise TypeError(f"{fn}: {', '.join(given)} must be arrays of one array library, got {found}") from err
-
-
-def _probabilities(
-    fn: str, y_pred: Array, mode: str, class_axis: int, from_logits: bool, *, xp: ModuleType
-) -> tuple[Array, int]:
-    """Validated ``y_pred`` as probabilities in the compute dtype, and its class axis (1 or ndim - 1)."""
-    checks.check_option(fn, "mode", mode, MODES)
-    checks.check_floating(fn, "y_pred", y_pred, xp=xp)
+def _check_layout(fn: str, y_pred: Array, axis: int, mode: str) -> None:
+    """What the boundary losses add to the region-loss layout: 2 or 3 spatial axes, one channel in binary mode."""
     if y_pred.ndim not in (4, 5):
         raise ValueError(
             f"{fn}: y_pred must have shape (N, C, *spatial) with 2 or 3 spatial axes, got {tuple(y_pred.shape)}"
         )
-    axis = checks.normalize_axis(fn, "class_axis", class_axis, y_pred.ndim)
-    if axis not in (1, y_pred.ndim - 1):
-        raise ValueError(f"{fn}: class_axis must be 1 (channels first) or -1 (channels last), got {class_axis!r}")
     classes = y_pred.shape[axis]
     if mode == "binary" and classes != 1:
-        raise ValueError(f"{fn}: mode='binary' needs one channel along class_axis {class_axis}, got {classes}")
-    if mode == "multiclass" and classes < 2:
-        raise ValueError(f"{fn}: mode='multiclass' (softmax) needs C >= 2 along class_axis {class_axis}, got {classes}")
-    x = promote(y_pred, xp=xp)
-    if from_logits:
-        x = softmax(x, axis=axis, xp=xp) if mode == "multiclass" else sigmoid(x, xp=xp)
-    return x, axis
+        raise ValueError(f"{fn}: mode='binary' needs one channel along class_axis {axis}, got {classes}")
 
 
-def _wide(labels: Array, *, xp: ModuleType) -> Array:
-    """Integer ``labels`` in at least the index dtype, so class ids and ``ignore_index`` never wrap."""
-    wide = index_dtype(xp, device(labels))
-    return xp.astype(labels, wide) if xp.iinfo(labels.dtype).bits < xp.iinfo(wide).bits else labels
-
-
-def _found(y: Array, bad: Array, *, xp: ModuleType) -> float | int:
-    """One offending value of eager ``y`` where ``bad``: the lowest if below the domain, else the highest."""
-    low, high = xp.min(xp.where(bad, y, 0)), xp.max(xp.where(bad, y, 0))
-    cast = float if xp.isdtype(y.dtype, "real floating") else int
-    return cast(low) if low < 0 else cast(high)
-
-
-def _check_domain(fn: str, y: Array, bad: Array, expected: str, hint: str, *, xp: ModuleType) -> Array | None:
-    """Raise on concrete arrays with an out-of-domain kept entry; return ``bad`` for NaN-poisoning when traced."""
-    if not is_concrete(y):
-        return bad
-    if numel(y) and bool(xp.any(bad)):
-        raise ValueError(f"{fn}: y_true must {expected}, found {_found(y, bad, xp=xp)!r}; {hint}")
-    return None
-
-
-def _targets(
-    fn: str, y_true: Array, p: Array, axis: int, mode: str, ignore_index: int | None, *, xp: ModuleType
-) -> tuple[Array, Array | None]:
-    """``y_true`` as floats of ``p``'s shape (one-hot for labels), and where it is kept (``None``: everywhere).
-
-    The kept mask has the class axis (size 1 for labels). A target outside
-    its domain raises on concrete arrays and is NaN on traced ones.
-    """
-    integer = xp.isdtype(y_true.dtype, "integral")
-    if not (integer or xp.isdtype(y_true.dtype, ("bool", "real floating"))):
-        raise TypeError(f"{fn}: y_true must have an integer, boolean or real floating dtype, got {y_true.dtype}")
-    if ignore_index is not None:
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-            raise TypeError(f"{fn}: ignore_index must be an int or None, got {ignore_index!r}")
-        if not integer:
-            raise ValueError(f"{fn}: ignore_index applies to integer y_true only, got dtype {y_true.dtype}")
-    labels = _wide(y_true, xp=xp) if integer else y_true
-    keep = None if ignore_index is None else labels != ignore_index
-    skip = f" or equal ignore_index={ignore_index}" if ignore_index is not None else ""
-
-    if mode == "multiclass" and integer:
-        checks.check_index_target_shape(fn, p, y_true, axis)
-        num_classes = p.shape[axis]
-        if keep is not None:
-            labels = xp.where(keep, labels, 0)
-        bad = _check_domain(
-            fn, labels, (labels < 0) | (labels >= num_classes), f"hold class labels in [0, {num_classes}){skip}",
-            "pass ignore_index= for void labels", xp=xp,
-        )
-        t = one_hot(labels, num_classes=num_classes, axis=axis, dtype=p.dtype, xp=xp)
-        if bad is not None:
-            t = xp.where(xp.expand_dims(bad, axis=axis), xp.nan, t)
-        return t, None if keep is None else xp.expand_dims(keep, axis=axis)
-
-    if tuple(y_true.shape) != tuple(p.shape):
-        what = (
-            "floating y_true is read as class probabilities of y_pred's shape (class labels need an integer dtype)"
-            if mode == "multiclass"
-            else f"y_true must have the shape of y_pred in mode={mode!r}"
-        )
-        raise ValueError(f"{fn}: {what}: expected {tuple(p.shape)}, got {tuple(y_true.shape)}")
-    bad = None
-    if integer:
-        off = (labels != 0) & (labels != 1)
-        bad = _check_domain(
-            fn, labels, off if keep is None else off & keep, f"hold 0 or 1 in mode={mode!r}{skip}",
-            "pass y_true > 0 for a 0/255 mask, or ignore_index= for void pixels", xp=xp,
-        )
-    elif not xp.isdtype(y_true.dtype, "bool"):
-        what = "probabilities" if mode == "multiclass" else "binary targets"
-        bad = _check_domain(
-            fn, y_true, (y_true < 0) | (y_true > 1), f"lie in [0, 1] ({what})", "pass y_true > 0 for a 0/255 mask",
-            xp=xp,
-        )
-    t = stop_gradient(as_float(labels, p, xp=xp), xp=xp)
-    if keep is not None:
-        t = xp.where(keep, t, 0.0)
-    if bad is not None:
-        t = xp.where(bad, xp.nan, t)
-    return t, keep
+def _activate(x: Array, axis: int, mode: str, from_logits: bool, *, xp: ModuleType) -> Array:
+    """Probabilities: softmax over ``axis`` (multiclass) or sigmoid, unless ``x`` holds them already."""
+    if not from_logits:
+        return x
+    return softmax(x, axis=axis, xp=xp) if mode == "multiclass" else sigmoid(x, xp=xp)
 
 
 def _pixel_weights(fn: str, mask: Array, p: Array, axis: int, *, xp: ModuleType) -> Array:
@@ -232,12 +129,23 @@ def _inputs(
     include_background: bool,
     ignore_index: int | None,
     mask: Array | None,
+    reduction: str,
 ) -> _Inputs:
-    """Probabilities, targets and pixel weights as (N, C', *spatial) in the compute dtype."""
-    xp = _namespace(fn, y_pred=y_pred, y_true=y_true, mask=mask)
-    p, axis = _probabilities(fn, y_pred, mode, class_axis, from_logits, xp=xp)
-    t, keep = _targets(fn, y_true, p, axis, mode, ignore_index, xp=xp)
-    w = None if mask is None else _pixel_weights(fn, mask, p, axis, xp=xp)
+    """Probabilities, targets and pixel weights as (N, C', *spatial), validated once by ``_inputs.prepare``."""
+    seg = prepare(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+                  ignore_index=ignore_index, reduction=reduction, region=True)
+    xp, axis = seg.xp, seg.axis
+    _check_layout(fn, y_pred, axis, mode)
+    p = _activate(seg.x, axis, mode, from_logits, xp=xp)
+    if isinstance(seg.target, Labels):
+        t = one_hot(seg.target.labels, num_classes=seg.num_classes, axis=axis, dtype=p.dtype, xp=xp)
+        keep = None if seg.target.valid is None else xp.expand_dims(seg.target.valid, axis=axis)
+    else:
+        t, keep = stop_gradient(seg.target.target, xp=xp), seg.target.valid
+    w = None
+    if mask is not None:
+        namespace(fn, y_pred=y_pred, mask=mask)
+        w = _pixel_weights(fn, mask, p, axis, xp=xp)
     if keep is not None:
         w = xp.astype(keep, p.dtype) if w is None else xp.where(keep, w, 0.0)
     if w is not None:
@@ -333,9 +241,18 @@ def boundary_loss(
         https://arxiv.org/abs/1812.07032
     """
     fn = "boundary_loss"
-    xp = _namespace(fn, y_pred=y_pred, distance_map=distance_map, mask=mask)
+    xp = namespace(fn, y_pred=y_pred, distance_map=distance_map, mask=mask)
+    checks.check_option(fn, "mode", mode, MODES)
     checks.check_reduction(fn, reduction)
-    p, axis = _probabilities(fn, y_pred, mode, class_axis, from_logits, xp=xp)
+    checks.check_floating(fn, "y_pred", y_pred, xp=xp)
+    axis = class_axis_index(fn, class_axis, y_pred.ndim, first_or_last=True)
+    _check_layout(fn, y_pred, axis, mode)
+    if mode == "multiclass" and y_pred.shape[axis] < 2:
+        raise ValueError(
+            f"{fn}: mode='multiclass' (softmax) needs at least 2 classes along class_axis {class_axis}, "
+            f"got {y_pred.shape[axis]}; use mode='binary' for one channel"
+        )
+    p = _activate(promote(y_pred, xp=xp), axis, mode, from_logits, xp=xp)
     phi = _field(fn, "distance_map", distance_map, y_pred, p, xp=xp)
     loss = p * phi
     denominator = None
@@ -470,13 +387,14 @@ def hausdorff_dt_loss(
     checks.check_nonnegative(fn, "alpha", alpha)
     checks.check_option(fn, "empty_field", empty_field, ("diagonal", "zero"))
     p, t, w, xp = _inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                          include_background=include_background, ignore_index=ignore_index, mask=mask)
+                          include_background=include_background, ignore_index=ignore_index, mask=mask,
+                          reduction=reduction)
     spacing = distance._spacing(fn, sampling, p.ndim - 2)
     d_p = _unsigned_field(stop_gradient(p, xp=xp) > 0.5, spacing, empty_field, p.dtype, xp=xp)
     if distance_map is None:
         d_t = _unsigned_field(t > 0.5, spacing, empty_field, p.dtype, xp=xp)
     else:
-        _namespace(fn, y_pred=y_pred, distance_map=distance_map)
+        namespace(fn, y_pred=y_pred, distance_map=distance_map)
         d_t = _field(fn, "distance_map", distance_map, y_pred, p, xp=xp)
         d_t = _channels_first(d_t, class_axis % y_pred.ndim, include_background, xp=xp)
     weight = d_p**alpha + d_t**alpha
@@ -574,7 +492,7 @@ def boundary_iou(
         CVPR 2021. https://arxiv.org/abs/2103.16562
     """
     fn = "boundary_iou"
-    xp = _namespace(fn, pred_mask=pred_mask, true_mask=true_mask)
+    xp = namespace(fn, pred_mask=pred_mask, true_mask=true_mask)
     nd = _mask_spatial_ndim(fn, pred_mask, spatial_ndim)
     _check_mask(fn, "pred_mask", pred_mask, nd, xp=xp)
     _check_mask(fn, "true_mask", true_mask, nd, xp=xp)
@@ -661,7 +579,8 @@ def boundary_iou_loss(
     checks.check_reduction(fn, reduction)
     checks.check_nonnegative(fn, "smooth", smooth)
     p, t, w, xp = _inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                          include_background=include_background, ignore_index=ignore_index, mask=mask)
+                          include_background=include_background, ignore_index=ignore_index, mask=mask,
+                          reduction=reduction)
     nd = p.ndim - 2
     radius = _erosion_radius(fn, tuple(p.shape[2:]), dilation_ratio)
     bp, bt = _boundary(p, radius, nd, xp=xp), _boundary(t, radius, nd, xp=xp)
@@ -786,7 +705,8 @@ def soft_cldice_loss(
         raise ValueError(f"{fn}: smooth must be > 0, got {smooth!r}")
     checks.check_nonnegative(fn, "harmonic_smooth", harmonic_smooth)
     p, t, w, xp = _inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                          include_background=include_background, ignore_index=ignore_index, mask=mask)
+                          include_background=include_background, ignore_index=ignore_index, mask=mask,
+                          reduction=reduction)
     axes = tuple(range(1, p.ndim)) if per_image else tuple(range(p.ndim))
     if numel(p) == 0:  # nothing to score: 0 (the empty sum), with the shape "none" promises
         return restore(reduce_loss(xp.sum(p, axis=axes), reduction=reduction, xp=xp), y_pred.dtype, xp=xp)

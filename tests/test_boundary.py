@@ -433,7 +433,7 @@ def test_bad_input(backend, rng):
             fn(xb, backend.asarray(random_binary(rng, x.shape)), mode="binary")
         with pytest.raises(ValueError, match=f"{name}: integer y_true must have the shape of y_pred without"):
             fn(xb, backend.asarray(y[:, :-1]))
-        with pytest.raises(ValueError, match=f"{name}: mode='multiclass' \\(softmax\\) needs C >= 2"):
+        with pytest.raises(ValueError, match=f"{name}: mode='multiclass' \\(softmax\\) needs at least 2 classes"):
             fn(backend.asarray(x[:, :1]), yb)
         with pytest.raises(TypeError, match=f"{name}: y_pred must have a real floating dtype"):
             fn(backend.asarray(y[:, None]), yb)
@@ -489,18 +489,6 @@ def test_targets_outside_zero_one_raise_or_give_nan(backend, rng, name, mode):
         found = "-0.5" if bad.min() < 0 else "255"
         with pytest.raises(ValueError, match=rf"{name}: y_true must .*, found {found}.*y_true > 0"):
             getattr(pl, name)(xb, yb, mode=mode)
-
-
-@pytest.mark.parametrize("name", TARGET_LOSSES)
-def test_probability_targets_outside_zero_one_raise(backend, rng, name):
-    x, y = segmentation(rng, "multiclass", (2, 3, 6, 7))
-    t = np.moveaxis(np.eye(3)[y], -1, 1) * 2.0
-    xb, tb = as_backend(backend, x, t)
-    if backend.is_jax:
-        assert_nan(getattr(pl, name)(xb, tb))
-        return
-    with pytest.raises(ValueError, match=rf"{name}: y_true must lie in \[0, 1\] \(probabilities\), found 2.0"):
-        getattr(pl, name)(xb, tb)
 
 
 @pytest.mark.parametrize("name", TARGET_LOSSES)
@@ -571,7 +559,7 @@ def test_out_of_range_labels(backend, rng, name, bad):
     x, y = segmentation(rng, "multiclass", (2, 3, 6, 7))
     y[1, 2, 3] = bad
     xb, yb = as_backend(backend, x, y)
-    message = rf"{name}: y_true must hold class labels in \[0, 3\), found {bad}"
+    message = rf"{name}: y_true labels must lie in \[0, 3\), found {bad}"
     if backend.is_jax:
         assert_nan(getattr(pl, name)(xb, yb))
         with pytest.raises(ValueError, match=message):
@@ -588,13 +576,13 @@ def test_messages_name_the_function_and_its_arguments(backend, rng):
     xb, yb = as_backend(backend, x, y)
     for name in TARGET_LOSSES:
         fn = getattr(pl, name)
-        with pytest.raises(TypeError, match=rf"{name}: y_pred, y_true must be arrays of one array library"):
+        with pytest.raises(TypeError, match=rf"{name}: y_true must be an array"):
             fn(xb, y.tolist())
         with pytest.raises(ValueError, match=rf"{name}: floating y_true is read as class probabilities"):
             fn(xb, backend.asarray(y.astype(np.float64)))
         with pytest.raises(ValueError, match=rf"{name}: mask must have y_pred's shape"):
             fn(xb, yb, mask=backend.asarray(np.ones((2, 6))))
-        with pytest.raises(ValueError, match=rf"{name}: ignore_index applies to integer y_true only"):
+        with pytest.raises(ValueError, match=rf"{name}: ignore_index applies to integer"):
             fn(xb, backend.asarray(np.moveaxis(np.eye(3)[y], -1, 1)), ignore_index=0)
         with pytest.raises(ValueError, match=rf"{name}: class_axis must be an integer in \[-4, 3\], got 5"):
             fn(backend.asarray(x[:, :1]), backend.asarray(random_binary(rng, (2, 1, 6, 7))), mode="binary",
@@ -602,7 +590,7 @@ def test_messages_name_the_function_and_its_arguments(backend, rng):
         if not backend.is_jax:
             with pytest.raises(ValueError, match=rf"{name}: mask must hold non-negative pixel weights"):
                 fn(xb, yb, mask=backend.asarray(-np.ones((2, 6, 7))))
-    with pytest.raises(TypeError, match=r"boundary_loss: y_pred, distance_map must be arrays of one array library"):
+    with pytest.raises(TypeError, match=r"boundary_loss: distance_map must be an array"):
         pl.boundary_loss(xb, x.tolist())
     with pytest.raises(ValueError, match="hausdorff_dt_loss: sampling must be"):
         pl.hausdorff_dt_loss(xb, yb, sampling=(1.0, 2.0, 3.0))
