@@ -12,6 +12,7 @@ from .boxes import (
     giou_loss,
     iou_loss,
 )
+from .compound import bce_jaccard_loss, combo_loss, dice_cross_entropy_loss, dice_focal_loss
 from .detection import (
     balanced_l1_loss,
     decode_boxes,
@@ -39,10 +40,6 @@ from .pixelwise import (
     softmax_focal_loss,
 )
 from .region import (
-    bce_jaccard_loss,
-    combo_loss,
-    dice_cross_entropy_loss,
-    dice_focal_loss,
     dice_loss,
     focal_tversky_loss,
     generalized_dice_loss,

@@ -3,7 +3,9 @@
 Every message names the function, the argument, what was expected and what
 was given. Shape, dtype and option checks always run (they are static under
 ``jax.jit`` and ``torch.compile``); checks that read values run only on eager
-arrays (see ``_xp.is_eager``) and are skipped, never an error, while tracing.
+arrays (see ``_xp.is_concrete``: NumPy, eager torch, concrete JAX) and are
+skipped, never an error, while tracing. The segmentation losses validate
+through ``_inputs.prepare``, which builds on these.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from ._xp import Array, is_eager, value_range
+from ._xp import Array, is_concrete, value_range
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -86,7 +88,7 @@ def check_labels(fn: str, labels: Array, num_classes: int, ignore_index: int | N
     Call it on labels whose ignored entries were already replaced by a valid
     class: two reductions then suffice, and they are the ones the loss reads.
     """
-    if not is_eager(labels) or 0 in labels.shape:
+    if not is_concrete(labels) or 0 in labels.shape:
         return
     low, high = value_range(labels, xp=xp)
     if low < 0 or high >= num_classes:
@@ -133,7 +135,7 @@ def check_box_format(fn: str, name: str, value: Any) -> None:
 
 def check_integer_range(fn: str, name: str, x: Array, low: int, high: int, *, xp: ModuleType) -> None:
     """Every value of integer ``x`` lies in ``[low, high]`` (eager arrays only)."""
-    if not is_eager(x) or 0 in x.shape:
+    if not is_concrete(x) or 0 in x.shape:
         return
     lo, hi = int(xp.min(x)), int(xp.max(x))
     if lo < low or hi > high:
@@ -142,7 +144,7 @@ def check_integer_range(fn: str, name: str, x: Array, low: int, high: int, *, xp
 
 def check_binary_labels(fn: str, y_true: Array, valid: Array | None, *, xp: ModuleType) -> None:
     """Every valid entry of ``y_true`` is 0 or 1 (eager arrays only; ``valid=None``: every entry)."""
-    if not is_eager(y_true) or 0 in y_true.shape or xp.isdtype(y_true.dtype, "bool"):
+    if not is_concrete(y_true) or 0 in y_true.shape or xp.isdtype(y_true.dtype, "bool"):
         return
     bad = (y_true != 0) & (y_true != 1)
     if valid is not None:

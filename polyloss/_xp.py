@@ -606,3 +606,25 @@ def _torch_edt_op() -> Any:
         op.register_fake(fake)
         _TORCH_EDT_OP = op
     return _TORCH_EDT_OP
+
+
+# --------------------------------------------------------------------------- #
+# Appended by the segmentation-input layer (polyloss/_inputs.py)
+# --------------------------------------------------------------------------- #
+
+
+def is_concrete(x: Array) -> bool:
+    """True when ``x``'s values can be read now: eager arrays, and JAX arrays that are not traced.
+
+    ``array_api_compat.is_lazy_array`` is True for every JAX array, concrete
+    or not, so ``is_eager`` skips value checks on eager JAX too; a JAX array
+    is only unreadable inside a transformation, where it is a ``Tracer``.
+    """
+    if type(x).__module__.startswith("jax"):
+        return not isinstance(x, _jax().core.Tracer)
+    return is_eager(x)
+
+
+def index_dtype(xp: ModuleType, dev: Any) -> Any:
+    """The namespace's default index dtype on ``dev`` (int64, or int32 for JAX without x64)."""
+    return xp.__array_namespace_info__().default_dtypes(device=dev)["indexing"]

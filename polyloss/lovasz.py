@@ -33,8 +33,9 @@ from types import ModuleType
 from typing import Literal
 
 from . import _checks as checks
-from ._reduce import as_float, promote, restore, safe_divide
-from ._xp import Array, array_namespace, device, numel, softmax, sort_descending, take_along_axis
+from ._inputs import Labels, Reduction, class_vector, prepare
+from ._reduce import reduce_loss, restore, safe_divide
+from ._xp import Array, device, numel, softmax, sort_descending, take_along_axis
 
 __all__ = ["lovasz_hinge_loss", "lovasz_softmax_loss"]
 
@@ -47,8 +48,10 @@ def _lovasz_rows(errors: Array, fg: Array, /, *, xp: ModuleType) -> tuple[Array,
     pixels then sort among (or after) the zero errors, change no count that
     a positive error sees, and contribute 0. Counts are exact below 2**24
     pixels per row in float32, as the reference's. Both results have shape
-    ``errors.shape[:-1]``.
+    ``errors.shape[:-1]``; rows without pixels score 0 with a zero gradient.
     """
+    if errors.shape[-1] == 0:
+        return xp.sum(errors, axis=-1), xp.sum(fg, axis=-1)
     e_sorted, perm = sort_descending(errors, stable=False, xp=xp)  # ties: any order gives the same value
     fg_sorted = take_along_axis(fg, perm, axis=-1, xp=xp)
     cum_fg = xp.cumulative_sum(fg_sorted, axis=-1)  # F_k
@@ -67,7 +70,7 @@ def lovasz_hinge_loss(
     *,
     per_image: bool = True,
     ignore_index: int | None = None,
-    reduction: Literal["mean", "sum", "none"] = "mean",
+    reduction: Reduction = "mean",
 ) -> Array:
     r"""Binary Lovasz hinge loss (Berman et al. 2018), on logits.
 
@@ -92,33 +95,48 @@ def lovasz_hinge_loss(
     ``per_image=False`` against ours ``True``. kornia ``lovasz_hinge_loss(pred
     (B, 1, H, W), target (B, H, W))`` equals this at ``per_image=True`` with
     ``y_true`` given the channel axis.
+
+    Args:
+        y_pred: logits, any shape ``(N, ...)``.
+        y_true: binary labels of ``y_pred``'s shape (float, bool or integer 0/1).
+        per_image: one row per sample (default) or the batch as one row.
+        ignore_index: integer label whose pixels are left out.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` over images.
+
+    Returns:
+        A 0-d array, or ``(N,)`` for ``"none"`` with ``per_image``; in ``y_pred``'s dtype, on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
+        >>> round(float(pl.lovasz_hinge_loss(x, y)), 4)
+        0.25
+
+    References:
+        Berman et al., The Lovasz-Softmax loss, CVPR 2018. https://arxiv.org/abs/1705.08790
     """
     fn = "lovasz_hinge_loss"
-    xp = array_namespace(y_pred, y_true)
-    checks.check_floating(fn, "y_pred", y_pred, xp=xp)
-    checks.check_same_shape(fn, y_pred, y_true)
-    checks.check_reduction(fn, reduction)
-    checks.check_ignore_index(fn, ignore_index, xp.isdtype(y_true.dtype, "integral"))
+    seg = prepare(fn, y_pred, y_true, mode="binary", ignore_index=ignore_index, reduction=reduction)
+    xp, target = seg.xp, seg.dense
     if per_image and y_pred.ndim < 1:
         raise ValueError(f"{fn}: per_image=True needs y_pred with a batch axis, got a 0-d array")
-    rows = (y_pred.shape[0], -1) if per_image else (1, -1)
-    if numel(y_pred) == 0:
-        rows = (rows[0], 0)
-    x = xp.reshape(promote(y_pred, xp=xp), rows)
-    t = xp.reshape(y_true, rows)
-    valid = None if ignore_index is None else t != ignore_index
-    checks.check_binary_labels(fn, t, valid, xp=xp)
-    fg = as_float(t, x, xp=xp) if valid is None else xp.where(valid, as_float(t, x, xp=xp), 0)
+    rows = (y_pred.shape[0] if per_image else 1, 0)
+    if numel(y_pred):
+        rows = (rows[0], numel(y_pred) // rows[0])
+    x = xp.reshape(seg.x, rows)
+    fg = xp.reshape(target.target, rows)
+    valid = None if target.valid is None else xp.reshape(target.valid, rows)
     errors = 1 - x * (2 * fg - 1)
-    positive = errors > 0 if valid is None else (errors > 0) & valid
-    loss, _ = _lovasz_rows(xp.where(positive, errors, 0), fg, xp=xp)  # (rows,)
-    if not per_image:
-        loss = loss[0]
-    elif reduction == "mean":
-        loss = xp.sum(loss) / max(loss.shape[0], 1)
-    elif reduction == "sum":
-        loss = xp.sum(loss)
-    return restore(loss, y_pred.dtype, xp=xp)
+    keep = ~(errors <= 0)  # positive errors, and NaN, so a NaN logit gives a NaN loss
+    if valid is not None:
+        keep = keep & valid
+    loss, _ = _lovasz_rows(xp.where(keep, errors, 0), fg, xp=xp)  # (rows,)
+    loss = reduce_loss(loss, reduction=reduction, xp=xp) if per_image else loss[0]
+    return restore(loss, seg.dtype, xp=xp)
 
 
 def lovasz_softmax_loss(
@@ -131,7 +149,8 @@ def lovasz_softmax_loss(
     ignore_index: int | None = None,
     class_axis: int = 1,
     from_logits: bool = True,
-    reduction: Literal["mean", "sum", "none"] = "mean",
+    weight: Sequence[float] | Array | None = None,
+    reduction: Reduction = "mean",
 ) -> Array:
     r"""Multiclass Lovasz-Softmax loss (Berman et al. 2018).
 
@@ -152,11 +171,15 @@ def lovasz_softmax_loss(
     as in the reference. With nothing valid at all the loss is 0 with a zero
     gradient.
 
+    ``weight``: one weight per class, shape ``(C,)`` (kornia PR #2879): each
+    class loss is multiplied by its weight, and ``"mean"`` divides by the
+    summed weights of the classes averaged over instead of their count.
+
     ``reduction``: ``"mean"`` is the reference's value (mean over classes,
-    then over images); ``"sum"`` sums the class losses (of every image);
-    ``"none"`` returns them, shape ``(K,)`` or ``(N, K)`` with ``per_image``,
-    ``K`` the number of scored classes (``C``, or ``len(classes)``), with 0
-    for classes that ``"present"`` leaves out.
+    then over images); ``"sum"`` sums the (weighted) class losses (of every
+    image); ``"none"`` returns them, shape ``(K,)`` or ``(N, K)`` with
+    ``per_image``, ``K`` the number of scored classes (``C``, or
+    ``len(classes)``), with 0 for classes that ``"present"`` leaves out.
 
     Peers: reference LovaszSoftmax ``lovasz_softmax(probas, labels, classes,
     per_image, ignore)`` equals this with ``from_logits=False`` on its
@@ -165,21 +188,40 @@ def lovasz_softmax_loss(
     this on logits with ``classes="present"``. kornia
     ``lovasz_softmax_loss(pred, target)`` equals this with ``per_image=True,
     classes="all"``.
+
+    Args:
+        y_pred: scores ``(N, C, *spatial)`` (``class_axis=1``) or ``(N, *spatial, C)`` (``-1``).
+        y_true: integer labels, ``y_pred``'s shape without the class axis.
+        classes: ``"present"``, ``"all"`` or a sequence of class indices.
+        per_image: score each image on its own.
+        ignore_index: integer label whose pixels are left out.
+        class_axis: the class axis of ``y_pred``.
+        from_logits: ``y_pred`` holds logits (default) or probabilities.
+        weight: one weight per class, ``(C,)``, or None.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A 0-d array, or the class losses ``(K,)`` / ``(N, K)`` for ``"none"``; in ``y_pred``'s dtype.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.lovasz_softmax_loss(x, y)), 4)
+        0.0401
+
+    References:
+        Berman et al., The Lovasz-Softmax loss, CVPR 2018. https://arxiv.org/abs/1705.08790
     """
     fn = "lovasz_softmax_loss"
-    xp = array_namespace(y_pred, y_true)
-    checks.check_floating(fn, "y_pred", y_pred, xp=xp)
-    if y_pred.ndim < 2:
-        raise ValueError(f"{fn}: y_pred must have a batch and a class axis, got shape {tuple(y_pred.shape)}")
-    axis = checks.normalize_axis(fn, "class_axis", class_axis, y_pred.ndim)
-    if not checks.is_integer_target(fn, y_true, xp=xp):
-        raise TypeError(f"{fn}: y_true must hold integer class indices, got dtype {y_true.dtype}")
-    checks.check_index_target_shape(fn, y_pred, y_true, axis)
-    checks.check_ignore_index(fn, ignore_index, True)
-    checks.check_reduction(fn, reduction)
-    num_classes = y_pred.shape[axis]
-    if from_logits and num_classes < 2:
-        raise ValueError(f"{fn}: softmax needs at least 2 classes along class_axis {class_axis}, got {num_classes}")
+    seg = prepare(fn, y_pred, y_true, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
+                  reduction=reduction, batched=True, dense=False, min_classes=2 if from_logits else 1)
+    xp, axis, num_classes, target = seg.xp, seg.axis, seg.num_classes, seg.target
+    if not isinstance(target, Labels):  # pragma: no cover - dense=False admits labels only
+        raise TypeError(f"{fn}: y_true must hold integer class indices")
     present_only = isinstance(classes, str) and classes == "present"
     if isinstance(classes, str):
         checks.check_option(fn, "classes", classes, ("present", "all"))
@@ -187,25 +229,25 @@ def lovasz_softmax_loss(
     else:
         subset = checks.check_class_subset(fn, classes, num_classes)
 
-    x = promote(y_pred, xp=xp)
-    p = softmax(x, axis=axis, xp=xp) if from_logits else x
+    p = softmax(seg.x, axis=axis, xp=xp) if from_logits else seg.x
     # Rows: (N, C, M) per image, (C, N * M) for the batch; the class axis is `cdim`.
-    n = y_true.shape[0]
-    pixels = numel(y_true) // n if n else 0
+    n = y_pred.shape[0]
+    pixels = numel(target.labels) // n if n else 0
     if per_image:
         cdim, p = 1, xp.reshape(xp.moveaxis(p, axis, 1), (n, num_classes, pixels))
-        labels = xp.reshape(y_true, (n, 1, pixels))
+        labels = xp.reshape(target.labels, (n, 1, pixels))
     else:
         cdim, p = 0, xp.reshape(xp.moveaxis(p, axis, 0), (num_classes, n * pixels))
-        labels = xp.reshape(y_true, (1, n * pixels))
+        labels = xp.reshape(target.labels, (1, n * pixels))
     ids = xp.arange(num_classes, dtype=labels.dtype, device=device(labels))
+    w = None if weight is None else class_vector(seg, "weight", weight)
     if subset is not None:
         ids = xp.asarray(subset, dtype=labels.dtype, device=device(labels))
         p = xp.take(p, ids, axis=cdim)
+        w = None if w is None else xp.take(w, ids, axis=0)
     ids = xp.reshape(ids, (-1, 1))
 
-    valid = None if ignore_index is None else labels != ignore_index
-    checks.check_labels(fn, labels if valid is None else xp.where(valid, labels, 0), num_classes, ignore_index, xp=xp)
+    valid = None if target.valid is None else xp.reshape(target.valid, labels.shape)
     fg = labels == ids if valid is None else (labels == ids) & valid  # rows' shape
     fg_float = xp.astype(fg, p.dtype)
     errors = xp.abs(fg_float - p)
@@ -213,16 +255,12 @@ def lovasz_softmax_loss(
         errors = xp.where(valid, errors, 0)
     loss, total = _lovasz_rows(errors, fg_float, xp=xp)  # (N, K) or (K,)
 
-    present = total > 0  # read only with classes="present"
+    counted = xp.ones_like(loss)  # the classes averaged over, times their weights
     if present_only:
-        loss = xp.where(present, loss, 0)
-    if reduction == "sum":
-        loss = xp.sum(loss)
-    elif reduction == "mean":
-        if present_only:  # mean over present classes; none present (nothing valid): 0
-            loss = safe_divide(xp.sum(loss, axis=-1), xp.sum(xp.astype(present, loss.dtype), axis=-1), xp=xp)
-        else:
-            loss = xp.mean(loss, axis=-1)
-        if per_image:
-            loss = xp.sum(loss) / max(n, 1)
-    return restore(loss, y_pred.dtype, xp=xp)
+        counted = xp.astype(total > 0, loss.dtype)
+        loss = xp.where(total > 0, loss, 0)
+    if w is not None:
+        loss, counted = loss * w, counted * w
+    if reduction == "mean":  # over the classes of each image, then over images; none counted (nothing valid): 0
+        loss = safe_divide(xp.sum(loss, axis=-1), xp.sum(counted, axis=-1), xp=xp)
+    return restore(reduce_loss(loss, reduction=reduction, xp=xp), seg.dtype, xp=xp)

@@ -399,21 +399,28 @@ def test_bad_inputs(backend, rng):
             pl.lovasz_hinge_loss(x, backend.asarray(np.full((2, 3, 4), 2)))
 
 
-def test_torch_compile_matches_eager(backend, rng):
-    if not backend.is_torch:
-        pytest.skip(f"torch.compile applies to torch only, not {backend.name}")
-    import torch
 
-    torch._dynamo.reset()
-    logits = backend.asarray(random_logits(rng, (2, 3, 4, 5)))
-    labels = backend.asarray(random_labels(rng, (2, 4, 5), 3, ignore_index=-1))
-    binary = backend.asarray(binary_labels(rng, (2, 3, 4, 5), 255))
-    for f in (
-        lambda x: pl.lovasz_softmax_loss(x, labels, ignore_index=-1, per_image=True),
-        lambda x: pl.lovasz_hinge_loss(x, binary, ignore_index=255),
-    ):
-        compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
-        want, want_grad = backend.value_and_grad(f, logits)
-        got, got_grad = backend.value_and_grad(compiled, logits)
-        assert_close(got, want, rtol=1e-12)
-        assert_close(got_grad, want_grad, rtol=1e-12)
+@pytest.mark.parametrize("classes", ["present", "all", (2, 0)])
+@pytest.mark.parametrize("per_image", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_softmax_per_class_weight(backend, rng, classes, per_image, reduction):
+    """weight w: L_c -> w_c L_c, and "mean" divides by the summed weights of the classes averaged over."""
+    logits = random_logits(rng, (2, 3, 5, 4))
+    labels = random_labels(rng, (2, 5, 4), 3, ignore_index=-1)
+    labels[1][labels[1] == 1] = 2  # class 1 absent from image 1
+    weight = np.array([0.5, 2.0, 1.5])
+    got = pl.lovasz_softmax_loss(backend.asarray(logits), backend.asarray(labels), classes=classes, weight=weight,
+                                 per_image=per_image, ignore_index=-1, reduction=reduction)
+    _, _, class_losses = softmax_reference(np_softmax(logits, 1), labels, classes=classes, per_image=per_image,
+                                           ignore=-1)
+    ids = [0, 1, 2] if isinstance(classes, str) else list(classes)
+    w = weight[ids]
+    rows = np.atleast_2d(class_losses)
+    valid = labels != -1
+    counts = np.stack([[(labels[i][valid[i]] == c).sum() for c in ids] for i in range(2)])
+    present = np.atleast_2d(counts.sum(axis=0) > 0) if not per_image else counts > 0
+    counted = (present if classes == "present" else np.ones_like(present)) * w
+    weighted = rows * w
+    want = {"none": weighted.reshape(np.shape(class_losses)), "sum": weighted.sum(),
+            "mean": (weighted.sum(axis=-1) / counted.sum(axis=-1)).mean()}[reduction]
+    assert_close(got, want, rtol=1e-9, atol=1e-12)

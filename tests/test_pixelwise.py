@@ -513,7 +513,7 @@ def test_bad_dtypes_and_options(backend, rng):
     with pytest.raises(TypeError, match="ignore_index must be an int or None"):
         pl.cross_entropy(x, labels, ignore_index=1.5)
     with pytest.raises(ValueError, match="a 1-D pos_weight must have one entry per class"):
-        pl.binary_cross_entropy(x, x, pos_weight=[1.0, 2.0])
+        pl.binary_cross_entropy(x, backend.asarray(random_binary(rng, (2, 3, 4))), pos_weight=[1.0, 2.0])
     with pytest.raises(ValueError, match="softmax_focal_loss: weight must have shape"):
         pl.softmax_focal_loss(x, labels, alpha=[0.5, 0.5])
 
@@ -524,8 +524,8 @@ def test_out_of_range_labels(backend, rng, bad):
     labels = rng.integers(0, 3, size=(2, 4))
     labels[1, 2] = bad
     y = backend.asarray(labels)
-    if backend.is_jax:  # lazy arrays: value checks are skipped, never a crash
-        pl.cross_entropy(x, y)
+    if backend.is_jax:  # traced under jax.jit: no value check, a NaN loss instead of a plausible number
+        assert np.isnan(to_numpy(pl.cross_entropy(x, y)))
         return
     with pytest.raises(ValueError, match=rf"cross_entropy: y_true labels must lie in \[0, 3\), found {bad}"):
         pl.cross_entropy(x, y)
@@ -610,27 +610,3 @@ def test_sigmoid_focal_and_cross_entropy_equal_optax(backend, rng):
     want = np.asarray(optax.softmax_cross_entropy_with_integer_labels(x, labels))
     got = pl.cross_entropy(backend.asarray(x), backend.asarray(labels), class_axis=-1, reduction="none")
     assert_close(got, want, rtol=rtol, atol=1e-7)
-
-
-# --------------------------------------------------------------------------- #
-# torch.compile(fullgraph=True): no graph breaks, same values and gradients
-# --------------------------------------------------------------------------- #
-
-
-@pytest.mark.parametrize("name", list(ALL_LOSSES))
-def test_torch_compile_fullgraph_matches_eager(backend, rng, name):
-    if not backend.is_torch:
-        pytest.skip("torch.compile applies to the torch backends only")
-    import torch
-
-    loss, kind = ALL_LOSSES[name]
-    x, t = random_logits(rng, (2, 3, 5)), None
-    t = random_binary(rng, x.shape) if kind == "binary" else random_labels(rng, (2, 5), 3, ignore_index=-1)
-    options = {} if kind == "binary" else {"ignore_index": -1}
-    y = backend.asarray(t)
-    torch._dynamo.reset()
-    compiled = torch.compile(lambda z: loss(z, y, **options), fullgraph=True, backend="aot_eager")
-    want_value, want_grad = backend.value_and_grad(lambda z: loss(z, y, **options), backend.asarray(x))
-    got_value, got_grad = backend.value_and_grad(compiled, backend.asarray(x))
-    assert_close(got_value, want_value)
-    assert_close(got_grad, want_grad)

@@ -1,0 +1,277 @@
+"""Soft confusion statistics and the options every region loss shares.
+
+A region loss reduces the batch to soft statistics per class (TP, FP, FN and
+the count of valid pixels), lets ``all_reduce`` sum them across devices,
+forms an overlap index per class and reduces over classes with
+``_reduce.reduce_classes``. Integer targets never become a float one-hot: TP
+is the prediction gathered at each pixel's label and summed per label
+(``_xp.class_sums``), FP and FN follow from the per-class sums of
+predictions and labels.
+
+The shared options are one ``RegionOptions`` record (see ``REGION_DEFAULTS``
+and docs/conventions.md, "Region options"); ``region`` resolves and validates
+them with the inputs, once per public call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, TypedDict
+
+from . import _checks as checks
+from ._inputs import Labels, Mode, Reduction, Segmentation, Weight, class_vector, prepare
+from ._reduce import reduce_classes, restore
+from ._xp import Array, clamped_log, class_sums, device, log_softmax, numel, sigmoid, softmax
+
+AllReduce = Callable[[Array], Array] | None
+
+
+class RegionOptions(TypedDict, total=False):
+    """The options every region loss and compound takes (defaults in ``REGION_DEFAULTS``).
+
+    mode: ``"binary"``, ``"multilabel"`` or ``"multiclass"``. class_axis: 1 or -1.
+    from_logits: apply sigmoid/softmax inside. ignore_index: integer label whose
+    pixels enter no sum. classes: class indices scored. per_image: statistics
+    per sample. smooth: added to numerator and denominator of every index.
+    eps: lower clamp of every denominator. weight: one per class, ``(C,)``.
+    reduction: ``"mean"``, ``"sum"``, ``"none"``. soft_label: floating targets
+    take TP from the L1 form (Wang & Blaschko 2023), so ``loss(y, y)`` is the
+    minimum for fractional ``y`` too; equal to the product form for hard
+    targets (on by default). all_reduce: sums the statistics across devices.
+    """
+
+    mode: Mode
+    class_axis: int
+    from_logits: bool
+    ignore_index: int | None
+    classes: Sequence[int] | None
+    per_image: bool
+    smooth: float
+    eps: float
+    weight: Weight
+    reduction: Reduction
+    soft_label: bool
+    all_reduce: AllReduce
+
+
+REGION_DEFAULTS: RegionOptions = {
+    "mode": "multiclass",
+    "class_axis": 1,
+    "from_logits": True,
+    "ignore_index": None,
+    "classes": None,
+    "per_image": False,
+    "smooth": 1e-5,
+    "eps": 1e-7,
+    "weight": None,
+    "reduction": "mean",
+    "soft_label": True,
+    "all_reduce": None,
+}
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Soft statistics per (sample,) class after ``all_reduce``."""
+
+    tp: Array
+    fp: Array
+    fn: Array
+    n: Array  # valid pixels (elements of the channel) per (sample,) class
+    extra: Array | None = None  # the reduced extra sums (a compound's pixel-wise term)
+
+
+@dataclass(frozen=True)
+class Region:
+    """Statistics of the scored classes and everything a loss needs to finish."""
+
+    seg: Segmentation
+    opts: dict[str, Any]  # the resolved RegionOptions
+    st: Stats  # statistics of the scored classes
+    full: Stats  # statistics of every channel (compound denominators)
+    weight: Array | None  # class weights of the scored classes
+    log_p: Array | None  # log-probabilities in y_pred's layout (multiclass compounds only)
+
+    @property
+    def xp(self) -> ModuleType:
+        return self.seg.xp
+
+
+def resolve(fn: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` over ``REGION_DEFAULTS``; an unknown name is a TypeError, as for any keyword argument."""
+    unknown = sorted(set(options) - set(REGION_DEFAULTS))
+    if unknown:
+        raise TypeError(f"{fn}() got an unexpected keyword argument {unknown[0]!r}")
+    opts: dict[str, Any] = {**REGION_DEFAULTS, **options}
+    checks.check_nonnegative(fn, "smooth", opts["smooth"])
+    checks.check_nonnegative(fn, "eps", opts["eps"])
+    return opts
+
+
+def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squared: bool = False,
+           extra: Callable[[Segmentation, Array | None], Array] | None = None, need_log_p: bool = False) -> Region:
+    """Validate once and build the statistics of a region loss.
+
+    ``extra(seg, log_p)``: a compound's pixel-wise sum, reduced with the
+    statistics. ``need_log_p``: keep the multiclass log-probabilities (the
+    softmax is then taken once, as their exponential).
+    """
+    opts = resolve(fn, options)
+    seg = prepare(fn, y_pred, y_true, mode=opts["mode"], class_axis=opts["class_axis"],
+                  from_logits=opts["from_logits"], ignore_index=opts["ignore_index"], reduction=opts["reduction"],
+                  region=True)
+    all_reduce, per_image = opts["all_reduce"], opts["per_image"]
+    if all_reduce is not None:
+        if not callable(all_reduce):
+            raise TypeError(f"{fn}: all_reduce must be a callable or None, got {all_reduce!r}")
+        if per_image:
+            raise ValueError(
+                f"{fn}: all_reduce needs per_image=False (per-image statistics belong to one device's samples; "
+                "reduce the per-image losses instead)"
+            )
+    log_p = None
+    if need_log_p and seg.mode == "multiclass":
+        log_p = log_softmax(seg.x, axis=seg.axis, xp=seg.xp) if seg.from_logits else clamped_log(seg.x, xp=seg.xp)
+    p, axis = _layout(seg, log_p)
+    full = _statistics(seg, p, axis, per_image=per_image, soft_label=opts["soft_label"], all_reduce=all_reduce,
+                       squared=squared, extra=None if extra is None else extra(seg, log_p))
+    st, idx = _select(fn, full, opts["classes"], seg, xp=seg.xp)
+    weight = None
+    if opts["weight"] is not None:
+        weight = class_vector(seg, "weight", opts["weight"])
+        weight = weight if idx is None else seg.xp.take(weight, idx, axis=0)
+    return Region(seg, opts, st, full, weight, log_p)
+
+
+def _layout(seg: Segmentation, log_p: Array | None) -> tuple[Array, int]:
+    """Probabilities as (N, C, M) (class axis 1) or (N, M, C) (class axis 2), and that axis."""
+    xp, x = seg.xp, seg.x
+    n = x.shape[0]
+    if seg.mode == "binary":
+        shape, axis = (n, 1, numel(x) // n if n else 0), 1
+    elif seg.axis == 1:
+        shape, axis = (n, seg.num_classes, _pixels(x.shape[2:])), 1
+    else:
+        shape, axis = (n, _pixels(x.shape[1:-1]), seg.num_classes), 2
+    if seg.mode != "multiclass":
+        p = sigmoid(x, xp=xp) if seg.from_logits else x
+    elif log_p is not None:
+        p = xp.exp(log_p) if seg.from_logits else x
+    else:
+        p = softmax(x, axis=seg.axis, xp=xp) if seg.from_logits else x
+    return xp.reshape(p, shape), axis
+
+
+def _pixels(spatial: tuple[int, ...]) -> int:
+    out = 1
+    for size in spatial:
+        out *= size
+    return out
+
+
+def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft_label: bool, all_reduce: AllReduce,
+                squared: bool, extra: Array | None) -> Stats:
+    """TP, FP, FN and the valid count of every channel; ``squared`` takes the V-Net sums of squares."""
+    xp, target = seg.xp, seg.target
+    pix = 3 - axis  # the pixel axis of the 3-D layout
+    if isinstance(target, Labels):
+        labels = xp.reshape(target.labels, (p.shape[0], p.shape[pix]))
+        valid = None if target.valid is None else xp.reshape(target.valid, labels.shape)
+        psum, tp, tsum = class_sums(p, labels, valid, axis=axis, xp=xp)
+        if squared:
+            pm = p if valid is None else xp.where(xp.expand_dims(valid, axis=axis), p, 0)
+            psum = xp.sum(pm * pm, axis=pix)
+        n = xp.broadcast_to(xp.sum(tsum, axis=-1, keepdims=True), tsum.shape)
+    else:
+        t = xp.reshape(target.target, p.shape)
+        valid = None if target.valid is None else xp.reshape(target.valid, p.shape)
+        pm = p if valid is None else xp.where(valid, p, 0)
+        tp = xp.sum(pm * t, axis=pix)
+        psum = xp.sum(pm * pm if squared else pm, axis=pix)
+        tsum = xp.sum(t * t if squared else t, axis=pix)
+        if soft_label and not squared:
+            tp = (psum + tsum - xp.sum(xp.abs(pm - t), axis=pix)) / 2
+        if valid is None:
+            n = xp.full(tp.shape, float(p.shape[pix]), dtype=p.dtype, device=device(p))
+        else:
+            n = xp.sum(xp.astype(valid, p.dtype), axis=pix)
+    if not per_image:
+        tp, psum, tsum, n = (xp.sum(s, axis=0) for s in (tp, psum, tsum, n))
+    stats = xp.stack([tp, psum - tp, tsum - tp, n])
+    if all_reduce is not None:
+        if extra is None:
+            stats = all_reduce(stats)
+        else:
+            flat = all_reduce(xp.concat([xp.reshape(stats, (-1,)), extra]))
+            size = 4 * tp.shape[-1]
+            stats, extra = xp.reshape(flat[:size], stats.shape), flat[size:]
+    tp, fp, fn = stats[0, ...], stats[1, ...], stats[2, ...]
+    if not squared:  # rounding may leave FP, FN a hair below 0; squared ones may be negative by design
+        fp, fn = xp.clip(fp, 0, None), xp.clip(fn, 0, None)
+    return Stats(tp, fp, fn, stats[3, ...], extra)
+
+
+def _select(fn: str, st: Stats, classes: Sequence[int] | None, seg: Segmentation, *, xp: ModuleType
+            ) -> tuple[Stats, Array | None]:
+    """Statistics of the scored classes, and their indices (None for all)."""
+    if classes is None:
+        return st, None
+    if seg.mode == "binary":
+        raise ValueError(f"{fn}: classes applies to mode 'multiclass' or 'multilabel', got mode='binary'")
+    idx = xp.asarray(checks.check_class_subset(fn, classes, seg.num_classes), device=device(st.tp))
+    tp, fp, fn_, n = (xp.take(s, idx, axis=-1) for s in (st.tp, st.fp, st.fn, st.n))
+    return Stats(tp, fp, fn_, n, st.extra), idx
+
+
+# --------------------------------------------------------------------------- #
+# Overlap indices
+# --------------------------------------------------------------------------- #
+
+
+def ratio(num: Array, den: Array, empty: Array, *, smooth: float, eps: float, xp: ModuleType) -> Array:
+    """``(num + s) / max(den + s, eps)``, exactly 1 (zero gradient) where ``empty``."""
+    den = xp.where(empty, 1, xp.clip(den + smooth, eps, None))
+    return xp.where(empty, 1, (num + smooth) / den)
+
+
+def empty(st: Stats) -> Array:
+    """Classes empty in both target and prediction (NaN statistics are not empty: NaN propagates)."""
+    return (st.tp + st.fp + st.fn) == 0
+
+
+def dice_index(r: Region) -> Array:
+    st, o = r.st, r.opts
+    return ratio(2 * st.tp, 2 * st.tp + st.fp + st.fn, empty(st), smooth=o["smooth"], eps=o["eps"], xp=r.xp)
+
+
+def jaccard_index(r: Region) -> Array:
+    st, o = r.st, r.opts
+    return ratio(st.tp, st.tp + st.fp + st.fn, empty(st), smooth=o["smooth"], eps=o["eps"], xp=r.xp)
+
+
+def tversky_index(r: Region, alpha: float, beta: float) -> Array:
+    st, o = r.st, r.opts
+    return ratio(st.tp, st.tp + alpha * st.fp + beta * st.fn, empty(st), smooth=o["smooth"], eps=o["eps"], xp=r.xp)
+
+
+def power(base: Array, gamma: float, *, xp: ModuleType) -> Array:
+    """``base ** gamma`` for ``base >= 0``: 0 at 0, finite gradients for ``gamma < 1``, NaN stays NaN."""
+    if gamma == 1:
+        return base
+    tiny = xp.finfo(base.dtype).smallest_normal
+    return xp.where(base == 0, 0, xp.clip(base, tiny, None) ** gamma)
+
+
+def neg_log(index: Array, eps: float, *, xp: ModuleType) -> Array:
+    """``-log(max(index, eps))``, finite at 0 (smp's log_loss)."""
+    return -clamped_log(xp.clip(index, eps, None), xp=xp)
+
+
+def finish(r: Region, loss: Array) -> Array:
+    """Weight and reduce per-class losses, in the input's dtype."""
+    xp = r.xp
+    out = reduce_classes(loss, weight=r.weight, reduction=r.opts["reduction"], xp=xp)
+    return restore(out, r.seg.dtype, xp=xp)
+

@@ -1,0 +1,325 @@
+"""Compound losses: an overlap term plus a pixel-wise term, validated once.
+
+Each compound prepares its inputs once (``_confusion.region``), computes the
+multiclass softmax once (the pixel-wise term reads the log-probabilities
+whose exponential the statistics use), and adds the pixel-wise sum to the
+statistics so ``all_reduce`` makes both terms global. The pixel-wise kernels
+are ``_pixel``'s, the ones the public pixel-wise losses run. Options: the
+shared region options (docs/conventions.md, "Region options"); ``reduction``
+is ``"mean"`` or ``"sum"``, applied to each term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import _checks as checks
+from ._confusion import Region, RegionOptions, dice_index, jaccard_index, neg_log, region
+from ._inputs import Dense, Segmentation, along_class_axis, class_vector
+from ._pixel import at_label, balanced_bce, bce, cross_entropy_terms, focal_alpha, masked, sigmoid_focal, softmax_focal
+from ._reduce import reduce_classes, restore, safe_divide
+from ._xp import Array, clamped_log, stop_gradient
+
+if TYPE_CHECKING:  # Python 3.10 lacks typing.Unpack; annotations are strings at run time
+    from typing_extensions import Unpack
+
+__all__ = ["bce_jaccard_loss", "combo_loss", "dice_cross_entropy_loss", "dice_focal_loss"]
+
+PixelSum = Callable[[Segmentation, Array | None], Array]
+
+
+def _check(fn: str, options: dict[str, Any], **lambdas: float) -> None:
+    if options.get("reduction", "mean") == "none":
+        raise ValueError(
+            f"{fn}: reduction must be 'mean' or 'sum' (the region term is per class, the pixel-wise term per "
+            "pixel), got 'none'; call the two losses separately for unreduced values"
+        )
+    for name, value in lambdas.items():
+        checks.check_nonnegative(fn, name, value)
+
+
+def _pixel_sum(seg: Segmentation, loss: Array) -> Array:
+    """The sum of a pixel-wise term (ignored entries of dense targets masked), as a 1-element array."""
+    xp = seg.xp
+    if isinstance(seg.target, Dense):
+        loss = masked(seg.target.valid, loss, xp=xp)
+    return xp.reshape(xp.sum(loss), (1,))
+
+
+def _pixel_mean(r: Region, per_pixel: bool, weight: Array | None = None) -> Array:
+    """The pixel-wise term from its (reduced) sum: the sum, or its mean over valid pixels or elements.
+
+    ``per_pixel``: divide by the valid pixel count (weighted by the class weight
+    of each pixel's label when ``weight`` is given, as torch's CE); otherwise by
+    the valid element count of every channel.
+    """
+    xp, full = r.xp, r.full
+    assert full.extra is not None
+    total = full.extra[0]
+    if r.opts["reduction"] == "sum":
+        return total
+    if not per_pixel:
+        den = xp.sum(full.n)
+    elif weight is not None:
+        den = xp.sum(stop_gradient(full.tp + full.fn, xp=xp) * weight)
+    else:
+        den = xp.sum(full.n[..., 0])
+    return safe_divide(total, den, xp=xp)
+
+
+def _region_term(r: Region, per_class: Array) -> Array:
+    return reduce_classes(per_class, weight=r.weight, reduction=r.opts["reduction"], xp=r.xp)
+
+
+def dice_cross_entropy_loss(
+    y_pred: Array, y_true: Array, /, *, lambda_dice: float = 1.0, lambda_ce: float = 1.0,
+    **options: Unpack[RegionOptions],
+) -> Array:
+    r"""Dice + cross entropy ("DiceCE", nnU-Net's default).
+
+    L = lambda_dice * dice_loss + lambda_ce * CE
+
+    CE is ``cross_entropy`` (multiclass, torch's weighted mean over non-ignored
+    pixels) or ``binary_cross_entropy`` (sigmoid modes, mean over valid
+    elements), always over every class; ``classes`` and ``smooth`` apply to
+    the Dice term only; ``weight`` to both. ``reduction`` is ``"mean"`` or
+    ``"sum"`` (applied to each term). With ``all_reduce``, the CE sum and its
+    count are reduced with the statistics, so both terms are global.
+
+    Peers: ``monai.losses.DiceCELoss(softmax=True, to_onehot_y=True)``
+    equals ``per_image=True, smooth=1e-5`` (its ``smooth_nr = smooth_dr``);
+    with MONAI ``weight`` w, the Dice term differs by the factor mean(w).
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        lambda_dice: weight of the Dice term (>= 0).
+        lambda_ce: weight of the cross-entropy term (>= 0).
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.dice_cross_entropy_loss(x, y)), 4)
+        0.0661
+
+    References:
+        Isensee et al., nnU-Net, 2021. https://doi.org/10.1038/s41592-020-01008-z
+    """
+    fn = "dice_cross_entropy_loss"
+    opts = dict(options)
+    _check(fn, opts, lambda_dice=lambda_dice, lambda_ce=lambda_ce)
+
+    def ce(seg: Segmentation, log_p: Array | None) -> Array:
+        w = None if opts.get("weight") is None else class_vector(seg, "weight", opts["weight"])
+        if seg.mode == "multiclass":
+            return _pixel_sum(seg, cross_entropy_terms(seg, w, 0.0, log_p)[0])
+        loss = bce(seg.x, seg.dense.target, from_logits=seg.from_logits, xp=seg.xp)
+        return _pixel_sum(seg, loss if w is None else loss * along_class_axis(w, seg))
+
+    r = region(fn, y_pred, y_true, opts, extra=ce, need_log_p=True)
+    multiclass_labels = r.seg.mode == "multiclass" and not isinstance(r.seg.target, Dense)
+    full_w = None if opts.get("weight") is None or not multiclass_labels else class_vector(r.seg, "weight",
+                                                                                            opts["weight"])
+    term = _pixel_mean(r, r.seg.mode == "multiclass", full_w)
+    return restore(lambda_dice * _region_term(r, 1 - dice_index(r)) + lambda_ce * term, r.seg.dtype, xp=r.xp)
+
+
+def dice_focal_loss(
+    y_pred: Array, y_true: Array, /, *, lambda_dice: float = 1.0, lambda_focal: float = 1.0,
+    alpha: float | Sequence[float] | None = None, gamma: float = 2.0, **options: Unpack[RegionOptions],
+) -> Array:
+    r"""Dice + focal loss (Zhu et al. 2019).
+
+    L = lambda_dice * dice_loss + lambda_focal * FL
+
+    FL follows ``mode``: ``softmax_focal_loss(alpha, gamma)`` for multiclass
+    (mean over non-ignored pixels; ``alpha`` a scalar or one per class),
+    ``sigmoid_focal_loss(alpha, gamma)`` otherwise (mean over valid elements;
+    ``alpha`` a scalar). ``weight``, ``classes`` and ``smooth`` apply to the
+    Dice term. ``reduction``: ``"mean"`` or ``"sum"``, applied to each term.
+
+    Peers: MONAI's ``DiceFocalLoss`` averages its focal term over classes x
+    pixels: its softmax focal term is FL / C.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        lambda_dice: weight of the Dice term (>= 0).
+        lambda_focal: weight of the focal term (>= 0).
+        alpha: focal alpha: a scalar in [0, 1], one per class (multiclass), or None.
+        gamma: focal exponent (>= 0).
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.dice_focal_loss(x, y)), 4)
+        0.0328
+
+    References:
+        Zhu et al., AnatomyNet, 2019. https://arxiv.org/abs/1808.05238
+    """
+    fn = "dice_focal_loss"
+    opts = dict(options)
+    _check(fn, opts, lambda_dice=lambda_dice, lambda_focal=lambda_focal, gamma=gamma)
+    scalar = alpha is None or (isinstance(alpha, int | float) and not isinstance(alpha, bool))
+    if opts.get("mode", "multiclass") != "multiclass" and not scalar:
+        raise ValueError(f"{fn}: alpha must be a scalar or None with mode={opts.get('mode')!r}, got {alpha!r}")
+    if scalar and alpha is not None:
+        checks.check_in_unit_interval(fn, "alpha", alpha)  # type: ignore[arg-type]
+
+    def focal(seg: Segmentation, log_p: Array | None) -> Array:
+        if seg.mode == "multiclass":
+            return _pixel_sum(seg, softmax_focal(seg, focal_alpha(seg, alpha), gamma, log_p))
+        loss, _ = sigmoid_focal(seg.x, seg.dense.target, alpha=alpha, gamma=gamma,  # type: ignore[arg-type]
+                                from_logits=seg.from_logits, xp=seg.xp)
+        return _pixel_sum(seg, loss)
+
+    r = region(fn, y_pred, y_true, opts, extra=focal, need_log_p=True)
+    term = _pixel_mean(r, r.seg.mode == "multiclass")
+    return restore(lambda_dice * _region_term(r, 1 - dice_index(r)) + lambda_focal * term, r.seg.dtype, xp=r.xp)
+
+
+def _one_vs_rest_bce(seg: Segmentation, beta: float, log_p: Array) -> Array:
+    """Per pixel, sum over classes of -[beta t log p + (1 - beta)(1 - t) log(1 - p)] with softmax p."""
+    xp, target = seg.xp, seg.target
+    p = xp.exp(log_p) if seg.from_logits else seg.x
+    log_q = clamped_log(1 - p, xp=xp)
+    if isinstance(target, Dense):
+        t = target.target
+        return -(beta * t * log_p + (1 - beta) * (1 - t) * log_q)
+    at = beta * at_label(seg, target, log_p) - (1 - beta) * at_label(seg, target, log_q)
+    return -masked(target.valid, at + (1 - beta) * xp.sum(log_q, axis=seg.axis), xp=xp)
+
+
+def combo_loss(
+    y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, beta: float = 0.5, **options: Unpack[RegionOptions]
+) -> Array:
+    r"""Combo loss (Taghanaki et al. 2019): weighted cross entropy plus Dice.
+
+    L = alpha * L_wce + (1 - alpha) * dice_loss,
+    L_wce = -mean[beta t log p + (1 - beta)(1 - t) log(1 - p)]
+
+    ``alpha`` weighs the cross entropy against Dice; ``beta`` > 0.5 punishes
+    false negatives more than false positives. The mean runs over valid
+    elements (pixels x channels; multiclass: one-vs-rest on the softmax
+    probabilities). The paper writes ``- (1 - alpha) * Dice``: this minus the
+    constant ``1 - alpha``, the same gradients. ``reduction``: ``"mean"`` or
+    ``"sum"``, applied to each term.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        alpha: weight of the cross entropy against Dice, in [0, 1].
+        beta: weight of false negatives in the cross entropy, in [0, 1].
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.combo_loss(x, y)), 4)
+        0.0247
+
+    References:
+        Taghanaki et al., Combo loss, 2019. https://arxiv.org/abs/1805.02798
+    """
+    fn = "combo_loss"
+    opts = dict(options)
+    _check(fn, opts)
+    checks.check_in_unit_interval(fn, "alpha", alpha)
+    checks.check_in_unit_interval(fn, "beta", beta)
+
+    def wce(seg: Segmentation, log_p: Array | None) -> Array:
+        if log_p is not None:
+            return _pixel_sum(seg, _one_vs_rest_bce(seg, beta, log_p))
+        return _pixel_sum(seg, balanced_bce(seg.x, seg.dense.target, beta, from_logits=seg.from_logits, xp=seg.xp))
+
+    r = region(fn, y_pred, y_true, opts, extra=wce, need_log_p=True)
+    term = _pixel_mean(r, False)
+    return restore(alpha * term + (1 - alpha) * _region_term(r, 1 - dice_index(r)), r.seg.dtype, xp=r.xp)
+
+
+def bce_jaccard_loss(
+    y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, **options: Unpack[RegionOptions]
+) -> Array:
+    r"""Cross entropy plus log-Jaccard (Iglovikov et al. 2018, TernausNet).
+
+    L = alpha * BCE + (1 - alpha) * (-log J)
+
+    -log J is ``jaccard_loss(log_loss=True)`` per class, reduced over classes.
+    BCE is ``binary_cross_entropy`` (mean over valid elements) in the sigmoid
+    modes and ``cross_entropy`` (mean over non-ignored pixels) for
+    multiclass. ``weight``, ``classes`` and ``smooth`` apply to the Jaccard
+    term. ``reduction``: ``"mean"`` or ``"sum"``, applied to each term.
+
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        alpha: weight of the cross entropy against -log Jaccard, in [0, 1].
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+        >>> round(float(pl.bce_jaccard_loss(x, y)), 4)
+        0.0494
+
+    References:
+        Iglovikov et al., TernausNetV2, 2018. https://arxiv.org/abs/1806.00844
+    """
+    fn = "bce_jaccard_loss"
+    opts = dict(options)
+    _check(fn, opts)
+    checks.check_in_unit_interval(fn, "alpha", alpha)
+
+    def ce(seg: Segmentation, log_p: Array | None) -> Array:
+        if seg.mode == "multiclass":
+            return _pixel_sum(seg, cross_entropy_terms(seg, None, 0.0, log_p)[0])
+        return _pixel_sum(seg, bce(seg.x, seg.dense.target, from_logits=seg.from_logits, xp=seg.xp))
+
+    r = region(fn, y_pred, y_true, opts, extra=ce, need_log_p=True)
+    jac = _region_term(r, neg_log(jaccard_index(r), r.opts["eps"], xp=r.xp))
+    term = _pixel_mean(r, r.seg.mode == "multiclass")
+    return restore(alpha * term + (1 - alpha) * jac, r.seg.dtype, xp=r.xp)
