@@ -15,12 +15,32 @@ def keras_loss(loss: Callable[..., Array], /, *, integer_targets: bool = False, 
 
     Keras passes the target first and casts it to the prediction's dtype, so
     class indices arrive as floats: ``integer_targets=True`` casts them back
-    to int32. ``options`` are passed to ``loss`` (use ``class_axis=-1`` for
-    Keras's channels-last layout)::
+    to int32 before ``loss(y_pred, y_true, **options)`` is called.
 
-        model.compile(optimizer="adam",
-                      loss=polyloss.keras_loss(polyloss.dice_cross_entropy_loss,
-                                               integer_targets=True, class_axis=-1))
+    Args:
+        loss: any polyloss loss taking ``(y_pred, y_true, /, **options)``.
+        integer_targets: cast ``y_true`` to int32 first (class-index targets,
+            e.g. for ``cross_entropy`` or the multiclass region losses).
+            Default False: targets are passed as Keras gives them.
+        **options: keyword options passed to ``loss`` on every call; Keras
+            images are channels-last, so multiclass losses want ``class_axis=-1``.
+
+    Returns:
+        A function ``(y_true, y_pred) -> loss`` named after ``loss``, for
+        ``model.compile(loss=...)``; it returns what ``loss`` returns.
+
+    Raises:
+        Nothing itself: ``loss``'s own errors surface on the first call.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> fn = pl.keras_loss(pl.cross_entropy, integer_targets=True, class_axis=-1)
+        >>> y_true = np.zeros((1, 2, 2), dtype=np.float32)  # Keras hands labels over as floats
+        >>> round(float(fn(y_true, np.zeros((1, 2, 2, 3), dtype=np.float32))), 4)  # log 3
+        1.0986
+
+    References:
+        Keras 3 losses: https://keras.io/api/losses/
     """
 
     def keras_fn(y_true: Array, y_pred: Array) -> Array:
