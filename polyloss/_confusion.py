@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any, TypedDict
 
 from . import _checks as checks
+from ._fused import fused_class_sums
 from ._inputs import Labels, Mode, Reduction, Segmentation, Weight, class_vector, prepare
 from ._reduce import reduce_classes, restore
 from ._xp import Array, clamped_log, class_sums, device, log_softmax, numel, sigmoid, softmax
@@ -134,9 +135,11 @@ def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squ
     log_p = None
     if need_log_p and seg.mode == "multiclass":
         log_p = log_softmax(seg.x, axis=seg.axis, xp=seg.xp) if seg.from_logits else clamped_log(seg.x, xp=seg.xp)
-    p, axis = _layout(seg, log_p)
+    # Softmax over integer labels: the fused primitive saves only the logits for its backward (issue 12).
+    fused = log_p is None and seg.from_logits and isinstance(seg.target, Labels)
+    p, axis = _layout(seg, log_p, activate=not fused)
     full = _statistics(seg, p, axis, per_image=per_image, soft_label=opts["soft_label"], all_reduce=all_reduce,
-                       squared=squared, extra=None if extra is None else extra(seg, log_p))
+                       squared=squared, extra=None if extra is None else extra(seg, log_p), fused=fused)
     st, idx = _select(fn, full, opts["classes"], seg, xp=seg.xp)
     weight = None
     if opts["weight"] is not None:
@@ -145,8 +148,8 @@ def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squ
     return Region(seg, opts, st, full, weight, log_p)
 
 
-def _layout(seg: Segmentation, log_p: Array | None) -> tuple[Array, int]:
-    """Probabilities as (N, C, M) (class axis 1) or (N, M, C) (class axis 2), and that axis."""
+def _layout(seg: Segmentation, log_p: Array | None, *, activate: bool = True) -> tuple[Array, int]:
+    """Probabilities (the logits with ``activate=False``) as (N, C, M) or (N, M, C), and the class axis (1 or 2)."""
     xp, x = seg.xp, seg.x
     n = x.shape[0]
     if seg.mode == "binary":
@@ -155,7 +158,9 @@ def _layout(seg: Segmentation, log_p: Array | None) -> tuple[Array, int]:
         shape, axis = (n, seg.num_classes, _pixels(x.shape[2:])), 1
     else:
         shape, axis = (n, _pixels(x.shape[1:-1]), seg.num_classes), 2
-    if seg.mode != "multiclass":
+    if not activate:
+        p = x
+    elif seg.mode != "multiclass":
         p = sigmoid(x, xp=xp) if seg.from_logits else x
     elif log_p is not None:
         p = xp.exp(log_p) if seg.from_logits else x
@@ -172,15 +177,22 @@ def _pixels(spatial: tuple[int, ...]) -> int:
 
 
 def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft_label: bool, all_reduce: AllReduce,
-                squared: bool, extra: Array | None) -> Stats:
-    """TP, FP, FN and the valid count of every channel; ``squared`` takes the V-Net sums of squares."""
+                squared: bool, extra: Array | None, fused: bool = False) -> Stats:
+    """TP, FP, FN and the valid count of every channel; ``squared`` takes the V-Net sums of squares.
+
+    ``fused``: ``p`` holds the logits of integer-labelled pixels, and ``_fused.fused_class_sums``
+    takes the softmax and the sums in one primitive with a closed-form backward.
+    """
     xp, target = seg.xp, seg.target
     pix = 3 - axis  # the pixel axis of the 3-D layout
     if isinstance(target, Labels):
         labels = xp.reshape(target.labels, (p.shape[0], p.shape[pix]))
         valid = None if target.valid is None else xp.reshape(target.valid, labels.shape)
-        psum, tp, tsum = class_sums(p, labels, valid, axis=axis, xp=xp)
-        if squared:
+        if fused:
+            psum, tp, tsum = fused_class_sums(p, labels, valid, axis=axis, squared=squared, xp=xp)
+        else:
+            psum, tp, tsum = class_sums(p, labels, valid, axis=axis, xp=xp)
+        if squared and not fused:
             pm = p if valid is None else xp.where(xp.expand_dims(valid, axis=axis), p, 0)
             psum = xp.sum(pm * pm, axis=pix)
         n = xp.broadcast_to(xp.sum(tsum, axis=-1, keepdims=True), tsum.shape)
