@@ -14,7 +14,7 @@ from types import ModuleType
 
 from . import _checks as checks
 from ._reduce import promote, reduce_loss, restore
-from ._xp import Array, array_namespace, stop_gradient, unstack
+from ._xp import Array, array_namespace, clip, stop_gradient, unstack
 
 __all__ = [
     "box_area",
@@ -100,11 +100,11 @@ def pairwise_iou(a: Corners, b: Corners, /, *, xp: ModuleType) -> Array:
     """IoU of every pair; ``a`` has a trailing singleton axis, ``b`` a second-to-last one."""
     ax1, ay1, ax2, ay2 = a
     bx1, by1, bx2, by2 = b
-    w = xp.clip(xp.minimum(ax2, bx2) - xp.maximum(ax1, bx1), 0, None)
-    h = xp.clip(xp.minimum(ay2, by2) - xp.maximum(ay1, by1), 0, None)
+    w = clip(xp.minimum(ax2, bx2) - xp.maximum(ax1, bx1), 0, None, xp=xp)
+    h = clip(xp.minimum(ay2, by2) - xp.maximum(ay1, by1), 0, None, xp=xp)
     inter = w * h
     union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
-    return inter / xp.clip(union, xp.finfo(union.dtype).smallest_normal, None)  # 0 where the union is empty
+    return inter / clip(union, xp.finfo(union.dtype).smallest_normal, None, xp=xp)  # 0 where the union is empty
 
 
 def box_iou(boxes1: Array, boxes2: Array, /, *, box_format: str = "xyxy") -> Array:
@@ -213,7 +213,7 @@ def diou_loss(
 
 def _aspect(w: Array, h: Array, eps: float, *, xp: ModuleType) -> Array:
     """atan(w / h), with h clipped below at eps so zero-height boxes stay finite."""
-    return xp.atan(w / xp.clip(h, max(eps, xp.finfo(h.dtype).smallest_normal), None))
+    return xp.atan(w / clip(h, max(eps, xp.finfo(h.dtype).smallest_normal), None, xp=xp))
 
 
 def ciou_loss(

@@ -16,7 +16,7 @@ from types import ModuleType
 
 from . import _checks as checks
 from ._reduce import promote, reduce_loss, restore, safe_divide
-from ._xp import Array, array_namespace, device, max_argmax, segment_max, stop_gradient, take_along_axis
+from ._xp import Array, array_namespace, clip, device, max_argmax, segment_max, stop_gradient, take_along_axis
 from .boxes import Corners, centre_size, corners, from_centre_size, pairwise_iou
 from .pixelwise import cross_entropy
 
@@ -301,7 +301,7 @@ def _mine(conf_loss: Array, positive: Array, neg_pos_ratio: float, *, xp: Module
     k = xp.floor(neg_pos_ratio * xp.sum(xp.astype(positive, dtype), axis=-1, keepdims=True))
     values = xp.sort(key, axis=-1, descending=True, stable=False)
     index_dtype = xp.__array_namespace_info__().default_dtypes(device=device(values))["indexing"]
-    kth = take_along_axis(values, xp.astype(xp.clip(k - 1, 0, num_priors - 1), index_dtype), axis=-1, xp=xp)
+    kth = take_along_axis(values, xp.astype(clip(k - 1, 0, num_priors - 1, xp=xp), index_dtype), axis=-1, xp=xp)
     above = key > kth
     tied = key == kth
     room = k - xp.sum(xp.astype(above, dtype), axis=-1, keepdims=True)

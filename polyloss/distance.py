@@ -26,6 +26,7 @@ from . import _checks as checks
 from ._xp import (
     Array,
     array_namespace,
+    clip,
     default_float,
     device,
     native_distance_transform,
@@ -158,7 +159,7 @@ def _edt(fg: Array, /, *, spacing: tuple[float, ...], dtype: Any, native: bool, 
     for k in range(2, nd + 1):
         g = _min_along(g, -k, spacing[-k], xp=xp)
     # an image with a zero has every squared distance < diag^2; one without has all >= diag^2
-    return xp.sqrt(xp.clip(g, None, far2))
+    return xp.sqrt(clip(g, None, far2, xp=xp))
 
 
 def _any_spatial(fg: Array, nd: int, *, xp: ModuleType) -> Array:

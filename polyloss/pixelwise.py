@@ -17,6 +17,7 @@ from ._xp import (
     Array,
     array_namespace,
     clamped_log,
+    clip,
     device,
     log_sigmoid,
     log_softmax,
@@ -163,7 +164,7 @@ def balanced_binary_cross_entropy(
     b = _binary_inputs(fn, y_pred, y_true, reduction)
     xp, x, t = b.xp, b.x, b.t
     if beta is None:
-        beta = xp.clip(1 - xp.mean(t), eps, 1 - eps)
+        beta = clip(1 - xp.mean(t), eps, 1 - eps, xp=xp)
     else:
         checks.check_in_unit_interval(fn, "beta", beta)
     log_p, log_q = _binary_log_likelihoods(x, from_logits, xp=xp)
@@ -196,7 +197,7 @@ def _focal_modulation(one_minus_pt: Array, gamma: float, *, xp: ModuleType) -> A
     if gamma == 0:
         return 1.0
     if gamma < 1:
-        one_minus_pt = xp.clip(one_minus_pt, xp.finfo(one_minus_pt.dtype).smallest_normal, None)
+        one_minus_pt = clip(one_minus_pt, xp.finfo(one_minus_pt.dtype).smallest_normal, None, xp=xp)
     return one_minus_pt**gamma
 
 

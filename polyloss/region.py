@@ -30,6 +30,7 @@ from ._xp import (
     array_namespace,
     clamped_log,
     class_sums,
+    clip,
     device,
     log_softmax,
     sigmoid,
@@ -200,7 +201,7 @@ def _statistics(
             stats, extra = xp.reshape(flat[:size], stats.shape), flat[size:]
     tp, fp, fn = stats[0, ...], stats[1, ...], stats[2, ...]
     if not squared:  # rounding may leave FP, FN a hair below 0; squared ones may be negative by design
-        fp, fn = xp.clip(fp, 0, None), xp.clip(fn, 0, None)
+        fp, fn = clip(fp, 0, None, xp=xp), clip(fn, 0, None, xp=xp)
     return _Stats(tp, fp, fn, stats[3, ...], extra)
 
 
@@ -272,7 +273,7 @@ def _region(
 
 def _index(num: Array, den: Array, empty: Array, *, smooth: float, eps: float, xp: ModuleType) -> Array:
     """``(num + s) / max(den + s, eps)``, exactly 1 (zero gradient) where ``empty``."""
-    den = xp.where(empty, 1, xp.clip(den + smooth, eps, None))
+    den = xp.where(empty, 1, clip(den + smooth, eps, None, xp=xp))
     return xp.where(empty, 1, (num + smooth) / den)
 
 
@@ -285,12 +286,12 @@ def _pow(base: Array, gamma: float, *, xp: ModuleType) -> Array:
     if gamma == 1:
         return base
     tiny = xp.finfo(base.dtype).smallest_normal
-    return xp.where(base > 0, xp.clip(base, tiny, None) ** gamma, 0)
+    return xp.where(base > 0, clip(base, tiny, None, xp=xp) ** gamma, 0)
 
 
 def _neg_log(index: Array, eps: float, *, xp: ModuleType) -> Array:
     """``-log(max(index, eps))``, finite at 0 (smp's log_loss)."""
-    return -clamped_log(xp.clip(index, eps, None), xp=xp)
+    return -clamped_log(clip(index, eps, None, xp=xp), xp=xp)
 
 
 def _dice_index(st: _Stats, smooth: float, eps: float, *, xp: ModuleType) -> Array:
@@ -597,12 +598,13 @@ def mcc_loss(
                 ignore_index=ignore_index, classes=classes, per_image=per_image, weight=weight, soft_label=soft_label,
                 all_reduce=all_reduce)
     xp, st = r.inp.xp, r.st
-    tn = xp.clip(st.n - st.tp - st.fp - st.fn, 0, None) + smooth
+    tn = clip(st.n - st.tp - st.fp - st.fn, 0, None, xp=xp) + smooth
     tp, fp, fn_ = st.tp + smooth, st.fp + smooth, st.fn + smooth
     tiny = xp.finfo(tp.dtype).smallest_normal
-    den = xp.sqrt(xp.clip((tp + fp) * (tp + fn_), tiny, None)) * xp.sqrt(xp.clip((tn + fp) * (tn + fn_), tiny, None))
+    den = (xp.sqrt(clip((tp + fp) * (tp + fn_), tiny, None, xp=xp))
+           * xp.sqrt(clip((tn + fp) * (tn + fn_), tiny, None, xp=xp)))
     perfect = (st.fp + st.fn) == 0
-    mcc = xp.where(perfect, 1, (tp * tn - fp * fn_) / xp.where(perfect, 1, xp.clip(den, eps, None)))
+    mcc = xp.where(perfect, 1, (tp * tn - fp * fn_) / xp.where(perfect, 1, clip(den, eps, None, xp=xp)))
     return _finish(r, 1 - mcc, reduction)
 
 
