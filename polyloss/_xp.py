@@ -16,7 +16,9 @@ through such a cache and warns that it might be silently wrong. The torch
 cases are answered here with ``isinstance``/module-name checks instead, and
 ``clip`` is ``torch.clamp`` (array-api-compat's torch ``clip`` calls
 ``math.isnan`` on its bounds, a graph break when a bound is symbolic under
-dynamic shapes).
+dynamic shapes, and both it and ``cumulative_sum`` look the namespace up
+again); family modules call ``clip`` and ``cumulative_sum`` from here, never
+``xp.clip`` / ``xp.cumulative_sum``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ __all__ = [
     "class_sums",
     "clamped_log",
     "clip",
+    "cumulative_sum",
     "default_float",
     "device",
     "is_eager",
@@ -167,6 +170,17 @@ def clip(x: Array, /, min: Any = None, max: Any = None, *, xp: ModuleType) -> Ar
             return x
         return _torch().clamp(x, min, max)
     return generic.clip(x, min, max, xp=xp)
+
+
+def cumulative_sum(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    """Running sum of floating ``x`` along ``axis``; use it instead of ``xp.cumulative_sum``.
+
+    torch: ``torch.cumsum`` (array-api-compat's ``cumulative_sum`` looks up the
+    namespace through its cached helpers, which ``torch.compile`` warns about).
+    """
+    if _backend(xp) == "torch":
+        return _torch().cumsum(x, dim=axis)
+    return generic.cumulative_sum(x, axis=axis, xp=xp)
 
 
 def log_softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
@@ -386,7 +400,16 @@ def sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | 
 
 
 def one_hot(labels: Array, /, *, num_classes: int, axis: int, dtype: Any, xp: ModuleType) -> Array:
-    """One-hot encoding of in-range integer ``labels``, the class axis inserted at ``axis``."""
+    """One-hot encoding of in-range integer ``labels``, the class axis inserted at ``axis``.
+
+    A label outside ``[0, num_classes)`` gives a row of zeros. torch: the same
+    comparison with the tensor's own device (the generic path asks
+    array-api-compat for it, which ``torch.compile`` warns about).
+    """
+    if _backend(xp) == "torch":
+        torch = _torch()
+        hot = (labels[..., None] == torch.arange(num_classes, dtype=labels.dtype, device=labels.device)).to(dtype)
+        return hot if axis in (-1, labels.ndim) else torch.movedim(hot, -1, axis)
     return generic.one_hot(labels, num_classes=num_classes, axis=axis, dtype=dtype, xp=xp)
 
 

@@ -29,6 +29,17 @@ def clip(x: Array, /, min: Any = None, max: Any = None, *, xp: ModuleType) -> Ar
     return xp.clip(x, min, max)
 
 
+def cumulative_sum(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    """Running sum of ``x`` along ``axis`` (the first entry is ``x``'s first)."""
+    return xp.cumulative_sum(x, axis=axis)
+
+
+def clamped_log(p: Array, /, *, xp: ModuleType) -> Array:
+    """``log(p)`` clamped below at -100, ``p`` first clipped to the smallest normal number (see ``_xp``)."""
+    tiny = xp.finfo(p.dtype).smallest_normal
+    return clip(xp.log(clip(p, tiny, None, xp=xp)), -100.0, None, xp=xp)
+
+
 def log_softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
     """``x - logsumexp(x, axis)``, shifted by the maximum for stability."""
     shifted = x - xp.max(x, axis=axis, keepdims=True)

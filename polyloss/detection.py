@@ -16,7 +16,17 @@ from types import ModuleType
 
 from . import _checks as checks
 from ._reduce import promote, reduce_loss, restore, safe_divide
-from ._xp import Array, array_namespace, clip, device, max_argmax, segment_max, stop_gradient, take_along_axis
+from ._xp import (
+    Array,
+    array_namespace,
+    clip,
+    cumulative_sum,
+    device,
+    max_argmax,
+    segment_max,
+    stop_gradient,
+    take_along_axis,
+)
 from .boxes import Corners, centre_size, corners, from_centre_size, pairwise_iou
 from .pixelwise import cross_entropy
 
@@ -305,7 +315,7 @@ def _mine(conf_loss: Array, positive: Array, neg_pos_ratio: float, *, xp: Module
     above = key > kth
     tied = key == kth
     room = k - xp.sum(xp.astype(above, dtype), axis=-1, keepdims=True)
-    tie_rank = xp.cumulative_sum(xp.astype(tied, dtype), axis=-1)  # 1, 2, ... along the row, in prior order
+    tie_rank = cumulative_sum(xp.astype(tied, dtype), axis=-1, xp=xp)  # 1, 2, ... along the row, in prior order
     return (above | (tied & (tie_rank <= room))) & ~positive
 
 
