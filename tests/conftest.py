@@ -30,6 +30,7 @@ import secrets
 from types import ModuleType
 from typing import Any
 
+import helpers
 import numpy as np
 import pytest
 from array_api_extra.testing import lazy_xp_function, patch_lazy_xp_functions
@@ -123,11 +124,15 @@ def _make_backend(name: str) -> Backend:
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Any:
     b = _make_backend(request.param)
-    if b.is_jax:
-        with patch_lazy_xp_functions(request, xp=b.xp):
+    helpers.ACTIVE.append(b)  # assert_close checks backend arrays against it
+    try:
+        if b.is_jax:
+            with patch_lazy_xp_functions(request, xp=b.xp):
+                yield b
+        else:
             yield b
-    else:
-        yield b
+    finally:
+        helpers.ACTIVE.remove(b)
 
 
 @pytest.fixture

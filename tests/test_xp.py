@@ -233,3 +233,17 @@ def test_family_modules_call_the_primitive(name):
     offenders = [f"{p.name}:{i}" for p in sorted(package.glob("*.py")) if p.name != "_xp_generic.py"
                  for i, line in enumerate(p.read_text().splitlines(), 1) if f"xp.{name}(" in line]
     assert not offenders, f"call {name}(..., xp=xp) from polyloss._xp instead of xp.{name}: {offenders}"
+
+
+def test_assert_close_checks_namespace_dtype_and_shape(backend):
+    """The test helper itself: a result of the wrong namespace, dtype or shape fails however close its values."""
+    x = backend.asarray(np.ones(3))
+    assert_close(x, np.ones(3), dtype="float64")
+    with pytest.raises(AssertionError, match="dtype"):
+        assert_close(x, np.ones(3), dtype="float32")
+    with pytest.raises(AssertionError, match="shape"):
+        assert_close(x, np.ones((1, 3)))
+    if backend.name != "array_api_strict":
+        strict = pytest.importorskip("array_api_strict")
+        with pytest.raises(AssertionError, match="namespace"):
+            assert_close(strict.ones(3, dtype=strict.float64), np.ones(3))
