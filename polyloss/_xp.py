@@ -435,11 +435,11 @@ def class_sums(p: Array, labels: Array, valid: Array | None, /, *, axis: int, xp
     kind = _backend(xp)
     if kind == "torch":
         torch = _torch()
-        from ._torch_autograd import ClassSums
+        from ._torch_autograd import class_sums as torch_class_sums
 
         num, c = labels.shape[0], p.shape[axis]
         labels = labels.to(torch.int64)
-        total, labelled = ClassSums.apply(p, labels, valid, axis)
+        total, labelled = torch_class_sums(p, labels, valid, axis)
         ones = torch.ones((), dtype=torch.float64, device=p.device).expand(labels.shape)
         counted = ones if valid is None else valid.to(torch.float64)
         count = torch.zeros((num, c), dtype=torch.float64, device=p.device).scatter_add(1, labels, counted)
@@ -511,7 +511,7 @@ def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | 
 def unstack(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, ...]:
     """The slices of ``x`` along ``axis``; torch's ``unbind`` has a single (stacking) backward node."""
     if _backend(xp) == "torch":
-        return _torch().unbind(x, dim=axis)
+        return tuple(_torch().unbind(x, dim=axis))
     return generic.unstack(x, axis=axis, xp=xp)
 
 
@@ -582,23 +582,6 @@ def _torch_max_along(x: Array, axis: int, nd: int, size: int, pad_value: float |
         padding = [0] * nd
     pool = (functional.max_pool1d, functional.max_pool2d, functional.max_pool3d)[nd - 1]
     return pool(flat, tuple(kernel), stride=1, padding=tuple(padding)).reshape(shape)
-
-
-def _jax_max_along(x: Array, axis: int, size: int, pad_value: float | None) -> Array:
-    jax = _jax()
-    jnp = jax.numpy
-    half = size // 2
-    padding = [(0, 0)] * x.ndim
-    if pad_value is None:
-        padding[axis] = (half, half)
-    else:
-        widths = [(0, 0)] * x.ndim
-        widths[axis] = (half, half)
-        x = jnp.pad(x, widths, constant_values=pad_value)
-    dims = [1] * x.ndim
-    dims[axis] = size
-    # a Python -inf init lets JAX see the max monoid, whose reduce_window is differentiable
-    return jax.lax.reduce_window(x, -math.inf, jax.lax.max, tuple(dims), (1,) * x.ndim, padding)
 
 
 def _jax_max_along(x: Array, axis: int, size: int, pad_value: float | None) -> Array:

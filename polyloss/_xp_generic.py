@@ -163,10 +163,10 @@ def max_along(x: Array, /, *, axis: int, size: int, pad_value: float | None, xp:
     fill = -math.inf if pad_value is None else pad_value
     edge = xp.full((*x.shape[:axis], half, *x.shape[axis + 1 :]), fill, dtype=x.dtype, device=device(x))
     padded = xp.concat([edge, x, edge], axis=axis)
-    lead = (slice(None),) * axis
-    out = padded[(*lead, slice(0, n), ...)]
-    for shift in range(1, size):
-        out = xp.maximum(out, padded[(*lead, slice(shift, shift + n), ...)])
+    windows = [(*(slice(None),) * axis, slice(shift, shift + n), ...) for shift in range(size)]
+    out = padded[windows[0]]
+    for window in windows[1:]:
+        out = xp.maximum(out, padded[window])
     return out
 
 
