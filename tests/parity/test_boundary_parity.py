@@ -5,14 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import assert_close, random_binary, random_labels, random_logits, to_numpy
+from reference import np_one_hot
 
 import polyloss as pl
 
 torch = pytest.importorskip("torch")
-
-
-def onehot(labels, c):
-    return np.moveaxis(np.eye(c)[labels], -1, 1)
 
 
 def monai_value_and_grad(loss, x, target):
@@ -36,7 +33,7 @@ def test_hausdorff_dt_loss_equals_monai(backend, rng, spatial, mode, include_bac
     x = random_logits(rng, (2, c, *spatial))
     if mode == "multiclass":
         y = random_labels(rng, (2, *spatial), c)
-        target = onehot(y, c)
+        target = np_one_hot(y, c)
     else:
         y = target = random_binary(rng, x.shape, share=0.4)
         target[0, 0] = 0.0  # an empty mask: zero field
@@ -72,7 +69,7 @@ def test_soft_cldice_loss_equals_monai(backend, rng, spatial, mode, iterations, 
     x = random_logits(rng, (2, c, *spatial))
     if mode == "multiclass":
         y = random_labels(rng, (2, *spatial), c)
-        target = onehot(y, c)
+        target = np_one_hot(y, c)
     else:
         y = target = random_binary(rng, x.shape, share=0.4)
     peer = monai_losses.SoftclDiceLoss(iter_=iterations, smooth_nr=smooth, smooth_dr=smooth,
