@@ -24,7 +24,7 @@ from . import _checks as checks
 from ._fused import fused_class_sums
 from ._inputs import Labels, Mode, Reduction, Segmentation, Weight, class_vector, prepare
 from ._reduce import reduce_classes, restore
-from ._xp import Array, clamped_log, class_sums, device, log_softmax, numel, sigmoid, softmax
+from ._xp import Array, clamped_log, class_sums, clip, device, log_softmax, numel, sigmoid, softmax
 
 AllReduce = Callable[[Array], Array] | None
 
@@ -221,7 +221,7 @@ def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft
             stats, extra = xp.reshape(flat[:size], stats.shape), flat[size:]
     tp, fp, fn = stats[0, ...], stats[1, ...], stats[2, ...]
     if not squared:  # rounding may leave FP, FN a hair below 0; squared ones may be negative by design
-        fp, fn = xp.clip(fp, 0, None), xp.clip(fn, 0, None)
+        fp, fn = clip(fp, 0, None, xp=xp), clip(fn, 0, None, xp=xp)
     return Stats(tp, fp, fn, stats[3, ...], extra)
 
 
@@ -244,7 +244,7 @@ def _select(fn: str, st: Stats, classes: Sequence[int] | None, seg: Segmentation
 
 def ratio(num: Array, den: Array, empty: Array, *, smooth: float, eps: float, xp: ModuleType) -> Array:
     """``(num + s) / max(den + s, eps)``, exactly 1 (zero gradient) where ``empty``."""
-    den = xp.where(empty, 1, xp.clip(den + smooth, eps, None))
+    den = xp.where(empty, 1, clip(den + smooth, eps, None, xp=xp))
     return xp.where(empty, 1, (num + smooth) / den)
 
 
@@ -273,12 +273,12 @@ def power(base: Array, gamma: float, *, xp: ModuleType) -> Array:
     if gamma == 1:
         return base
     tiny = xp.finfo(base.dtype).smallest_normal
-    return xp.where(base == 0, 0, xp.clip(base, tiny, None) ** gamma)
+    return xp.where(base == 0, 0, clip(base, tiny, None, xp=xp) ** gamma)
 
 
 def neg_log(index: Array, eps: float, *, xp: ModuleType) -> Array:
     """``-log(max(index, eps))``, finite at 0 (smp's log_loss)."""
-    return -clamped_log(xp.clip(index, eps, None), xp=xp)
+    return -clamped_log(clip(index, eps, None, xp=xp), xp=xp)
 
 
 def finish(r: Region, loss: Array) -> Array:

@@ -26,12 +26,11 @@ region sums are those of Milletari et al., V-Net, 2016, https://arxiv.org/abs/16
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
-from array_api_compat import is_jax_namespace, is_torch_namespace
-
-from ._xp import Array, class_sums, device, sigmoid, softmax
+from ._xp import Array, class_sums, device, native_kind, sigmoid, softmax
 
 __all__ = ["Activation", "SoftSums", "fused_class_sums"]
 
@@ -72,12 +71,14 @@ def fused_class_sums(
     if axis not in (1, 2) or x.ndim != 3:
         raise ValueError(f"fused_class_sums: x must be 3-D with class axis 1 or 2, got shape {tuple(x.shape)}, "
                          f"axis {axis}")
-    if is_torch_namespace(xp):
+    kind = native_kind(xp)
+    if kind == "torch":
         from ._fused_torch import FusedClassSums  # a module of its own: importing polyloss never imports torch
 
         labels_or_t = target if target.ndim == 3 else target.long()
-        return SoftSums(*FusedClassSums.apply(x, labels_or_t, valid, axis, activation == "sigmoid", squared))
-    if is_jax_namespace(xp):
+        apply = cast(Callable[..., tuple[Array, Array, Array]], FusedClassSums.apply)
+        return SoftSums(*apply(x, labels_or_t, valid, axis, activation == "sigmoid", squared))
+    if kind == "jax":
         return SoftSums(*_jax_sums(x, target, valid, axis, activation == "sigmoid", squared))
     return _generic_sums(x, target, valid, axis=axis, activation=activation, squared=squared, xp=xp)
 
@@ -118,7 +119,8 @@ def _jax_sums(x: Array, target: Array, valid: Array | None, axis: int, use_sigmo
               ) -> tuple[Array, Array, Array]:
     if "f" not in _JAX_SUMS:
         _JAX_SUMS["f"] = _make_jax_sums()
-    return _JAX_SUMS["f"](x, target, valid, axis, use_sigmoid, squared)
+    sums: tuple[Array, Array, Array] = _JAX_SUMS["f"](x, target, valid, axis, use_sigmoid, squared)
+    return sums
 
 
 def _make_jax_sums() -> Any:

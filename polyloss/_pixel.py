@@ -17,6 +17,7 @@ from ._inputs import Dense, Labels, Segmentation, along_class_axis, class_vector
 from ._xp import (
     Array,
     clamped_log,
+    clip,
     log_sigmoid,
     log_softmax,
     sigmoid,
@@ -58,7 +59,7 @@ def focal_modulation(one_minus_pt: Array, gamma: float, /, *, xp: ModuleType) ->
     if gamma == 0:
         return 1.0
     if gamma < 1:
-        one_minus_pt = xp.clip(one_minus_pt, xp.finfo(one_minus_pt.dtype).smallest_normal, None)
+        one_minus_pt = clip(one_minus_pt, xp.finfo(one_minus_pt.dtype).smallest_normal, None, xp=xp)
     return one_minus_pt**gamma
 
 

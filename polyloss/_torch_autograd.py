@@ -45,3 +45,11 @@ class ClassSums(torch.autograd.Function):
             grad = grad.masked_fill_(~valid.unsqueeze(axis), 0)
             at_label = at_label.masked_fill(~valid, 0)
         return grad.scatter_add_(axis, labels.unsqueeze(axis), at_label.unsqueeze(axis)), None, None, None
+
+
+def class_sums(p: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None, axis: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ClassSums.apply``, typed (``Function.apply`` is untyped in torch)."""
+    apply: Any = ClassSums.apply
+    total, labelled = apply(p, labels, valid, axis)
+    return total, labelled

@@ -1,11 +1,24 @@
-"""The array namespace and the primitives the array API standard lacks.
+"""The array namespace and the primitives the array API standard lacks: native delegation.
 
 This is the only module that names a framework. Every primitive takes the
-namespace as a required keyword (``xp=``) so a loss looks it up once. Where a
-backend has a fused native kernel (``torch.nn.functional``, ``jax.nn``,
-``scipy.special``) the primitive uses it; otherwise it falls back to a
-numerically stable composition of standard functions, which is what
-array-api-strict, CuPy and any other conforming namespace get.
+namespace as a required keyword (``xp=``) so a loss looks it up once. Each
+primitive hands a backend its fused native kernel where one exists
+(``torch.nn.functional``, ``jax.nn``/``jax.lax``, ``scipy.special``,
+``cupyx.scipy.special``, ``np.bincount``/``cupy.bincount``...) and delegates to
+the generic array-API implementation in ``_xp_generic`` otherwise (what
+array-api-strict and any other conforming namespace get). The generic core
+stands alone; ``tests/test_xp.py`` checks every native path against it.
+
+Under ``torch.compile``, nothing here calls array-api-compat's
+``lru_cache``-wrapped helpers on torch tensors (``array_namespace``,
+``device``, ``is_lazy_array``, ``is_torch_namespace`` all are): Dynamo traces
+through such a cache and warns that it might be silently wrong. The torch
+cases are answered here with ``isinstance``/module-name checks instead, and
+``clip`` is ``torch.clamp`` (array-api-compat's torch ``clip`` calls
+``math.isnan`` on its bounds, a graph break when a bound is symbolic under
+dynamic shapes, and both it and ``cumulative_sum`` look the namespace up
+again); family modules call ``clip`` and ``cumulative_sum`` from here, never
+``xp.clip`` / ``xp.cumulative_sum``.
 """
 
 from __future__ import annotations
@@ -14,18 +27,13 @@ import math
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
-from array_api_compat import (
-    array_namespace,
-    device,
-    is_cupy_namespace,
-    is_jax_namespace,
-    is_lazy_array,
-    is_numpy_namespace,
-    is_torch_array,
-    is_torch_namespace,
-)
+from array_api_compat import array_namespace as _compat_array_namespace
+from array_api_compat import device as _compat_device
+from array_api_compat import is_cupy_namespace, is_jax_namespace, is_lazy_array, is_numpy_namespace
+
+from . import _xp_generic as generic
 
 try:  # optional: fused NumPy kernels; the generic path serves without SciPy
     import scipy.special as _scipy_special
@@ -37,10 +45,14 @@ Array = Any
 __all__ = [
     "Array",
     "array_namespace",
-    "class_sums",
     "clamped_log",
+    "class_sums",
+    "clip",
+    "cumulative_sum",
     "default_float",
     "device",
+    "index_dtype",
+    "is_concrete",
     "is_eager",
     "log_sigmoid",
     "log_softmax",
@@ -49,6 +61,7 @@ __all__ = [
     "max_pool",
     "min_pool",
     "native_distance_transform",
+    "native_kind",
     "numel",
     "one_hot",
     "segment_max",
@@ -65,20 +78,35 @@ __all__ = [
     "zero_like",
 ]
 
+_TORCH_NAMESPACES = frozenset({"torch", "array_api_compat.torch"})
+
 
 def _backend(xp: ModuleType) -> str:
-    """Which fast path a namespace gets: 'torch', 'jax', 'numpy' or 'generic'.
+    """Which native path a namespace gets: 'torch', 'jax', 'numpy', 'cupy' or 'generic'.
 
     Not memoised: the checks are name comparisons (tens of ns), and a cache
-    mutated while ``torch.compile`` traces costs a recompilation.
+    mutated while ``torch.compile`` traces costs a recompilation. torch is
+    recognised by module name first, without array-api-compat's cached
+    ``is_torch_namespace`` (see the module docstring).
     """
-    if is_torch_namespace(xp):
+    if getattr(xp, "__name__", None) in _TORCH_NAMESPACES:
         return "torch"
     if is_jax_namespace(xp):
         return "jax"
     if is_numpy_namespace(xp) and _scipy_special is not None:
         return "numpy"
+    if is_cupy_namespace(xp):
+        return "cupy"
     return "generic"
+
+
+def native_kind(xp: ModuleType) -> str:
+    """Which native kernels serve ``xp``: 'torch', 'jax', 'numpy', 'cupy' or 'generic'.
+
+    For private kernel modules (``_fused``) that dispatch on the backend
+    without array-api-compat's cached ``is_*_namespace`` (Dynamo warns on those).
+    """
+    return _backend(xp)
 
 
 def _torch() -> ModuleType:
@@ -89,6 +117,34 @@ def _jax() -> ModuleType:
     return sys.modules["jax"]
 
 
+def _is_tensor(x: object) -> bool:
+    """True for a torch tensor, without importing torch (it is in ``sys.modules`` if ``x`` is one)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def array_namespace(*xs: Any) -> ModuleType:
+    """The array-api-compat namespace of ``xs`` (``None`` and Python scalars ignored).
+
+    All-torch inputs are answered without array-api-compat's cached lookup
+    (see the module docstring); anything else, including mixed namespaces
+    (a ``TypeError``), goes to ``array_api_compat.array_namespace``.
+    """
+    arrays = [x for x in xs if x is not None and not isinstance(x, bool | int | float | complex)]
+    if arrays and all(_is_tensor(x) for x in arrays):
+        compat_torch = sys.modules.get("array_api_compat.torch")
+        if compat_torch is not None:
+            return compat_torch
+    return _compat_array_namespace(*xs)
+
+
+def device(x: Array, /) -> Any:
+    """The device of array ``x`` (``array_api_compat.device``; a torch tensor's own ``device``)."""
+    if _is_tensor(x):
+        return x.device
+    return _compat_device(x)
+
+
 def is_eager(x: Array) -> bool:
     """True when ``x`` holds concrete values that can be read cheaply.
 
@@ -96,16 +152,48 @@ def is_eager(x: Array) -> bool:
     for torch tensors while ``torch.compile`` traces: value checks are skipped
     there rather than breaking the graph.
     """
-    if is_lazy_array(x):
-        return False
-    if is_torch_array(x):
+    if _is_tensor(x):
         return not _torch().compiler.is_compiling()
-    return True
+    return not is_lazy_array(x)
+
+
+def _cupyx_special(name: str) -> Any:
+    """``cupyx.scipy.special.<name>``, or None where this CuPy lacks it."""
+    try:
+        import cupyx.scipy.special as special
+    except ImportError:  # pragma: no cover - CuPy without its SciPy layer
+        return None
+    return getattr(special, name, None)
 
 
 def zero_like(x: Array, /, *, xp: ModuleType) -> Array:
     """A 0-d zero of ``x``'s dtype and device (Python scalars break torch.compile)."""
     return xp.zeros((), dtype=x.dtype, device=device(x))
+
+
+def clip(x: Array, /, min: Any = None, max: Any = None, *, xp: ModuleType) -> Array:
+    """``x`` clipped to ``[min, max]`` (``None``: unbounded on that side); use it instead of ``xp.clip``.
+
+    torch: ``torch.clamp``, which takes symbolic bounds under ``torch.compile(dynamic=True)``
+    (a bound from a parameter, a default or a shape), where array-api-compat's ``clip``
+    breaks the graph. ``x`` floating, or integer with integer bounds.
+    """
+    if _backend(xp) == "torch":
+        if min is None and max is None:
+            return x
+        return _torch().clamp(x, min, max)
+    return generic.clip(x, min, max, xp=xp)
+
+
+def cumulative_sum(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    """Running sum of floating ``x`` along ``axis``; use it instead of ``xp.cumulative_sum``.
+
+    torch: ``torch.cumsum`` (array-api-compat's ``cumulative_sum`` looks up the
+    namespace through its cached helpers, which ``torch.compile`` warns about).
+    """
+    if _backend(xp) == "torch":
+        return _torch().cumsum(x, dim=axis)
+    return generic.cumulative_sum(x, axis=axis, xp=xp)
 
 
 def log_softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
@@ -117,8 +205,9 @@ def log_softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
         return _jax().nn.log_softmax(x, axis=axis)
     if kind == "numpy":
         return _scipy_special.log_softmax(x, axis=axis)
-    shifted = x - xp.max(x, axis=axis, keepdims=True)
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+    if kind == "cupy" and (native := _cupyx_special("log_softmax")) is not None:
+        return native(x, axis=axis)
+    return generic.log_softmax(x, axis=axis, xp=xp)
 
 
 def softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
@@ -130,8 +219,9 @@ def softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
         return _jax().nn.softmax(x, axis=axis)
     if kind == "numpy":
         return _scipy_special.softmax(x, axis=axis)
-    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
-    return e / xp.sum(e, axis=axis, keepdims=True)
+    if kind == "cupy" and (native := _cupyx_special("softmax")) is not None:
+        return native(x, axis=axis)
+    return generic.softmax(x, axis=axis, xp=xp)
 
 
 def logsumexp(x: Array, /, *, axis: int, keepdims: bool = False, xp: ModuleType) -> Array:
@@ -141,9 +231,7 @@ def logsumexp(x: Array, /, *, axis: int, keepdims: bool = False, xp: ModuleType)
         return _torch().logsumexp(x, dim=axis, keepdim=keepdims)
     if kind == "jax":
         return _jax().nn.logsumexp(x, axis=axis, keepdims=keepdims)
-    m = xp.max(x, axis=axis, keepdims=True)
-    out = m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
-    return out if keepdims else xp.squeeze(out, axis=axis)
+    return generic.logsumexp(x, axis=axis, keepdims=keepdims, xp=xp)
 
 
 def softplus(x: Array, /, *, xp: ModuleType) -> Array:
@@ -153,7 +241,7 @@ def softplus(x: Array, /, *, xp: ModuleType) -> Array:
         return _torch().nn.functional.softplus(x)
     if kind == "jax":
         return _jax().nn.softplus(x)
-    return xp.logaddexp(x, zero_like(x, xp=xp))
+    return generic.softplus(x, xp=xp)
 
 
 def log_sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
@@ -165,7 +253,9 @@ def log_sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
         return _jax().nn.log_sigmoid(x)
     if kind == "numpy":
         return _scipy_special.log_expit(x)
-    return -softplus(-x, xp=xp)
+    if kind == "cupy" and (native := _cupyx_special("log_expit")) is not None:
+        return native(x)
+    return generic.log_sigmoid(x, xp=xp)
 
 
 def sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
@@ -177,8 +267,9 @@ def sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
         return _jax().nn.sigmoid(x)
     if kind == "numpy":
         return _scipy_special.expit(x)
-    z = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1 / (1 + z), z / (1 + z))
+    if kind == "cupy" and (native := _cupyx_special("expit")) is not None:
+        return native(x)
+    return generic.sigmoid(x, xp=xp)
 
 
 def clamped_log(p: Array, /, *, xp: ModuleType) -> Array:
@@ -188,7 +279,7 @@ def clamped_log(p: Array, /, *, xp: ModuleType) -> Array:
     ``p = 0`` yields a finite value and a zero (not NaN) gradient.
     """
     tiny = xp.finfo(p.dtype).smallest_normal
-    return xp.clip(xp.log(xp.clip(p, tiny, None)), -100.0, None)
+    return clip(xp.log(clip(p, tiny, None, xp=xp)), -100.0, None, xp=xp)
 
 
 def take_along_axis(x: Array, index: Array, /, *, axis: int, xp: ModuleType) -> Array:
@@ -202,7 +293,7 @@ def take_along_axis(x: Array, index: Array, /, *, axis: int, xp: ModuleType) -> 
         if index.dtype != torch.int64:
             index = index.to(torch.int64)
         return torch.gather(x, axis, index)
-    return xp.take_along_axis(x, index, axis=axis)
+    return generic.take_along_axis(x, index, axis=axis, xp=xp)
 
 
 def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array, Array]:
@@ -242,7 +333,7 @@ def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array
             (_descending_int_key(x, kind=kind), index), dimension=x.ndim - 1, num_keys=1, is_stable=stable
         )[1]
     else:
-        perm = xp.argsort(x, axis=-1, descending=True, stable=stable)
+        return generic.sort_descending(x, stable=stable, xp=xp)
     return take_along_axis(x, perm, axis=-1, xp=xp), perm
 
 
@@ -288,20 +379,20 @@ def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Arr
         if axis != 1:
             x = torch.movedim(x, axis, 1)
         return torch.nn.functional.cross_entropy(x, labels, reduction="none")
-    index = xp.expand_dims(labels, axis=axis)
-    picked = xp.squeeze(take_along_axis(x, index, axis=axis, xp=xp), axis=axis)
     if kind == "jax":
+        index = xp.expand_dims(labels, axis=axis)
+        picked = xp.squeeze(take_along_axis(x, index, axis=axis, xp=xp), axis=axis)
         m = _jax().lax.stop_gradient(xp.max(x, axis=axis, keepdims=True))
         return xp.log(xp.sum(xp.exp(x - m), axis=axis)) + xp.squeeze(m, axis=axis) - picked
-    return logsumexp(x, axis=axis, xp=xp) - picked
+    return generic.softmax_nll(x, labels, axis=axis, xp=xp)
 
 
 def value_range(x: Array, /, *, xp: ModuleType) -> tuple[int, int]:
-    """``(min(x), max(x))`` of a non-empty eager integer array, as Python ints."""
+    """``(min(x), max(x))`` of a non-empty eager integer array, as Python ints (one pass on torch)."""
     if _backend(xp) == "torch":
         low, high = _torch().aminmax(x)
         return int(low), int(high)
-    return int(xp.min(x)), int(xp.max(x))
+    return generic.value_range(x, xp=xp)
 
 
 def sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None = None, xp: ModuleType) -> Array:
@@ -322,12 +413,17 @@ def sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | 
 
 
 def one_hot(labels: Array, /, *, num_classes: int, axis: int, dtype: Any, xp: ModuleType) -> Array:
-    """One-hot encoding of in-range integer ``labels``, the class axis inserted at ``axis``."""
-    classes = xp.arange(num_classes, dtype=labels.dtype, device=device(labels))
-    hot = xp.astype(labels[..., None] == classes, dtype)
-    if axis in (-1, labels.ndim):
-        return hot
-    return xp.moveaxis(hot, -1, axis)
+    """One-hot encoding of in-range integer ``labels``, the class axis inserted at ``axis``.
+
+    A label outside ``[0, num_classes)`` gives a row of zeros. torch: the same
+    comparison with the tensor's own device (the generic path asks
+    array-api-compat for it, which ``torch.compile`` warns about).
+    """
+    if _backend(xp) == "torch":
+        torch = _torch()
+        hot = (labels[..., None] == torch.arange(num_classes, dtype=labels.dtype, device=labels.device)).to(dtype)
+        return hot if axis in (-1, labels.ndim) else torch.movedim(hot, -1, axis)
+    return generic.one_hot(labels, num_classes=num_classes, axis=axis, dtype=dtype, xp=xp)
 
 
 def class_sums(p: Array, labels: Array, valid: Array | None, /, *, axis: int, xp: ModuleType
@@ -344,40 +440,45 @@ def class_sums(p: Array, labels: Array, valid: Array | None, /, *, axis: int, xp
     A sequential float32 scatter-add drifts by about 1e-5 relative over 10^6
     values, so scatters accumulate in float64. torch: one custom autograd
     function (``_torch_autograd.ClassSums``) whose backward writes ``p``'s
-    gradient in one pass; NumPy: the probability at each label into
-    ``np.bincount``. JAX and other namespaces compare each label with every
-    class and sum (a tree reduction; XLA fuses the comparison into it).
+    gradient in one pass; NumPy and CuPy: the probability at each label into
+    ``bincount`` (O(N * M)). JAX and other namespaces take the generic path:
+    compare each label with every class and sum (a tree reduction; XLA fuses
+    the comparison into it).
     """
     kind = _backend(xp)
-    num, c, pix = labels.shape[0], p.shape[axis], 3 - axis
     if kind == "torch":
         torch = _torch()
-        from ._torch_autograd import ClassSums
+        from ._torch_autograd import class_sums as torch_class_sums
 
+        num, c = labels.shape[0], p.shape[axis]
         labels = labels.to(torch.int64)
-        total, labelled = ClassSums.apply(p, labels, valid, axis)
+        total, labelled = torch_class_sums(p, labels, valid, axis)
         ones = torch.ones((), dtype=torch.float64, device=p.device).expand(labels.shape)
         counted = ones if valid is None else valid.to(torch.float64)
         count = torch.zeros((num, c), dtype=torch.float64, device=p.device).scatter_add(1, labels, counted)
         return total, labelled, count.to(p.dtype)
+    if kind in ("numpy", "cupy"):
+        return _bincount_class_sums(p, labels, valid, axis=axis, xp=xp)
+    return generic.class_sums(p, labels, valid, axis=axis, xp=xp)
+
+
+def _bincount_class_sums(p: Array, labels: Array, valid: Array | None, /, *, axis: int, xp: ModuleType
+                         ) -> tuple[Array, Array, Array]:
+    """``class_sums`` with ``bincount`` over ``label + C * sample`` (NumPy and CuPy; no autodiff there)."""
+    native = sys.modules["numpy" if _backend(xp) == "numpy" else "cupy"]
+    num, c, pix = labels.shape[0], p.shape[axis], 3 - axis
     total = xp.sum(p if valid is None else xp.where(xp.expand_dims(valid, axis=axis), p, 0), axis=pix)
-    if kind == "numpy":
-        np = sys.modules["numpy"]
-        at_label = np.squeeze(take_along_axis(p, np.expand_dims(labels, axis), axis=axis, xp=xp), axis=axis)
-        flat = (np.asarray(labels, dtype=np.int64) + np.arange(num)[:, None] * c).reshape(-1)
-        weight = 1.0 if valid is None else valid
+    at_label = xp.squeeze(take_along_axis(p, xp.expand_dims(labels, axis=axis), axis=axis, xp=xp), axis=axis)
+    offsets = xp.arange(num, dtype=xp.int64, device=device(labels))[:, None] * c
+    flat = xp.reshape(xp.astype(labels, xp.int64) + offsets, (-1,))
+    weight = xp.ones(labels.shape, dtype=xp.float64, device=device(labels)) if valid is None else (
+        xp.astype(valid, xp.float64))
 
-        def per_class(w: Array) -> Array:
-            return xp.asarray(np.bincount(flat, weights=w.reshape(-1), minlength=num * c).reshape(num, c),
-                              dtype=p.dtype)
+    def per_class(w: Array) -> Array:
+        sums = native.bincount(flat, weights=xp.reshape(w, (-1,)), minlength=num * c)
+        return xp.astype(xp.reshape(sums, (num, c)), p.dtype)
 
-        return total, per_class(at_label * weight), per_class(np.broadcast_to(weight, labels.shape))
-    classes = xp.reshape(xp.arange(c, device=device(p)), (c, 1) if axis == 1 else (c,))
-    hits = xp.expand_dims(labels, axis=axis) == classes
-    if valid is not None:
-        hits = hits & xp.expand_dims(valid, axis=axis)
-    labelled = xp.sum(xp.where(hits, p, zero_like(p, xp=xp)), axis=pix)
-    return total, labelled, xp.sum(xp.astype(hits, p.dtype), axis=pix)
+    return total, per_class(xp.astype(at_label, xp.float64) * weight), per_class(weight)
 
 
 def max_argmax(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, Array]:
@@ -389,15 +490,15 @@ def max_argmax(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, Array]
     if _backend(xp) == "torch":
         values, index = _torch().max(x, dim=axis)
         return values, index
-    return xp.max(x, axis=axis), xp.argmax(x, axis=axis)
+    return generic.max_argmax(x, axis=axis, xp=xp)
 
 
 def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | float, xp: ModuleType) -> Array:
     """``out[j] = max(fill, max(values[i] for ids[i] == j))`` for 1-D ``values`` and in-range ``ids``: (num_segments,).
 
     Not differentiable (used on indices). torch scatters with ``scatter_reduce``,
-    JAX with ``segment_max``, NumPy with ``maximum.at``; other namespaces
-    compare every id against every segment.
+    JAX with ``segment_max``, NumPy with ``maximum.at``, CuPy with
+    ``cupyx.scatter_max``; other namespaces compare every id against every segment.
     """
     kind = _backend(xp)
     if kind == "torch":
@@ -411,17 +512,20 @@ def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | 
         out = xp.full((num_segments,), fill, dtype=values.dtype)
         sys.modules["numpy"].maximum.at(out, ids, values)
         return out
-    if values.shape[0] == 0:
-        return xp.full((num_segments,), fill, dtype=values.dtype, device=device(values))
-    hits = ids[:, None] == xp.arange(num_segments, dtype=ids.dtype, device=device(ids))
-    return xp.max(xp.where(hits, values[:, None], fill), axis=0)
+    if kind == "cupy":
+        import cupyx
+
+        out = xp.full((num_segments,), fill, dtype=values.dtype, device=device(values))
+        cupyx.scatter_max(out, ids, values)
+        return out
+    return generic.segment_max(values, ids, num_segments=num_segments, fill=fill, xp=xp)
 
 
 def unstack(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, ...]:
     """The slices of ``x`` along ``axis``; torch's ``unbind`` has a single (stacking) backward node."""
     if _backend(xp) == "torch":
-        return _torch().unbind(x, dim=axis)
-    return tuple(xp.unstack(x, axis=axis))
+        return tuple(_torch().unbind(x, dim=axis))
+    return generic.unstack(x, axis=axis, xp=xp)
 
 
 def stop_gradient(x: Array, /, *, xp: ModuleType) -> Array:
@@ -431,12 +535,17 @@ def stop_gradient(x: Array, /, *, xp: ModuleType) -> Array:
         return x.detach()
     if kind == "jax":
         return _jax().lax.stop_gradient(x)
-    return x
+    return generic.stop_gradient(x, xp=xp)
 
 
 def numel(x: Array) -> int:
     """The element count of ``x`` (shapes are static on every supported backend)."""
     return math.prod(x.shape)
+
+
+def default_float(xp: ModuleType, dev: Any) -> Any:
+    """The namespace's default real floating dtype on ``dev`` (float32 for torch and JAX without x64)."""
+    return xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]
 
 
 # --------------------------------------------------------------------------- #
@@ -456,16 +565,14 @@ def max_pool(x: Array, /, *, window: tuple[int, ...], pad_value: float | None = 
     """
     kind = _backend(xp)
     nd = len(window)
+    if kind not in ("torch", "jax") or (kind == "torch" and nd > 3):
+        return generic.max_pool(x, window=window, pad_value=pad_value, xp=xp)
     for i, size in enumerate(window):
         if size == 1:
             continue
         axis = x.ndim - nd + i
-        if kind == "torch" and nd <= 3:
-            x = _torch_max_along(x, axis, nd, size, pad_value)
-        elif kind == "jax":
-            x = _jax_max_along(x, axis, size, pad_value)
-        else:
-            x = _sliced_max_along(x, axis, size, pad_value, xp=xp)
+        x = _torch_max_along(x, axis, nd, size, pad_value) if kind == "torch" else _jax_max_along(
+            x, axis, size, pad_value)
     return x
 
 
@@ -507,35 +614,17 @@ def _jax_max_along(x: Array, axis: int, size: int, pad_value: float | None) -> A
     return jax.lax.reduce_window(x, -math.inf, jax.lax.max, tuple(dims), (1,) * x.ndim, padding)
 
 
-def _sliced_max_along(x: Array, axis: int, size: int, pad_value: float | None, *, xp: ModuleType) -> Array:
-    half = size // 2
-    n = x.shape[axis]
-    fill = -math.inf if pad_value is None else pad_value
-    edge = xp.full((*x.shape[:axis], half, *x.shape[axis + 1 :]), fill, dtype=x.dtype, device=device(x))
-    padded = xp.concat([edge, x, edge], axis=axis)
-    lead = (slice(None),) * axis
-    windows = [(*lead, slice(shift, shift + n), ...) for shift in range(size)]
-    out = padded[windows[0]]
-    for window in windows[1:]:
-        out = xp.maximum(out, padded[window])
-    return out
-
-
-def default_float(xp: ModuleType, dev: Any) -> Any:
-    """The namespace's default real floating dtype on ``dev`` (float32 for torch and JAX without x64)."""
-    return xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]
-
-
 def native_distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleType) -> Array | None:
     """A host kernel's exact EDT of boolean ``fg`` over its trailing ``len(sampling)`` axes, or ``None``.
 
     - NumPy: ``scipy.ndimage.distance_transform_edt``, one C call per image
       (a single call with a long spacing on a batch axis is exact too but
       about 2.5x slower);
-    - torch CPU tensors: the same SciPy kernel registered as the custom op
-      ``polyloss::distance_transform_edt`` (with a fake kernel), so eager
-      calls run it directly and ``torch.compile`` puts one opaque node in
-      the graph, for static and dynamic shapes, instead of tracing a host call;
+    - eager torch CPU tensors: the same SciPy kernel on a zero-copy NumPy
+      view. While ``torch.compile`` traces, ``None``: the tracer must never
+      call a host kernel (a custom op registered lazily would have to be
+      registered inside the trace, and a module-level flag would become a
+      Dynamo guard), so compiled graphs take the exact array-API path;
     - CuPy: ``cupyx.scipy.ndimage.distance_transform_edt`` per image.
 
     ``None`` elsewhere (JAX, torch on other devices, array-api-strict, no
@@ -544,16 +633,19 @@ def native_distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: 
     it. Returns float64 on ``fg``'s device.
     """
     nd = len(sampling)
-    if is_numpy_namespace(xp):
+    kind = _backend(xp)
+    if kind == "numpy" or (kind == "generic" and is_numpy_namespace(xp)):
         ndimage = _scipy_ndimage()
         return None if ndimage is None else xp.asarray(_per_image_edt(ndimage, fg, sampling))
-    if is_torch_namespace(xp):
+    if kind == "torch":
         if fg.device.type != "cpu" or _scipy_ndimage() is None:
             return None
-        return _torch_edt_op()(fg, list(sampling))
-    if is_cupy_namespace(xp):  # pragma: no cover - needs a CUDA device
+        if _torch().compiler.is_compiling():
+            return None
+        return _torch().from_numpy(_per_image_edt(_scipy_ndimage(), fg.numpy(), sampling))
+    if kind == "cupy":  # pragma: no cover - needs a CUDA device
         try:
-            import cupyx.scipy.ndimage as cupy_ndimage  # type: ignore[import-not-found]
+            import cupyx.scipy.ndimage as cupy_ndimage
         except ImportError:
             return None
         images = xp.reshape(fg, (-1, *fg.shape[fg.ndim - nd :]))
@@ -567,7 +659,7 @@ def _scipy_ndimage() -> ModuleType | None:
         import scipy.ndimage as ndimage
     except ImportError:  # pragma: no cover - exercised only where SciPy is absent
         return None
-    return ndimage
+    return cast(ModuleType, ndimage)
 
 
 def _per_image_edt(ndimage: Any, fg: Any, sampling: Sequence[float]) -> Any:
@@ -581,35 +673,8 @@ def _per_image_edt(ndimage: Any, fg: Any, sampling: Sequence[float]) -> Any:
     return np.reshape(out, fg.shape)
 
 
-_TORCH_EDT_OP: Any = None
-
-
-def _torch_edt_op() -> Any:
-    """The custom op ``polyloss::distance_transform_edt(Tensor fg, float[] sampling) -> Tensor`` (float64).
-
-    Registered on first use (the package imports no framework eagerly).
-    """
-    global _TORCH_EDT_OP
-    if _TORCH_EDT_OP is None:
-        torch = _torch()
-
-        def kernel(fg: Any, sampling: list[float]) -> Any:
-            return torch.from_numpy(_per_image_edt(_scipy_ndimage(), fg.numpy(), sampling))
-
-        def fake(fg: Any, sampling: list[float]) -> Any:
-            return fg.new_empty(fg.shape, dtype=torch.float64)
-
-        op = torch.library.custom_op(
-            "polyloss::distance_transform_edt", kernel, mutates_args=(), device_types="cpu",
-            schema="(Tensor fg, float[] sampling) -> Tensor",
-        )
-        op.register_fake(fake)
-        _TORCH_EDT_OP = op
-    return _TORCH_EDT_OP
-
-
 # --------------------------------------------------------------------------- #
-# Appended by the segmentation-input layer (polyloss/_inputs.py)
+# Concrete values and index dtypes (the segmentation-input layer's value checks)
 # --------------------------------------------------------------------------- #
 
 

@@ -16,7 +16,7 @@ from . import _checks as checks
 from ._box_ops import BoxFormat, Reduction, corners, pairwise_iou
 from ._reduce import promote, reduce_loss, restore
 from ._rotated_ops import ROTATED_FORMATS, RotatedBoxFormat, rotated_box_convert
-from ._xp import Array, array_namespace, stop_gradient
+from ._xp import Array, array_namespace, clip, stop_gradient
 
 __all__ = [
     "box_area",
@@ -330,7 +330,7 @@ def diou_loss(
 
 def _aspect(w: Array, h: Array, eps: float, *, xp: ModuleType) -> Array:
     """atan(w / h), with h clipped below at eps so zero-height boxes stay finite."""
-    return xp.atan(w / xp.clip(h, max(eps, xp.finfo(h.dtype).smallest_normal), None))
+    return xp.atan(w / clip(h, max(eps, xp.finfo(h.dtype).smallest_normal), None, xp=xp))
 
 
 def ciou_loss(

@@ -21,6 +21,8 @@ from ._reduce import promote, reduce_loss, restore, safe_divide
 from ._xp import (
     Array,
     array_namespace,
+    clip,
+    cumulative_sum,
     device,
     is_eager,
     max_argmax,
@@ -229,7 +231,7 @@ def _encode(box: Corners, prior: Corners, v: tuple[float, float], *, xp: ModuleT
     cx, cy, w, h = box
     pcx, pcy, pw, ph = prior
     tiny = xp.finfo(w.dtype).smallest_normal
-    w, h = xp.clip(w, tiny, None), xp.clip(h, tiny, None)
+    w, h = clip(w, tiny, None, xp=xp), clip(h, tiny, None, xp=xp)
     return xp.stack(
         ((cx - pcx) / (v[0] * pw), (cy - pcy) / (v[0] * ph), xp.log(w / pw) / v[1], xp.log(h / ph) / v[1]), axis=-1
     )
@@ -506,11 +508,11 @@ def _mine(conf_loss: Array, positive: Array, neg_pos_ratio: float, *, xp: Module
     k = xp.floor(neg_pos_ratio * xp.sum(xp.astype(positive, dtype), axis=-1, keepdims=True))
     values = xp.sort(key, axis=-1, descending=True, stable=False)
     index_dtype = xp.__array_namespace_info__().default_dtypes(device=device(values))["indexing"]
-    kth = take_along_axis(values, xp.astype(xp.clip(k - 1, 0, num_priors - 1), index_dtype), axis=-1, xp=xp)
+    kth = take_along_axis(values, xp.astype(clip(k - 1, 0, num_priors - 1, xp=xp), index_dtype), axis=-1, xp=xp)
     above = key > kth
     tied = key == kth
     room = k - xp.sum(xp.astype(above, dtype), axis=-1, keepdims=True)
-    tie_rank = xp.cumulative_sum(xp.astype(tied, dtype), axis=-1)  # 1, 2, ... along the row, in prior order
+    tie_rank = cumulative_sum(xp.astype(tied, dtype), axis=-1, xp=xp)  # 1, 2, ... along the row, in prior order
     return (above | (tied & (tie_rank <= room))) & ~positive
 
 

@@ -17,6 +17,7 @@ from ._weighted import check_weighting, weighted_reduction
 from ._xp import (
     Array,
     array_namespace,
+    clip,
     device,
     is_eager,
     log_softmax,
@@ -49,7 +50,7 @@ def _power(base: Array, exponent: float, *, xp: Any) -> Array | float:
     if exponent == 0:
         return 1.0
     if exponent < 1:
-        base = xp.clip(base, xp.finfo(base.dtype).smallest_normal, None)
+        base = clip(base, xp.finfo(base.dtype).smallest_normal, None, xp=xp)
     return base**exponent
 
 
@@ -243,8 +244,8 @@ def distribution_focal_loss(
             f"[{float(xp.min(y_true))!r}, {float(xp.max(y_true))!r}]"
         )
     x = promote(y_pred, xp=xp)
-    y = xp.clip(as_float(y_true, x, xp=xp), 0, n - 1)  # out-of-range targets under jit stay on the grid
-    left = xp.clip(xp.floor(y), 0, n - 2)
+    y = clip(as_float(y_true, x, xp=xp), 0, n - 1, xp=xp)  # out-of-range targets under jit stay on the grid
+    left = clip(xp.floor(y), 0, n - 2, xp=xp)
     index = xp.astype(left, xp.__array_namespace_info__().default_dtypes(device=device(x))["indexing"])
     log_s = log_softmax(x, axis=-1, xp=xp)
     log_left = xp.squeeze(take_along_axis(log_s, index[..., None], axis=-1, xp=xp), axis=-1)

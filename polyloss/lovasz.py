@@ -35,7 +35,7 @@ from typing import Literal
 from . import _checks as checks
 from ._inputs import Labels, Reduction, class_vector, prepare
 from ._reduce import reduce_loss, restore, safe_divide
-from ._xp import Array, device, numel, softmax, sort_descending, take_along_axis
+from ._xp import Array, cumulative_sum, device, numel, softmax, sort_descending, take_along_axis
 
 __all__ = ["lovasz_hinge_loss", "lovasz_softmax_loss"]
 
@@ -54,7 +54,7 @@ def _lovasz_rows(errors: Array, fg: Array, /, *, xp: ModuleType) -> tuple[Array,
         return xp.sum(errors, axis=-1), xp.sum(fg, axis=-1)
     e_sorted, perm = sort_descending(errors, stable=False, xp=xp)  # ties: any order gives the same value
     fg_sorted = take_along_axis(fg, perm, axis=-1, xp=xp)
-    cum_fg = xp.cumulative_sum(fg_sorted, axis=-1)  # F_k
+    cum_fg = cumulative_sum(fg_sorted, axis=-1, xp=xp)  # F_k
     seen = xp.arange(1, errors.shape[-1] + 1, dtype=errors.dtype, device=device(errors))  # k
     total = cum_fg[..., -1:]  # G
     union = (total + seen) - cum_fg  # G + k - F_k >= k >= 1

@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from . import _checks as checks
-from ._xp import Array, array_namespace, default_float, device, min_pool, numel, one_hot, take_along_axis
+from ._xp import Array, array_namespace, clip, default_float, device, min_pool, numel, one_hot, take_along_axis
 from .distance import distance_transform
 
 __all__ = ["average_surface_distance", "dice_score", "hausdorff_distance", "iou_score", "surface_dice"]
@@ -119,9 +119,9 @@ class _Surfaces:
         beyond = 2 * self.diagonal + 1  # sorts after every distance in the image, finite (no inf - inf below)
         flat = xp.reshape(xp.where(edge, dist, beyond), (*lead, -1))
         ordered = xp.sort(flat, axis=-1)
-        pos = xp.clip(count - 1, 0, None) * (q / 100)
+        pos = clip(count - 1, 0, None, xp=xp) * (q / 100)
         low = xp.floor(pos)
-        high = xp.minimum(low + 1, xp.clip(count - 1, 0, None))
+        high = xp.minimum(low + 1, clip(count - 1, 0, None, xp=xp))
         frac = pos - low
 
         def at(i: Array) -> Array:

@@ -25,7 +25,7 @@ from ._pixel import (
     valid_count,
 )
 from ._reduce import reduce_loss, restore
-from ._xp import Array, numel, softmax
+from ._xp import Array, clip, numel, softmax
 
 __all__ = [
     "balanced_binary_cross_entropy",
@@ -171,7 +171,7 @@ def balanced_binary_cross_entropy(
     seg = prepare(fn, y_pred, y_true, mode="binary", class_axis=class_axis, reduction=reduction)
     xp, x, t = seg.xp, seg.x, seg.dense.target
     if beta is None:  # an empty batch has no share of negatives; any beta scores its 0 elements 0
-        beta = xp.clip(1 - xp.mean(t), eps, 1 - eps) if numel(t) else 0.5
+        beta = clip(1 - xp.mean(t), eps, 1 - eps, xp=xp) if numel(t) else 0.5
     loss = balanced_bce(x, t, beta, from_logits=from_logits, xp=xp)
     if weight is not None:
         loss = loss * element_weight(seg, "weight", weight)

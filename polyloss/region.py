@@ -30,7 +30,7 @@ from ._confusion import (
 )
 from ._inputs import Mode
 from ._reduce import reduce_loss, restore
-from ._xp import Array, stop_gradient
+from ._xp import Array, clip, stop_gradient
 
 if TYPE_CHECKING:  # Python 3.10 lacks typing.Unpack; annotations are strings at run time
     from typing_extensions import Unpack
@@ -391,12 +391,13 @@ def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) 
     """
     r = region("mcc_loss", y_pred, y_true, dict(options))
     xp, st, smooth = r.xp, r.st, r.opts["smooth"]
-    tn = xp.clip(st.n - st.tp - st.fp - st.fn, 0, None) + smooth
+    tn = clip(st.n - st.tp - st.fp - st.fn, 0, None, xp=xp) + smooth
     tp, fp, fn_ = st.tp + smooth, st.fp + smooth, st.fn + smooth
     tiny = xp.finfo(tp.dtype).smallest_normal
-    den = xp.sqrt(xp.clip((tp + fp) * (tp + fn_), tiny, None)) * xp.sqrt(xp.clip((tn + fp) * (tn + fn_), tiny, None))
+    den = (xp.sqrt(clip((tp + fp) * (tp + fn_), tiny, None, xp=xp))
+           * xp.sqrt(clip((tn + fp) * (tn + fn_), tiny, None, xp=xp)))
     perfect = (st.fp + st.fn) == 0
-    mcc = xp.where(perfect, 1, (tp * tn - fp * fn_) / xp.where(perfect, 1, xp.clip(den, r.opts["eps"], None)))
+    mcc = xp.where(perfect, 1, (tp * tn - fp * fn_) / xp.where(perfect, 1, clip(den, r.opts["eps"], None, xp=xp)))
     return finish(r, 1 - mcc)
 
 

@@ -29,7 +29,7 @@ from . import _checks as checks
 from ._reduce import promote, restore
 from ._rotated_ops import ROTATED_FORMATS, centre_form, check_rotated_boxes
 from ._weighted import check_weighting, weighted_reduction
-from ._xp import Array, array_namespace, device, take_along_axis
+from ._xp import Array, array_namespace, clip, device, take_along_axis
 
 __all__ = ["box_to_gaussian", "gwd_loss", "kfiou_loss", "kld_loss", "probiou_loss", "rotated_box_iou"]
 
@@ -123,7 +123,7 @@ def _pair(fn: str, y_pred: Array, y_true: Array, box_format: str, reduction: str
     def box(b: Array) -> _Box:
         cx, cy, w, h, r = centre_form(b, box_format, xp=xp)
         if clamp:
-            w, h = xp.clip(w, _MIN_SIZE, _MAX_SIZE), xp.clip(h, _MIN_SIZE, _MAX_SIZE)
+            w, h = clip(w, _MIN_SIZE, _MAX_SIZE, xp=xp), clip(h, _MIN_SIZE, _MAX_SIZE, xp=xp)
         return _Box(cx, cy, w, h, xp.cos(r), xp.sin(r))
 
     bp, bt = box(p), box(t)
@@ -147,7 +147,7 @@ def _along(box: _Box, dx: Array, dy: Array) -> tuple[Array, Array]:
 
 def _sqrt(x: Array, floor: float, *, xp: ModuleType) -> Array:
     """``sqrt(max(x, floor))``: a finite gradient where ``x`` reaches 0."""
-    return xp.sqrt(xp.clip(x, floor, None))
+    return xp.sqrt(clip(x, floor, None, xp=xp))
 
 
 def _postprocess(distance: Array, fun: str, tau: float, *, xp: ModuleType) -> Array:
@@ -242,7 +242,7 @@ def gwd_loss(
     tiny = xp.finfo(ap.dtype).smallest_normal
     shape = ap + bp + at + bt - 2 * _sqrt(tr_pt + 2 * det_sqrt, tiny, xp=xp)
     distance = _sqrt(pair.dx**2 + pair.dy**2 + shape, xp.finfo(ap.dtype).eps ** 2, xp=xp)
-    distance = distance / (2 * xp.clip(det_sqrt, 1e-28, None) ** 0.25)  # mmrotate: 2 max((.)^(1/4), 1e-7)
+    distance = distance / (2 * clip(det_sqrt, 1e-28, None, xp=xp) ** 0.25)  # mmrotate: 2 max((.)^(1/4), 1e-7)
     loss = _postprocess(distance, fun, tau, xp=xp)
     return _done(fn, loss, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
@@ -383,7 +383,7 @@ def probiou_loss(
     quad = bp * up**2 + ap * vp**2 + bt * ut**2 + at * vt**2  # d^T adj(Sigma_p + Sigma_t) d
     det_sqrt = p.w * p.h * t.w * t.h / 144  # sqrt(det Sigma_p det Sigma_t)
     b = quad / (4 * (det + eps)) + xp.log(det / (4 * det_sqrt + eps) + eps) / 2
-    hellinger = xp.sqrt(-xp.expm1(-xp.clip(b, eps, 100.0)) + eps)
+    hellinger = xp.sqrt(-xp.expm1(-clip(b, eps, 100.0, xp=xp)) + eps)
     return _done(fn, hellinger, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
 
@@ -454,7 +454,7 @@ def kfiou_loss(
     xp, p, t = pair.xp, pair.p, pair.t
     det = _det_sum(pair, (p.w / 2) ** 2, (p.h / 2) ** 2, (t.w / 2) ** 2, (t.h / 2) ** 2)
     v_p, v_t = p.w * p.h, t.w * t.h
-    v_kf = v_p * v_t / (4 * xp.sqrt(xp.clip(det, xp.finfo(det.dtype).smallest_normal, None)))
+    v_kf = v_p * v_t / (4 * xp.sqrt(clip(det, xp.finfo(det.dtype).smallest_normal, None, xp=xp)))
     kfiou = v_kf / (v_p + v_t - v_kf + eps)
     if fun == "ln":
         kf = -xp.log(kfiou + eps)
@@ -464,7 +464,7 @@ def kfiou_loss(
         kf = 1 - kfiou
     du, dv = _along(t, pair.dx, pair.dy)
     centre = _smooth_l1(xp.abs(du / t.w), beta, xp=xp) + _smooth_l1(xp.abs(dv / t.h), beta, xp=xp)
-    return _done(fn, xp.clip(centre + kf, 0, None), weight, reduction, avg_factor, y_pred.dtype, xp=xp)
+    return _done(fn, clip(centre + kf, 0, None, xp=xp), weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
 
 def _smooth_l1(diff: Array, beta: float, *, xp: ModuleType) -> Array:
@@ -546,7 +546,7 @@ def rotated_box_iou(boxes1: Array, boxes2: Array, /, *, box_format: RotatedForma
     vc, vs = xp.cos(br), xp.sin(br)
     for nx, ny, half in ((vc, vs, bw / 2), (-vc, -vs, bw / 2), (-vs, vc, bh / 2), (vs, -vc, bh / 2)):
         px, py, valid = _clip(px, py, valid, nx, ny, half + nx * bx + ny * by, xp=xp)
-    inter = xp.clip(xp.sum(px * xp.roll(py, -1, axis=-1) - xp.roll(px, -1, axis=-1) * py, axis=-1) / 2, 0, None)
+    inter = clip(xp.sum(px * xp.roll(py, -1, axis=-1) - xp.roll(px, -1, axis=-1) * py, axis=-1) / 2, 0, None, xp=xp)
     union = aw * ah + bw * bh - inter
     ok = union > 0  # else two zero-area boxes: IoU 0, with a zero (not NaN) gradient
     iou = xp.where(ok, inter / xp.where(ok, union, 1), 0)

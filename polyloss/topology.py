@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 from . import _checks as checks
 from ._reduce import as_float, promote, reduce_loss, restore
@@ -27,6 +27,7 @@ from ._xp import (
     Array,
     array_namespace,
     clamped_log,
+    clip,
     log_sigmoid,
     log_softmax,
     min_pool,
@@ -214,7 +215,7 @@ def tubed_skeleton(
         from skimage.morphology import skeletonize
     except ImportError as err:  # pragma: no cover - exercised only where scikit-image is absent
         raise ImportError(
-            f"{fn} needs scikit-image: pip install \"polyloss[skeleton]\" (or pip install scikit-image)"
+            f"{fn} needs scikit-image: pip install scikit-image (the package's `skeleton` extra)"
         ) from err
     from scipy import ndimage
 
@@ -235,7 +236,7 @@ def tubed_skeleton(
             if c == 0 or c == ignore_index:
                 continue
             mask = image == c
-            tube = skeletonize(mask)
+            tube = cast(Any, skeletonize)(mask)  # scikit-image ships no type hints
             if dilation:
                 tube = ndimage.binary_dilation(tube, structure=cross, iterations=dilation)
             result[tube & mask] = c
@@ -317,7 +318,7 @@ def skeleton_recall_loss(
     xp = inp.xp
     p, k = _foreground_channels(inp, _masked(inp, inp.p)), _foreground_channels(inp, inp.t)
     inter, total = _sums([p * k, k], per_image, all_reduce, xp=xp)
-    recall = (inter + smooth) / xp.clip(total + smooth, 1e-8, None)
+    recall = (inter + smooth) / clip(total + smooth, 1e-8, None, xp=xp)
     recall = xp.where(total > 0, recall, 1.0)
     return restore(_mean_classes(1 - recall, reduction, xp=xp), inp.dtype, xp=xp)
 
@@ -520,7 +521,7 @@ def boundary_dou_loss(
     hard = xp.astype(t > 0.5, t.dtype)
     pp, tt, pt, area, edge = _sums([p * p, t * t, p * t, hard, _boundary_pixels(hard, xp=xp)], per_image,
                                    all_reduce, xp=xp)
-    alpha = xp.clip(1 - 2 * (edge + smooth) / xp.where(area + smooth > 0, area + smooth, 1.0), None, alpha_max)
+    alpha = clip(1 - 2 * (edge + smooth) / xp.where(area + smooth > 0, area + smooth, 1.0), None, alpha_max, xp=xp)
     alpha = xp.where(area > 0, alpha, 0.0)
     den = pp + tt - (1 + alpha) * pt + smooth
     absent = tt == 0  # the authors' ratio is (sum p^2 + s) / (sum p^2 + s) = 1 there, whatever p: 0 instead

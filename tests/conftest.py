@@ -11,17 +11,26 @@ does, so the JAX session checks values, gradients and edge cases of the
 jitted functions; ``test_compile.py`` (which does not) compares ``jax.jit``
 with eager for every export.
 
-Inputs are random on every run; the seed is printed (shown on failure) and
-``POLYLOSS_SEED`` replays it.
+Random inputs come from the ``rng`` fixture, seeded from a base seed and
+the test's node id: tests differ from each other, never from one run to the
+next, so a run does not depend on the clock. ``POLYLOSS_SEED`` picks the base:
+unset (or ``fixed``) is 0; ``random`` draws one per process (opt-in, to hunt
+for flakes); an integer replays a base. The seed is printed, so a failure
+shows it with the replay command. ``POLYLOSS_SEEDS=K`` repeats every test
+that takes ``rng`` over K derived seeds (``tests/seed_sweep.py`` drives it).
+Hypothesis runs derandomized (its examples depend on the test only) except
+in random mode.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from types import ModuleType
 from typing import Any
 
+import helpers
 import numpy as np
 import pytest
 from array_api_extra.testing import lazy_xp_function, patch_lazy_xp_functions
@@ -34,6 +43,41 @@ BACKENDS = [b.strip() for b in os.environ.get("POLYLOSS_BACKENDS", DEFAULT_BACKE
 
 for _name in polyloss.__all__:
     lazy_xp_function(getattr(polyloss, _name))
+
+
+def _base_seed() -> tuple[int, str]:
+    value = os.environ.get("POLYLOSS_SEED", "").strip().lower()
+    if value in ("", "fixed"):
+        return 0, "fixed"
+    if value == "random":
+        return secrets.randbits(32), "random"
+    try:
+        return int(value), "replay"
+    except ValueError:
+        raise ValueError(f"POLYLOSS_SEED: expected an integer, 'fixed' or 'random', found {value!r}") from None
+
+
+BASE_SEED, SEED_MODE = _base_seed()
+SEED_ROUNDS = int(os.environ.get("POLYLOSS_SEEDS", "1"))
+
+try:
+    from hypothesis import settings as _hypothesis_settings
+
+    # deadline=None: a first call under jax.jit or torch.compile compiles, which says nothing about speed.
+    _hypothesis_settings.register_profile("polyloss", derandomize=SEED_MODE != "random", deadline=None)
+    _hypothesis_settings.load_profile("polyloss")
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    rounds = f", {SEED_ROUNDS} seeds per test" if SEED_ROUNDS > 1 else ""
+    return f"polyloss: backends {','.join(BACKENDS)}; POLYLOSS_SEED={BASE_SEED} ({SEED_MODE}){rounds}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if SEED_ROUNDS > 1 and "rng" in metafunc.fixturenames:
+        metafunc.parametrize("seed_round", range(SEED_ROUNDS), ids=lambda i: f"seed{i}")
 
 
 def _make_backend(name: str) -> Backend:
@@ -80,11 +124,15 @@ def _make_backend(name: str) -> Backend:
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Any:
     b = _make_backend(request.param)
-    if b.is_jax:
-        with patch_lazy_xp_functions(request, xp=b.xp):
+    helpers.ACTIVE.append(b)  # assert_close checks backend arrays against it
+    try:
+        if b.is_jax:
+            with patch_lazy_xp_functions(request, xp=b.xp):
+                yield b
+        else:
             yield b
-    else:
-        yield b
+    finally:
+        helpers.ACTIVE.remove(b)
 
 
 @pytest.fixture
@@ -93,7 +141,17 @@ def xp(backend: Backend) -> ModuleType:
 
 
 @pytest.fixture
-def rng() -> np.random.Generator:
-    seed = int(os.environ.get("POLYLOSS_SEED", secrets.randbits(32)))
-    print(f"random seed: {seed} (replay with POLYLOSS_SEED={seed})")
+def seed_round() -> int:
+    """Which of the ``POLYLOSS_SEEDS`` rounds this is (parametrized by ``pytest_generate_tests``)."""
+    return 0
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest, seed_round: int) -> np.random.Generator:
+    """A generator seeded from the base seed and the node id (which names the backend and the round)."""
+    digest = hashlib.sha256(f"{BASE_SEED}/{request.node.nodeid}".encode()).digest()
+    seed = int.from_bytes(digest[:8], "little")
+    rounds = f" POLYLOSS_SEEDS={SEED_ROUNDS}" if SEED_ROUNDS > 1 else ""
+    print(f"random seed {seed} = sha256(base {BASE_SEED}, node id); replay with POLYLOSS_SEED={BASE_SEED}{rounds}"
+          f" pytest '{request.node.nodeid}'")
     return np.random.default_rng(seed)

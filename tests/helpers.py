@@ -93,8 +93,39 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def assert_close(got: Any, want: Any, *, rtol: float = 1e-10, atol: float = 1e-12) -> None:
-    """``got`` (any backend) equals ``want`` (NumPy) in shape and value."""
+# The backend of the running test, set by conftest's ``backend`` fixture: assert_close checks arrays against it.
+ACTIVE: list[Backend] = []
+
+
+def _is_numpy(x: Any) -> bool:
+    return isinstance(x, np.ndarray | np.generic | float | int | bool)
+
+
+def assert_close(got: Any, want: Any, *, rtol: float = 1e-10, atol: float = 1e-12, dtype: Any = None,
+                 backend: Backend | None = None) -> None:
+    """``got`` (any backend) equals ``want`` (NumPy) in namespace, device, shape, dtype and value.
+
+    Like SciPy's ``xp_assert_close``: a backend array (anything but NumPy
+    and Python numbers) must belong to the running test's backend (its
+    namespace, and its device where the backend names one) or to
+    ``backend`` if given; a NumPy ``got`` (a value the test converted
+    itself) is compared as it is. The shapes must be equal. ``dtype`` (a
+    dtype name such as ``"float32"``, or a dtype of ``got``'s namespace)
+    is checked when given. Values are compared in float64.
+    """
+    expected = backend or (ACTIVE[-1] if ACTIVE else None)
+    if expected is not None and not _is_numpy(got):
+        from array_api_compat import array_namespace, device
+
+        namespace = array_namespace(got)
+        assert namespace is expected.xp, f"namespace {namespace.__name__} != backend {expected.name}'s"
+        if expected.device is not None:
+            assert device(got) == expected.device, f"device {device(got)} != backend {expected.name}'s"
+    if dtype is not None:
+        if isinstance(dtype, str):
+            xp = expected.xp if expected is not None and not _is_numpy(got) else np
+            dtype = getattr(xp, dtype)
+        assert got.dtype == dtype, f"dtype {got.dtype} != expected {dtype}"
     got = to_numpy(got)
     want = np.asarray(want)
     assert got.shape == want.shape, f"shape {got.shape} != expected {want.shape}"

@@ -5,14 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import assert_close, random_binary, random_labels, random_logits, to_numpy
+from reference import np_one_hot
 
 import polyloss as pl
 
 torch = pytest.importorskip("torch")
-
-
-def onehot(labels, c):
-    return np.moveaxis(np.eye(c)[labels], -1, 1)
 
 
 def monai_value_and_grad(loss, x, target):
@@ -36,7 +33,7 @@ def test_hausdorff_dt_loss_equals_monai(backend, rng, spatial, mode, include_bac
     x = random_logits(rng, (2, c, *spatial))
     if mode == "multiclass":
         y = random_labels(rng, (2, *spatial), c)
-        target = onehot(y, c)
+        target = np_one_hot(y, c)
     else:
         y = target = random_binary(rng, x.shape, share=0.4)
         target[0, 0] = 0.0  # an empty mask: zero field
@@ -48,10 +45,14 @@ def test_hausdorff_dt_loss_equals_monai(backend, rng, spatial, mode, include_bac
     options = {"alpha": alpha, "mode": mode, "include_background": include_background, "per_image": not batch,
                "reduction": reduction}
     got = pl.hausdorff_dt_loss(xb, backend.asarray(y), **options)
-    # MONAI casts its distance fields to float32; its "none" keeps singleton spatial axes
+    # MONAI rounds its distance fields to float32 (relative 2**-24 each, 2**-23 squared for alpha = 2); every
+    # value is a sum of non-negative terms, so it keeps that relative error. Its "none" keeps singleton axes.
     assert_close(got, want.reshape(to_numpy(got).shape), rtol=1e-6)
     _, grad = backend.value_and_grad(lambda z: pl.hausdorff_dt_loss(z, backend.asarray(y), **options).sum(), xb)
-    assert_close(grad, want_grad, rtol=1e-6, atol=1e-10)
+    # A softmax gradient sums C signed terms, each off by alpha * 2**-24 relative: an entry near 0 keeps an
+    # absolute error of order C * alpha * 2**-24 times the largest term (7.8e-6 relative on 5.7e-5 was seen).
+    float32_eps = float(np.finfo(np.float32).eps)
+    assert_close(grad, want_grad, rtol=1e-6, atol=8 * float32_eps * np.abs(want_grad).max())
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -68,7 +69,7 @@ def test_soft_cldice_loss_equals_monai(backend, rng, spatial, mode, iterations, 
     x = random_logits(rng, (2, c, *spatial))
     if mode == "multiclass":
         y = random_labels(rng, (2, *spatial), c)
-        target = onehot(y, c)
+        target = np_one_hot(y, c)
     else:
         y = target = random_binary(rng, x.shape, share=0.4)
     peer = monai_losses.SoftclDiceLoss(iter_=iterations, smooth_nr=smooth, smooth_dr=smooth,

@@ -1,0 +1,252 @@
+"""The primitives of ``polyloss._xp``: every native path against the generic core, on every backend.
+
+``_xp`` hands each backend its native kernel and delegates to
+``_xp_generic`` otherwise. Here each primitive is called both ways on the
+same inputs: values must agree (to float64 rounding, exactly for
+permutations and counts) and, on backends with autodiff, so must the
+gradient of a random weighting of every floating output. The generic path is
+also compared with a float64 NumPy reference (``tests/reference.py`` or the
+formula written here), so that a shared mistake cannot hide.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import assert_close, to_numpy
+from reference import np_log_sigmoid, np_log_softmax, np_one_hot, np_sigmoid, np_softmax
+
+from polyloss import _xp
+from polyloss import _xp_generic as generic
+
+
+def _reference_class_sums(p, labels, valid, axis):
+    pc = p if axis == 1 else np.moveaxis(p, 2, 1)
+    hot = np_one_hot(labels, pc.shape[1]) * (1.0 if valid is None else valid[:, None])
+    total = (pc * (1.0 if valid is None else valid[:, None])).sum(-1)
+    return total, (pc * hot).sum(-1), hot.sum(-1)
+
+
+def _reference_max_pool(x, window, pad_value):
+    """Moving maximum by an explicit loop over window offsets (float64 NumPy)."""
+    nd = len(window)
+    fill = -np.inf if pad_value is None else pad_value
+    pads = [(0, 0)] * (x.ndim - nd) + [(w // 2, w // 2) for w in window]
+    padded = np.pad(x, pads, constant_values=fill)
+    out = np.full(x.shape, -np.inf)
+    for offset in np.ndindex(*window):
+        index = (Ellipsis, *(slice(o, o + n) for o, n in zip(offset, x.shape[x.ndim - nd :], strict=True)))
+        out = np.maximum(out, padded[index])
+    return out
+
+
+def _logits(rng, shape=(3, 4, 5)):
+    return rng.normal(scale=3.0, size=shape)
+
+
+# name -> builder(rng) -> (x as float64 NumPy, further positional NumPy inputs, options, differentiable, reference)
+# ``reference`` is a NumPy function of (x, *inputs) giving the expected outputs, or None where checked below.
+PRIMITIVES = {
+    "log_softmax": lambda rng: (_logits(rng), (), {"axis": 1}, True, lambda x: np_log_softmax(x, 1)),
+    "softmax": lambda rng: (_logits(rng), (), {"axis": -1}, True, lambda x: np_softmax(x, -1)),
+    "logsumexp": lambda rng: (_logits(rng), (), {"axis": 1}, True,
+                              lambda x: np.log(np.exp(x).sum(1))),
+    "logsumexp_keepdims": lambda rng: (_logits(rng), (), {"axis": 2, "keepdims": True}, True,
+                                       lambda x: np.log(np.exp(x).sum(2, keepdims=True))),
+    "softplus": lambda rng: (_logits(rng), (), {}, True, lambda x: -np_log_sigmoid(-x)),
+    "log_sigmoid": lambda rng: (_logits(rng), (), {}, True, np_log_sigmoid),
+    "sigmoid": lambda rng: (_logits(rng), (), {}, True, np_sigmoid),
+    "clamped_log": lambda rng: (np.concatenate([[0.0, 1e-300], rng.random(10)]), (), {}, True,
+                                lambda x: np.maximum(np.log(np.maximum(x, np.finfo(np.float64).tiny)), -100)),
+    "clip": lambda rng: (_logits(rng), (), {"min": -1.0, "max": 2.5}, True, lambda x: np.clip(x, -1.0, 2.5)),
+    "cumulative_sum": lambda rng: (_logits(rng), (), {"axis": -1}, True, lambda x: np.cumsum(x, -1)),
+    "clip_below": lambda rng: (_logits(rng), (), {"min": 0.5}, True, lambda x: np.maximum(x, 0.5)),
+    "take_along_axis": lambda rng: (_logits(rng), (rng.integers(0, 4, size=(3, 1, 5)),), {"axis": 1}, True,
+                                    lambda x, i: np.take_along_axis(x, i, axis=1)),
+    "sort_descending": lambda rng: (_logits(rng, (3, 40)), (), {"stable": True}, True, None),
+    # ties (no -0: the bitcast key orders +0 before -0, argsort keeps them in place)
+    "sort_descending_ties": lambda rng: (np.round(_logits(rng, (2, 50))) + 0.0, (), {"stable": True}, True, None),
+    "softmax_nll": lambda rng: (_logits(rng), (rng.integers(0, 4, size=(3, 5)),), {"axis": 1}, True,
+                                lambda x, y: -np.take_along_axis(np_log_softmax(x, 1), y[:, None], 1)[:, 0]),
+    "softmax_nll_last": lambda rng: (_logits(rng), (rng.integers(0, 5, size=(3, 4)),), {"axis": -1}, True,
+                                     lambda x, y: -np.take_along_axis(np_log_softmax(x, -1), y[..., None], -1)[..., 0]),
+    "sigmoid_cross_entropy": lambda rng: (_logits(rng), ((rng.random((3, 4, 5)) < 0.4) * 1.0,), {}, True,
+                                          lambda x, t: -(t * np_log_sigmoid(x) + (1 - t) * np_log_sigmoid(-x))),
+    "sigmoid_cross_entropy_pos_weight": lambda rng: (
+        _logits(rng), (rng.random((3, 4, 5)),), {"pos_weight": 2.5}, True,
+        lambda x, t: -(2.5 * t * np_log_sigmoid(x) + (1 - t) * np_log_sigmoid(-x))),
+    "one_hot": lambda rng: (rng.integers(0, 4, size=(2, 3, 5)), (), {"num_classes": 4, "axis": 1, "dtype": "float64"},
+                            False, lambda y: np_one_hot(y, 4, 1)),
+    "one_hot_out_of_range": lambda rng: (np.array([[0, 3, -1], [4, 2, 1]]), (),
+                                         {"num_classes": 4, "axis": -1, "dtype": "float64"}, False,
+                                         lambda y: np.eye(5)[np.where((y < 0) | (y > 3), 4, y)][..., :4]),
+    "class_sums": lambda rng: (rng.random((3, 4, 30)), (rng.integers(0, 4, size=(3, 30)), None), {"axis": 1}, True,
+                               lambda p, y, v: _reference_class_sums(p, y, v, 1)),
+    "class_sums_valid": lambda rng: (rng.random((3, 30, 4)), (rng.integers(0, 4, size=(3, 30)),
+                                                              rng.random((3, 30)) < 0.7), {"axis": 2}, True,
+                                     lambda p, y, v: _reference_class_sums(p, y, v, 2)),
+    "max_argmax": lambda rng: (_logits(rng), (), {"axis": 1}, True, lambda x: (x.max(1), x.argmax(1))),
+    # ties: the first maximum wins (not differentiable there: torch's max(dim) and amax split the gradient apart)
+    "max_argmax_ties": lambda rng: (np.round(_logits(rng)), (), {"axis": 1}, False,
+                                    lambda x: (x.max(1), x.argmax(1))),
+    "segment_max": lambda rng: (rng.integers(-5, 50, size=40), (rng.integers(0, 6, size=40),),
+                                {"num_segments": 8, "fill": -1}, False,
+                                lambda v, i: np.array([max([-1, *v[i == j]]) for j in range(8)])),
+    "segment_max_empty": lambda rng: (np.zeros(0, dtype=np.int64), (np.zeros(0, dtype=np.int64),),
+                                      {"num_segments": 3, "fill": 7}, False, lambda v, i: np.full(3, 7)),
+    "unstack": lambda rng: (_logits(rng), (), {"axis": 1}, True, lambda x: tuple(np.moveaxis(x, 1, 0))),
+    "stop_gradient": lambda rng: (_logits(rng), (), {}, False, lambda x: x),
+    "max_pool_2d": lambda rng: (_logits(rng, (2, 3, 7, 6)), (), {"window": (3, 5)}, True,
+                                lambda x: _reference_max_pool(x, (3, 5), None)),
+    "max_pool_3d_padded": lambda rng: (_logits(rng, (2, 5, 4, 6)), (), {"window": (3, 1, 3), "pad_value": 0.0}, True,
+                                       lambda x: _reference_max_pool(x, (3, 1, 3), 0.0)),
+    "max_pool_1d": lambda rng: (_logits(rng, (3, 9)), (), {"window": (5,)}, True,
+                                lambda x: _reference_max_pool(x, (5,), None)),
+    "min_pool_2d": lambda rng: (_logits(rng, (2, 6, 7)), (), {"window": (3, 3), "pad_value": 1.0}, True,
+                                lambda x: -_reference_max_pool(-x, (3, 3), -1.0)),
+}
+
+
+def _name(case):
+    """The primitive a case exercises (``max_pool_2d`` -> ``max_pool``)."""
+    return next(n for n in sorted(_xp.__all__, key=len, reverse=True) if case == n or case.startswith(n + "_"))
+
+
+def _outputs(result):
+    return list(result) if isinstance(result, tuple | list) else [result]
+
+
+def _call(module, case, backend, x, inputs, options):
+    options = dict(options)
+    if options.get("dtype") == "float64":
+        options["dtype"] = backend.xp.float64
+    inputs = [None if a is None else backend.asarray(a) for a in inputs]
+    return getattr(module, _name(case))(x, *inputs, **options, xp=backend.xp)
+
+
+def _weighted_sum(outputs, weights, xp):
+    """A scalar of every floating output, each weighted elementwise, so one gradient checks them all."""
+    total = 0.0
+    for out, w in zip(outputs, weights, strict=True):
+        if w is not None:
+            total = total + xp.sum(out * w)
+    return total
+
+
+@pytest.mark.parametrize("case", sorted(PRIMITIVES))
+def test_native_path_equals_generic(backend, rng, case):
+    x_np, inputs, options, differentiable, reference = PRIMITIVES[case](rng)
+    x = backend.asarray(x_np)
+    native = _outputs(_call(_xp, case, backend, x, inputs, options))
+    plain = _outputs(_call(generic, case, backend, x, inputs, options))
+    assert len(native) == len(plain)
+    xp = backend.xp
+    for got, want in zip(native, plain, strict=True):
+        if xp.isdtype(want.dtype, "integral"):  # an index: its width may differ (JAX sorts with int32)
+            assert xp.isdtype(got.dtype, "integral"), f"native dtype {got.dtype} is not an integer"
+        else:
+            assert got.dtype == want.dtype, f"native dtype {got.dtype} != generic {want.dtype}"
+        assert_close(got, to_numpy(want), rtol=1e-12, atol=1e-12)
+    if reference is not None:
+        want = _outputs(reference(x_np, *inputs))
+        for got, expected in zip(plain, want, strict=True):
+            assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    if not (differentiable and backend.has_autodiff):
+        return
+    weights = [backend.asarray(rng.normal(size=tuple(o.shape))) if xp.isdtype(o.dtype, "real floating") else None
+               for o in native]
+
+    def objective(module):
+        return lambda z: _weighted_sum(_outputs(_call(module, case, backend, z, inputs, options)), weights, xp)
+
+    value, grad = backend.value_and_grad(objective(_xp), x)
+    value_generic, grad_generic = backend.value_and_grad(objective(generic), x)
+    assert_close(value, value_generic, rtol=1e-12, atol=1e-12)
+    assert_close(grad, grad_generic, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sort_descending_is_a_stable_descending_permutation(backend, rng, dtype):
+    """The bitcast-key paths against NumPy's stable argsort of ``-x``, with ties and infinities.
+
+    (Signed zeros are left out: the bitcast key puts +0 before -0, ``argsort`` keeps them in place.)
+    """
+    x = np.round(rng.normal(scale=3.0, size=(4, 300))).astype(dtype) + 0.0  # + 0.0: no -0
+    x[0, :3] = [np.inf, -np.inf, np.inf]
+    values, perm = _xp.sort_descending(backend.asarray(x), stable=True, xp=backend.xp)
+    want = np.argsort(-x, axis=-1, kind="stable")
+    np.testing.assert_array_equal(to_numpy(perm), want)
+    np.testing.assert_array_equal(to_numpy(values), np.take_along_axis(x, want, -1))
+    assert values.dtype == backend.float_dtype(dtype)
+
+
+def test_value_range(backend, rng):
+    labels = rng.integers(-3, 9, size=(5, 7))
+    assert _xp.value_range(backend.asarray(labels), xp=backend.xp) == (labels.min(), labels.max())
+    assert generic.value_range(backend.asarray(labels), xp=backend.xp) == (labels.min(), labels.max())
+
+
+def test_namespace_device_and_eagerness(backend, rng):
+    """``array_namespace`` and ``device`` answer as array-api-compat does; only JAX arrays are lazy here."""
+    import array_api_compat
+
+    x = backend.asarray(rng.normal(size=(2, 3)))
+    assert _xp.array_namespace(x) is array_api_compat.array_namespace(x)
+    assert _xp.array_namespace(x, None, 2.0) is array_api_compat.array_namespace(x)
+    assert _xp.device(x) == array_api_compat.device(x)
+    assert _xp.is_eager(x) is not backend.is_jax
+    with pytest.raises(TypeError, match="Multiple namespaces"):
+        _xp.array_namespace(x, np.ones(2) if backend.name != "numpy" else _foreign(backend))
+
+
+def _foreign(backend):
+    strict = pytest.importorskip("array_api_strict")
+    return strict.ones(2)
+
+
+def test_generic_core_names_no_framework():
+    """``_xp_generic`` is the standard-only core: it imports no framework and calls no native kernel."""
+    source = inspect.getsource(generic)
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
+    code = re.sub(r'"""[\s\S]*?"""', "", code)
+    for name in ("torch", "jax", "numpy", "cupy", "scipy"):
+        assert not re.search(rf"\b{name}\b", code), f"_xp_generic names {name}"
+
+
+def test_every_primitive_has_a_generic_twin_and_a_case():
+    """Each primitive that has a generic implementation is exercised by ``PRIMITIVES``."""
+    twins = {n for n in _xp.__all__ if getattr(getattr(generic, n, None), "__module__", None) == generic.__name__}
+    assert twins - {"zero_like", "value_range"} <= {_name(c) for c in PRIMITIVES}  # value_range: tested below
+
+
+@pytest.mark.parametrize("name", ["clip", "cumulative_sum"])
+def test_family_modules_call_the_primitive(name):
+    """``xp.clip`` breaks ``torch.compile(dynamic=True)`` (array-api-compat calls ``math.isnan`` on the bounds),
+    and it and ``xp.cumulative_sum`` make Dynamo warn (they look the namespace up through ``lru_cache``).
+
+    The package calls ``_xp.clip`` / ``_xp.cumulative_sum`` (``torch.clamp`` /
+    ``torch.cumsum`` on torch) instead; this catches a new direct call before
+    the compile matrix does.
+    """
+    package = Path(_xp.__file__).parent
+    offenders = [f"{p.name}:{i}" for p in sorted(package.glob("*.py")) if p.name != "_xp_generic.py"
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if f"xp.{name}(" in line]
+    assert not offenders, f"call {name}(..., xp=xp) from polyloss._xp instead of xp.{name}: {offenders}"
+
+
+def test_assert_close_checks_namespace_dtype_and_shape(backend):
+    """The test helper itself: a result of the wrong namespace, dtype or shape fails however close its values."""
+    x = backend.asarray(np.ones(3))
+    assert_close(x, np.ones(3), dtype="float64")
+    with pytest.raises(AssertionError, match="dtype"):
+        assert_close(x, np.ones(3), dtype="float32")
+    with pytest.raises(AssertionError, match="shape"):
+        assert_close(x, np.ones((1, 3)))
+    if backend.name != "array_api_strict":
+        strict = pytest.importorskip("array_api_strict")
+        with pytest.raises(AssertionError, match="namespace"):
+            assert_close(strict.ones(3, dtype=strict.float64), np.ones(3))
