@@ -132,9 +132,11 @@ def array_namespace(*xs: Any) -> ModuleType:
     """
     arrays = [x for x in xs if x is not None and not isinstance(x, bool | int | float | complex)]
     if arrays and all(_is_tensor(x) for x in arrays):
-        compat_torch = sys.modules.get("array_api_compat.torch")
-        if compat_torch is not None:
-            return compat_torch
+        # an import statement, not a sys.modules lookup: Dynamo would guard on sys.modules and fail that
+        # guard in the very frame where array-api-compat imports its torch namespace on a first compiled call
+        import array_api_compat.torch as compat_torch
+
+        return compat_torch
     return _compat_array_namespace(*xs)
 
 
