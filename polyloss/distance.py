@@ -58,7 +58,7 @@ def distance_transform(
         dtype: the output's real floating dtype; default the mask's floating
             dtype (at least float32), else the namespace's default float.
         native: use a host kernel where one serves the array (SciPy for NumPy
-            and eager or compiled torch CPU tensors, cupyx for CuPy); ``False``
+            and eager torch CPU tensors, cupyx for CuPy); ``False``
             forces the exact array-API path (the one JAX and
             array-api-strict always take).
 
@@ -131,7 +131,7 @@ def signed_distance_map(
         dtype: the output's real floating dtype; default the mask's floating
             dtype (at least float32), else the namespace's default float.
         native: use a host kernel where one serves the array (SciPy for NumPy
-            and eager or compiled torch CPU tensors, cupyx for CuPy); ``False``
+            and eager torch CPU tensors, cupyx for CuPy); ``False``
             forces the exact array-API path (the one JAX and
             array-api-strict always take).
 

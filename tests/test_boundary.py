@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from helpers import assert_close, assert_finite, random_binary, random_labels, random_logits, to_numpy
+from reference import np_sigmoid, np_softmax
 
 import polyloss as pl
 
@@ -19,17 +20,6 @@ lazy_xp_modules = [pl]
 # --------------------------------------------------------------------------- #
 # float64 references
 # --------------------------------------------------------------------------- #
-
-
-def np_softmax(x, axis=1):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def np_sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
 def probabilities_and_targets(x, y, mode, include_background=True, ignore_index=None, mask=None):
     """(N, C', *spatial) probabilities, float targets and pixel weights (None: all 1), as the docstrings define them.
 

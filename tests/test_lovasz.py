@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import assert_close, assert_finite, random_labels, random_logits, to_numpy
+from reference import np_softmax
 
 import polyloss as pl
 from polyloss import _xp
@@ -54,12 +55,6 @@ def hinge_reference(logits, labels, *, per_image, ignore=None):
         losses.append(value)
         grad[i][keep] = -de * signs / x.shape[0]
     return np.mean(losses), grad.reshape(logits.shape), np.array(losses)
-
-
-def np_softmax(x, axis):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
 
 def softmax_reference(probas, labels, *, classes="present", per_image=False, ignore=None):
     """The reference ``lovasz_softmax`` on (N, C, *S) probabilities: (mean loss, d loss / d probas, class losses).

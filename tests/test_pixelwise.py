@@ -15,6 +15,7 @@ from helpers import (
     random_probabilities,
     to_numpy,
 )
+from reference import np_log_sigmoid, np_log_softmax
 
 import polyloss as pl
 
@@ -24,17 +25,6 @@ lazy_xp_modules = [pl]
 # --------------------------------------------------------------------------- #
 # float64 references, written from the formulas (independent of polyloss)
 # --------------------------------------------------------------------------- #
-
-
-def np_log_sigmoid(x):
-    return -np.logaddexp(0.0, -x)
-
-
-def np_log_softmax(x, axis):
-    m = x.max(axis=axis, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
-
-
 def np_reduce(loss, reduction, denominator=None):
     if reduction == "none":
         return loss

@@ -13,6 +13,7 @@ from helpers import (
     random_probabilities,
     to_numpy,
 )
+from reference import np_sigmoid, np_softmax
 
 import polyloss as pl
 
@@ -22,17 +23,6 @@ lazy_xp_modules = [pl]
 # --------------------------------------------------------------------------- #
 # float64 references: plain loops over samples and classes
 # --------------------------------------------------------------------------- #
-
-
-def np_softmax(x, axis):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def np_sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
 def ref_inputs(y_pred, y_true, *, mode, class_axis=1, from_logits=True, ignore_index=None):
     """Probabilities p, targets t and a validity mask, all (N, C, M), channels first."""
     n = y_pred.shape[0]
