@@ -423,8 +423,8 @@ def dice_score(
     Example:
         >>> import numpy as np, polyloss as pl
         >>> pred = np.array([[0, 1, 1, 0]]); true = np.array([[0, 1, 0, 0]])
-        >>> [round(float(v), 4) for v in pl.dice_score(pred, true, num_classes=2)]
-        [0.8, 0.6667]
+        >>> tuple(round(float(v), 4) for v in pl.dice_score(pred, true, num_classes=2))
+        (0.8, 0.6667)
 
     References:
         Dice, Measures of the amount of ecologic association between species, Ecology 1945.

@@ -145,7 +145,10 @@ def balanced_binary_cross_entropy(
         y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
         y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
         beta: weight of positives in [0, 1]; None: the share of negatives in ``y_true``.
-        from_logits, weight, class_axis, reduction: as in ``binary_cross_entropy``.
+        from_logits: as in ``binary_cross_entropy``.
+        weight: as in ``binary_cross_entropy``.
+        class_axis: as in ``binary_cross_entropy``.
+        reduction: as in ``binary_cross_entropy``.
         eps: clip of the automatic beta to [eps, 1 - eps].
 
     Returns:
@@ -205,7 +208,9 @@ def sigmoid_focal_loss(
         y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
         alpha: weight of positives in [0, 1], or None.
         gamma: focusing exponent (>= 0).
-        from_logits, class_axis, reduction: as in ``binary_cross_entropy`` (``class_axis`` unused, validated).
+        from_logits: as in ``binary_cross_entropy``.
+        class_axis: as in ``binary_cross_entropy`` (unused here, validated).
+        reduction: as in ``binary_cross_entropy``.
 
     Returns:
         0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
@@ -256,7 +261,9 @@ def poly1_focal_loss(
         epsilon: weight of the polynomial term.
         alpha: weight of positives in [0, 1], or None.
         gamma: focusing exponent (>= 0).
-        from_logits, class_axis, reduction: as in ``binary_cross_entropy`` (``class_axis`` unused, validated).
+        from_logits: as in ``binary_cross_entropy``.
+        class_axis: as in ``binary_cross_entropy`` (unused here, validated).
+        reduction: as in ``binary_cross_entropy``.
 
     Returns:
         0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
@@ -379,7 +386,12 @@ def poly1_cross_entropy(
         y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
             ``y_pred``'s shape (floating).
         epsilon: weight of the polynomial term.
-        class_axis, from_logits, weight, ignore_index, label_smoothing, reduction: as in ``cross_entropy``.
+        class_axis: as in ``cross_entropy``.
+        from_logits: as in ``cross_entropy``.
+        weight: as in ``cross_entropy``.
+        ignore_index: as in ``cross_entropy``.
+        label_smoothing: as in ``cross_entropy``.
+        reduction: as in ``cross_entropy``.
 
     Returns:
         0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
@@ -446,7 +458,10 @@ def softmax_focal_loss(
             ``y_pred``'s shape (floating).
         alpha: one weight per class, a scalar (1 - alpha on class 0, alpha on the others), or None.
         gamma: focusing exponent (>= 0).
-        class_axis, from_logits, ignore_index, reduction: as in ``cross_entropy``.
+        class_axis: as in ``cross_entropy``.
+        from_logits: as in ``cross_entropy``.
+        ignore_index: as in ``cross_entropy``.
+        reduction: as in ``cross_entropy``.
 
     Returns:
         0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass

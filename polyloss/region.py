@@ -104,8 +104,8 @@ def soft_confusion(
         >>> import numpy as np, polyloss as pl
         >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> tp, fp, fn = pl.soft_confusion(x, y)
-        >>> [round(float(v), 4) for v in tp]
-        [0.9526, 0.982]
+        >>> tuple(round(float(v), 4) for v in tp)
+        (0.9526, 0.982)
 
     References:
         Milletari et al., V-Net, 2016. https://arxiv.org/abs/1606.04797
