@@ -140,14 +140,3 @@ def check_integer_range(fn: str, name: str, x: Array, low: int, high: int, *, xp
     lo, hi = int(xp.min(x)), int(xp.max(x))
     if lo < low or hi > high:
         raise ValueError(f"{fn}: {name} must lie in [{low}, {high}], found {lo if lo < low else hi}")
-
-
-def check_binary_labels(fn: str, y_true: Array, valid: Array | None, *, xp: ModuleType) -> None:
-    """Every valid entry of ``y_true`` is 0 or 1 (eager arrays only; ``valid=None``: every entry)."""
-    if not is_concrete(y_true) or 0 in y_true.shape or xp.isdtype(y_true.dtype, "bool"):
-        return
-    bad = (y_true != 0) & (y_true != 1)
-    if valid is not None:
-        bad = bad & valid
-    if bool(xp.any(bad)):
-        raise ValueError(f"{fn}: y_true must hold binary labels 0 or 1, found {float(y_true[bad][0])!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from ._xp import Array, device, numel
+from ._xp import Array, numel
 
 
 def promote(x: Array, /, *, xp: ModuleType) -> Array:
@@ -28,21 +28,6 @@ def restore(out: Array, dtype: Any, /, *, xp: ModuleType) -> Array:
 def as_float(x: Array, like: Array, /, *, xp: ModuleType) -> Array:
     """A target (bool, integer or floating) in the compute dtype of ``like``."""
     return x if x.dtype == like.dtype else xp.astype(x, like.dtype)
-
-
-def class_weights(fn: str, weight: Any, num_classes: int, like: Array, /, *, xp: ModuleType) -> Array:
-    """``weight`` (a sequence or array of length C) as a float array on ``like``'s device."""
-    w = xp.asarray(weight, dtype=like.dtype, device=device(like))
-    if w.shape != (num_classes,):
-        raise ValueError(f"{fn}: weight must have shape ({num_classes},), one per class, got {tuple(w.shape)}")
-    return w
-
-
-def along_axis(v: Array, axis: int, ndim: int, /, *, xp: ModuleType) -> Array:
-    """Reshape a 1-D ``v`` so it broadcasts along ``axis`` of an ``ndim``-array."""
-    shape = [1] * ndim
-    shape[axis] = v.shape[0]
-    return xp.reshape(v, tuple(shape))
 
 
 def safe_divide(num: Array, den: Array, /, *, xp: ModuleType) -> Array:
