@@ -57,6 +57,27 @@ class RegionOptions(TypedDict, total=False):
     all_reduce: AllReduce
 
 
+# The docstring paragraphs every region loss shares (``_docs.fill_doc``), held once beside the options.
+REGION_DOCS = {
+    "inputs": """\
+y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+    ``(N, ...)`` in binary mode.
+y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").""",
+    "options": """\
+**options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+    ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+    ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".""",
+    "returns": """\
+Returns:
+    0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+    ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.""",
+    "raises": """\
+Raises:
+    ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+    TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.""",
+}
+
+
 REGION_DEFAULTS: RegionOptions = {
     "mode": "multiclass",
     "class_axis": 1,

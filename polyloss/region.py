@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _checks as checks
 from ._confusion import (
+    REGION_DOCS,
     AllReduce,
     RegionOptions,
     dice_index,
@@ -28,6 +29,7 @@ from ._confusion import (
     region,
     tversky_index,
 )
+from ._docs import fill_doc
 from ._inputs import Mode
 from ._reduce import reduce_loss, restore
 from ._xp import Array, clip, stop_gradient
@@ -50,6 +52,7 @@ WeightType = Literal["square", "simple", "uniform"]
 WEIGHT_TYPES = ("square", "simple", "uniform")
 
 
+@fill_doc(REGION_DOCS)
 def soft_confusion(
     y_pred: Array,
     y_true: Array,
@@ -80,9 +83,7 @@ def soft_confusion(
     statistics (counts overflow float16).
 
     Args:
-        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
-            ``(N, ...)`` in binary mode.
-        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        {{inputs}}
         mode: ``"binary"``, ``"multilabel"`` or ``"multiclass"``.
         class_axis: 1 or -1.
         from_logits: apply sigmoid / softmax inside.
@@ -96,9 +97,7 @@ def soft_confusion(
         ``(tp, fp, fn)``, each ``(C,)`` or ``(N, C)`` with ``per_image=True``, in ``y_pred``'s dtype
         (float32 for half precision).
 
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -117,6 +116,7 @@ def soft_confusion(
     return r.st.tp, r.st.fp, r.st.fn
 
 
+@fill_doc(REGION_DOCS)
 def dice_loss(
     y_pred: Array, y_true: Array, /, *, log_loss: bool = False, squared: bool = False,
     **options: Unpack[RegionOptions],
@@ -139,22 +139,14 @@ def dice_loss(
     denominator.
 
     Args:
-        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
-            ``(N, ...)`` in binary mode.
-        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        {{inputs}}
         log_loss: return -log(D_c) instead of 1 - D_c.
         squared: the V-Net denominator, sums of squares.
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+        {{options}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
-        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+    {{returns}}
 
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -170,6 +162,7 @@ def dice_loss(
     return finish(r, neg_log(index, r.opts["eps"], xp=r.xp) if log_loss else 1 - index)
 
 
+@fill_doc(REGION_DOCS)
 def jaccard_loss(
     y_pred: Array, y_true: Array, /, *, log_loss: bool = False, **options: Unpack[RegionOptions]
 ) -> Array:
@@ -184,21 +177,13 @@ def jaccard_loss(
     ``monai.losses.DiceLoss(jaccard=True)`` with smooth s is ``smooth=s/2``.
 
     Args:
-        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
-            ``(N, ...)`` in binary mode.
-        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        {{inputs}}
         log_loss: return -log(J_c) instead of 1 - J_c.
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+        {{options}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
-        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+    {{returns}}
 
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -225,6 +210,7 @@ def _tversky(fn: str, y_pred: Array, y_true: Array, alpha: float, beta: float, g
     return finish(r, power(1 - tversky_index(r, alpha, beta), gamma, xp=r.xp))
 
 
+@fill_doc(REGION_DOCS)
 def tversky_loss(
     y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, beta: float = 0.5, gamma: float = 1.0,
     **options: Unpack[RegionOptions],
@@ -243,23 +229,15 @@ def tversky_loss(
     FP as well) with ``smooth_nr=smooth_dr=s`` equals ``smooth=s``.
 
     Args:
-        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
-            ``(N, ...)`` in binary mode.
-        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        {{inputs}}
         alpha: weight of false positives (>= 0).
         beta: weight of false negatives (>= 0).
         gamma: exponent applied per class (>= 0).
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+        {{options}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
-        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+    {{returns}}
 
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -273,6 +251,7 @@ def tversky_loss(
     return _tversky("tversky_loss", y_pred, y_true, alpha, beta, gamma, dict(options))
 
 
+@fill_doc(REGION_DOCS)
 def focal_tversky_loss(
     y_pred: Array, y_true: Array, /, *, alpha: float = 0.3, beta: float = 0.7, gamma: float = 0.75,
     **options: Unpack[RegionOptions],
@@ -286,23 +265,15 @@ def focal_tversky_loss(
     ``beta=0.7`` on FN). Same as ``tversky_loss`` with these defaults.
 
     Args:
-        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
-            ``(N, ...)`` in binary mode.
-        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        {{inputs}}
         alpha: weight of false positives (>= 0).
         beta: weight of false negatives (>= 0).
         gamma: focal exponent per class (>= 0), the paper's 1/gamma.
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+        {{options}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
-        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+    {{returns}}
 
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -316,6 +287,7 @@ def focal_tversky_loss(
     return _tversky("focal_tversky_loss", y_pred, y_true, alpha, beta, gamma, dict(options))
 
 
+@fill_doc(REGION_DOCS)
 def log_cosh_dice_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) -> Array:
     r"""Log-cosh Dice loss (Jadon 2020), per class.
 
@@ -325,20 +297,12 @@ def log_cosh_dice_loss(y_pred: Array, y_true: Array, /, **options: Unpack[Region
     ``dice_loss``.
 
     Args:
-        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
-            ``(N, ...)`` in binary mode.
-        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+        {{inputs}}
+        {{options}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
-        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+    {{returns}}
 
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -353,6 +317,7 @@ def log_cosh_dice_loss(y_pred: Array, y_true: Array, /, **options: Unpack[Region
     return finish(r, r.xp.log(r.xp.cosh(1 - dice_index(r))))
 
 
+@fill_doc(REGION_DOCS)
 def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) -> Array:
     r"""Soft Matthews correlation loss (Abhishek & Hamarneh 2021), one-vs-rest per class.
 
@@ -365,20 +330,12 @@ def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) 
     it equals ``mode="binary", from_logits=False, smooth=e``.
 
     Args:
-        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
-            ``(N, ...)`` in binary mode.
-        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+        {{inputs}}
+        {{options}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
-        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+    {{returns}}
 
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -401,6 +358,7 @@ def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) 
     return finish(r, 1 - mcc)
 
 
+@fill_doc(REGION_DOCS)
 def generalized_dice_loss(
     y_pred: Array, y_true: Array, /, *, weight_type: WeightType = "square", **options: Unpack[RegionOptions]
 ) -> Array:
@@ -419,21 +377,15 @@ def generalized_dice_loss(
     ``per_image=True`` and ``include_background=False`` ``classes=range(1, C)``.
 
     Args:
-        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
-            ``(N, ...)`` in binary mode.
-        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        {{inputs}}
         weight_type: ``"square"`` (1/G^2), ``"simple"`` (1/G) or ``"uniform"`` (1).
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".
+        {{options}}
 
     Returns:
         A 0-d array for ``"mean"`` and ``"sum"``; for ``"none"`` one value per sample ``(N,)`` with
         ``per_image=True``, else the batch value (0-d). In ``y_pred``'s dtype, on its device.
 
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
