@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from textwrap import indent
 from types import ModuleType
 from typing import Any, TypedDict
 
@@ -58,23 +59,33 @@ class RegionOptions(TypedDict, total=False):
 
 
 # The docstring paragraphs every region loss shares (``_docs.fill_doc``), held once beside the options.
-REGION_DOCS = {
-    "inputs": """\
+_INPUTS_DOC = """\
 y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
     ``(N, ...)`` in binary mode.
-y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").""",
-    "options": """\
+y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes")."""
+_OPTIONS_DOC = """\
 **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
     ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-    ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options".""",
-    "returns": """\
-Returns:
-    0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
-    ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.""",
-    "raises": """\
+    ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options"."""
+_RAISES_DOC = """\
 Raises:
     ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-    TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.""",
+    TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library."""
+REGION_DOCS = {
+    "inputs": _INPUTS_DOC,
+    "options": _OPTIONS_DOC,
+    "args": "Args:\n" + indent(_INPUTS_DOC + "\n" + _OPTIONS_DOC, "    "),
+    "raises": _RAISES_DOC,
+    "returns_raises": """\
+Returns:
+    0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+    ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+""" + _RAISES_DOC,
+    "example_inputs": """\
+Example:
+    >>> import numpy as np, polyloss as pl
+    >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)""",
 }
 
 

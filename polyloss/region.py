@@ -99,9 +99,7 @@ def soft_confusion(
 
     {{raises}}
 
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+    {{example_inputs}}
         >>> tp, fp, fn = pl.soft_confusion(x, y)
         >>> tuple(round(float(v), 4) for v in tp)
         (0.9526, 0.982)
@@ -144,13 +142,9 @@ def dice_loss(
         squared: the V-Net denominator, sums of squares.
         {{options}}
 
-    {{returns}}
+    {{returns_raises}}
 
-    {{raises}}
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+    {{example_inputs}}
         >>> round(float(pl.dice_loss(x, y)), 4)
         0.0327
 
@@ -181,13 +175,9 @@ def jaccard_loss(
         log_loss: return -log(J_c) instead of 1 - J_c.
         {{options}}
 
-    {{returns}}
+    {{returns_raises}}
 
-    {{raises}}
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+    {{example_inputs}}
         >>> round(float(pl.jaccard_loss(x, y)), 4)
         0.0634
 
@@ -235,13 +225,9 @@ def tversky_loss(
         gamma: exponent applied per class (>= 0).
         {{options}}
 
-    {{returns}}
+    {{returns_raises}}
 
-    {{raises}}
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+    {{example_inputs}}
         >>> round(float(pl.tversky_loss(x, y, alpha=0.3, beta=0.7)), 4)
         0.0328
 
@@ -271,13 +257,9 @@ def focal_tversky_loss(
         gamma: focal exponent per class (>= 0), the paper's 1/gamma.
         {{options}}
 
-    {{returns}}
+    {{returns_raises}}
 
-    {{raises}}
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+    {{example_inputs}}
         >>> round(float(pl.focal_tversky_loss(x, y)), 4)
         0.0767
 
@@ -296,17 +278,11 @@ def log_cosh_dice_loss(y_pred: Array, y_true: Array, /, **options: Unpack[Region
     Applied per class, then reduced (the paper has one class). Options as in
     ``dice_loss``.
 
-    Args:
-        {{inputs}}
-        {{options}}
+    {{args}}
 
-    {{returns}}
+    {{returns_raises}}
 
-    {{raises}}
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+    {{example_inputs}}
         >>> round(float(pl.log_cosh_dice_loss(x, y)), 4)
         0.0005
 
@@ -329,17 +305,11 @@ def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) 
     Peers: ``smp.losses.MCCLoss(eps=e)`` takes probabilities and one channel:
     it equals ``mode="binary", from_logits=False, smooth=e``.
 
-    Args:
-        {{inputs}}
-        {{options}}
+    {{args}}
 
-    {{returns}}
+    {{returns_raises}}
 
-    {{raises}}
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+    {{example_inputs}}
         >>> round(float(pl.mcc_loss(x, y)), 4)
         0.065
 
@@ -387,9 +357,7 @@ def generalized_dice_loss(
 
     {{raises}}
 
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+    {{example_inputs}}
         >>> round(float(pl.generalized_dice_loss(x, y)), 4)
         0.0327
 
