@@ -12,14 +12,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from . import _checks as checks
-from ._reduce import as_float, promote, restore
-from ._weighted import check_weighting, weighted_reduction
+from ._pixel import focal_modulation
+from ._reduce import as_float, check_weighting, promote, restore, weighted_reduction
 from ._xp import (
     Array,
     array_namespace,
     clip,
     device,
-    is_eager,
+    is_concrete,
     log_softmax,
     sigmoid,
     sigmoid_cross_entropy,
@@ -43,15 +43,6 @@ def _prepare(fn: str, y_pred: Array, y_true: Array, reduction: str, avg_factor: 
         raise TypeError(f"{fn}: y_true must be a real (soft) target, got dtype {y_true.dtype}")
     x = promote(y_pred, xp=xp)
     return xp, x, as_float(y_true, x, xp=xp)
-
-
-def _power(base: Array, exponent: float, *, xp: Any) -> Array | float:
-    """``base ** exponent`` for ``base >= 0``, with a finite gradient at 0 when ``exponent < 1``."""
-    if exponent == 0:
-        return 1.0
-    if exponent < 1:
-        base = clip(base, xp.finfo(base.dtype).smallest_normal, None, xp=xp)
-    return base**exponent
 
 
 def quality_focal_loss(
@@ -108,7 +99,7 @@ def quality_focal_loss(
     fn = "quality_focal_loss"
     checks.check_nonnegative(fn, "beta", beta)
     xp, x, y = _prepare(fn, y_pred, y_true, reduction, avg_factor)
-    loss = sigmoid_cross_entropy(x, y, xp=xp) * _power(xp.abs(y - sigmoid(x, xp=xp)), beta, xp=xp)
+    loss = sigmoid_cross_entropy(x, y, xp=xp) * focal_modulation(xp.abs(y - sigmoid(x, xp=xp)), beta, xp=xp)
     return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), y_pred.dtype, xp=xp)
 
 
@@ -168,7 +159,7 @@ def varifocal_loss(
     checks.check_in_unit_interval(fn, "alpha", alpha)
     checks.check_nonnegative(fn, "gamma", gamma)
     xp, x, q = _prepare(fn, y_pred, y_true, reduction, avg_factor)
-    negative = alpha * _power(sigmoid(x, xp=xp), gamma, xp=xp)
+    negative = alpha * focal_modulation(sigmoid(x, xp=xp), gamma, xp=xp)
     loss = sigmoid_cross_entropy(x, q, xp=xp) * xp.where(q > 0, q, negative)
     return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), y_pred.dtype, xp=xp)
 
@@ -238,7 +229,7 @@ def distribution_focal_loss(
             f"{fn}: y_true must have the shape of y_pred without its bin axis {tuple(y_pred.shape[:-1])}, "
             f"got {tuple(y_true.shape)}"
         )
-    if is_eager(y_true) and 0 not in y_true.shape and bool(xp.any((y_true < 0) | (y_true > n - 1))):
+    if is_concrete(y_true) and 0 not in y_true.shape and bool(xp.any((y_true < 0) | (y_true > n - 1))):
         raise ValueError(
             f"{fn}: y_true must lie in [0, {n - 1}] (the bin range), found "
             f"[{float(xp.min(y_true))!r}, {float(xp.max(y_true))!r}]"

@@ -26,9 +26,8 @@ from types import ModuleType
 from typing import Any, Literal, NamedTuple
 
 from . import _checks as checks
-from ._reduce import promote, restore
+from ._reduce import check_weighting, promote, restore, weighted_reduction
 from ._rotated_ops import ROTATED_FORMATS, centre_form, check_rotated_boxes
-from ._weighted import check_weighting, weighted_reduction
 from ._xp import Array, array_namespace, clip, device, take_along_axis
 
 __all__ = ["box_to_gaussian", "gwd_loss", "kfiou_loss", "kld_loss", "probiou_loss", "rotated_box_iou"]

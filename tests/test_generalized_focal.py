@@ -267,9 +267,12 @@ def test_errors(backend):
         pl.integral_decode(backend.asarray(np.zeros((3, 4), dtype=np.int64)))
 
 
-def test_distribution_focal_rejects_targets_outside_the_bins(backend):
-    if backend.is_jax:
-        pytest.skip("value checks run on eager arrays only; the JAX session runs every loss under jax.jit")
+def test_value_checks_run_on_concrete_arrays(backend):
+    # the defining module's functions: concrete on JAX too (the JAX session patches pl.<name> into jax.jit)
+    from polyloss import generalized_focal as gf
+
     x = backend.asarray(np.zeros((2, 5)))
     with pytest.raises(ValueError, match=r"distribution_focal_loss: y_true must lie in \[0, 4\]"):
-        pl.distribution_focal_loss(x, backend.asarray(np.array([1.0, 4.5])))
+        gf.distribution_focal_loss(x, backend.asarray(np.array([1.0, 4.5])))
+    with pytest.raises(ValueError, match="quality_focal_loss: avg_factor must be >= 0"):
+        gf.quality_focal_loss(x, x, avg_factor=backend.asarray(np.asarray(-1.0)))
