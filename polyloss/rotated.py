@@ -23,22 +23,32 @@ Every loss is elementwise over matching boxes, with ``weight`` (broadcast to
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Literal, NamedTuple
+from typing import Literal
 
 from . import _checks as checks
-from ._reduce import check_weighting, promote, restore, weighted_reduction
-from ._rotated_ops import ROTATED_FORMATS, centre_form, check_rotated_boxes
-from ._xp import Array, array_namespace, clip, device, take_along_axis
+from ._docs import fill_doc
+from ._reduce import promote, restore
+from ._rotated_ops import (
+    ROTATED_DOCS,
+    ROTATED_FORMATS,
+    along,
+    box_pair,
+    centre_form,
+    check_fun,
+    check_rotated_boxes,
+    clip_polygon,
+    det_sum,
+    finish,
+    floored_sqrt,
+    postprocess,
+)
+from ._xp import Array, array_namespace, clip, device
 
 __all__ = ["box_to_gaussian", "gwd_loss", "kfiou_loss", "kld_loss", "probiou_loss", "rotated_box_iou"]
 
 Reduction = Literal["mean", "sum", "none"]
 RotatedFormat = Literal["cxcywhr", "xywhr"]
 Fun = Literal["log1p", "sqrt", "none"]
-
-# mmrotate clamps sizes to [1e-7, 1e7] before building Sigma (GWD, KLD, KFIoU)
-_MIN_SIZE, _MAX_SIZE = 1e-7, 1e7
-
 
 def box_to_gaussian(boxes: Array, /, *, fmt: RotatedFormat = "cxcywhr") -> tuple[Array, Array]:
     r"""Rotated boxes as 2-D Gaussians: the mean and the covariance.
@@ -82,97 +92,11 @@ def box_to_gaussian(boxes: Array, /, *, fmt: RotatedFormat = "cxcywhr") -> tuple
 
 
 # --------------------------------------------------------------------------- #
-# Shared pieces of the losses
-# --------------------------------------------------------------------------- #
-
-
-class _Box(NamedTuple):
-    cx: Array
-    cy: Array
-    w: Array
-    h: Array
-    cos: Array
-    sin: Array
-
-
-class _Pair(NamedTuple):
-    """Matching predicted and target boxes in the compute dtype, with their relative angle."""
-
-    p: _Box
-    t: _Box
-    cos2: Array  # cos^2 and sin^2 of theta_p - theta_t
-    sin2: Array
-    dx: Array  # centre offset, prediction minus target
-    dy: Array
-    xp: ModuleType
-
-
-def _pair(fn: str, y_pred: Array, y_true: Array, box_format: str, reduction: str, avg_factor: Any, *,
-          clamp: bool) -> _Pair:
-    xp = array_namespace(y_pred, y_true)
-    check_rotated_boxes(fn, "y_pred", y_pred, xp=xp)
-    check_rotated_boxes(fn, "y_true", y_true, xp=xp)
-    checks.check_same_shape(fn, y_pred, y_true)
-    checks.check_option(fn, "box_format", box_format, ROTATED_FORMATS)
-    checks.check_reduction(fn, reduction)
-    check_weighting(fn, reduction, avg_factor)
-    p = promote(y_pred, xp=xp)
-    t = y_true if y_true.dtype == p.dtype else xp.astype(y_true, p.dtype)
-
-    def box(b: Array) -> _Box:
-        cx, cy, w, h, r = centre_form(b, box_format, xp=xp)
-        if clamp:
-            w, h = clip(w, _MIN_SIZE, _MAX_SIZE, xp=xp), clip(h, _MIN_SIZE, _MAX_SIZE, xp=xp)
-        return _Box(cx, cy, w, h, xp.cos(r), xp.sin(r))
-
-    bp, bt = box(p), box(t)
-    cos_d = bp.cos * bt.cos + bp.sin * bt.sin
-    sin_d = bp.sin * bt.cos - bp.cos * bt.sin
-    return _Pair(bp, bt, cos_d**2, sin_d**2, bp.cx - bt.cx, bp.cy - bt.cy, xp)
-
-
-def _det_sum(pair: _Pair, a1: Array, b1: Array, a2: Array, b2: Array) -> Array:
-    """det(Sigma_1 + Sigma_2) from the eigenvalues (a_i along the width, b_i along the height).
-
-    det S1 + det S2 + tr(adj(S1) S2): every term is >= 0, so no cancellation.
-    """
-    return a1 * b1 + a2 * b2 + (a1 * b2 + b1 * a2) * pair.cos2 + (a1 * a2 + b1 * b2) * pair.sin2
-
-
-def _along(box: _Box, dx: Array, dy: Array) -> tuple[Array, Array]:
-    """The offset ``(dx, dy)`` in the box's frame: its components along the width and the height."""
-    return dx * box.cos + dy * box.sin, dy * box.cos - dx * box.sin
-
-
-def _sqrt(x: Array, floor: float, *, xp: ModuleType) -> Array:
-    """``sqrt(max(x, floor))``: a finite gradient where ``x`` reaches 0."""
-    return xp.sqrt(clip(x, floor, None, xp=xp))
-
-
-def _postprocess(distance: Array, fun: str, tau: float, *, xp: ModuleType) -> Array:
-    """mmrotate's normalisation: f(d) = log1p(d), sqrt(d) or d; then 1 - 1 / (tau + f(d)) if tau >= 1."""
-    if fun == "log1p":
-        distance = xp.log1p(distance)
-    elif fun == "sqrt":
-        distance = _sqrt(distance, xp.finfo(distance.dtype).eps ** 2, xp=xp)
-    return 1 - 1 / (tau + distance) if tau >= 1 else distance
-
-
-def _check_fun(fn: str, fun: str, tau: float) -> None:
-    checks.check_option(fn, "fun", fun, ("log1p", "sqrt", "none"))
-    checks.check_nonnegative(fn, "tau", tau)
-
-
-def _done(fn: str, loss: Array, weight: Any, reduction: str, avg_factor: Any, dtype: Any, *,
-          xp: ModuleType) -> Array:
-    return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), dtype, xp=xp)
-
-
-# --------------------------------------------------------------------------- #
 # Losses
 # --------------------------------------------------------------------------- #
 
 
+@fill_doc(ROTATED_DOCS)
 def gwd_loss(
     y_pred: Array,
     y_true: Array,
@@ -199,31 +123,7 @@ def gwd_loss(
     are floored at the dtype's eps^2, so a perfect prediction scores about
     1 - 1 / (1 + eps) rather than 0 and keeps a finite gradient.
 
-    Args:
-        y_pred: predicted rotated boxes ``(..., 5)``, floating.
-        y_true: target rotated boxes, the shape of ``y_pred``.
-        fun: ``"log1p"`` (default), ``"sqrt"`` or ``"none"``, applied to d.
-        tau: 1.0 (default); ``tau >= 1`` maps f(d) to 1 - 1 / (tau + f(d)), smaller
-            values return f(d) itself.
-        box_format: ``"cxcywhr"`` (default) or ``"xywhr"``.
-        weight: per-box weights broadcast to ``y_pred.shape[:-1]``, or None.
-        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
-        avg_factor: with ``"mean"``, divide the weighted sum by this instead of
-            the box count; 0 divides by 1.
-
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, ``y_pred.shape[:-1]`` for ``"none"``,
-        in ``y_pred``'s dtype.
-
-    Raises:
-        ValueError: shapes other than matching ``(..., 5)``, an unknown ``fun``,
-            ``box_format`` or ``reduction``, ``tau < 0``.
-        TypeError: non-floating boxes.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> target = np.array([[10.0, 10.0, 8.0, 4.0, 0.3]])
-        >>> pred = np.array([[11.0, 10.0, 8.0, 4.0, 0.3]])
+    {{distance_sections}}
         >>> round(float(pl.gwd_loss(pred, target)), 4)
         0.14
 
@@ -232,20 +132,21 @@ def gwd_loss(
         Wasserstein Distance Loss, ICML 2021. https://arxiv.org/abs/2101.11952
     """
     fn = "gwd_loss"
-    _check_fun(fn, fun, tau)
-    pair = _pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=True)
+    check_fun(fn, fun, tau)
+    pair = box_pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=True)
     xp, p, t = pair.xp, pair.p, pair.t
     ap, bp, at, bt = (p.w / 2) ** 2, (p.h / 2) ** 2, (t.w / 2) ** 2, (t.h / 2) ** 2
     tr_pt = (ap * at + bp * bt) * pair.cos2 + (ap * bt + bp * at) * pair.sin2  # Tr(Sigma_p Sigma_t)
     det_sqrt = p.w * p.h * t.w * t.h / 16  # sqrt(det Sigma_p det Sigma_t)
     tiny = xp.finfo(ap.dtype).smallest_normal
-    shape = ap + bp + at + bt - 2 * _sqrt(tr_pt + 2 * det_sqrt, tiny, xp=xp)
-    distance = _sqrt(pair.dx**2 + pair.dy**2 + shape, xp.finfo(ap.dtype).eps ** 2, xp=xp)
+    shape = ap + bp + at + bt - 2 * floored_sqrt(tr_pt + 2 * det_sqrt, tiny, xp=xp)
+    distance = floored_sqrt(pair.dx**2 + pair.dy**2 + shape, xp.finfo(ap.dtype).eps ** 2, xp=xp)
     distance = distance / (2 * clip(det_sqrt, 1e-28, None, xp=xp) ** 0.25)  # mmrotate: 2 max((.)^(1/4), 1e-7)
-    loss = _postprocess(distance, fun, tau, xp=xp)
-    return _done(fn, loss, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
+    loss = postprocess(distance, fun, tau, xp=xp)
+    return finish(fn, loss, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
 
+@fill_doc(ROTATED_DOCS)
 def kld_loss(
     y_pred: Array,
     y_true: Array,
@@ -269,31 +170,7 @@ def kld_loss(
     with the predicted shape. Sizes are clamped to [1e-7, 1e7] (as mmrotate);
     the square root is floored at the dtype's eps^2.
 
-    Args:
-        y_pred: predicted rotated boxes ``(..., 5)``, floating.
-        y_true: target rotated boxes, the shape of ``y_pred``.
-        fun: ``"log1p"`` (default), ``"sqrt"`` or ``"none"``, applied to d.
-        tau: 1.0 (default); ``tau >= 1`` maps f(d) to 1 - 1 / (tau + f(d)), smaller
-            values return f(d) itself.
-        box_format: ``"cxcywhr"`` (default) or ``"xywhr"``.
-        weight: per-box weights broadcast to ``y_pred.shape[:-1]``, or None.
-        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
-        avg_factor: with ``"mean"``, divide the weighted sum by this instead of
-            the box count; 0 divides by 1.
-
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, ``y_pred.shape[:-1]`` for ``"none"``,
-        in ``y_pred``'s dtype.
-
-    Raises:
-        ValueError: shapes other than matching ``(..., 5)``, an unknown ``fun``,
-            ``box_format`` or ``reduction``, ``tau < 0``.
-        TypeError: non-floating boxes.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> target = np.array([[10.0, 10.0, 8.0, 4.0, 0.3]])
-        >>> pred = np.array([[11.0, 10.0, 8.0, 4.0, 0.3]])
+    {{distance_sections}}
         >>> round(float(pl.kld_loss(pred, target)), 4)
         0.1534
 
@@ -303,20 +180,21 @@ def kld_loss(
         https://arxiv.org/abs/2106.01883
     """
     fn = "kld_loss"
-    _check_fun(fn, fun, tau)
-    pair = _pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=True)
+    check_fun(fn, fun, tau)
+    pair = box_pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=True)
     xp, p, t = pair.xp, pair.p, pair.t
-    du, dv = _along(p, pair.dx, pair.dy)  # the offset along the predicted width and height
+    du, dv = along(p, pair.dx, pair.dy)  # the offset along the predicted width and height
     wt2, ht2 = t.w**2, t.h**2
     # Sigma_p^-1 = R_p diag(4 / w_p^2, 4 / h_p^2) R_p^T
     along_w = (4 * du**2 + wt2 * pair.cos2 + ht2 * pair.sin2) / p.w**2
     along_h = (4 * dv**2 + wt2 * pair.sin2 + ht2 * pair.cos2) / p.h**2
     kl = (along_w + along_h) / 2 + xp.log(p.w) + xp.log(p.h) - xp.log(t.w) - xp.log(t.h) - 1
-    distance = _sqrt(kl, xp.finfo(kl.dtype).eps ** 2, xp=xp)
-    loss = _postprocess(distance, fun, tau, xp=xp)
-    return _done(fn, loss, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
+    distance = floored_sqrt(kl, xp.finfo(kl.dtype).eps ** 2, xp=xp)
+    loss = postprocess(distance, fun, tau, xp=xp)
+    return finish(fn, loss, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
 
+@fill_doc(ROTATED_DOCS)
 def probiou_loss(
     y_pred: Array,
     y_true: Array,
@@ -342,14 +220,9 @@ def probiou_loss(
     (ultralytics PR #14249).
 
     Args:
-        y_pred: predicted rotated boxes ``(..., 5)``, floating.
-        y_true: target rotated boxes, the shape of ``y_pred``.
+        {{pair_args}}
         eps: 1e-7 (default), in the units of the boxes squared.
-        box_format: ``"cxcywhr"`` (default) or ``"xywhr"``.
-        weight: per-box weights broadcast to ``y_pred.shape[:-1]``, or None.
-        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
-        avg_factor: with ``"mean"``, divide the weighted sum by this instead of
-            the box count; 0 divides by 1.
+        {{weighting}}
 
     Returns:
         A 0-d array for ``"mean"``/``"sum"``, ``y_pred.shape[:-1]`` for ``"none"``,
@@ -360,10 +233,7 @@ def probiou_loss(
             ``box_format`` or ``reduction``, ``eps < 0``.
         TypeError: non-floating boxes.
 
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> target = np.array([[10.0, 10.0, 8.0, 4.0, 0.3]])
-        >>> pred = np.array([[11.0, 10.0, 8.0, 4.0, 0.3]])
+    {{example_pair}}
         >>> round(float(pl.probiou_loss(pred, target)), 4)
         0.1707
 
@@ -373,19 +243,20 @@ def probiou_loss(
     """
     fn = "probiou_loss"
     checks.check_nonnegative(fn, "eps", eps)
-    pair = _pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=False)
+    pair = box_pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=False)
     xp, p, t = pair.xp, pair.p, pair.t
     ap, bp, at, bt = p.w**2 / 12, p.h**2 / 12, t.w**2 / 12, t.h**2 / 12
-    det = _det_sum(pair, ap, bp, at, bt)  # det(Sigma_p + Sigma_t)
-    up, vp = _along(p, pair.dx, pair.dy)
-    ut, vt = _along(t, pair.dx, pair.dy)
+    det = det_sum(pair, ap, bp, at, bt)  # det(Sigma_p + Sigma_t)
+    up, vp = along(p, pair.dx, pair.dy)
+    ut, vt = along(t, pair.dx, pair.dy)
     quad = bp * up**2 + ap * vp**2 + bt * ut**2 + at * vt**2  # d^T adj(Sigma_p + Sigma_t) d
     det_sqrt = p.w * p.h * t.w * t.h / 144  # sqrt(det Sigma_p det Sigma_t)
     b = quad / (4 * (det + eps)) + xp.log(det / (4 * det_sqrt + eps) + eps) / 2
     hellinger = xp.sqrt(-xp.expm1(-clip(b, eps, 100.0, xp=xp)) + eps)
-    return _done(fn, hellinger, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
+    return finish(fn, hellinger, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
 
+@fill_doc(ROTATED_DOCS)
 def kfiou_loss(
     y_pred: Array,
     y_true: Array,
@@ -414,20 +285,13 @@ def kfiou_loss(
     Sizes are clamped to [1e-7, 1e7] (as mmrotate).
 
     Args:
-        y_pred: predicted rotated boxes ``(..., 5)``, floating.
-        y_true: target rotated boxes, the shape of ``y_pred``.
+        {{pair_args}}
         fun: ``"none"`` (default, 1 - KFIoU), ``"ln"`` or ``"exp"``.
         beta: smooth L1 threshold of the centre term (default 1/9, mmrotate's).
         eps: 1e-6 (default), as mmrotate.
-        box_format: ``"cxcywhr"`` (default) or ``"xywhr"``.
-        weight: per-box weights broadcast to ``y_pred.shape[:-1]``, or None.
-        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
-        avg_factor: with ``"mean"``, divide the weighted sum by this instead of
-            the box count; 0 divides by 1.
+        {{weighting}}
 
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, ``y_pred.shape[:-1]`` for ``"none"``,
-        in ``y_pred``'s dtype.
+    {{returns}}
 
     Raises:
         ValueError: shapes other than matching ``(..., 5)``, an unknown ``fun``,
@@ -449,9 +313,9 @@ def kfiou_loss(
     if not beta > 0:
         raise ValueError(f"{fn}: beta must be > 0, got {beta!r}")
     checks.check_nonnegative(fn, "eps", eps)
-    pair = _pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=True)
+    pair = box_pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=True)
     xp, p, t = pair.xp, pair.p, pair.t
-    det = _det_sum(pair, (p.w / 2) ** 2, (p.h / 2) ** 2, (t.w / 2) ** 2, (t.h / 2) ** 2)
+    det = det_sum(pair, (p.w / 2) ** 2, (p.h / 2) ** 2, (t.w / 2) ** 2, (t.h / 2) ** 2)
     v_p, v_t = p.w * p.h, t.w * t.h
     v_kf = v_p * v_t / (4 * xp.sqrt(clip(det, xp.finfo(det.dtype).smallest_normal, None, xp=xp)))
     kfiou = v_kf / (v_p + v_t - v_kf + eps)
@@ -461,9 +325,9 @@ def kfiou_loss(
         kf = xp.exp(1 - kfiou) - 1
     else:
         kf = 1 - kfiou
-    du, dv = _along(t, pair.dx, pair.dy)
+    du, dv = along(t, pair.dx, pair.dy)
     centre = _smooth_l1(xp.abs(du / t.w), beta, xp=xp) + _smooth_l1(xp.abs(dv / t.h), beta, xp=xp)
-    return _done(fn, clip(centre + kf, 0, None, xp=xp), weight, reduction, avg_factor, y_pred.dtype, xp=xp)
+    return finish(fn, clip(centre + kf, 0, None, xp=xp), weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
 
 def _smooth_l1(diff: Array, beta: float, *, xp: ModuleType) -> Array:
@@ -544,41 +408,9 @@ def rotated_box_iou(boxes1: Array, boxes2: Array, /, *, box_format: RotatedForma
     # B's half-planes n . (p - c_b) <= half size, written s = half - n . (p - c_b) >= 0 inside
     vc, vs = xp.cos(br), xp.sin(br)
     for nx, ny, half in ((vc, vs, bw / 2), (-vc, -vs, bw / 2), (-vs, vc, bh / 2), (vs, -vc, bh / 2)):
-        px, py, valid = _clip(px, py, valid, nx, ny, half + nx * bx + ny * by, xp=xp)
+        px, py, valid = clip_polygon(px, py, valid, nx, ny, half + nx * bx + ny * by, xp=xp)
     inter = clip(xp.sum(px * xp.roll(py, -1, axis=-1) - xp.roll(px, -1, axis=-1) * py, axis=-1) / 2, 0, None, xp=xp)
     union = aw * ah + bw * bh - inter
     ok = union > 0  # else two zero-area boxes: IoU 0, with a zero (not NaN) gradient
     iou = xp.where(ok, inter / xp.where(ok, union, 1), 0)
     return restore(iou, boxes1.dtype, xp=xp)
-
-
-_SLOTS = 12  # vertex slots kept after each clipping step
-
-
-def _clip(px: Array, py: Array, valid: Array, nx: Array, ny: Array, offset: Array, *,
-          xp: ModuleType) -> tuple[Array, Array, Array]:
-    """One Sutherland-Hodgman step: keep the part of each polygon where ``offset - n . p >= 0``.
-
-    ``px, py, valid``: ``(..., K)`` polygons, valid vertices first, the others
-    repeating vertex 0 (so ``roll`` reaches each vertex's successor); ``n``,
-    ``offset``: ``(...)``. Returns the clipped polygons in the same layout with
-    ``min(2K, _SLOTS)`` slots.
-    """
-    s = offset[..., None] - nx[..., None] * px - ny[..., None] * py
-    qx, qy, s_next = xp.roll(px, -1, axis=-1), xp.roll(py, -1, axis=-1), xp.roll(s, -1, axis=-1)
-    inside = s >= 0
-    cross = valid & (inside != (s_next >= 0))
-    frac = s / xp.where(cross, s - s_next, 1)  # the denominator is nonzero where the edge crosses
-    k2 = 2 * px.shape[-1]
-    lead = px.shape[:-1]
-    cand_x = xp.reshape(xp.stack((px, px + frac * (qx - px)), axis=-1), (*lead, k2))
-    cand_y = xp.reshape(xp.stack((py, py + frac * (qy - py)), axis=-1), (*lead, k2))
-    keep = xp.reshape(xp.stack((valid & inside, cross), axis=-1), (*lead, k2))
-    slots = min(k2, _SLOTS)
-    position = xp.arange(k2, device=device(px))
-    order = xp.argsort(xp.where(keep, position, position + k2), axis=-1, stable=True)[..., :slots]
-    out_x = take_along_axis(cand_x, order, axis=-1, xp=xp)
-    out_y = take_along_axis(cand_y, order, axis=-1, xp=xp)
-    count = xp.sum(xp.astype(keep, xp.int32), axis=-1, keepdims=True)
-    out_valid = xp.arange(slots, device=device(px)) < count
-    return xp.where(out_valid, out_x, out_x[..., :1]), xp.where(out_valid, out_y, out_y[..., :1]), out_valid
