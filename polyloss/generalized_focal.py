@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from . import _checks as checks
+from ._docs import fill_doc
 from ._pixel import focal_modulation
 from ._reduce import as_float, check_weighting, promote, restore, weighted_reduction
 from ._xp import (
@@ -31,6 +32,12 @@ __all__ = ["distribution_focal_loss", "integral_decode", "quality_focal_loss", "
 
 Reduction = Literal["mean", "sum", "none"]
 
+GFL_DOCS = {"gfl_reference": """\
+References:
+    Li et al., Generalized Focal Loss: Learning Qualified and Distributed
+    Bounding Boxes for Dense Object Detection, NeurIPS 2020.
+    https://arxiv.org/abs/2006.04388"""}
+
 
 def _prepare(fn: str, y_pred: Array, y_true: Array, reduction: str, avg_factor: Any) -> tuple[Any, Array, Array]:
     """Validate a dense (logits, soft target) pair; both in the compute dtype."""
@@ -45,6 +52,7 @@ def _prepare(fn: str, y_pred: Array, y_true: Array, reduction: str, avg_factor: 
     return xp, x, as_float(y_true, x, xp=xp)
 
 
+@fill_doc(GFL_DOCS)
 def quality_focal_loss(
     y_pred: Array,
     y_true: Array,
@@ -91,10 +99,7 @@ def quality_focal_loss(
         >>> round(float(pl.quality_focal_loss(x, y, avg_factor=1.0)), 4)
         0.4003
 
-    References:
-        Li et al., Generalized Focal Loss: Learning Qualified and Distributed
-        Bounding Boxes for Dense Object Detection, NeurIPS 2020.
-        https://arxiv.org/abs/2006.04388
+    {{gfl_reference}}
     """
     fn = "quality_focal_loss"
     checks.check_nonnegative(fn, "beta", beta)
@@ -164,6 +169,7 @@ def varifocal_loss(
     return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), y_pred.dtype, xp=xp)
 
 
+@fill_doc(GFL_DOCS)
 def distribution_focal_loss(
     y_pred: Array,
     y_true: Array,
@@ -210,10 +216,7 @@ def distribution_focal_loss(
         >>> round(float(pl.distribution_focal_loss(logits, np.array([1.25]))), 4)
         0.6841
 
-    References:
-        Li et al., Generalized Focal Loss: Learning Qualified and Distributed
-        Bounding Boxes for Dense Object Detection, NeurIPS 2020.
-        https://arxiv.org/abs/2006.04388
+    {{gfl_reference}}
     """
     fn = "distribution_focal_loss"
     xp = array_namespace(y_pred, y_true)
