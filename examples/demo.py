@@ -1,6 +1,6 @@
-"""Train one small segmentation net with several polyloss losses and compare their mean IoU.
+"""Train one small segmentation net with several polyloss losses and compare them, on two tasks.
 
-The task (``_data.py``) is strongly imbalanced: a few small discs, squares and
+The first task, ``shapes`` (``_data.py``), is strongly imbalanced: a few small discs, squares and
 triangles cover about 5% of each textured image, so predicting background
 everywhere is 95% pixel-accurate and scores a mean foreground IoU of 0.
 The same tiny two-scale conv net (pure ``jax.numpy`` and ``jax.lax``, channels-last),
@@ -10,17 +10,23 @@ with ``class_axis=-1`` on raw logits and integer labels. Dice and Tversky weigh
 the background class 0.1 in their class mean (``weight=``): with equal weights
 they collapse to all-background on this data (``--losses dice-plain`` shows it).
 
-Needs jax and optax (matplotlib for the figures): ``pip install ".[jax]" optax matplotlib``.
+The second task, ``thin`` (``thin_structures.py``), trains the same net on faint thin curves with
+Dice + CE alone and plus each of three topology losses (skeleton recall, clCE, clDice), and scores
+the held-out predictions by IoU, the clDice score, skeleton recall and the Betti-0 error.
 
-    python examples/demo.py                         # six losses; its run time is in examples/out/demo.json
-    python examples/demo.py --losses dice,ce --steps 200
+Needs jax and optax, scikit-image for the thin task, matplotlib for the figures:
+``pip install ".[jax,skeleton]" optax matplotlib``.
+
+    python examples/demo.py                         # both tasks; its run time is in examples/out/demo.json
+    python examples/demo.py --tasks shapes --losses dice,ce --steps 200
     python examples/demo.py --smoke                 # a few steps per loss (mostly compile time)
 
-Prints progress, a table of mean foreground IoU and per-class IoU on a held-out
-set; saves the training curves (``demo_curves.png``), held-out images with their
-ground truth and each loss's prediction (``demo_predictions.png``) and the results
-with the machine, versions and date (``demo.json``, what ``tools/readme_numbers.py``
-puts in the README) to ``examples/out/``.
+Prints progress, a table per task on a held-out set (shapes: mean foreground IoU and
+per-class IoU; thin: IoU and the topology scores); saves the training curves
+(``demo_curves.png``), held-out images with their ground truth and each loss's
+prediction (``demo_predictions.png``, ``demo_thin.png``) and the results with the
+machine, versions and date (``demo.json``, what ``tools/readme_numbers.py`` puts in
+the README) to ``examples/out/``.
 """
 
 from __future__ import annotations
