@@ -118,8 +118,8 @@ def build(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The main job: train a small segmentation model with several losses and compare them."""
-    session.install(".", "jax", "optax", "matplotlib")
+    """The main job: train a small segmentation model with several losses and compare them (two tasks)."""
+    session.install(".[skeleton]", "jax", "optax", "matplotlib")  # scikit-image: the thin task's skeletons
     session.run("python", "examples/demo.py", *session.posargs)
 
 

@@ -143,3 +143,41 @@ def batches(n: int, batch_size: int, steps: int, *, seed: int) -> np.ndarray:
     epochs = -(-steps * batch_size // n)
     order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
     return order[: steps * batch_size].reshape(steps, batch_size)
+
+
+def make_curves(n: int, *, size: int = 48, seed: int = 0, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """``n`` grey images ``(n, size, size, 1)`` float32 of thin curves on texture; labels ``(n, size, size)`` int32.
+
+    Labels are 1 on the curves ("vessels", 1 to 2 pixels wide) and 0 elsewhere. Each image holds two or
+    three smooth curves (a random line bent by two sines) whose contrast fades and returns along them, on
+    a smooth random texture about as strong as the faintest stretches, plus pixel noise: a faint stretch
+    is easy to drop, and dropping it breaks a curve in two at the cost of a few pixels. Deterministic in
+    ``seed`` and ``split``; needs NumPy only.
+    """
+    if split not in _SPLITS:
+        raise ValueError(f"make_curves: split must be one of {sorted(_SPLITS)}, got {split!r}")
+    rng = np.random.default_rng([seed, _SPLITS[split], 1])  # the 1: streams apart from make_segmentation's
+    t = np.linspace(0, 1, 6 * size)[:, None]  # dense samples along each curve, one per row
+    offsets = np.arange(-2, 3)
+    dy, dx = (o.ravel() for o in np.meshgrid(offsets, offsets, indexing="ij"))  # the 5x5 pixels around a sample
+    images = np.empty((n, size, size, 1), dtype=np.float32)
+    labels = np.zeros((n, size, size), dtype=np.int32)
+    for i in range(n):
+        signal = np.zeros((size, size))
+        for _ in range(rng.integers(2, 4)):
+            a, b = rng.uniform(0, size, size=(2, 2))
+            normal = np.array([a[1] - b[1], b[0] - a[0]]) / (np.linalg.norm(b - a) + 1e-9)
+            bend = sum(rng.uniform(-size / 8, size / 8) * np.sin(np.pi * k * t + rng.uniform(0, np.pi)) for k in (1, 2))
+            py, px = (a[j] + t * (b[j] - a[j]) + bend * normal[j] for j in (0, 1))
+            contrast = 0.25 + 0.75 * np.abs(np.sin(np.pi * (t * rng.uniform(1, 3) + rng.uniform(0, 1))))
+            # the pixels whose centre lies within the curve's half-width of a sample (points, 25)
+            iy, ix = np.round(py).astype(np.int64) + dy, np.round(px).astype(np.int64) + dx
+            near = ((iy - py) ** 2 + (ix - px) ** 2 <= rng.uniform(0.6, 1.1) ** 2)
+            near &= (iy >= 0) & (iy < size) & (ix >= 0) & (ix < size)
+            iy, ix = iy[near], ix[near]
+            labels[i, iy, ix] = 1
+            np.maximum.at(signal, (iy, ix), np.broadcast_to(contrast, near.shape)[near])
+        texture = 1.2 * (_smooth_texture(rng, size, 1, cells=5)[..., 0] - 0.5)  # std about 0.25
+        image = texture + signal + rng.normal(scale=0.25, size=(size, size))
+        images[i, ..., 0] = (image - image.mean()) / (image.std() + 1e-9)
+    return images, labels

@@ -1,6 +1,6 @@
-"""Train one small segmentation net with several polyloss losses and compare their mean IoU.
+"""Train one small segmentation net with several polyloss losses and compare them, on two tasks.
 
-The task (``_data.py``) is strongly imbalanced: a few small discs, squares and
+The first task, ``shapes`` (``_data.py``), is strongly imbalanced: a few small discs, squares and
 triangles cover about 5% of each textured image, so predicting background
 everywhere is 95% pixel-accurate and scores a mean foreground IoU of 0.
 The same tiny two-scale conv net (pure ``jax.numpy`` and ``jax.lax``, channels-last),
@@ -10,17 +10,23 @@ with ``class_axis=-1`` on raw logits and integer labels. Dice and Tversky weigh
 the background class 0.1 in their class mean (``weight=``): with equal weights
 they collapse to all-background on this data (``--losses dice-plain`` shows it).
 
-Needs jax and optax (matplotlib for the figures): ``pip install ".[jax]" optax matplotlib``.
+The second task, ``thin`` (``thin_structures.py``), trains the same net on faint thin curves with
+Dice + CE alone and plus each of three topology losses (skeleton recall, clCE, clDice), and scores
+the held-out predictions by IoU, the clDice score, skeleton recall and the Betti-0 error.
 
-    python examples/demo.py                         # six losses; its run time is in examples/out/demo.json
-    python examples/demo.py --losses dice,ce --steps 200
+Needs jax and optax, scikit-image for the thin task, matplotlib for the figures:
+``pip install ".[jax,skeleton]" optax matplotlib``.
+
+    python examples/demo.py                         # both tasks; its run time is in examples/out/demo.json
+    python examples/demo.py --tasks shapes --losses dice,ce --steps 200
     python examples/demo.py --smoke                 # a few steps per loss (mostly compile time)
 
-Prints progress, a table of mean foreground IoU and per-class IoU on a held-out
-set; saves the training curves (``demo_curves.png``), held-out images with their
-ground truth and each loss's prediction (``demo_predictions.png``) and the results
-with the machine, versions and date (``demo.json``, what ``tools/readme_numbers.py``
-puts in the README) to ``examples/out/``.
+Prints progress, a table per task on a held-out set (shapes: mean foreground IoU and
+per-class IoU; thin: IoU and the topology scores); saves the training curves
+(``demo_curves.png``), held-out images with their ground truth and each loss's
+prediction (``demo_predictions.png``, ``demo_thin.png``) and the results with the
+machine, versions and date (``demo.json``, what ``tools/readme_numbers.py`` puts in
+the README) to ``examples/out/``.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ try:
 except ImportError as exc:
     sys.exit(f"demo: needs jax and optax ({exc}); install them with: pip install '.[jax]' optax matplotlib")
 
-from _data import CLASSES, NUM_CLASSES, batches, make_segmentation, mean_iou
+from _data import CLASSES, NUM_CLASSES, batches, make_curves, make_segmentation, mean_iou
 
 import polyloss as pl
 
@@ -155,6 +161,7 @@ def train(
     seed: int,
     evals: int,
     label: str,
+    num_classes: int = NUM_CLASSES,
 ) -> dict[str, Any]:
     """Train from ``init`` (weights, optimizer state) on the seed's batch order; record loss and ``evals`` eval IoUs.
 
@@ -174,7 +181,7 @@ def train(
         step_times.append(time.perf_counter() - t)
         if i in eval_at:
             pred = np.asarray(predict(params, data["x_eval"]))
-            miou, per_class = mean_iou(pred, data["y_eval"])
+            miou, per_class = mean_iou(pred, data["y_eval"], num_classes)
             curve.append((i, miou))
             print(f"  {label:<40} step {i:4d}/{steps}  loss {losses[-1]:.4f}  eval mean IoU {miou:.3f}"
                   f"  ({time.perf_counter() - start:5.1f} s)", flush=True)
@@ -304,51 +311,66 @@ def environment(load_at_start: list[float] | None) -> dict[str, Any]:
     }
 
 
-def write_results(results: dict[str, dict[str, Any]], keys: list[str], baseline: np.ndarray, run: dict[str, Any],
-                  path: Path) -> None:
-    """The numbers of this run as JSON: ``tools/readme_numbers.py`` renders the README's table from this file."""
+def _clean(v: float) -> float | None:
+    return None if np.isnan(v) else float(v)  # unrounded: the README rounds as the table does
 
-    def clean(v: float) -> float | None:
-        return None if np.isnan(v) else float(v)  # unrounded: the README rounds as the table does
 
+def loss_rows(results: dict[str, dict[str, Any]], keys: list[str], baseline: np.ndarray) -> dict[str, Any]:
+    """The shapes task's numbers for ``demo.json`` (``tools/readme_numbers.py`` renders the README's table from it)."""
     rows = []
     for key, (label, r) in zip(keys, results.items(), strict=True):
         name, options = LOSSES[key]
         rows.append({
             "key": key, "function": name, "options": {k: list(v) if isinstance(v, tuple) else v
                                                       for k, v in options.items()},
-            "label": label, "mean_iou": clean(r["miou"]),
-            "per_class_iou": {c: clean(v) for c, v in zip(CLASSES, r["per_class"], strict=True)},
+            "label": label, "mean_iou": _clean(r["miou"]),
+            "per_class_iou": {c: _clean(v) for c, v in zip(CLASSES, r["per_class"], strict=True)},
             "seconds": round(r["seconds"], 2), "first_step_seconds": round(r["first_step_seconds"], 2),
-            "step_ms": clean(r["step_ms"]),
+            "step_ms": _clean(r["step_ms"]),
         })
-    doc = {**run, "losses": rows,
-           "baseline_all_background": {c: clean(v) for c, v in zip(CLASSES, baseline, strict=True)}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1) + "\n")
+    return {"losses": rows, "baseline_all_background": {c: _clean(v) for c, v in zip(CLASSES, baseline, strict=True)}}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", default="shapes,thin", help="comma-separated, from shapes, thin (default: both)")
     p.add_argument("--losses", default=",".join(DEFAULT),
-                   help=f"comma-separated, from {', '.join(LOSSES)} (default: {','.join(DEFAULT)})")
+                   help=f"the shapes task's, comma-separated, from {', '.join(LOSSES)} (default: {','.join(DEFAULT)})")
     p.add_argument("--steps", type=int, default=None, help="training steps per loss (default 250; 5 with --smoke)")
     p.add_argument("--seed", type=int, default=0, help="data, initial weights and batch order")
     p.add_argument("--batch-size", type=int, default=12)
     p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
     p.add_argument("--width", type=int, default=12, help="channels at full resolution (twice as many at half)")
-    p.add_argument("--train-size", type=int, default=None, help="training images (default 512; 32 with --smoke)")
-    p.add_argument("--eval-size", type=int, default=None, help="held-out images (default 96; 16 with --smoke)")
+    p.add_argument("--train-size", type=int, default=None,
+                   help="training images (default 512 shapes, 256 thin; 32 and 16 with --smoke)")
+    p.add_argument("--eval-size", type=int, default=None,
+                   help="held-out images (default 96 shapes, 64 thin; 16 and 8 with --smoke)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out",
-                   help="folder for demo_curves.png, demo_predictions.png and demo.json")
+                   help="folder for demo_curves.png, demo_predictions.png, demo_thin.png and demo.json")
     p.add_argument("--smoke", action="store_true", help="a few steps per loss on a tiny set: checks that it runs")
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    t0, load_at_start = time.perf_counter(), _load()
-    args = parse_args(argv)
-    steps = args.steps or (5 if args.smoke else 250)
+def run_task(
+    labels: list[str], loss_fns: list[Callable[[jax.Array, jax.Array], jax.Array]], data: dict[str, np.ndarray],
+    args: argparse.Namespace, steps: int, num_classes: int, t0: float,
+) -> dict[str, dict[str, Any]]:
+    """Train the net from the same initial weights with each loss in turn (one jitted step for them all)."""
+    optimizer = optax.adam(args.lr)
+    step = make_step(loss_fns, optimizer)
+    params = init_params(args.seed, data["x_train"].shape[-1], args.width, num_classes)
+    init = (params, jax.jit(optimizer.init)(params))  # every loss starts from the same weights
+    results = {}
+    for which, label in enumerate(labels):
+        print(f"[{which + 1}/{len(labels)}] {label}  (total {time.perf_counter() - t0:.0f} s)"
+              + ("; compiling one jitted step for all the losses ..." if which == 0 else ""), flush=True)
+        results[label] = train(step, which, init, data, steps=steps, batch_size=args.batch_size, seed=args.seed,
+                               evals=min(steps, 8), label=label, num_classes=num_classes)
+    return results
+
+
+def shapes_task(args: argparse.Namespace, steps: int, t0: float, saved: list[str]) -> dict[str, Any] | int:
+    """The 4-class task: the chosen losses, their table and figures; the results file's entries (or an exit status)."""
     n_train = args.train_size or (32 if args.smoke else 512)
     n_eval = args.eval_size or (16 if args.smoke else 96)
     wanted = [s.strip() for s in args.losses.split(",") if s.strip()]
@@ -364,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         print("demo: none of the chosen losses is available", file=sys.stderr)
         return 1
 
-    print(f"demo: making {n_train} training and {n_eval} held-out images ...", flush=True)
+    print(f"shapes: making {n_train} training and {n_eval} held-out images ...", flush=True)
     x_train, y_train = make_segmentation(n_train, seed=args.seed, split="train")
     x_eval, y_eval = make_segmentation(n_eval, seed=args.seed, split="eval")
     data = {"x_train": x_train, "y_train": y_train, "x_eval": x_eval, "y_eval": y_eval}
@@ -376,34 +398,81 @@ def main(argv: list[str] | None = None) -> int:
     labels = [f"{key}: {LOSSES[key][0]}" + "".join(
         f" background_weight={v[0]}" if k == "weight" else f" {k}={v}" for k, v in LOSSES[key][1].items()
     ) for key in chosen]
-    optimizer = optax.adam(args.lr)
-    step = make_step([make_loss(*LOSSES[key]) for key in chosen], optimizer)
-    params = init_params(args.seed, x_train.shape[-1], args.width, NUM_CLASSES)
-    init = (params, jax.jit(optimizer.init)(params))  # every loss starts from the same weights
-    results = {}
-    for which, label in enumerate(labels):
-        print(f"[{which + 1}/{len(chosen)}] {label}  (total {time.perf_counter() - t0:.0f} s)"
-              + ("; compiling one jitted step for all the losses ..." if which == 0 else ""), flush=True)
-        results[label] = train(step, which, init, data, steps=steps, batch_size=args.batch_size, seed=args.seed,
-                               evals=min(steps, 8), label=label)
-
+    start = time.perf_counter()
+    results = run_task(labels, [make_loss(*LOSSES[key]) for key in chosen], data, args, steps, NUM_CLASSES, t0)
+    seconds = time.perf_counter() - start
     baseline = mean_iou(np.zeros_like(y_eval), y_eval)[1]
     print_table(results, baseline)
     title = (f"polyloss demo: one conv net, {len(results)} losses, {steps} steps of {args.batch_size} images "
              f"({n_train} train / {n_eval} held out, seed {args.seed}), foreground {fg:.1%} of pixels")
-    saved = [str(path) for path, ok in [
+    saved += [str(path) for path, ok in [
         (args.out / "demo_curves.png", plot_curves(results, title, args.out / "demo_curves.png")),
         (args.out / "demo_predictions.png", plot_predictions(results, data, title, args.out / "demo_predictions.png")),
     ] if ok]
+    return {"settings": {"steps": steps, "batch_size": args.batch_size, "lr": args.lr, "width": args.width,
+                         "seed": args.seed, "train_size": n_train, "eval_size": n_eval},
+            **loss_rows(results, chosen, baseline), "shapes_seconds": round(seconds, 1)}
+
+
+def thin_task(args: argparse.Namespace, steps: int, t0: float, saved: list[str]) -> dict[str, Any]:
+    """The thin-structure task (``thin_structures.py``): Dice + CE alone and plus each topology loss."""
+    print("thin: importing scipy and scikit-image, making curves ...", flush=True)
+    import thin_structures as thin
+
+    n_train = args.train_size or (16 if args.smoke else 256)
+    n_eval = args.eval_size or (8 if args.smoke else 64)
+    x_train, y_train = make_curves(n_train, seed=args.seed, split="train")
+    x_eval, y_eval = make_curves(n_eval, seed=args.seed, split="eval")
+    data = {"x_train": x_train, "y_train": thin.targets(y_train), "x_eval": x_eval, "y_eval": y_eval}
+    fg = float(np.mean(y_train))
+    print(f"data: {n_train} train / {n_eval} eval images {x_train.shape[1:]}, curves cover {fg:.1%} of pixels "
+          f"({time.perf_counter() - t0:.1f} s); {len(thin.LOSSES)} losses x {steps} steps", flush=True)
+    start = time.perf_counter()
+    results = run_task([label for label, _ in thin.LOSSES.values()], [fn for _, fn in thin.LOSSES.values()],
+                       data, args, steps, 2, t0)
+    seconds = time.perf_counter() - start
+    for r in results.values():
+        r["scores"] = thin.scores(r["pred"], y_eval)
+    thin.print_table(results)
+    title = (f"polyloss demo, thin structures: {len(results)} losses, {steps} steps of {args.batch_size} images "
+             f"({n_train} train / {n_eval} held out, seed {args.seed}), curves {fg:.1%} of pixels")
+    plt = _pyplot()
+    if plt is not None:
+        thin.plot(results, data, title, args.out / "demo_thin.png", plt)
+        saved.append(str(args.out / "demo_thin.png"))
+    rows = [{"key": key, "label": label, **r["scores"], "seconds": round(r["seconds"], 2),
+             "first_step_seconds": round(r["first_step_seconds"], 2), "step_ms": _clean(r["step_ms"])}
+            for key, (label, r) in zip(thin.LOSSES, results.items(), strict=True)]
+    return {"settings": {"steps": steps, "batch_size": args.batch_size, "lr": args.lr, "width": args.width,
+                         "seed": args.seed, "train_size": n_train, "eval_size": n_eval, "image_size": x_train.shape[1],
+                         "curve_pixel_share": round(fg, 4)},
+            "losses": rows, "seconds": round(seconds, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    t0, load_at_start = time.perf_counter(), _load()
+    args = parse_args(argv)
+    steps = args.steps or (5 if args.smoke else 250)
+    tasks = [s.strip() for s in args.tasks.split(",") if s.strip()]
+    if not tasks or set(tasks) - {"shapes", "thin"}:
+        print(f"demo: --tasks takes shapes, thin or both, got {args.tasks!r}", file=sys.stderr)
+        return 2
+    saved: list[str] = []
+    doc: dict[str, Any] = {}
+    if "shapes" in tasks:
+        shapes = shapes_task(args, steps, t0, saved)
+        if isinstance(shapes, int):
+            return shapes
+        doc.update(shapes)
+    if "thin" in tasks:
+        doc["thin"] = thin_task(args, steps, t0, saved)
     run = {"command": " ".join(["python", "examples/demo.py", *(sys.argv[1:] if argv is None else argv)]),
-           **environment(load_at_start),
-           "settings": {"steps": steps, "batch_size": args.batch_size, "lr": args.lr, "width": args.width,
-                        "seed": args.seed, "train_size": n_train, "eval_size": n_eval},
-           "total_seconds": round(time.perf_counter() - t0, 1),
-           "process_cpu_seconds": round(time.process_time(), 1)}
-    write_results(results, chosen, baseline, run, args.out / "demo.json")
-    print(f"saved {', '.join([*saved, str(args.out / 'demo.json')])}"
-          + ("" if saved else " (matplotlib not installed: no figures)"))
+           **environment(load_at_start), **doc,
+           "total_seconds": round(time.perf_counter() - t0, 1), "process_cpu_seconds": round(time.process_time(), 1)}
+    path = args.out / "demo.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run, indent=1) + "\n")
+    print(f"saved {', '.join([*saved, str(path)])}" + ("" if saved else " (matplotlib not installed: no figures)"))
     print(f"total {time.perf_counter() - t0:.0f} s (after the imports)")
     return 0
 

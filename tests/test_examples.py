@@ -92,6 +92,24 @@ def test_mean_iou_baselines() -> None:
     assert _data.mean_iou(y, y)[0] == 1.0
 
 
+def test_curves_are_deterministic_thin_and_split() -> None:
+    x, y = _data.make_curves(5, size=40, seed=2)
+    x2, y2 = _data.make_curves(5, size=40, seed=2)
+    _, ye = _data.make_curves(5, size=40, seed=2, split="eval")
+    assert x.shape == (5, 40, 40, 1) and x.dtype == np.float32 and y.shape == (5, 40, 40) and y.dtype == np.int32
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+    assert not np.array_equal(y, ye)
+    assert set(np.unique(y)) == {0, 1} and 0.01 < y.mean() < 0.15  # thin: a few percent of the pixels
+    np.testing.assert_allclose(x.std(axis=(1, 2, 3)), 1, rtol=1e-3)  # each image normalised
+    # Thin: pixels within at most 1.1 of a centre line, a band at most 3 pixels across, so no 5x5 block lies
+    # wholly on a curve (two crossing bands make a 3x3 one); a filled shape of _data holds many.
+    blocks = np.lib.stride_tricks.sliding_window_view(y, (5, 5), axis=(1, 2))
+    assert not blocks.all(axis=(-2, -1)).any()
+    with pytest.raises(ValueError, match="split must be one of"):
+        _data.make_curves(1, split="validation")
+
+
 def test_batches_cover_each_epoch() -> None:
     order = _data.batches(10, 4, 5, seed=0)
     assert order.shape == (5, 4)
@@ -105,7 +123,8 @@ def test_batches_cover_each_epoch() -> None:
 
 
 def test_demo_smoke(tmp_path: Path) -> None:
-    _require("jax", "optax")
+    """Both tasks, a few steps each: the tables, the figures, demo.json and the README tables rendered from it."""
+    _require("jax", "optax", "skimage")
     out = _run("demo.py", "--smoke", "--losses", "ce,dice", "--out", str(tmp_path))
     assert out.startswith("demo: importing jax")  # printed before the slow imports: progress from the first second
     assert "all background (baseline)" in out
@@ -113,6 +132,7 @@ def test_demo_smoke(tmp_path: Path) -> None:
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "demo_curves.png").stat().st_size > 0
         assert (tmp_path / "demo_predictions.png").stat().st_size > 0
+        assert (tmp_path / "demo_thin.png").stat().st_size > 0
     # The results file: the printed table's numbers, and what tools/readme_numbers.py renders into the README.
     results = json.loads((tmp_path / "demo.json").read_text())
     assert [r["key"] for r in results["losses"]] == ["ce", "dice"]
@@ -126,12 +146,21 @@ def test_demo_smoke(tmp_path: Path) -> None:
         sys.path.remove(str(EXAMPLES.parent / "tools"))
     table = readme_numbers.render_demo(tmp_path / "demo.json", root=tmp_path)
     assert all(f"| `{r['label']}` | {r['mean_iou']:.3f} |" in table for r in results["losses"])
+    thin = results["thin"]
+    assert [r["key"] for r in thin["losses"]] == ["dice+ce", "+skel", "+clce", "+cldice"]
+    assert thin["settings"]["steps"] == 5
+    thin_table = readme_numbers.render_demo_thin(tmp_path / "demo.json")
+    for r in thin["losses"]:
+        assert all(0 <= r[k] <= 1 for k in ("iou", "cldice", "skeleton_recall")) and r["betti0_error"] >= 0
+        row = f"{r['iou']:8.3f}{r['cldice']:8.3f}{r['skeleton_recall']:14.3f}{r['betti0_error']:13.2f}"
+        assert row in out  # the printed table holds the saved numbers
+        assert f"| `{r['label']}` | {r['iou']:.3f} | {r['cldice']:.3f} | {r['skeleton_recall']:.3f} |" in thin_table
 
 
 def test_demo_rejects_unknown_loss() -> None:
     _require("jax", "optax")
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "demo.py"), "--smoke", "--losses", "nope"],
-                          capture_output=True, text=True, timeout=300, check=False, env=ENV)
+    command = [sys.executable, str(EXAMPLES / "demo.py"), "--smoke", "--tasks", "shapes", "--losses", "nope"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, env=ENV)
     assert proc.returncode == 2 and "unknown loss nope" in proc.stderr
 
 

@@ -10,6 +10,7 @@ region        source                                 written by
 ============  =====================================  ======================================
 demo-table    ``examples/results/demo.json``         ``python examples/demo.py`` (``nox -s demo``),
                                                      copied there with ``--demo``
+demo-thin     ``examples/results/demo.json``         the same run (its thin-structure task)
 ci-duration   ``.ci/last-run.json``                  ``.ci/run`` (times ``nox -t cpu``)
 bench-table   ``benchmarks/results/cpu.md``          ``nox -s bench`` (``benchmarks/run.py``)
 ============  =====================================  ======================================
@@ -64,6 +65,27 @@ def render_demo(path: Path = DEMO_JSON, root: Path = ROOT) -> str:
                      + f" | {r['seconds']:.0f} s |")
     base = d["baseline_all_background"]
     lines.append("| all background (baseline) | 0.000 | " + " | ".join(f"{base[c]:.3f}" for c in classes) + " | |")
+    return "\n".join(lines) + "\n"
+
+
+def render_demo_thin(path: Path = DEMO_JSON) -> str:
+    """The demo's thin-structure table: per loss, held-out IoU, clDice score, skeleton recall, Betti-0 error."""
+    d = json.loads(path.read_text())
+    if "thin" not in d:
+        return f"`{d['command']}` did not run the thin-structure task.\n"
+    t, s = d["thin"], d["thin"]["settings"]
+    size = s["image_size"]
+    lines = [
+        f"The same run: {s['steps']} steps of {s['batch_size']} images per loss on {s['train_size']} training "
+        f"images of {size}x{size} pixels (curves cover {s['curve_pixel_share']:.1%} of the pixels), scored on "
+        f"{s['eval_size']} held-out images; {t['seconds']:.0f} s wall time for the four losses, compiling the "
+        "one step they share included (the per-step times are medians, without it).",
+        "",
+        "| loss | IoU | clDice score | skeleton recall | Betti-0 error | ms per step |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [f"| `{r['label']}` | {r['iou']:.3f} | {r['cldice']:.3f} | {r['skeleton_recall']:.3f} | "
+              f"{r['betti0_error']:.2f} | {r['step_ms']:.0f} |" for r in t["losses"]]
     return "\n".join(lines) + "\n"
 
 
@@ -125,8 +147,8 @@ def render_bench(path: Path = BENCH_MD) -> str:
     return "\n".join(lines) + "\n"
 
 
-RENDERERS: dict[str, Callable[[], str]] = {"demo-table": render_demo, "ci-duration": render_ci,
-                                           "bench-table": render_bench}
+RENDERERS: dict[str, Callable[[], str]] = {"demo-table": render_demo, "demo-thin": render_demo_thin,
+                                           "ci-duration": render_ci, "bench-table": render_bench}
 
 
 def regions(text: str) -> dict[str, str]:
