@@ -257,8 +257,11 @@ Returns:
 Raises:
     ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
     TypeError: bad dtypes, or inputs that are not arrays of one library.""",
-    "binary_example": _EXAMPLE + "x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])",
-    "softmax_example": _EXAMPLE + (
-        "x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)"
-    ),
 }
+# Returns, Raises and the Example's setup line, by family
+PIXEL_DOCS["binary_end"] = PIXEL_DOCS["returns_raises"] + "\n\n" + _EXAMPLE + (
+    "x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])"
+)
+PIXEL_DOCS["softmax_end"] = PIXEL_DOCS["returns_raises"] + "\n\n" + _EXAMPLE + (
+    "x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)"
+)

@@ -103,9 +103,7 @@ def binary_cross_entropy(
         label_smoothing: s in [0, 1].
         {{binary_options}}
 
-    {{returns_raises}}
-
-    {{binary_example}}
+    {{binary_end}}
         >>> round(float(pl.binary_cross_entropy(x, y)), 4)
         0.3048
 
@@ -150,9 +148,7 @@ def balanced_binary_cross_entropy(
         eps: clip of the automatic beta to [eps, 1 - eps].
         {{binary_options}}
 
-    {{returns_raises}}
-
-    {{binary_example}}
+    {{binary_end}}
         >>> round(float(pl.balanced_binary_cross_entropy(x, y)), 4)
         0.1364
 
@@ -202,9 +198,7 @@ def sigmoid_focal_loss(
         {{focal_options}}
         {{binary_options}}
 
-    {{returns_raises}}
-
-    {{binary_example}}
+    {{binary_end}}
         >>> round(float(pl.sigmoid_focal_loss(x, y)), 4)
         0.0114
 
@@ -244,9 +238,7 @@ def poly1_focal_loss(
         {{focal_options}}
         {{binary_options}}
 
-    {{returns_raises}}
-
-    {{binary_example}}
+    {{binary_end}}
         >>> round(float(pl.poly1_focal_loss(x, y)), 4)
         0.0364
 
@@ -302,9 +294,7 @@ def cross_entropy(
         {{ce_options}}
         {{softmax_tail}}
 
-    {{returns_raises}}
-
-    {{softmax_example}}
+    {{softmax_end}}
         >>> round(float(pl.cross_entropy(x, y)), 4)
         0.0334
 
@@ -346,9 +336,7 @@ def poly1_cross_entropy(
         {{ce_options}}
         {{softmax_tail}}
 
-    {{returns_raises}}
-
-    {{softmax_example}}
+    {{softmax_end}}
         >>> round(float(pl.poly1_cross_entropy(x, y)), 4)
         0.0661
 
@@ -401,9 +389,7 @@ def softmax_focal_loss(
         gamma: focusing exponent (>= 0).
         {{softmax_tail}}
 
-    {{returns_raises}}
-
-    {{softmax_example}}
+    {{softmax_end}}
         >>> round(float(pl.softmax_focal_loss(x, y)), 4)
         0.0001
 
