@@ -319,8 +319,12 @@ def test_sigmoid_ignore_index_needs_integer_targets(backend, rng):
     x = backend.asarray(random_logits(rng, (2, 1, 3)))
     with pytest.raises(ValueError, match="sigmoid_focal_loss: ignore_index applies to integer"):
         pl.sigmoid_focal_loss(x, backend.asarray(random_binary(rng, (2, 1, 3))), ignore_index=255)
+    y = backend.asarray(np.array([[[0, 7, 255]], [[1, 0, 1]]]))
+    if backend.is_jax:  # traced under jax.jit: no value check, a NaN loss instead of a plausible number
+        assert np.isnan(to_numpy(pl.poly1_focal_loss(x, y, ignore_index=255)))
+        return
     with pytest.raises(ValueError, match="poly1_focal_loss: y_true must hold binary labels 0 or 1, found 7"):
-        pl.poly1_focal_loss(x, backend.asarray(np.array([[[0, 7, 255]], [[1, 0, 1]]])), ignore_index=255)
+        pl.poly1_focal_loss(x, y, ignore_index=255)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -592,6 +596,26 @@ def test_out_of_range_labels(backend, rng, bad):
         pl.cross_entropy(x, y)
     with pytest.raises(ValueError, match=rf"softmax_focal_loss: .* or equal ignore_index=-1, found {bad}"):
         pl.softmax_focal_loss(x, y, ignore_index=-1)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "sigmoid_focal_loss"])
+def test_compiled_out_of_range_targets_give_nan(backend, rng, name):
+    """While torch.compile traces, values cannot be read: a bad target makes the loss NaN (torch's native kernel too)."""
+    if not backend.is_torch:
+        pytest.skip("torch.compile; jax.jit is covered by test_out_of_range_labels")
+    import torch
+
+    torch._dynamo.reset()
+    if name == "cross_entropy":
+        x, t = random_logits(rng, (2, 3, 4)), rng.integers(0, 3, size=(2, 4))
+        t[1, 2], t[0, 0] = 5, -1
+        options = {"ignore_index": -1, "weight": [1.0, 2.0, 0.5]}
+    else:
+        x, t = random_logits(rng, (2, 1, 4)), rng.integers(0, 2, size=(2, 1, 4))
+        t[1, 0, 2], t[0, 0, 0] = 7, 255
+        options = {"ignore_index": 255}
+    f = torch.compile(lambda a, b: getattr(pl, name)(a, b, **options), fullgraph=True, backend="aot_eager")
+    assert np.isnan(to_numpy(f(backend.asarray(x), backend.asarray(t))))
 
 
 # --------------------------------------------------------------------------- #
