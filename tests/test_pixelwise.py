@@ -600,7 +600,7 @@ def test_out_of_range_labels(backend, rng, bad):
 
 @pytest.mark.parametrize("name", ["cross_entropy", "sigmoid_focal_loss"])
 def test_compiled_out_of_range_targets_give_nan(backend, rng, name):
-    """While torch.compile traces, values cannot be read: a bad target makes the loss NaN (torch's native kernel too)."""
+    """While torch.compile traces, values cannot be read: a bad target makes the loss NaN (native kernel too)."""
     if not backend.is_torch:
         pytest.skip("torch.compile; jax.jit is covered by test_out_of_range_labels")
     import torch
