@@ -41,17 +41,19 @@ Mode = Literal["binary", "multilabel", "multiclass"]
 Reduction = Literal["mean", "sum", "none"]
 MODES: tuple[str, ...] = get_args(Mode)
 Weight: TypeAlias = Sequence[float] | Array | None  # per-class weights, (C,)
+_PY_SCALARS = (int, float, complex)  # not arrays, though array_namespace skips them
 
 
 def namespace(fn: str, /, **arrays: Any) -> ModuleType:
     """The one namespace of ``arrays`` (``None`` entries skipped); a TypeError naming ``fn`` and the argument."""
-    present = {name: a for name, a in arrays.items() if a is not None}
+    values = [a for a in arrays.values() if a is not None]
     try:
-        xp = array_namespace(*present.values())
+        xp = array_namespace(*values)
     except TypeError:
         xp = None
-    if xp is not None and not any(isinstance(a, int | float | complex) for a in present.values()):
+    if xp is not None and not any(isinstance(a, _PY_SCALARS) for a in values):
         return xp
+    present = {name: a for name, a in arrays.items() if a is not None}
     for name, a in present.items():
         if not is_array_api_obj(a):
             raise TypeError(

@@ -14,12 +14,15 @@ from types import ModuleType
 
 from . import _checks as checks
 from ._inputs import Dense, Labels, Segmentation, along_class_axis, class_vector
+from ._reduce import safe_divide
 from ._xp import (
     Array,
     clamped_log,
     clip,
     log_sigmoid,
     log_softmax,
+    native_cross_entropy,
+    numel,
     sigmoid,
     sigmoid_cross_entropy,
     softmax_nll,
@@ -125,6 +128,17 @@ def smoothed(target: Dense, s: float, num_classes: int, /) -> Array:
     return target.target if not s else target.target * (1 - s) + s / num_classes
 
 
+def weighted_denominator(seg: Segmentation, labels: Labels, w: Array | None, /) -> tuple[Array | None, Array | float]:
+    """The mean's denominator of integer-target CE (None: the pixel count) and each pixel's class weight.
+
+    torch's rule: the summed ``w_y`` of the valid pixels, or their count without ``w``.
+    """
+    if w is None:
+        return valid_count(seg), 1.0
+    pixel_w = label_weight(seg, labels, w)
+    return seg.xp.sum(masked(labels.valid, pixel_w, xp=seg.xp)), pixel_w
+
+
 def cross_entropy_terms(seg: Segmentation, w: Array | None, s: float, /, log_p: Array | None = None
                         ) -> tuple[Array, Array | None, Array | float]:
     """Per-pixel CE (masked), the mean's denominator (None: the pixel count), and each pixel's weight.
@@ -142,17 +156,37 @@ def cross_entropy_terms(seg: Segmentation, w: Array | None, s: float, /, log_p: 
     if s and log_p is None:
         log_p = log_probs(seg)
     loss = nll_at_label(seg, target, log_p)
-    pixel_w: Array | float = 1.0
+    denominator, pixel_w = weighted_denominator(seg, target, w)
     if w is not None:
-        pixel_w = label_weight(seg, target, w)
         loss = loss * pixel_w
     if s:
         w_log_p = log_p if w_b is None else w_b * log_p
         loss = (1 - s) * loss - (s / n) * xp.sum(w_log_p, axis=axis)
-    loss = masked(target.valid, loss, xp=xp)
-    if w is None:
-        return loss, valid_count(seg), pixel_w
-    return loss, xp.sum(masked(target.valid, pixel_w, xp=xp)), pixel_w
+    return masked(target.valid, loss, xp=xp), denominator, pixel_w
+
+
+def native_ce(seg: Segmentation, w: Array | None, s: float, reduction: str, /) -> Array | None:
+    """Integer-target CE from logits in one native call (torch's fused kernel), reduced; None where there is none.
+
+    ``"mean"`` divides torch's sum by ``weighted_denominator`` when pixels are
+    ignored or weighted (0 when every pixel is ignored, where torch gives NaN).
+    """
+    target = seg.target
+    if not (seg.from_logits and isinstance(target, Labels)) or seg.x.ndim < 2 or numel(seg.x) == 0:
+        return None
+    xp, ignore = seg.xp, None
+    labels = target.labels
+    if target.valid is not None:  # torch skips the pixels that hold its ignore_index
+        ignore = -1
+        labels = xp.where(target.valid, labels, ignore)
+    plain = reduction != "mean" or (w is None and ignore is None)
+    loss = native_cross_entropy(seg.x, labels, axis=seg.axis, weight=w, ignore_index=ignore, label_smoothing=s,
+                                reduction=reduction if plain else "sum", xp=xp)
+    if loss is None or plain:
+        return loss
+    denominator, _ = weighted_denominator(seg, target, w)
+    assert denominator is not None  # pixels are ignored or weighted here
+    return safe_divide(loss, denominator, xp=xp)
 
 
 def softmax_focal(seg: Segmentation, alpha: Array | None, gamma: float, /, log_p: Array | None = None) -> Array:
@@ -177,3 +211,57 @@ def focal_alpha(seg: Segmentation, alpha: float | Sequence[float] | Array | None
         checks.check_in_unit_interval(seg.fn, "alpha", alpha)
         return class_vector(seg, "weight", [1 - alpha] + [alpha] * (seg.num_classes - 1))
     return None if alpha is None else class_vector(seg, "weight", alpha)
+
+
+# --------------------------------------------------------------------------- #
+# Docstring paragraphs of the pixel-wise losses (``_docs.fill_doc``)
+# --------------------------------------------------------------------------- #
+
+_EXAMPLE = """\
+Example:
+    >>> import numpy as np, polyloss as pl
+    >>> """
+
+PIXEL_DOCS = {
+    "binary_inputs": """\
+y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
+y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).""",
+    "binary_options": """\
+from_logits: ``y_pred`` holds logits (default) or probabilities.
+weight: w: a scalar, one per class along ``class_axis``, or a map broadcasting to ``y_pred`` (e.g.
+    ``unet_weight_map``); it multiplies each element's loss and leaves the mean's count alone.
+ignore_index: integer ``y_true`` value whose elements enter no sum (integer targets only).
+class_axis: where per-class weights are laid; validated on every call.
+reduction: ``"mean"`` (over the non-ignored elements), ``"sum"`` or ``"none"``.""",
+    "focal_options": """\
+alpha: weight of positives in [0, 1], or None.
+gamma: focusing exponent (>= 0).""",
+    "softmax_inputs": """\
+y_pred: scores (logits, or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with
+    ``class_axis=1`` or ``(N, *spatial, C)`` with ``-1``.
+y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
+    ``y_pred``'s shape (floating).
+class_axis: the class axis of ``y_pred``.
+from_logits: ``y_pred`` holds logits (default) or probabilities.""",
+    "ce_options": """\
+weight: one weight per class, ``(C,)``.
+label_smoothing: s in [0, 1].""",
+    "softmax_tail": """\
+ignore_index: integer label whose pixels are left out (integer targets only).
+reduction: ``"mean"`` (over the non-ignored pixels), ``"sum"`` or ``"none"``.""",
+    "returns_raises": """\
+Returns:
+    0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+    losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+Raises:
+    ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+    TypeError: bad dtypes, or inputs that are not arrays of one library.""",
+}
+# Returns, Raises and the Example's setup line, by family
+PIXEL_DOCS["binary_end"] = PIXEL_DOCS["returns_raises"] + "\n\n" + _EXAMPLE + (
+    "x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])"
+)
+PIXEL_DOCS["softmax_end"] = PIXEL_DOCS["returns_raises"] + "\n\n" + _EXAMPLE + (
+    "x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)"
+)

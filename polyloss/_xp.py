@@ -695,3 +695,23 @@ def is_concrete(x: Array) -> bool:
 def index_dtype(xp: ModuleType, dev: Any) -> Any:
     """The namespace's default index dtype on ``dev`` (int64, or int32 for JAX without x64)."""
     return xp.__array_namespace_info__().default_dtypes(device=dev)["indexing"]
+
+
+def native_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
+                         label_smoothing: float, reduction: str, xp: ModuleType) -> Array | None:
+    """torch's fused ``cross_entropy`` of logits ``x`` (class ``axis``, at least 2-D) at integer ``labels``.
+
+    Labels lie in ``[0, C)`` or equal ``ignore_index``; ``weight``, ``label_smoothing`` and
+    ``reduction`` are torch's. None for any other namespace (the caller composes the generic kernels).
+    """
+    if _backend(xp) != "torch":
+        return None
+    torch = _torch()
+    if labels.dtype != torch.int64:
+        labels = labels.to(torch.int64)
+    if axis != 1:
+        x = torch.movedim(x, axis, 1)
+    return torch.nn.functional.cross_entropy(
+        x, labels, weight=weight, ignore_index=-100 if ignore_index is None else ignore_index,
+        label_smoothing=label_smoothing, reduction=reduction,
+    )

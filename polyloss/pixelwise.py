@@ -1,8 +1,10 @@
 """Pixel-wise losses: the cross-entropy family, focal losses and Poly-1.
 
-Each loss is computed per element, then reduced by ``_reduce.reduce_loss``.
-Integer targets are gathered with ``take_along_axis`` (no one-hot); ignored
-labels are replaced by class 0 before the gather and masked after it.
+Each public function validates once (``_inputs.prepare``: ``class_axis``,
+targets, ``ignore_index``, ``reduction``), computes per element with the
+kernels of ``_pixel`` (shared with ``compound``), zeroes ignored elements and
+reduces with ``_reduce.reduce_loss``, the mean dividing by the non-ignored
+count (by the summed class weights for integer-target cross entropy, as torch).
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import _checks as checks
+from ._docs import fill_doc
 from ._inputs import Dense, Reduction, Segmentation, Weight, class_vector, element_weight, prepare
 from ._pixel import (
+    PIXEL_DOCS,
     balanced_bce,
     bce,
     cross_entropy_terms,
     focal_alpha,
     log_probs,
     masked,
+    native_ce,
     nll_at_label,
     sigmoid_focal,
     smoothed,
@@ -37,32 +42,42 @@ __all__ = [
     "softmax_focal_loss",
 ]
 
+ElementWeight = Weight | float
+
 
 def _finish(seg: Segmentation, loss: Array, reduction: str, denominator: Array | None = None) -> Array:
     xp = seg.xp
     return restore(reduce_loss(loss, reduction=reduction, denominator=denominator, xp=xp), seg.dtype, xp=xp)
 
 
-def _check_focal(fn: str, alpha: float | None, gamma: float) -> None:
+def _binary(fn: str, y_pred: Array, y_true: Array, class_axis: int, ignore_index: int | None, reduction: str,
+            alpha: float | None = None, gamma: float = 0.0) -> Segmentation:
+    """Validate the focal options (when given) and prepare the inputs of a sigmoid loss."""
     checks.check_nonnegative(fn, "gamma", gamma)
     if alpha is not None:
         checks.check_in_unit_interval(fn, "alpha", alpha)
+    return prepare(fn, y_pred, y_true, mode="binary", class_axis=class_axis, ignore_index=ignore_index,
+                   reduction=reduction)
 
 
-# --------------------------------------------------------------------------- #
-# Binary (sigmoid) losses, elementwise over y_pred's shape
-# --------------------------------------------------------------------------- #
+def _finish_elements(seg: Segmentation, loss: Array, weight: ElementWeight, reduction: str) -> Array:
+    """Per-element losses weighted by ``weight``, ignored elements zeroed, the mean over the non-ignored ones."""
+    if weight is not None:
+        loss = loss * element_weight(seg, "weight", weight)
+    return _finish(seg, masked(seg.target.valid, loss, xp=seg.xp), reduction, valid_count(seg))
 
 
+@fill_doc(PIXEL_DOCS)
 def binary_cross_entropy(
     y_pred: Array,
     y_true: Array,
     /,
     *,
     from_logits: bool = True,
-    pos_weight: Weight | float = None,
-    weight: Weight | float = None,
+    pos_weight: ElementWeight = None,
+    weight: ElementWeight = None,
     label_smoothing: float = 0.0,
+    ignore_index: int | None = None,
     class_axis: int = 1,
     reduction: Reduction = "mean",
 ) -> Array:
@@ -74,7 +89,8 @@ def binary_cross_entropy(
     ``label_smoothing``. Each of ``weight`` and ``pos_weight`` is a scalar, a
     per-class vector laid along ``class_axis``, or an array of ``y_pred``'s
     ndim that broadcasts to it (a per-pixel map such as ``unet_weight_map``).
-    ``"mean"`` divides by the element count, as torch does.
+    ``"mean"`` divides by the element count, as torch does (the non-ignored
+    count with ``ignore_index``).
 
     Peers: ``torch.nn.functional.binary_cross_entropy_with_logits`` (and
     ``binary_cross_entropy`` with ``from_logits=False``, whose -100 log clamp
@@ -82,26 +98,12 @@ def binary_cross_entropy(
     which here is ``class_axis=-1``.
 
     Args:
-        y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
-        y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
-        from_logits: ``y_pred`` holds logits (default) or probabilities.
+        {{binary_inputs}}
         pos_weight: beta, on positives: a scalar, one per class along ``class_axis``, or a map.
-        weight: w: a scalar, one per class along ``class_axis``, or a map broadcasting to ``y_pred``.
         label_smoothing: s in [0, 1].
-        class_axis: where per-class weights are laid; validated on every call.
-        reduction: ``"mean"`` (over elements), ``"sum"`` or ``"none"``.
+        {{binary_options}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
-        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
-
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, or inputs that are not arrays of one library.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
+    {{binary_end}}
         >>> round(float(pl.binary_cross_entropy(x, y)), 4)
         0.3048
 
@@ -110,17 +112,15 @@ def binary_cross_entropy(
     """
     fn = "binary_cross_entropy"
     checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
-    seg = prepare(fn, y_pred, y_true, mode="binary", class_axis=class_axis, reduction=reduction)
-    xp, x, t = seg.xp, seg.x, seg.dense.target
+    seg = _binary(fn, y_pred, y_true, class_axis, ignore_index, reduction)
+    t = seg.dense.target
     if label_smoothing:
         t = t * (1 - label_smoothing) + label_smoothing / 2
     pw = None if pos_weight is None else element_weight(seg, "pos_weight", pos_weight)
-    loss = bce(x, t, from_logits=from_logits, pos_weight=pw, xp=xp)
-    if weight is not None:
-        loss = loss * element_weight(seg, "weight", weight)
-    return _finish(seg, loss, reduction)
+    return _finish_elements(seg, bce(seg.x, t, from_logits=from_logits, pos_weight=pw, xp=seg.xp), weight, reduction)
 
 
+@fill_doc(PIXEL_DOCS)
 def balanced_binary_cross_entropy(
     y_pred: Array,
     y_true: Array,
@@ -128,7 +128,8 @@ def balanced_binary_cross_entropy(
     *,
     beta: float | None = None,
     from_logits: bool = True,
-    weight: Weight | float = None,
+    weight: ElementWeight = None,
+    ignore_index: int | None = None,
     class_axis: int = 1,
     eps: float = 1e-7,
     reduction: Reduction = "mean",
@@ -137,31 +138,17 @@ def balanced_binary_cross_entropy(
 
     l = -[beta y log p + (1 - beta) (1 - y) log(1 - p)]
 
-    ``beta=None`` sets beta to the share of negatives in ``y_true`` (over the
-    whole batch), clipped to ``[eps, 1 - eps]``, so rare positives weigh more.
-    ``weight`` and ``reduction`` as in ``binary_cross_entropy``.
+    ``beta=None`` sets beta to the share of negatives among the non-ignored
+    elements of ``y_true`` (over the whole batch), clipped to
+    ``[eps, 1 - eps]``, so rare positives weigh more.
 
     Args:
-        y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
-        y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
+        {{binary_inputs}}
         beta: weight of positives in [0, 1]; None: the share of negatives in ``y_true``.
-        from_logits: as in ``binary_cross_entropy``.
-        weight: as in ``binary_cross_entropy``.
-        class_axis: as in ``binary_cross_entropy``.
-        reduction: as in ``binary_cross_entropy``.
         eps: clip of the automatic beta to [eps, 1 - eps].
+        {{binary_options}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
-        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
-
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, or inputs that are not arrays of one library.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
+    {{binary_end}}
         >>> round(float(pl.balanced_binary_cross_entropy(x, y)), 4)
         0.1364
 
@@ -171,16 +158,17 @@ def balanced_binary_cross_entropy(
     fn = "balanced_binary_cross_entropy"
     if beta is not None:
         checks.check_in_unit_interval(fn, "beta", beta)
-    seg = prepare(fn, y_pred, y_true, mode="binary", class_axis=class_axis, reduction=reduction)
-    xp, x, t = seg.xp, seg.x, seg.dense.target
-    if beta is None:  # an empty batch has no share of negatives; any beta scores its 0 elements 0
-        beta = clip(1 - xp.mean(t), eps, 1 - eps, xp=xp) if numel(t) else 0.5
-    loss = balanced_bce(x, t, beta, from_logits=from_logits, xp=xp)
-    if weight is not None:
-        loss = loss * element_weight(seg, "weight", weight)
-    return _finish(seg, loss, reduction)
+    seg = _binary(fn, y_pred, y_true, class_axis, ignore_index, reduction)
+    xp, t, count = seg.xp, seg.dense.target, valid_count(seg)
+    if beta is None and not numel(t):  # an empty batch has no share of negatives; any beta scores it 0
+        beta = 0.5
+    elif beta is None:
+        positives = xp.mean(t) if count is None else xp.sum(t) / clip(count, 1, None, xp=xp)
+        beta = clip(1 - positives, eps, 1 - eps, xp=xp)
+    return _finish_elements(seg, balanced_bce(seg.x, t, beta, from_logits=from_logits, xp=xp), weight, reduction)
 
 
+@fill_doc(PIXEL_DOCS)
 def sigmoid_focal_loss(
     y_pred: Array,
     y_true: Array,
@@ -189,12 +177,14 @@ def sigmoid_focal_loss(
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     from_logits: bool = True,
+    weight: ElementWeight = None,
+    ignore_index: int | None = None,
     class_axis: int = 1,
     reduction: Reduction = "mean",
 ) -> Array:
     r"""Sigmoid focal loss (Lin et al. 2017, RetinaNet), elementwise.
 
-    l = -alpha_t (1 - p_t)^gamma log p_t,  p_t = p y + (1 - p)(1 - y),
+    l = -w alpha_t (1 - p_t)^gamma log p_t,  p_t = p y + (1 - p)(1 - y),
     alpha_t = alpha y + (1 - alpha)(1 - y)
 
     ``alpha=None`` drops alpha_t. Soft targets are allowed. For RetinaNet,
@@ -204,38 +194,23 @@ def sigmoid_focal_loss(
     ``alpha=None``); ``optax.sigmoid_focal_loss`` is ``reduction="none"``.
 
     Args:
-        y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
-        y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
-        alpha: weight of positives in [0, 1], or None.
-        gamma: focusing exponent (>= 0).
-        from_logits: as in ``binary_cross_entropy``.
-        class_axis: as in ``binary_cross_entropy`` (unused here, validated).
-        reduction: as in ``binary_cross_entropy``.
+        {{binary_inputs}}
+        {{focal_options}}
+        {{binary_options}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
-        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
-
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, or inputs that are not arrays of one library.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
+    {{binary_end}}
         >>> round(float(pl.sigmoid_focal_loss(x, y)), 4)
         0.0114
 
     References:
         Lin et al., Focal loss for dense object detection, 2017. https://arxiv.org/abs/1708.02002
     """
-    fn = "sigmoid_focal_loss"
-    _check_focal(fn, alpha, gamma)
-    seg = prepare(fn, y_pred, y_true, mode="binary", class_axis=class_axis, reduction=reduction)
+    seg = _binary("sigmoid_focal_loss", y_pred, y_true, class_axis, ignore_index, reduction, alpha, gamma)
     loss, _ = sigmoid_focal(seg.x, seg.dense.target, alpha=alpha, gamma=gamma, from_logits=from_logits, xp=seg.xp)
-    return _finish(seg, loss, reduction)
+    return _finish_elements(seg, loss, weight, reduction)
 
 
+@fill_doc(PIXEL_DOCS)
 def poly1_focal_loss(
     y_pred: Array,
     y_true: Array,
@@ -245,56 +220,46 @@ def poly1_focal_loss(
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     from_logits: bool = True,
+    weight: ElementWeight = None,
+    ignore_index: int | None = None,
     class_axis: int = 1,
     reduction: Reduction = "mean",
 ) -> Array:
     r"""Poly-1 focal loss (Leng et al. 2022), sigmoid form, elementwise.
 
-    l = FL + epsilon (1 - p_t)^(gamma + 1)
+    l = w [FL + epsilon (1 - p_t)^(gamma + 1)]
 
     ``FL`` is ``sigmoid_focal_loss`` with the same ``alpha`` and ``gamma``;
     the polynomial term is not alpha-weighted, as in the paper's code.
 
     Args:
-        y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
-        y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
+        {{binary_inputs}}
         epsilon: weight of the polynomial term.
-        alpha: weight of positives in [0, 1], or None.
-        gamma: focusing exponent (>= 0).
-        from_logits: as in ``binary_cross_entropy``.
-        class_axis: as in ``binary_cross_entropy`` (unused here, validated).
-        reduction: as in ``binary_cross_entropy``.
+        {{focal_options}}
+        {{binary_options}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
-        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
-
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, or inputs that are not arrays of one library.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
+    {{binary_end}}
         >>> round(float(pl.poly1_focal_loss(x, y)), 4)
         0.0364
 
     References:
         Leng et al., PolyLoss, 2022. https://arxiv.org/abs/2204.12511
     """
-    fn = "poly1_focal_loss"
-    _check_focal(fn, alpha, gamma)
-    seg = prepare(fn, y_pred, y_true, mode="binary", class_axis=class_axis, reduction=reduction)
+    seg = _binary("poly1_focal_loss", y_pred, y_true, class_axis, ignore_index, reduction, alpha, gamma)
     loss, one_minus_pt = sigmoid_focal(seg.x, seg.dense.target, alpha=alpha, gamma=gamma, from_logits=from_logits,
                                        xp=seg.xp)
-    return _finish(seg, loss + epsilon * one_minus_pt ** (gamma + 1), reduction)
+    return _finish_elements(seg, loss + epsilon * one_minus_pt ** (gamma + 1), weight, reduction)
 
 
-# --------------------------------------------------------------------------- #
-# Multiclass (softmax) losses over a class axis
-# --------------------------------------------------------------------------- #
+def _softmax(fn: str, y_pred: Array, y_true: Array, class_axis: int, from_logits: bool, ignore_index: int | None,
+             reduction: str, label_smoothing: float = 0.0) -> Segmentation:
+    """Validate ``label_smoothing`` and prepare the inputs of a softmax loss."""
+    checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
+    return prepare(fn, y_pred, y_true, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
+                   reduction=reduction)
 
 
+@fill_doc(PIXEL_DOCS)
 def cross_entropy(
     y_pred: Array,
     y_true: Array,
@@ -320,47 +285,32 @@ def cross_entropy(
     one value per pixel. All pixels ignored gives 0.
 
     Peers: equals ``torch.nn.functional.cross_entropy`` for every argument
-    (``ignore_index`` default -100 there, None here); optax's
+    (``ignore_index`` default -100 there, None here), and on torch runs its
+    fused kernel for integer targets; optax's
     ``softmax_cross_entropy_with_integer_labels`` is ``reduction="none"``.
 
     Args:
-        y_pred: scores (logits, or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with
-            ``class_axis=1`` or ``(N, *spatial, C)`` with ``-1``.
-        y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
-            ``y_pred``'s shape (floating).
-        class_axis: the class axis of ``y_pred``.
-        from_logits: ``y_pred`` holds logits (default) or probabilities.
-        weight: one weight per class, ``(C,)``.
-        ignore_index: integer label whose pixels are left out (integer targets only).
-        label_smoothing: s in [0, 1].
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        {{softmax_inputs}}
+        {{ce_options}}
+        {{softmax_tail}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
-        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
-
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, or inputs that are not arrays of one library.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+    {{softmax_end}}
         >>> round(float(pl.cross_entropy(x, y)), 4)
         0.0334
 
     References:
         https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html
     """
-    fn = "cross_entropy"
-    checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
-    seg = prepare(fn, y_pred, y_true, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
-                  reduction=reduction)
+    seg = _softmax("cross_entropy", y_pred, y_true, class_axis, from_logits, ignore_index, reduction, label_smoothing)
     w = None if weight is None else class_vector(seg, "weight", weight)
+    loss = native_ce(seg, w, label_smoothing, reduction)
+    if loss is not None:
+        return restore(loss, seg.dtype, xp=seg.xp)
     loss, denominator, _ = cross_entropy_terms(seg, w, label_smoothing)
     return _finish(seg, loss, reduction, denominator)
 
 
+@fill_doc(PIXEL_DOCS)
 def poly1_cross_entropy(
     y_pred: Array,
     y_true: Array,
@@ -381,40 +331,21 @@ def poly1_cross_entropy(
     shares cross_entropy's denominator; every other option is cross_entropy's.
 
     Args:
-        y_pred: scores (logits, or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with
-            ``class_axis=1`` or ``(N, *spatial, C)`` with ``-1``.
-        y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
-            ``y_pred``'s shape (floating).
+        {{softmax_inputs}}
         epsilon: weight of the polynomial term.
-        class_axis: as in ``cross_entropy``.
-        from_logits: as in ``cross_entropy``.
-        weight: as in ``cross_entropy``.
-        ignore_index: as in ``cross_entropy``.
-        label_smoothing: as in ``cross_entropy``.
-        reduction: as in ``cross_entropy``.
+        {{ce_options}}
+        {{softmax_tail}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
-        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
-
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, or inputs that are not arrays of one library.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+    {{softmax_end}}
         >>> round(float(pl.poly1_cross_entropy(x, y)), 4)
         0.0661
 
     References:
         Leng et al., PolyLoss, 2022. https://arxiv.org/abs/2204.12511
     """
-    fn = "poly1_cross_entropy"
-    checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
-    seg = prepare(fn, y_pred, y_true, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
-                  reduction=reduction)
-    xp, s, n, target = seg.xp, label_smoothing, seg.num_classes, seg.target
+    s = label_smoothing
+    seg = _softmax("poly1_cross_entropy", y_pred, y_true, class_axis, from_logits, ignore_index, reduction, s)
+    xp, n, target = seg.xp, seg.num_classes, seg.target
     w = None if weight is None else class_vector(seg, "weight", weight)
     ce, denominator, pixel_w = cross_entropy_terms(seg, w, s)
     if isinstance(target, Dense):
@@ -428,6 +359,7 @@ def poly1_cross_entropy(
     return _finish(seg, loss, reduction, denominator)
 
 
+@fill_doc(PIXEL_DOCS)
 def softmax_focal_loss(
     y_pred: Array,
     y_true: Array,
@@ -452,28 +384,12 @@ def softmax_focal_loss(
     average over classes x pixels, so they equal this divided by C.
 
     Args:
-        y_pred: scores (logits, or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with
-            ``class_axis=1`` or ``(N, *spatial, C)`` with ``-1``.
-        y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
-            ``y_pred``'s shape (floating).
+        {{softmax_inputs}}
         alpha: one weight per class, a scalar (1 - alpha on class 0, alpha on the others), or None.
         gamma: focusing exponent (>= 0).
-        class_axis: as in ``cross_entropy``.
-        from_logits: as in ``cross_entropy``.
-        ignore_index: as in ``cross_entropy``.
-        reduction: as in ``cross_entropy``.
+        {{softmax_tail}}
 
-    Returns:
-        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
-        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
-
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, or inputs that are not arrays of one library.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+    {{softmax_end}}
         >>> round(float(pl.softmax_focal_loss(x, y)), 4)
         0.0001
 
@@ -482,8 +398,6 @@ def softmax_focal_loss(
     """
     fn = "softmax_focal_loss"
     checks.check_nonnegative(fn, "gamma", gamma)
-    seg = prepare(fn, y_pred, y_true, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
-                  reduction=reduction)
+    seg = _softmax(fn, y_pred, y_true, class_axis, from_logits, ignore_index, reduction)
     loss = softmax_focal(seg, focal_alpha(seg, alpha), gamma)
     return _finish(seg, loss, reduction, valid_count(seg))
-

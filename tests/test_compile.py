@@ -54,6 +54,13 @@ def _bin(rng, z):
     return random_logits(rng, (z.n, 1, z.h, z.w)), random_binary(rng, (z.n, 1, z.h, z.w))
 
 
+def _bin_ignored(rng, z):
+    """Integer 0/1 targets with some elements at ignore_index 255, and a weight (options must not depend on size)."""
+    x, t = _bin(rng, z)
+    t = np.where(rng.random(t.shape) < 0.2, 255, t.astype(np.int64))
+    return (x, t), {"ignore_index": 255, "weight": [1.5]}
+
+
 def _boxes(rng, n):
     xy = rng.random((n, 2)) * 10
     wh = rng.random((n, 2)) * 5 + 0.5
@@ -95,9 +102,11 @@ def _region(name, **options):
 CASES = {
     "binary_cross_entropy": lambda rng, z: (_bin(rng, z), {"pos_weight": 2.0}, True),
     "balanced_binary_cross_entropy": lambda rng, z: (_bin(rng, z), {}, True),
-    "sigmoid_focal_loss": lambda rng, z: (_bin(rng, z), {}, True),
-    "poly1_focal_loss": lambda rng, z: (_bin(rng, z), {}, True),
-    "cross_entropy": lambda rng, z: (_seg(rng, z), {"weight": [1.0, 2.0, 0.5], "label_smoothing": 0.1}, True),
+    "sigmoid_focal_loss": lambda rng, z: (*_bin_ignored(rng, z), True),
+    "poly1_focal_loss": lambda rng, z: (*_bin_ignored(rng, z), True),
+    "cross_entropy": lambda rng, z: ((random_logits(rng, (z.n, C, z.h, z.w)),
+                                      random_labels(rng, (z.n, z.h, z.w), C, ignore_index=-1)),
+                                     {"weight": [1.0, 2.0, 0.5], "label_smoothing": 0.1, "ignore_index": -1}, True),
     "softmax_focal_loss": lambda rng, z: (_seg(rng, z), {"alpha": 0.25}, True),
     "poly1_cross_entropy": lambda rng, z: (_seg(rng, z), {}, True),
     "soft_confusion": _region("soft_confusion"),

@@ -258,6 +258,75 @@ def test_sigmoid_focal_loss_soft_targets_and_probabilities(backend, rng):
     assert_close(got, sigmoid_focal_reference(p, t, alpha=0.25, gamma=2.0, from_logits=False))
 
 
+def _binary_ignored(rng, shape, ignore_index=255):
+    """Integer 0/1 targets with about a fifth of the elements set to ``ignore_index``, and their valid mask."""
+    t = random_binary(rng, shape).astype(np.int64)
+    valid = rng.random(shape) >= 0.2
+    return np.where(valid, t, ignore_index), valid
+
+
+def sigmoid_reference(name, x, t, valid, *, weight=1.0, reduction="mean", **options):
+    """Per-element float64 loss of a sigmoid loss on the valid elements only; the mean over their count."""
+    t = np.where(valid, t, 0).astype(np.float64)
+    if name == "binary_cross_entropy":
+        loss = bce_reference(x, t, reduction="none", **options)
+    elif name == "balanced_binary_cross_entropy":
+        b = np.clip(1 - t[valid].mean(), 1e-7, 1 - 1e-7) if valid.any() else 0.5
+        loss = -(b * t * np_log_sigmoid(x) + (1 - b) * (1 - t) * np_log_sigmoid(-x))
+    else:
+        epsilon = options.pop("epsilon", 1.0) if name == "poly1_focal_loss" else None
+        loss = sigmoid_focal_reference(x, t, epsilon=epsilon, reduction="none", **options)
+    return np_reduce(np.where(valid, weight * loss, 0.0), reduction, valid.sum())
+
+
+SIGMOID_LOSSES = {
+    "binary_cross_entropy": {"pos_weight": 2.0},
+    "balanced_binary_cross_entropy": {},
+    "sigmoid_focal_loss": {"alpha": 0.3, "gamma": 1.5},
+    "poly1_focal_loss": {"alpha": 0.25, "gamma": 2.0, "epsilon": 0.5},
+}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", ["none", "per-class", "map"])
+@pytest.mark.parametrize("name", list(SIGMOID_LOSSES))
+def test_sigmoid_losses_ignore_index_and_weight_match_reference(backend, rng, name, weighted, reduction):
+    """Ignored elements enter no sum; ``weight`` (per class or a map) scales each element, not the count."""
+    x = random_logits(rng, SHAPE, scale=3.0)
+    t, valid = _binary_ignored(rng, SHAPE)
+    w = {"none": 1.0, "per-class": rng.random(SHAPE[1]) + 0.5, "map": rng.random((SHAPE[0], 1, *SHAPE[2:])) * 2}
+    options = dict(SIGMOID_LOSSES[name])
+    got = getattr(pl, name)(backend.asarray(x), backend.asarray(t), ignore_index=255, reduction=reduction,
+                            weight=None if weighted == "none" else backend.asarray(w[weighted]), **options)
+    weight = w[weighted].reshape(1, -1, 1, 1) if weighted == "per-class" else w[weighted]
+    assert_close(got, sigmoid_reference(name, x, t, valid, weight=weight, reduction=reduction, **options))
+
+
+@pytest.mark.parametrize("name", list(SIGMOID_LOSSES))
+def test_sigmoid_losses_all_ignored_give_zero_and_zero_gradient(backend, rng, name):
+    loss = getattr(pl, name)
+    x = backend.asarray(random_logits(rng, (2, 1, 4, 3)))
+    y = backend.asarray(np.full((2, 1, 4, 3), -1))
+    for reduction in ("mean", "sum"):
+        assert_close(loss(x, y, ignore_index=-1, reduction=reduction), np.array(0.0))
+    if backend.has_autodiff:
+        value, grad = backend.value_and_grad(lambda z: loss(z, y, ignore_index=-1), x)
+        assert_close(value, np.array(0.0))
+        assert_close(grad, np.zeros((2, 1, 4, 3)))
+
+
+def test_sigmoid_ignore_index_needs_integer_targets(backend, rng):
+    x = backend.asarray(random_logits(rng, (2, 1, 3)))
+    with pytest.raises(ValueError, match="sigmoid_focal_loss: ignore_index applies to integer"):
+        pl.sigmoid_focal_loss(x, backend.asarray(random_binary(rng, (2, 1, 3))), ignore_index=255)
+    y = backend.asarray(np.array([[[0, 7, 255]], [[1, 0, 1]]]))
+    if backend.is_jax:  # traced under jax.jit: no value check, a NaN loss instead of a plausible number
+        assert np.isnan(to_numpy(pl.poly1_focal_loss(x, y, ignore_index=255)))
+        return
+    with pytest.raises(ValueError, match="poly1_focal_loss: y_true must hold binary labels 0 or 1, found 7"):
+        pl.poly1_focal_loss(x, y, ignore_index=255)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize(("alpha", "gamma"), [(None, 2.0), (0.25, 2.0), ([0.1, 0.5, 1.0, 2.0, 0.3], 1.5),
                                               (0.75, 0.5)])
@@ -329,6 +398,8 @@ def _grad_cases(rng):
     probs = random_probabilities(rng, GRAD_SHAPE, 1)
     binary = random_binary(rng, GRAD_SHAPE)
     w = [0.5, 1.0, 2.0]
+    ignored, _ = _binary_ignored(rng, GRAD_SHAPE)
+    wmap = rng.random((2, 1, 4, 3)) + 0.5
     return logits, {
         "cross_entropy": (pl.cross_entropy, labels, {"weight": w, "ignore_index": -1, "label_smoothing": 0.1}),
         "cross_entropy-prob": (pl.cross_entropy, probs, {"weight": w, "label_smoothing": 0.1}),
@@ -339,6 +410,10 @@ def _grad_cases(rng):
         "softmax_focal_loss-prob": (pl.softmax_focal_loss, probs, {"gamma": 2.0}),
         "poly1_cross_entropy": (pl.poly1_cross_entropy, labels, {"epsilon": 1.5, "ignore_index": -1}),
         "poly1_focal_loss": (pl.poly1_focal_loss, binary, {"epsilon": 1.0}),
+        "sigmoid_focal_loss-ignore-weight": (pl.sigmoid_focal_loss, ignored, {"ignore_index": 255, "weight": wmap}),
+        "poly1_focal_loss-ignore-weight": (pl.poly1_focal_loss, ignored, {"ignore_index": 255, "weight": w}),
+        "binary_cross_entropy-ignore": (pl.binary_cross_entropy, ignored, {"ignore_index": 255, "weight": w}),
+        "balanced_binary_cross_entropy-ignore": (pl.balanced_binary_cross_entropy, ignored, {"ignore_index": 255}),
     }
 
 
@@ -521,6 +596,26 @@ def test_out_of_range_labels(backend, rng, bad):
         pl.cross_entropy(x, y)
     with pytest.raises(ValueError, match=rf"softmax_focal_loss: .* or equal ignore_index=-1, found {bad}"):
         pl.softmax_focal_loss(x, y, ignore_index=-1)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "sigmoid_focal_loss"])
+def test_compiled_out_of_range_targets_give_nan(backend, rng, name):
+    """While torch.compile traces, values cannot be read: a bad target makes the loss NaN (native kernel too)."""
+    if not backend.is_torch:
+        pytest.skip("torch.compile; jax.jit is covered by test_out_of_range_labels")
+    import torch
+
+    torch._dynamo.reset()
+    if name == "cross_entropy":
+        x, t = random_logits(rng, (2, 3, 4)), rng.integers(0, 3, size=(2, 4))
+        t[1, 2], t[0, 0] = 5, -1
+        options = {"ignore_index": -1, "weight": [1.0, 2.0, 0.5]}
+    else:
+        x, t = random_logits(rng, (2, 1, 4)), rng.integers(0, 2, size=(2, 1, 4))
+        t[1, 0, 2], t[0, 0, 0] = 7, 255
+        options = {"ignore_index": 255}
+    f = torch.compile(lambda a, b: getattr(pl, name)(a, b, **options), fullgraph=True, backend="aot_eager")
+    assert np.isnan(to_numpy(f(backend.asarray(x), backend.asarray(t))))
 
 
 # --------------------------------------------------------------------------- #
