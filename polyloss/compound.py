@@ -41,7 +41,8 @@ if TYPE_CHECKING:  # Python 3.10 lacks typing.Unpack; annotations are strings at
 __all__ = ["bce_jaccard_loss", "combo_loss", "dice_cross_entropy_loss", "dice_focal_loss"]
 
 
-def _check(fn: str, options: dict[str, Any], **lambdas: float) -> None:
+def _check(fn: str, options: RegionOptions, **lambdas: float) -> dict[str, Any]:
+    """The compound's own checks; ``options`` as a dict (``region`` resolves and validates the rest)."""
     if options.get("reduction", "mean") == "none":
         raise ValueError(
             f"{fn}: reduction must be 'mean' or 'sum' (the region term is per class, the pixel-wise term per "
@@ -49,6 +50,7 @@ def _check(fn: str, options: dict[str, Any], **lambdas: float) -> None:
         )
     for name, value in lambdas.items():
         checks.check_nonnegative(fn, name, value)
+    return dict(options)
 
 
 def _pixel_sum(seg: Segmentation, loss: Array, den: Array | None = None, *, per: int = 1) -> Array:
@@ -118,8 +120,7 @@ def dice_cross_entropy_loss(
         Isensee et al., nnU-Net, 2021. https://doi.org/10.1038/s41592-020-01008-z
     """
     fn = "dice_cross_entropy_loss"
-    opts = dict(options)
-    _check(fn, opts, lambda_dice=lambda_dice, lambda_ce=lambda_ce)
+    opts = _check(fn, options, lambda_dice=lambda_dice, lambda_ce=lambda_ce)
 
     def ce(seg: Segmentation, log_p: Array | None, s: float) -> Array:
         w = None if opts.get("weight") is None else class_vector(seg, "weight", opts["weight"])
@@ -170,8 +171,7 @@ def dice_focal_loss(
         Zhu et al., AnatomyNet, 2019. https://arxiv.org/abs/1808.05238
     """
     fn = "dice_focal_loss"
-    opts = dict(options)
-    _check(fn, opts, lambda_dice=lambda_dice, lambda_focal=lambda_focal, gamma=gamma)
+    opts = _check(fn, options, lambda_dice=lambda_dice, lambda_focal=lambda_focal, gamma=gamma)
     scalar = alpha is None or (isinstance(alpha, int | float) and not isinstance(alpha, bool))
     if opts.get("mode", "multiclass") != "multiclass" and not scalar:
         raise ValueError(f"{fn}: alpha must be a scalar or None with mode={opts.get('mode')!r}, got {alpha!r}")
@@ -247,8 +247,7 @@ def combo_loss(
         Taghanaki et al., Combo loss, 2019. https://arxiv.org/abs/1805.02798
     """
     fn = "combo_loss"
-    opts = dict(options)
-    _check(fn, opts)
+    opts = _check(fn, options)
     checks.check_in_unit_interval(fn, "alpha", alpha)
     checks.check_in_unit_interval(fn, "beta", beta)
 
@@ -292,8 +291,7 @@ def bce_jaccard_loss(
         Iglovikov et al., TernausNetV2, 2018. https://arxiv.org/abs/1806.00844
     """
     fn = "bce_jaccard_loss"
-    opts = dict(options)
-    _check(fn, opts)
+    opts = _check(fn, options)
     checks.check_in_unit_interval(fn, "alpha", alpha)
 
     def ce(seg: Segmentation, log_p: Array | None, s: float) -> Array:
