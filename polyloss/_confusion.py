@@ -28,7 +28,6 @@ from ._reduce import reduce_classes, restore
 from ._xp import Array, clamped_log, class_sums, clip, device, log_softmax, numel, sigmoid, softmax
 
 AllReduce = Callable[[Array], Array] | None
-PixelSum = Callable[[Segmentation, Array | None, float], Array]  # a compound's pixel-wise [sum, count]
 
 
 class RegionOptions(TypedDict, total=False):
@@ -132,6 +131,19 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class PixelInputs:
+    """What a compound's pixel-wise term reads, prepared once by ``region``."""
+
+    seg: Segmentation  # dense targets arrive smoothed
+    log_p: Array | None  # multiclass log-probabilities (the softmax taken once)
+    s: float  # the label smoothing left to apply: to integer labels (0 for dense targets)
+    weight: Array | None  # the class weights of every channel, (C,)
+
+
+PixelSum = Callable[[PixelInputs], Array]  # a compound's pixel-wise [sum, count]
+
+
+@dataclass(frozen=True)
 class Region:
     """Statistics of the scored classes and everything a loss needs to finish."""
 
@@ -163,10 +175,8 @@ def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squ
            extra: PixelSum | None = None, need_log_p: bool = False) -> Region:
     """Validate once and build the statistics of a region loss.
 
-    ``extra(seg, log_p, s)``: a compound's pixel-wise ``[sum, count]``, reduced
-    with the statistics; ``s`` is the label smoothing left for it to apply (to
-    integer labels: dense targets arrive smoothed, with ``s = 0``).
-    ``need_log_p``: keep the multiclass log-probabilities (the softmax is then
+    ``extra(PixelInputs)``: a compound's pixel-wise ``[sum, count]``, reduced
+    with the statistics. ``need_log_p``: keep the multiclass log-probabilities (the softmax is then
     taken once, as their exponential).
     """
     opts = resolve(fn, options)
@@ -185,6 +195,7 @@ def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squ
     if s and isinstance(seg.target, Dense):
         seg = replace(seg, target=_smoothed(seg, seg.target, s))
     label_s = s if isinstance(seg.target, Labels) else 0.0
+    full_weight = None if opts["weight"] is None else class_vector(seg, "weight", opts["weight"])
     log_p = None
     if need_log_p and seg.mode == "multiclass":
         log_p = log_softmax(seg.x, axis=seg.axis, xp=seg.xp) if seg.from_logits else clamped_log(seg.x, xp=seg.xp)
@@ -195,12 +206,10 @@ def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squ
     p, axis = _layout(seg, log_p, activate=not fused)
     full = _statistics(seg, p, axis, per_image=per_image, soft_label=opts["soft_label"], label_s=label_s,
                        all_reduce=all_reduce, squared=squared,
-                       extra=None if extra is None else extra(seg, log_p, label_s), fused=fused)
+                       extra=None if extra is None else extra(PixelInputs(seg, log_p, label_s, full_weight)),
+                       fused=fused)
     st, idx = _select(fn, full, opts["classes"], seg, xp=seg.xp)
-    weight = None
-    if opts["weight"] is not None:
-        weight = class_vector(seg, "weight", opts["weight"])
-        weight = weight if idx is None else seg.xp.take(weight, idx, axis=0)
+    weight = full_weight if full_weight is None or idx is None else seg.xp.take(full_weight, idx, axis=0)
     return Region(seg, opts, st, full, weight, log_p)
 
 

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _checks as checks
-from ._confusion import REGION_DOCS, Region, RegionOptions, dice_index, jaccard_index, neg_log, region
+from ._confusion import REGION_DOCS, PixelInputs, Region, RegionOptions, dice_index, jaccard_index, neg_log, region
 from ._docs import fill_doc
-from ._inputs import Dense, Segmentation, along_class_axis, class_vector
+from ._inputs import Dense, Segmentation, along_class_axis
 from ._pixel import (
     at_label,
     balanced_bce,
@@ -122,10 +122,10 @@ def dice_cross_entropy_loss(
     fn = "dice_cross_entropy_loss"
     opts = _check(fn, options, lambda_dice=lambda_dice, lambda_ce=lambda_ce)
 
-    def ce(seg: Segmentation, log_p: Array | None, s: float) -> Array:
-        w = None if opts.get("weight") is None else class_vector(seg, "weight", opts["weight"])
+    def ce(px: PixelInputs) -> Array:
+        seg, w = px.seg, px.weight
         if seg.mode == "multiclass":
-            loss, den, _ = cross_entropy_terms(seg, w, s, log_p)
+            loss, den, _ = cross_entropy_terms(seg, w, px.s, px.log_p)
             return _pixel_sum(seg, loss, den)
         loss = bce(seg.x, seg.dense.target, from_logits=seg.from_logits, xp=seg.xp)
         return _pixel_sum(seg, loss if w is None else loss * along_class_axis(w, seg))
@@ -178,7 +178,8 @@ def dice_focal_loss(
     if scalar and alpha is not None:
         checks.check_in_unit_interval(fn, "alpha", alpha)  # type: ignore[arg-type]
 
-    def focal(seg: Segmentation, log_p: Array | None, s: float) -> Array:
+    def focal(px: PixelInputs) -> Array:
+        seg, log_p, s = px.seg, px.log_p, px.s
         if seg.mode != "multiclass":
             loss, _ = sigmoid_focal(seg.x, seg.dense.target, alpha=alpha, gamma=gamma,  # type: ignore[arg-type]
                                     from_logits=seg.from_logits, xp=seg.xp)
@@ -251,12 +252,13 @@ def combo_loss(
     checks.check_in_unit_interval(fn, "alpha", alpha)
     checks.check_in_unit_interval(fn, "beta", beta)
 
-    def wce(seg: Segmentation, log_p: Array | None, s: float) -> Array:
-        if log_p is None:
+    def wce(px: PixelInputs) -> Array:
+        seg = px.seg
+        if px.log_p is None:
             return _pixel_sum(seg, balanced_bce(seg.x, seg.dense.target, beta, from_logits=seg.from_logits, xp=seg.xp))
         # a label's per-pixel sum stands for its C one-vs-rest elements
         per = 1 if isinstance(seg.target, Dense) else seg.num_classes
-        return _pixel_sum(seg, _one_vs_rest_bce(seg, beta, log_p, s), per=per)
+        return _pixel_sum(seg, _one_vs_rest_bce(seg, beta, px.log_p, px.s), per=per)
 
     r = region(fn, y_pred, y_true, opts, extra=wce, need_log_p=True)
     return restore(alpha * _pixel_mean(r) + (1 - alpha) * _region_term(r, 1 - dice_index(r)), r.seg.dtype, xp=r.xp)
@@ -294,9 +296,10 @@ def bce_jaccard_loss(
     opts = _check(fn, options)
     checks.check_in_unit_interval(fn, "alpha", alpha)
 
-    def ce(seg: Segmentation, log_p: Array | None, s: float) -> Array:
+    def ce(px: PixelInputs) -> Array:
+        seg = px.seg
         if seg.mode == "multiclass":
-            loss, den, _ = cross_entropy_terms(seg, None, s, log_p)
+            loss, den, _ = cross_entropy_terms(seg, None, px.s, px.log_p)
             return _pixel_sum(seg, loss, den)
         return _pixel_sum(seg, bce(seg.x, seg.dense.target, from_logits=seg.from_logits, xp=seg.xp))
 
