@@ -739,3 +739,16 @@ def test_label_smoothing_gradients_match_finite_differences(backend, rng, name, 
     labels = random_labels(rng, (2, 3, 2), 3, ignore_index=-1, ignore_share=0.15)
     y = backend.asarray(labels)
     backend.check_grad(lambda z: getattr(pl, name)(z, y, ignore_index=-1, label_smoothing=0.2, **options), x)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_label_smoothing_edge_cases_are_finite(backend, rng, name):
+    """All pixels ignored: loss 0, zero gradient; saturated logits: finite values and gradients."""
+    x = random_logits(rng, (2, 3, 4, 5))
+    y = backend.asarray(np.full((2, 4, 5), 255))
+    value, grad = _grad_finite(backend, lambda z: getattr(pl, name)(z, y, ignore_index=255, label_smoothing=0.1), x)
+    assert_close(value, np.asarray(0.0))
+    if grad is not None:
+        assert_close(grad, np.zeros_like(x))
+    labels = backend.asarray(random_labels(rng, (2, 4, 5), 3))
+    _grad_finite(backend, lambda z: getattr(pl, name)(z, labels, label_smoothing=0.1), np.sign(x) * 1e4)
