@@ -39,9 +39,9 @@ class RegionOptions(TypedDict, total=False):
     per sample. smooth: added to numerator and denominator of every index.
     eps: lower clamp of every denominator. weight: one per class, ``(C,)``.
     reduction: ``"mean"``, ``"sum"``, ``"none"``. soft_label: floating targets
-    take TP from the L1 form (Wang & Blaschko 2023), so ``loss(y, y)`` is the
-    minimum for fractional ``y`` too; equal to the product form for hard
-    targets (on by default). label_smoothing: s in [0, 1]; the target t
+    and smoothed labels take TP from the L1 form (Wang & Blaschko 2023), so
+    ``loss(y, y)`` is the minimum for fractional ``y`` too; equal to the
+    product form for hard targets (on by default). label_smoothing: s in [0, 1]; the target t
     becomes t (1 - s) + s / K, K the softmax's classes (multiclass) or 2
     (binary, multilabel); ignored pixels stay out. all_reduce: sums the
     statistics across devices.
