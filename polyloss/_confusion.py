@@ -16,14 +16,14 @@ them with the inputs, once per public call.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from textwrap import indent
 from types import ModuleType
 from typing import Any, TypedDict
 
 from . import _checks as checks
 from ._fused import fused_class_sums
-from ._inputs import Labels, Mode, Reduction, Segmentation, Weight, class_vector, prepare
+from ._inputs import Dense, Labels, Mode, Reduction, Segmentation, Weight, class_vector, prepare
 from ._reduce import reduce_classes, restore
 from ._xp import Array, clamped_log, class_sums, clip, device, log_softmax, numel, sigmoid, softmax
 
@@ -39,9 +39,12 @@ class RegionOptions(TypedDict, total=False):
     per sample. smooth: added to numerator and denominator of every index.
     eps: lower clamp of every denominator. weight: one per class, ``(C,)``.
     reduction: ``"mean"``, ``"sum"``, ``"none"``. soft_label: floating targets
-    take TP from the L1 form (Wang & Blaschko 2023), so ``loss(y, y)`` is the
-    minimum for fractional ``y`` too; equal to the product form for hard
-    targets (on by default). all_reduce: sums the statistics across devices.
+    and smoothed labels take TP from the L1 form (Wang & Blaschko 2023), so
+    ``loss(y, y)`` is the minimum for fractional ``y`` too; equal to the
+    product form for hard targets (on by default). label_smoothing: s in [0, 1]; the target t
+    becomes t (1 - s) + s / K, K the softmax's classes (multiclass) or 2
+    (binary, multilabel); ignored pixels stay out. all_reduce: sums the
+    statistics across devices.
     """
 
     mode: Mode
@@ -55,6 +58,7 @@ class RegionOptions(TypedDict, total=False):
     weight: Weight
     reduction: Reduction
     soft_label: bool
+    label_smoothing: float
     all_reduce: AllReduce
 
 
@@ -66,20 +70,29 @@ y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conv
 _OPTIONS_DOC = """\
 **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
     ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-    ``soft_label``, ``all_reduce``), documented once in docs/conventions.md, "Region options"."""
+    ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
+    "Region options"."""
 _RAISES_DOC = """\
 Raises:
     ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
     TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library."""
+_RETURNS_DOC = """\
+Returns:
+    0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+    ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device."""
 REGION_DOCS = {
     "inputs": _INPUTS_DOC,
     "options": _OPTIONS_DOC,
     "args": "Args:\n" + indent(_INPUTS_DOC + "\n" + _OPTIONS_DOC, "    "),
     "raises": _RAISES_DOC,
-    "returns_raises": """\
+    "returns_raises": _RETURNS_DOC + "\n\n" + _RAISES_DOC,
+    # compounds: a region term plus a pixel-wise term, each reduced to a scalar
+    "compound_options": _OPTIONS_DOC + """
+    ``reduction`` is ``"mean"`` or ``"sum"``, applied to each term; ``label_smoothing`` smooths the
+    target of both terms, as a user of smoothing expects (MONAI's ``DiceCELoss`` smooths its CE only).""",
+    "compound_returns_raises": """\
 Returns:
-    0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
-    ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
+    A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
 
 """ + _RAISES_DOC,
     "example_inputs": """\
@@ -101,6 +114,7 @@ REGION_DEFAULTS: RegionOptions = {
     "weight": None,
     "reduction": "mean",
     "soft_label": True,
+    "label_smoothing": 0.0,
     "all_reduce": None,
 }
 
@@ -113,7 +127,20 @@ class Stats:
     fp: Array
     fn: Array
     n: Array  # valid pixels (elements of the channel) per (sample,) class
-    extra: Array | None = None  # the reduced extra sums (a compound's pixel-wise term)
+    extra: Array | None = None  # a compound's pixel-wise [sum, count], reduced with the statistics
+
+
+@dataclass(frozen=True)
+class PixelInputs:
+    """What a compound's pixel-wise term reads, prepared once by ``region``."""
+
+    seg: Segmentation  # dense targets arrive smoothed
+    log_p: Array | None  # multiclass log-probabilities (the softmax taken once)
+    s: float  # the label smoothing left to apply: to integer labels (0 for dense targets)
+    weight: Array | None  # the class weights of every channel, (C,)
+
+
+PixelSum = Callable[[PixelInputs], Array]  # a compound's pixel-wise [sum, count]
 
 
 @dataclass(frozen=True)
@@ -140,22 +167,23 @@ def resolve(fn: str, options: dict[str, Any]) -> dict[str, Any]:
     opts: dict[str, Any] = {**REGION_DEFAULTS, **options}
     checks.check_nonnegative(fn, "smooth", opts["smooth"])
     checks.check_nonnegative(fn, "eps", opts["eps"])
+    checks.check_in_unit_interval(fn, "label_smoothing", opts["label_smoothing"])
     return opts
 
 
 def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squared: bool = False,
-           extra: Callable[[Segmentation, Array | None], Array] | None = None, need_log_p: bool = False) -> Region:
+           extra: PixelSum | None = None, need_log_p: bool = False) -> Region:
     """Validate once and build the statistics of a region loss.
 
-    ``extra(seg, log_p)``: a compound's pixel-wise sum, reduced with the
-    statistics. ``need_log_p``: keep the multiclass log-probabilities (the
-    softmax is then taken once, as their exponential).
+    ``extra(PixelInputs)``: a compound's pixel-wise ``[sum, count]``, reduced
+    with the statistics. ``need_log_p``: keep the multiclass log-probabilities (the softmax is then
+    taken once, as their exponential).
     """
     opts = resolve(fn, options)
     seg = prepare(fn, y_pred, y_true, mode=opts["mode"], class_axis=opts["class_axis"],
                   from_logits=opts["from_logits"], ignore_index=opts["ignore_index"], reduction=opts["reduction"],
                   region=True)
-    all_reduce, per_image = opts["all_reduce"], opts["per_image"]
+    all_reduce, per_image, s = opts["all_reduce"], opts["per_image"], opts["label_smoothing"]
     if all_reduce is not None:
         if not callable(all_reduce):
             raise TypeError(f"{fn}: all_reduce must be a callable or None, got {all_reduce!r}")
@@ -164,20 +192,31 @@ def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squ
                 f"{fn}: all_reduce needs per_image=False (per-image statistics belong to one device's samples; "
                 "reduce the per-image losses instead)"
             )
+    if s and isinstance(seg.target, Dense):
+        seg = replace(seg, target=_smoothed(seg, seg.target, s))
+    label_s = s if isinstance(seg.target, Labels) else 0.0
+    full_weight = None if opts["weight"] is None else class_vector(seg, "weight", opts["weight"])
     log_p = None
     if need_log_p and seg.mode == "multiclass":
         log_p = log_softmax(seg.x, axis=seg.axis, xp=seg.xp) if seg.from_logits else clamped_log(seg.x, xp=seg.xp)
-    # Softmax over integer labels: the fused primitive saves only the logits for its backward (issue 12).
-    fused = log_p is None and seg.from_logits and isinstance(seg.target, Labels)
+    # Softmax over integer labels: the fused primitive saves only the logits for its backward (issue 12). Smoothed
+    # labels need the probabilities themselves for the L1 form (soft_label) and for the plain sum under ``squared``.
+    fused = (log_p is None and seg.from_logits and isinstance(seg.target, Labels)
+             and not (label_s and (squared or opts["soft_label"])))
     p, axis = _layout(seg, log_p, activate=not fused)
-    full = _statistics(seg, p, axis, per_image=per_image, soft_label=opts["soft_label"], all_reduce=all_reduce,
-                       squared=squared, extra=None if extra is None else extra(seg, log_p), fused=fused)
+    full = _statistics(seg, p, axis, per_image=per_image, soft_label=opts["soft_label"], label_s=label_s,
+                       all_reduce=all_reduce, squared=squared,
+                       extra=None if extra is None else extra(PixelInputs(seg, log_p, label_s, full_weight)),
+                       fused=fused)
     st, idx = _select(fn, full, opts["classes"], seg, xp=seg.xp)
-    weight = None
-    if opts["weight"] is not None:
-        weight = class_vector(seg, "weight", opts["weight"])
-        weight = weight if idx is None else seg.xp.take(weight, idx, axis=0)
+    weight = full_weight if full_weight is None or idx is None else seg.xp.take(full_weight, idx, axis=0)
     return Region(seg, opts, st, full, weight, log_p)
+
+
+def _smoothed(seg: Segmentation, target: Dense, s: float) -> Dense:
+    """Dense targets smoothed to t (1 - s) + s / K (K: the softmax's classes, or 2 for a sigmoid); ignored ones 0."""
+    t = target.target * (1 - s) + s / (seg.num_classes if seg.mode == "multiclass" else 2)
+    return Dense(t if target.valid is None else seg.xp.where(target.valid, t, 0), target.valid)
 
 
 def _layout(seg: Segmentation, log_p: Array | None, *, activate: bool = True) -> tuple[Array, int]:
@@ -208,12 +247,13 @@ def _pixels(spatial: tuple[int, ...]) -> int:
     return out
 
 
-def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft_label: bool, all_reduce: AllReduce,
-                squared: bool, extra: Array | None, fused: bool = False) -> Stats:
+def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft_label: bool, label_s: float,
+                all_reduce: AllReduce, squared: bool, extra: Array | None, fused: bool = False) -> Stats:
     """TP, FP, FN and the valid count of every channel; ``squared`` takes the V-Net sums of squares.
 
     ``fused``: ``p`` holds the logits of integer-labelled pixels, and ``_fused.fused_class_sums``
-    takes the softmax and the sums in one primitive with a closed-form backward.
+    takes the softmax and the sums in one primitive with a closed-form backward. ``label_s``:
+    the smoothing of integer labels (``_smoothed_label_sums``).
     """
     xp, target = seg.xp, seg.target
     pix = 3 - axis  # the pixel axis of the 3-D layout
@@ -224,10 +264,13 @@ def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft
             psum, tp, tsum = fused_class_sums(p, labels, valid, axis=axis, squared=squared, xp=xp)
         else:
             psum, tp, tsum = class_sums(p, labels, valid, axis=axis, xp=xp)
+        n = xp.broadcast_to(xp.sum(tsum, axis=-1, keepdims=True), tsum.shape)
+        if label_s:
+            tp, tsum = _smoothed_label_sums(p, labels, valid, psum, tp, tsum, n, axis=axis, s=label_s,
+                                            l1=soft_label and not squared, squared=squared, xp=xp)
         if squared and not fused:
             pm = p if valid is None else xp.where(xp.expand_dims(valid, axis=axis), p, 0)
             psum = xp.sum(pm * pm, axis=pix)
-        n = xp.broadcast_to(xp.sum(tsum, axis=-1, keepdims=True), tsum.shape)
     else:
         t = xp.reshape(target.target, p.shape)
         valid = None if target.valid is None else xp.reshape(target.valid, p.shape)
@@ -255,6 +298,29 @@ def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft
     if not squared:  # rounding may leave FP, FN a hair below 0; squared ones may be negative by design
         fp, fn = clip(fp, 0, None, xp=xp), clip(fn, 0, None, xp=xp)
     return Stats(tp, fp, fn, stats[3, ...], extra)
+
+
+def _smoothed_label_sums(p: Array, labels: Array, valid: Array | None, psum: Array, tp: Array, count: Array,
+                         pixels: Array, /, *, axis: int, s: float, l1: bool, squared: bool, xp: ModuleType
+                         ) -> tuple[Array, Array]:
+    """TP and the target sum of labels smoothed to t = (1 - s) onehot + s / C, from the hard sums; no one-hot.
+
+    Product form: TP = (1 - s) TP_hard + (s / C) sum p. L1 form (``l1``, t fractional): TP = sum min(p, t)
+    = sum min(p, s / C) + the sum over each class's labelled pixels of min(p, 1 - s + s / C) - min(p, s / C).
+    sum t = (1 - s) count + (s / C) pixels; sum t^2 (``squared``) = ((1 - s)^2 + 2 (1 - s) s / C) count
+    + (s / C)^2 pixels. ``psum``: the plain sum of p over valid pixels; ``pixels``: their count.
+    """
+    low, high = s / p.shape[axis], 1 - s + s / p.shape[axis]
+    if l1:
+        below = clip(p, None, low, xp=xp)
+        masked = below if valid is None else xp.where(xp.expand_dims(valid, axis=axis), below, 0)
+        _, at_label, _ = class_sums(clip(p, None, high, xp=xp) - below, labels, valid, axis=axis, xp=xp)
+        tp = xp.sum(masked, axis=3 - axis) + at_label
+    else:
+        tp = (1 - s) * tp + low * psum
+    if squared:
+        return tp, ((1 - s) ** 2 + 2 * (1 - s) * low) * count + low * low * pixels
+    return tp, (1 - s) * count + low * pixels
 
 
 def _select(fn: str, st: Stats, classes: Sequence[int] | None, seg: Segmentation, *, xp: ModuleType

@@ -33,6 +33,8 @@ from types import ModuleType
 from typing import Literal
 
 from . import _checks as checks
+from ._confusion import REGION_DOCS
+from ._docs import fill_doc
 from ._inputs import Labels, Reduction, class_vector, prepare
 from ._reduce import reduce_loss, restore, safe_divide
 from ._xp import Array, cumulative_sum, device, numel, softmax, sort_descending, take_along_axis
@@ -63,6 +65,7 @@ def _lovasz_rows(errors: Array, fg: Array, /, *, xp: ModuleType) -> tuple[Array,
     return xp.sum(e_sorted * grad, axis=-1), total[..., 0]
 
 
+@fill_doc(REGION_DOCS)
 def lovasz_hinge_loss(
     y_pred: Array,
     y_true: Array,
@@ -106,9 +109,7 @@ def lovasz_hinge_loss(
     Returns:
         A 0-d array, or ``(N,)`` for ``"none"`` with ``per_image``; in ``y_pred``'s dtype, on its device.
 
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, or inputs that are not arrays of one library.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -139,6 +140,7 @@ def lovasz_hinge_loss(
     return restore(loss, seg.dtype, xp=xp)
 
 
+@fill_doc(REGION_DOCS)
 def lovasz_softmax_loss(
     y_pred: Array,
     y_true: Array,
@@ -203,13 +205,9 @@ def lovasz_softmax_loss(
     Returns:
         A 0-d array, or the class losses ``(K,)`` / ``(N, K)`` for ``"none"``; in ``y_pred``'s dtype.
 
-    Raises:
-        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-        TypeError: bad dtypes, or inputs that are not arrays of one library.
+    {{raises}}
 
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
+    {{example_inputs}}
         >>> round(float(pl.lovasz_softmax_loss(x, y)), 4)
         0.0401
 

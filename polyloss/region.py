@@ -4,7 +4,7 @@ Every loss here takes the shared region options (``**options``, the
 ``RegionOptions`` record of ``_confusion``: ``mode``, ``class_axis``,
 ``from_logits``, ``ignore_index``, ``classes``, ``per_image``,
 ``smooth=1e-5``, ``eps=1e-7``, ``weight``, ``reduction``, ``soft_label``,
-``all_reduce``), documented once in docs/conventions.md ("Region options").
+``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md ("Region options").
 A class empty in both target and prediction scores index 1 (loss 0)
 whatever ``smooth``. The compounds (a region term plus a pixel-wise term)
 live in ``compound``.
@@ -65,6 +65,7 @@ def soft_confusion(
     classes: Sequence[int] | None = None,
     per_image: bool = False,
     soft_label: bool = False,
+    label_smoothing: float = 0.0,
     all_reduce: AllReduce = None,
 ) -> tuple[Array, Array, Array]:
     r"""Soft TP, FP and FN per class: the statistics every region loss is built on.
@@ -78,7 +79,9 @@ def soft_confusion(
     integer labels without the class axis (multiclass) or floating / integer /
     bool targets of ``y_pred``'s shape. Ignored pixels enter no sum.
     ``soft_label=True`` takes TP = (sum p + sum t - sum |p - t|) / 2 (Wang &
-    Blaschko 2023), equal for hard targets. With ``all_reduce`` the statistics
+    Blaschko 2023), equal for hard targets. ``label_smoothing`` s takes the
+    statistics of t (1 - s) + s / K (K: the softmax's classes, 2 for a
+    sigmoid). With ``all_reduce`` the statistics
     returned are the reduced (global) ones. Half-precision inputs give float32
     statistics (counts overflow float16).
 
@@ -91,6 +94,7 @@ def soft_confusion(
         classes: class indices to return (all by default).
         per_image: statistics per sample.
         soft_label: TP from the L1 form (off here: the plain sums of p t).
+        label_smoothing: s in [0, 1].
         all_reduce: callable applied to the stacked statistics (a cross-device sum).
 
     Returns:
@@ -109,7 +113,8 @@ def soft_confusion(
     """
     r = region("soft_confusion", y_pred, y_true, {
         "mode": mode, "class_axis": class_axis, "from_logits": from_logits, "ignore_index": ignore_index,
-        "classes": classes, "per_image": per_image, "soft_label": soft_label, "all_reduce": all_reduce,
+        "classes": classes, "per_image": per_image, "soft_label": soft_label, "label_smoothing": label_smoothing,
+        "all_reduce": all_reduce,
     })
     return r.st.tp, r.st.fp, r.st.fn
 

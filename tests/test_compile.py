@@ -174,12 +174,27 @@ CASES = {
     "kfiou_loss": lambda rng, z: ((_rboxes(rng, z.boxes), _rboxes(rng, z.boxes)), {"fun": "ln"}, True),
     "rotated_box_iou": lambda rng, z: ((_rboxes(rng, z.boxes), _rboxes(rng, z.boxes - 2)), {}, True),
 }
+# option variants that take another code path: "name[variant]" (label_smoothing, issue 13: the L1 form on smoothed
+# labels, the fused product form, both terms of a compound)
+CASES.update({
+    "soft_confusion[label_smoothing]": _region("soft_confusion", label_smoothing=0.1),
+    "dice_loss[label_smoothing]": _region("dice_loss", label_smoothing=0.1),
+    "dice_loss[label_smoothing,product]": _region("dice_loss", label_smoothing=0.1, soft_label=False),
+    "dice_loss[label_smoothing,squared]": _region("dice_loss", label_smoothing=0.1, squared=True),
+    "mcc_loss[label_smoothing]": _region("mcc_loss", label_smoothing=0.2),
+    "dice_cross_entropy_loss[label_smoothing]": _region("dice_cross_entropy_loss", label_smoothing=0.1,
+                                                        weight=[1.0, 2.0, 0.5]),
+    "dice_focal_loss[label_smoothing]": _region("dice_focal_loss", label_smoothing=0.1, alpha=0.25),
+    "combo_loss[label_smoothing]": _region("combo_loss", label_smoothing=0.1),
+    "bce_jaccard_loss[label_smoothing]": _region("bce_jaccard_loss", label_smoothing=0.1),
+})
 # adapters and wrappers that return Python functions (compiled inside Keras / in their own tests), host-side helpers
 NOT_ARRAY_FUNCTIONS = {"keras_loss", "deep_supervision", "tubed_skeleton"}
 
 
 def _original(name):
     """The function itself, not the jax.jit wrapper the JAX test session installs on ``polyloss.<name>``."""
+    name = name.split("[")[0]  # a variant's case key
     f = getattr(pl, name)
     return getattr(importlib.import_module(f.__module__), name)
 
@@ -230,7 +245,7 @@ def _torch_check(compiled, call, inputs, differentiable):
 
 
 def test_every_export_has_a_case():
-    assert set(pl.__all__) - NOT_ARRAY_FUNCTIONS == set(CASES)
+    assert set(pl.__all__) - NOT_ARRAY_FUNCTIONS == {name.split("[")[0] for name in CASES}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

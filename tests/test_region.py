@@ -584,3 +584,171 @@ def test_soft_targets_score_their_own_probabilities_best(backend, rng, name):
     product = getattr(pl, name)(backend.asarray(t), backend.asarray(t), from_logits=False, smooth=0.0,
                                 soft_label=False)
     assert float(to_numpy(product)) > 0.1  # the product form does not reach 0 there
+
+
+# --------------------------------------------------------------------------- #
+# label_smoothing: t -> t (1 - s) + s / K, K = C (softmax) or 2 (sigmoid); ignored pixels stay out
+# --------------------------------------------------------------------------- #
+
+
+def ref_smoothed(p, t, valid, s, mode):
+    """The reference's targets smoothed by hand; ignored entries 0 (they enter no sum)."""
+    k = t.shape[1] if mode == "multiclass" else 2
+    return p, np.where(valid, t * (1 - s) + s / k, 0.0), valid
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize(("mode", "target"), CASES, ids=CASE_IDS)
+def test_label_smoothing_matches_reference(backend, rng, name, mode, target):
+    ignore = {"index": 255, "float": -1}.get(target)
+    x, t = make_inputs(rng, mode, target=target, ignore_index=ignore)
+    got = getattr(pl, name)(backend.asarray(x), backend.asarray(t), mode=mode, ignore_index=ignore,
+                            label_smoothing=0.2, reduction="none")
+    inp = ref_smoothed(*ref_inputs(x, t, mode=mode, ignore_index=ignore), 0.2, mode)
+    want = ref_region(name, ref_stats(*inp, soft_label=True), **DEFAULTS.get(name, {}))  # soft_label on by default
+    assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["dice_loss", "mcc_loss", "soft_confusion"])
+@pytest.mark.parametrize("squared", [False, True])
+def test_label_smoothing_product_form_and_every_option(backend, rng, name, squared):
+    """soft_label=False (the fused path on torch and JAX), squared, per_image, classes, weight, channels last."""
+    if squared and name != "dice_loss":
+        pytest.skip("squared is a dice_loss option")
+    x, t = make_inputs(rng, "multiclass", class_axis=-1, ignore_index=-1)
+    xs, ts = backend.asarray(x), backend.asarray(t)
+    inp = ref_smoothed(*ref_inputs(x, t, mode="multiclass", class_axis=-1, ignore_index=-1), 0.3, "multiclass")
+    stats = ref_stats(*inp, per_image=True, squared=squared)[..., [0, 2, 3]]
+    options = {"class_axis": -1, "ignore_index": -1, "classes": [0, 2, 3], "per_image": True, "soft_label": False,
+               "label_smoothing": 0.3}
+    if name == "soft_confusion":
+        for g, w in zip(pl.soft_confusion(xs, ts, **options), stats[:3], strict=True):
+            assert_close(g, w, rtol=1e-9, atol=1e-12)
+        return
+    extra = {"squared": True} if squared else {}
+    got = getattr(pl, name)(xs, ts, weight=[0.5, 2.0, 1.0, 0.25], smooth=0.1, **options, **extra)
+    assert_close(got, ref_reduce(ref_region(name, stats, smooth=0.1), [0.5, 1.0, 0.25], "mean"), rtol=1e-9)
+
+
+@pytest.mark.parametrize(("mode", "s"), [("multiclass", 0.1), ("multiclass", 1.0), ("binary", 0.3)])
+def test_smoothed_labels_score_their_own_probabilities_best(backend, rng, mode, s):
+    """The soft-label property carries over: with p = t_s, dice_loss(p, labels, label_smoothing=s) is 0, its minimum."""
+    x, t = make_inputs(rng, mode, ignore_index=-1 if mode == "binary" else 255)
+    ignore = -1 if mode == "binary" else 255
+    _, ts, valid = ref_smoothed(*ref_inputs(x, t, mode=mode, ignore_index=ignore), s, mode)
+    ts = np.where(valid, ts, 0.5).reshape((N, -1, H, W))  # any probabilities at ignored pixels
+
+    def loss(p, **kw):
+        return float(to_numpy(pl.dice_loss(backend.asarray(p), backend.asarray(t), mode=mode, from_logits=False,
+                                           ignore_index=ignore, label_smoothing=s, smooth=0.0, **kw)))
+
+    assert loss(ts) < 1e-12
+    for _ in range(3):
+        p = np.clip(ts + rng.normal(scale=0.05, size=ts.shape), 0, 1)
+        if mode == "multiclass":
+            p /= p.sum(axis=1, keepdims=True)
+        assert loss(p) > loss(ts)
+    if s < 1:
+        assert loss(ts, soft_label=False) > 1e-3  # the product form does not reach 0 there
+
+
+def ref_pixel_term(name, p, t, ts, valid, mode, *, weight=None, alpha=None, gamma=2.0, beta=0.5):
+    """The mean of a compound's pixel-wise term with smoothed targets ts (hard t for torch's weighted mean)."""
+    k = p.shape[1]
+    w = np.ones(k) if weight is None else np.asarray(weight)
+    if mode == "multiclass" and name in ("dice_cross_entropy_loss", "bce_jaccard_loss"):
+        pix = valid[:, 0]
+        per_pixel = -(w[:, None] * ts * np.log(p)).sum(axis=1)
+        return per_pixel[pix].sum() / (w[:, None] * t).sum(axis=1)[pix].sum()
+    if mode == "multiclass" and name == "dice_focal_loss":
+        a = np.ones(k) if alpha is None else np.array([1 - alpha] + [alpha] * (k - 1))
+        return -(a[:, None] * ts * (1 - p) ** gamma * np.log(p)).sum(axis=1)[valid[:, 0]].mean()
+    if name == "combo_loss":
+        return (-(beta * ts * np.log(p) + (1 - beta) * (1 - ts) * np.log(1 - p)))[valid].mean()
+    if name == "dice_focal_loss":
+        pt = p * ts + (1 - p) * (1 - ts)
+        at = 1.0 if alpha is None else alpha * ts + (1 - alpha) * (1 - ts)
+        ce = -(ts * np.log(p) + (1 - ts) * np.log(1 - p))
+        return (at * (1 - pt) ** gamma * ce)[valid].mean()
+    return (-(ts * np.log(p) + (1 - ts) * np.log(1 - p)))[valid].mean()
+
+
+COMPOUND_SMOOTHING = [
+    ("dice_cross_entropy_loss", "multiclass", "index", {"weight": [0.5, 2.0, 1.0, 0.25]}),
+    ("dice_cross_entropy_loss", "multiclass", "probabilities", {}),
+    ("dice_cross_entropy_loss", "binary", "float", {}),
+    ("dice_focal_loss", "multiclass", "index", {"alpha": 0.3, "gamma": 1.5}),
+    ("dice_focal_loss", "multiclass", "probabilities", {}),
+    ("dice_focal_loss", "multilabel", "float", {"alpha": 0.3}),
+    ("combo_loss", "multiclass", "index", {"beta": 0.8}),
+    ("combo_loss", "multiclass", "probabilities", {"beta": 0.8}),
+    ("combo_loss", "binary", "float", {}),
+    ("bce_jaccard_loss", "multiclass", "index", {}),
+    ("bce_jaccard_loss", "multilabel", "float", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "mode", "target", "own"), COMPOUND_SMOOTHING,
+                         ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in COMPOUND_SMOOTHING])
+def test_compound_label_smoothing_smooths_both_terms(backend, rng, name, mode, target, own):
+    ignore = {"index": 255, "float": -1}.get(target)
+    if name == "combo_loss":
+        ignore = None  # combo has no weighted mean to check; its mean runs over every element
+    x, t = make_inputs(rng, mode, target=target, ignore_index=ignore)
+    got = getattr(pl, name)(backend.asarray(x), backend.asarray(t), mode=mode, ignore_index=ignore,
+                            label_smoothing=0.15, per_image=True, **own)
+    p, hard, valid = ref_inputs(x, t, mode=mode, ignore_index=ignore)
+    _, ts, _ = ref_smoothed(p, hard, valid, 0.15, mode)
+    weight = own.get("weight")
+    pixel = ref_pixel_term(name, p, hard, ts, valid, mode, weight=weight, alpha=own.get("alpha"),
+                           gamma=own.get("gamma", 2.0), beta=own.get("beta", 0.5))
+    region_name = "jaccard_loss" if name == "bce_jaccard_loss" else "dice_loss"
+    per_class = ref_region(region_name, ref_stats(p, ts, valid, per_image=True, soft_label=True),
+                           log_loss=name == "bce_jaccard_loss")
+    overlap = ref_reduce(per_class, weight, "mean")
+    want = {"dice_cross_entropy_loss": overlap + pixel, "dice_focal_loss": overlap + pixel,
+            "combo_loss": 0.5 * pixel + 0.5 * overlap, "bce_jaccard_loss": 0.5 * pixel + 0.5 * overlap}[name]
+    assert_close(got, want, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["soft_confusion", *ALL])
+def test_label_smoothing_zero_is_the_default_bit_for_bit(backend, rng, name):
+    x, t = make_inputs(rng, "multiclass", ignore_index=255)
+    xs, ts = backend.asarray(x), backend.asarray(t)
+    a = getattr(pl, name)(xs, ts, ignore_index=255)
+    b = getattr(pl, name)(xs, ts, ignore_index=255, label_smoothing=0.0)
+    for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,), strict=True):
+        np.testing.assert_array_equal(to_numpy(u), to_numpy(v))
+
+
+@pytest.mark.parametrize("name", ["soft_confusion", *ALL])
+def test_label_smoothing_out_of_range_raises(backend, rng, name):
+    x, t = make_inputs(rng, "multiclass")
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=rf"{name}: label_smoothing must lie in \[0, 1\], got {bad}"):
+            getattr(pl, name)(backend.asarray(x), backend.asarray(t), label_smoothing=bad)
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("dice_loss", {}), ("dice_loss", {"soft_label": False}), ("mcc_loss", {}),
+    ("dice_cross_entropy_loss", {"weight": [0.5, 2.0, 1.0]}), ("dice_focal_loss", {"alpha": 0.25}),
+    ("combo_loss", {"beta": 0.7}), ("bce_jaccard_loss", {}),
+], ids=["dice", "dice-product", "mcc", "dice_ce", "dice_focal", "combo", "bce_jaccard"])
+def test_label_smoothing_gradients_match_finite_differences(backend, rng, name, options):
+    x = random_logits(rng, (2, 3, 3, 2), scale=1.0)
+    labels = random_labels(rng, (2, 3, 2), 3, ignore_index=-1, ignore_share=0.15)
+    y = backend.asarray(labels)
+    backend.check_grad(lambda z: getattr(pl, name)(z, y, ignore_index=-1, label_smoothing=0.2, **options), x)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_label_smoothing_edge_cases_are_finite(backend, rng, name):
+    """All pixels ignored: loss 0, zero gradient; saturated logits: finite values and gradients."""
+    x = random_logits(rng, (2, 3, 4, 5))
+    y = backend.asarray(np.full((2, 4, 5), 255))
+    value, grad = _grad_finite(backend, lambda z: getattr(pl, name)(z, y, ignore_index=255, label_smoothing=0.1), x)
+    assert_close(value, np.asarray(0.0))
+    if grad is not None:
+        assert_close(grad, np.zeros_like(x))
+    labels = backend.asarray(random_labels(rng, (2, 4, 5), 3))
+    _grad_finite(backend, lambda z: getattr(pl, name)(z, labels, label_smoothing=0.1), np.sign(x) * 1e4)
