@@ -579,7 +579,7 @@ def test_bad_dtypes_and_options(backend, rng):
         pl.cross_entropy(x, labels, ignore_index=1.5)
     with pytest.raises(ValueError, match="a 1-D pos_weight must have one entry per class"):
         pl.binary_cross_entropy(x, backend.asarray(random_binary(rng, (2, 3, 4))), pos_weight=[1.0, 2.0])
-    with pytest.raises(ValueError, match="softmax_focal_loss: weight must have shape"):
+    with pytest.raises(ValueError, match="softmax_focal_loss: alpha must have shape"):
         pl.softmax_focal_loss(x, labels, alpha=[0.5, 0.5])
 
 
