@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 from . import _checks as checks
-from ._edt import any_spatial, edt
+from ._edt import DISTANCE_DOCS, any_spatial, edt
 from ._inputs import Labels, pixel_weight, prepare
 from ._reduce import as_float, safe_divide
 from ._xp import Array, device, min_pool, numel, one_hot, sigmoid, softmax, stop_gradient
@@ -41,6 +41,7 @@ mode: ``"multiclass"`` (default; softmax over the class axis), ``"multilabel"`` 
 class_axis: ``1`` (default) or ``-1``.
 from_logits: ``True`` (default): apply the activation; ``False``: ``y_pred`` holds probabilities.""",
     "mask": _MASK,
+    "sampling": DISTANCE_DOCS["sampling"],
     "left_out": "ignore_index: integer targets only: a label value whose pixels are left out.\n" + _MASK,
     "raises": """\
 Raises:

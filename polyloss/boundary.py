@@ -171,7 +171,7 @@ def hausdorff_dt_loss(
         include_background: keep class 0 (default ``False``, MONAI's default).
         per_image: one value per (sample, class) instead of per class over the batch.
         {{left_out}}
-        sampling: voxel spacing, a positive number or one per spatial axis (default 1).
+        {{sampling}}
         distance_map: the target field d_t, precomputed (e.g. in the data pipeline), floating, of
             ``y_pred``'s shape, used as given (``sampling``, ``empty_field`` and left-out pixels do not
             change it); no gradient. ``None`` (default): computed from ``y_true``.
