@@ -59,6 +59,7 @@ class Inputs(NamedTuple):
     t: Array  # detached targets, 0 at left-out pixels
     w: Array | None  # pixel weights (N, 1 or C', *spatial), 0 where left out; None: every pixel, weight 1
     xp: ModuleType
+    axis: int  # y_pred's class axis, non-negative (to lay out other arrays of its layout alike)
 
 
 def check_layout(fn: str, y_pred: Array, axis: int, mode: str) -> None:
@@ -120,7 +121,11 @@ def inputs(
         t = xp.where(w > 0, t, 0.0)
         w = channels_first(w, axis, include_background, xp=xp)
     return Inputs(
-        channels_first(p, axis, include_background, xp=xp), channels_first(t, axis, include_background, xp=xp), w, xp
+        channels_first(p, axis, include_background, xp=xp),
+        channels_first(t, axis, include_background, xp=xp),
+        w,
+        xp,
+        axis,
     )
 
 

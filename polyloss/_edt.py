@@ -1,4 +1,4 @@
-"""The exact Euclidean distance transform and the mask plumbing shared by distance.py and boundary.py.
+"""The exact Euclidean distance transform, the mask plumbing and the mask Args shared by distance and boundary.
 
 Private kernels: names without a leading underscore because the module itself
 is private. The transform is separable (Felzenszwalb & Huttenlocher 2012,

@@ -203,12 +203,11 @@ def hausdorff_dt_loss(
         convolutional neural networks, IEEE TMI 2019. https://arxiv.org/abs/1904.10030
     """
     fn = "hausdorff_dt_loss"
-    checks.check_reduction(fn, reduction)
     checks.check_nonnegative(fn, "alpha", alpha)
     checks.check_option(fn, "empty_field", empty_field, ("diagonal", "zero"))
-    p, t, w, xp = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                          include_background=include_background, ignore_index=ignore_index, mask=mask,
-                          reduction=reduction)
+    p, t, w, xp, axis = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+                               include_background=include_background, ignore_index=ignore_index, mask=mask,
+                               reduction=reduction)
     spacing = spacing_of(fn, sampling, p.ndim - 2)
     d_p = unsigned_field(stop_gradient(p, xp=xp) > 0.5, spacing, empty_field, p.dtype, xp=xp)
     if distance_map is None:
@@ -216,7 +215,7 @@ def hausdorff_dt_loss(
     else:
         namespace(fn, y_pred=y_pred, distance_map=distance_map)
         d_t = detached_field(fn, "distance_map", distance_map, y_pred, p, xp=xp)
-        d_t = channels_first(d_t, class_axis % y_pred.ndim, include_background, xp=xp)
+        d_t = channels_first(d_t, axis, include_background, xp=xp)
     weight = d_p**alpha + d_t**alpha
     axes = spatial_axes(p) if per_image else (0, *spatial_axes(p))
     values = weighted_mean((p - t) ** 2 * weight, w, axes, xp=xp)
@@ -346,11 +345,10 @@ def boundary_iou_loss(
         CVPR 2021. https://arxiv.org/abs/2103.16562
     """
     fn = "boundary_iou_loss"
-    checks.check_reduction(fn, reduction)
     checks.check_nonnegative(fn, "smooth", smooth)
-    p, t, w, xp = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                          include_background=include_background, ignore_index=ignore_index, mask=mask,
-                          reduction=reduction)
+    p, t, w, xp, _ = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+                            include_background=include_background, ignore_index=ignore_index, mask=mask,
+                            reduction=reduction)
     nd = p.ndim - 2
     radius = erosion_radius(fn, tuple(p.shape[2:]), dilation_ratio)
     bp, bt = inner_boundary(p, radius, nd, xp=xp), inner_boundary(t, radius, nd, xp=xp)
@@ -427,15 +425,14 @@ def soft_cldice_loss(
         segmentation, CVPR 2021. https://arxiv.org/abs/2003.07311
     """
     fn = "soft_cldice_loss"
-    checks.check_reduction(fn, reduction)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ValueError(f"{fn}: iterations must be a non-negative int, got {iterations!r}")
     if not smooth > 0:
         raise ValueError(f"{fn}: smooth must be > 0, got {smooth!r}")
     checks.check_nonnegative(fn, "harmonic_smooth", harmonic_smooth)
-    p, t, w, xp = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                          include_background=include_background, ignore_index=ignore_index, mask=mask,
-                          reduction=reduction)
+    p, t, w, xp, _ = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+                            include_background=include_background, ignore_index=ignore_index, mask=mask,
+                            reduction=reduction)
     axes = tuple(range(1, p.ndim)) if per_image else tuple(range(p.ndim))
     if numel(p) == 0:  # nothing to score: 0 (the empty sum), with the shape "none" promises
         return restore(reduce_loss(xp.sum(p, axis=axes), reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
