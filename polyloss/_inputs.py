@@ -1,4 +1,4 @@
-"""The segmentation-input layer: one validation pass for the pixel-wise, region and Lovasz losses.
+"""The segmentation-input layer: one validation pass for the pixel-wise, region, Lovasz and boundary losses.
 
 ``prepare`` runs once per public call and returns a ``Segmentation``: the
 namespace, the scores in their compute dtype, the class axis, and the target
@@ -21,6 +21,9 @@ Rules held here, and only here (docs/conventions.md states them for users):
   targets outside their domain) are a ``ValueError``; while tracing
   (``jax.jit``, ``torch.compile``) they make the scores NaN, so the loss is
   NaN, never a plausible finite number.
+- A pixel ``mask`` (the boundary losses) holds non-negative weights of
+  ``y_pred``'s shape or its shape without the class axis; ``pixel_weight``
+  multiplies it by the ignore mask, so a left-out pixel has weight 0.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from array_api_compat import is_array_api_obj
 
 from . import _checks as checks
 from ._reduce import as_float, promote
-from ._xp import Array, array_namespace, device, index_dtype, is_concrete, numel, value_range
+from ._xp import Array, array_namespace, device, index_dtype, is_concrete, numel, stop_gradient, value_range
 
 Mode = Literal["binary", "multilabel", "multiclass"]
 Reduction = Literal["mean", "sum", "none"]
@@ -150,26 +153,15 @@ def prepare(
     multiclass ``y_pred`` may have (2 for a softmax).
     """
     xp = namespace(fn, y_pred=y_pred, y_true=y_true)
-    checks.check_option(fn, "mode", mode, MODES)
-    checks.check_reduction(fn, reduction)
-    checks.check_floating(fn, "y_pred", y_pred, xp=xp)
+    axis = check_scores(fn, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, region=region,
+                        batched=batched, min_classes=min_classes, xp=xp)
     ndim = y_pred.ndim
-    if (region or batched) and ndim < (1 if mode == "binary" else 2):
-        want = "a batch axis, (N, ...)" if mode == "binary" else "a batch and a class axis, (N, C, ...) or (N, ..., C)"
-        raise ValueError(f"{fn}: y_pred must have {want}, got shape {tuple(y_pred.shape)}")
-    axis = class_axis_index(fn, class_axis, ndim, first_or_last=region)
     x = promote(y_pred, xp=xp)
     if mode != "multiclass":
         c = 1 if mode == "binary" or axis >= ndim else y_pred.shape[axis]
         target, x = _sigmoid_target(fn, y_pred, y_true, ignore_index, xp=xp, like=x)
         return Segmentation(fn, xp, x, mode, axis, c, target, from_logits, y_pred.dtype)
     c = y_pred.shape[axis] if axis < ndim else 1
-    if c < min_classes:
-        what, instead = ("mode='multiclass' (softmax)", "mode='binary'") if region else ("softmax", "a sigmoid loss")
-        raise ValueError(
-            f"{fn}: {what} needs at least {min_classes} classes along class_axis {class_axis}, got {c}; "
-            f"use {instead} for one channel"
-        )
     integer = checks.is_integer_target(fn, y_true, xp=xp)
     checks.check_ignore_index(fn, ignore_index, integer)
     if integer:
@@ -187,6 +179,30 @@ def prepare(
         )
     checks.check_same_shape(fn, y_pred, y_true)
     return Segmentation(fn, xp, x, mode, axis, c, Dense(as_float(y_true, x, xp=xp), None), from_logits, y_pred.dtype)
+
+
+def check_scores(fn: str, y_pred: Any, /, *, mode: Any, class_axis: Any, reduction: Any, region: bool = False,
+                 batched: bool = False, min_classes: int = 2, xp: ModuleType) -> int:
+    """Validate ``y_pred`` and the options about it alone (``prepare``'s rules); return the class axis.
+
+    For a loss whose second input is not a target (``boundary_loss`` takes a distance map).
+    """
+    checks.check_option(fn, "mode", mode, MODES)
+    checks.check_reduction(fn, reduction)
+    checks.check_floating(fn, "y_pred", y_pred, xp=xp)
+    ndim = y_pred.ndim
+    if (region or batched) and ndim < (1 if mode == "binary" else 2):
+        want = "a batch axis, (N, ...)" if mode == "binary" else "a batch and a class axis, (N, C, ...) or (N, ..., C)"
+        raise ValueError(f"{fn}: y_pred must have {want}, got shape {tuple(y_pred.shape)}")
+    axis = class_axis_index(fn, class_axis, ndim, first_or_last=region)
+    c = y_pred.shape[axis] if axis < ndim else 1
+    if mode == "multiclass" and c < min_classes:
+        what, instead = ("mode='multiclass' (softmax)", "mode='binary'") if region else ("softmax", "a sigmoid loss")
+        raise ValueError(
+            f"{fn}: {what} needs at least {min_classes} classes along class_axis {class_axis}, got {c}; "
+            f"use {instead} for one channel"
+        )
+    return axis
 
 
 def _labels(fn: str, y_true: Array, num_classes: int, ignore_index: int | None, x: Array, /, *, xp: ModuleType
@@ -296,4 +312,40 @@ def element_weight(seg: Segmentation, name: str, w: Any, /) -> Array | float:
             f"{seg.fn}: {name} must be a scalar, a per-class vector, or broadcast to y_pred's shape "
             f"{tuple(x.shape)}, got shape {tuple(w.shape)}"
         )
+    return w
+
+
+def mask_weight(fn: str, mask: Any, like: Array, axis: int, /, *, xp: ModuleType) -> Array:
+    """A pixel ``mask`` as detached weights in ``like``'s dtype, with a class axis at ``axis``.
+
+    ``like`` is ``y_pred`` or computed from it; ``mask`` is bool or non-negative numbers of its shape or of its
+    shape without the class axis (weight 0 leaves a pixel out). Negative weights are an error on concrete arrays.
+    """
+    namespace(fn, y_pred=like, mask=mask)
+    label_shape = tuple(like.shape[:axis]) + tuple(like.shape[axis + 1 :])
+    if tuple(mask.shape) == label_shape:
+        mask = xp.expand_dims(mask, axis=axis)
+    elif tuple(mask.shape) != tuple(like.shape):
+        raise ValueError(
+            f"{fn}: mask must have y_pred's shape {tuple(like.shape)} or its shape without the class axis "
+            f"{label_shape}, got {tuple(mask.shape)}"
+        )
+    if not xp.isdtype(mask.dtype, ("bool", "integral", "real floating")):
+        raise TypeError(f"{fn}: mask must have a boolean, integer or real floating dtype, got {mask.dtype}")
+    if not xp.isdtype(mask.dtype, "bool") and is_concrete(mask) and numel(mask) and bool(xp.any(mask < 0)):
+        raise ValueError(f"{fn}: mask must hold non-negative pixel weights, found {float(xp.min(mask))!r}")
+    return stop_gradient(as_float(mask, like, xp=xp), xp=xp)
+
+
+def pixel_weight(seg: Segmentation, mask: Any, like: Array, /) -> Array | None:
+    """The weight of each element of ``like`` (``seg.x``'s layout): ``mask`` times the ignore mask, 0 where left out.
+
+    Broadcasts along the class axis where only one of them has it; ``None``: every element has weight 1.
+    """
+    xp = seg.xp
+    w = None if mask is None else mask_weight(seg.fn, mask, like, seg.axis, xp=xp)
+    keep = seg.target.valid
+    if keep is not None:
+        keep = xp.expand_dims(keep, axis=seg.axis) if isinstance(seg.target, Labels) else keep
+        w = xp.astype(keep, like.dtype) if w is None else xp.where(keep, w, 0.0)
     return w

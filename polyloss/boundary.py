@@ -2,24 +2,20 @@
 
 Distance maps come from ``polyloss.distance`` and carry no gradient: each loss
 says whether it builds them from ``y_true`` or from a detached prediction.
-Morphology (erosion, dilation) is ``_xp.min_pool`` / ``_xp.max_pool``, shared
-by the Boundary IoU metric, its soft version and clDice's soft skeleton.
+The kernels (inputs laid out channels first, weighted sums, the unsigned
+field, the box erosion of Boundary IoU) live in ``_boundary_ops``, clDice's
+soft skeleton in ``_skeleton``; the shared Args paragraphs in
+``_boundary_ops.BOUNDARY_DOCS``. Rules shared by every loss here
+(``docs/conventions.md``):
 
-Shapes: ``y_pred`` is (N, C, *spatial) with 2 or 3 spatial axes, or
-channels-last with ``class_axis=-1``; ``mode`` and ``from_logits`` as in the
-region losses (sigmoid for ``"binary"``/``"multilabel"``, softmax over the
-class axis for ``"multiclass"``, whose ``y_true`` is integer indices or
-probabilities). ``include_background=False`` drops class 0 after the
-activation (ignored when there is a single channel, as MONAI does).
-
-Rules shared by every loss here (``docs/conventions.md``):
-
-- Inputs are validated once by the segmentation-input layer
-  (``_inputs.prepare``, region-loss rules): integer labels in [0, C) for
+- Inputs are validated once by the segmentation-input layer (``_inputs``,
+  region-loss rules; 2 or 3 spatial axes): integer labels in [0, C) for
   ``"multiclass"``, 0/1 (bool, integer) or floats in [0, 1] otherwise.
   Concrete arrays (JAX outside a transformation included) outside that
   domain raise a ``ValueError``; traced ones (``jax.jit``, ``torch.compile``)
   cannot be read, so an out-of-domain target makes the loss NaN instead.
+- ``include_background=False`` drops class 0 after the activation (ignored
+  when there is a single channel, as MONAI does).
 - Left-out pixels (``ignore_index``, or ``mask`` 0) count as background in
   both the prediction and the target wherever a neighbourhood is read
   (erosions, skeletons, distance fields), and take part in no sum; ``mask``
@@ -30,154 +26,38 @@ Rules shared by every loss here (``docs/conventions.md``):
 
 from __future__ import annotations
 
-import math
-from types import ModuleType
-from typing import Any, Literal, NamedTuple
+from typing import Literal
 
 from . import _checks as checks
-from ._edt import Sampling, any_spatial, check_mask, edt, foreground, spacing_of, spatial_ndim_of
-from ._inputs import MODES, Labels, Mode, Reduction, class_axis_index, namespace, prepare
-from ._reduce import as_float, promote, reduce_loss, restore, safe_divide
-from ._skeleton import soft_skeleton
-from ._xp import (
-    Array,
-    default_float,
-    device,
-    is_concrete,
-    min_pool,
-    numel,
-    one_hot,
-    sigmoid,
-    softmax,
-    stop_gradient,
+from ._boundary_ops import (
+    BOUNDARY_DOCS,
+    activate,
+    channels_first,
+    check_layout,
+    detached_field,
+    drop_background,
+    erosion_radius,
+    inner_boundary,
+    inputs,
+    soft_iou,
+    spatial_axes,
+    unsigned_field,
+    weighted_mean,
+    weighted_sum,
 )
+from ._docs import fill_doc
+from ._edt import Sampling, check_mask, foreground, spacing_of, spatial_ndim_of
+from ._inputs import Mode, Reduction, check_scores, mask_weight, namespace
+from ._reduce import promote, reduce_loss, restore
+from ._skeleton import soft_skeleton
+from ._xp import Array, default_float, device, numel, stop_gradient
 
 __all__ = ["boundary_iou", "boundary_iou_loss", "boundary_loss", "hausdorff_dt_loss", "soft_cldice_loss"]
 
 EmptyField = Literal["diagonal", "zero"]
 
 
-# --------------------------------------------------------------------------- #
-# Inputs: probabilities, targets and pixel weights, channels first
-# --------------------------------------------------------------------------- #
-
-
-class _Inputs(NamedTuple):
-    """Validated inputs as (N, C', *spatial) arrays in the compute dtype."""
-
-    p: Array  # probabilities, 0 at left-out pixels; NaN where a traced target is out of its domain
-    t: Array  # detached targets, 0 at left-out pixels
-    w: Array | None  # pixel weights (N, 1 or C', *spatial), 0 where left out; None: every pixel, weight 1
-    xp: ModuleType
-
-
-def _check_layout(fn: str, y_pred: Array, axis: int, mode: str) -> None:
-    """What the boundary losses add to the region-loss layout: 2 or 3 spatial axes, one channel in binary mode."""
-    if y_pred.ndim not in (4, 5):
-        raise ValueError(
-            f"{fn}: y_pred must have shape (N, C, *spatial) with 2 or 3 spatial axes, got {tuple(y_pred.shape)}"
-        )
-    classes = y_pred.shape[axis]
-    if mode == "binary" and classes != 1:
-        raise ValueError(f"{fn}: mode='binary' needs one channel along class_axis {axis}, got {classes}")
-
-
-def _activate(x: Array, axis: int, mode: str, from_logits: bool, *, xp: ModuleType) -> Array:
-    """Probabilities: softmax over ``axis`` (multiclass) or sigmoid, unless ``x`` holds them already."""
-    if not from_logits:
-        return x
-    return softmax(x, axis=axis, xp=xp) if mode == "multiclass" else sigmoid(x, xp=xp)
-
-
-def _pixel_weights(fn: str, mask: Array, p: Array, axis: int, *, xp: ModuleType) -> Array:
-    """``mask`` (bool or non-negative numbers; the label shape or ``y_pred``'s) as weights with a class axis."""
-    label_shape = tuple(p.shape[:axis]) + tuple(p.shape[axis + 1 :])
-    if tuple(mask.shape) == label_shape:
-        mask = xp.expand_dims(mask, axis=axis)
-    elif tuple(mask.shape) != tuple(p.shape):
-        raise ValueError(
-            f"{fn}: mask must have y_pred's shape {tuple(p.shape)} or its shape without the class axis "
-            f"{label_shape}, got {tuple(mask.shape)}"
-        )
-    if not xp.isdtype(mask.dtype, ("bool", "integral", "real floating")):
-        raise TypeError(f"{fn}: mask must have a boolean, integer or real floating dtype, got {mask.dtype}")
-    if not xp.isdtype(mask.dtype, "bool") and is_concrete(mask) and numel(mask) and bool(xp.any(mask < 0)):
-        raise ValueError(f"{fn}: mask must hold non-negative pixel weights, found {float(xp.min(mask))!r}")
-    return stop_gradient(as_float(mask, p, xp=xp), xp=xp)
-
-
-def _drop_background(x: Array, axis: int, include_background: bool) -> Array:
-    if include_background or x.shape[axis] == 1:
-        return x
-    return x[(slice(None),) * axis + (slice(1, None), ...)]
-
-
-def _channels_first(x: Array, axis: int, include_background: bool, *, xp: ModuleType) -> Array:
-    x = _drop_background(x, axis, include_background)
-    return x if axis == 1 else xp.moveaxis(x, axis, 1)
-
-
-def _inputs(
-    fn: str,
-    y_pred: Array,
-    y_true: Array,
-    *,
-    mode: str,
-    class_axis: int,
-    from_logits: bool,
-    include_background: bool,
-    ignore_index: int | None,
-    mask: Array | None,
-    reduction: str,
-) -> _Inputs:
-    """Probabilities, targets and pixel weights as (N, C', *spatial), validated once by ``_inputs.prepare``."""
-    seg = prepare(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                  ignore_index=ignore_index, reduction=reduction, region=True)
-    xp, axis = seg.xp, seg.axis
-    _check_layout(fn, y_pred, axis, mode)
-    p = _activate(seg.x, axis, mode, from_logits, xp=xp)
-    if isinstance(seg.target, Labels):
-        t = one_hot(seg.target.labels, num_classes=seg.num_classes, axis=axis, dtype=p.dtype, xp=xp)
-        keep = None if seg.target.valid is None else xp.expand_dims(seg.target.valid, axis=axis)
-    else:
-        t, keep = stop_gradient(seg.target.target, xp=xp), seg.target.valid
-    w = None
-    if mask is not None:
-        namespace(fn, y_pred=y_pred, mask=mask)
-        w = _pixel_weights(fn, mask, p, axis, xp=xp)
-    if keep is not None:
-        w = xp.astype(keep, p.dtype) if w is None else xp.where(keep, w, 0.0)
-    if w is not None:
-        p = xp.where(w > 0, p, 0.0)
-        t = xp.where(w > 0, t, 0.0)
-        w = _channels_first(w, axis, include_background, xp=xp)
-    return _Inputs(
-        _channels_first(p, axis, include_background, xp=xp), _channels_first(t, axis, include_background, xp=xp), w, xp
-    )
-
-
-def _spatial_axes(x: Array) -> tuple[int, ...]:
-    return tuple(range(2, x.ndim))
-
-
-def _weighted_sum(v: Array, w: Array | None, axes: tuple[int, ...], *, xp: ModuleType) -> Array:
-    return xp.sum(v if w is None else w * v, axis=axes)
-
-
-def _weighted_mean(v: Array, w: Array | None, axes: tuple[int, ...], *, xp: ModuleType) -> Array:
-    """Mean of ``v`` over ``axes`` weighted by ``w``; 0 (zero gradient) where nothing is kept or the axes are empty."""
-    if w is None:
-        empty = any([v.shape[a] == 0 for a in axes])  # a list: torch.compile cannot trace a generator here
-        return xp.sum(v, axis=axes) if empty else xp.mean(v, axis=axes)
-    total = xp.sum(w * v, axis=axes)
-    return safe_divide(total, xp.sum(xp.broadcast_to(w, v.shape), axis=axes), xp=xp)
-
-
-# --------------------------------------------------------------------------- #
-# Boundary loss (Kervadec et al. 2019)
-# --------------------------------------------------------------------------- #
-
-
+@fill_doc(BOUNDARY_DOCS)
 def boundary_loss(
     y_pred: Array,
     distance_map: Array,
@@ -201,20 +81,14 @@ def boundary_loss(
     ``idc=[1]`` for a two-class softmax). The loss is negative at best; it is
     meant to be added to a region loss (the authors ramp its weight up over
     training). It reads no labels, so it has no ``ignore_index``: pass
-    ``mask`` instead.
+    ``mask`` instead; ``mode`` picks only the activation.
 
     Args:
-        y_pred: logits (or probabilities with ``from_logits=False``), floating, shape
-            ``(N, C, *spatial)`` with 2 or 3 spatial axes (``class_axis=1``) or ``(N, *spatial, C)``
-            (``class_axis=-1``).
+        {{y_pred}}
         distance_map: floating signed distance maps of ``y_pred``'s shape (no gradient).
-        mode: ``"multiclass"`` (default; softmax over the class axis), ``"multilabel"`` (sigmoid per
-            channel) or ``"binary"`` (sigmoid, one channel). Only the activation depends on it.
-        class_axis: ``1`` (default) or ``-1``.
-        from_logits: ``True`` (default): apply the activation; ``False``: ``y_pred`` holds probabilities.
+        {{activation}}
         include_background: keep class 0 (default ``False``; a single channel is always kept).
-        mask: optional pixel weights, bool or non-negative numbers, of ``y_pred``'s shape or its shape
-            without the class axis; a pixel of weight 0 takes part in no sum.
+        {{mask}}
         reduction: ``"mean"`` (default; the weighted mean above, 0 when nothing is kept), ``"sum"``
             or ``"none"``.
 
@@ -241,62 +115,20 @@ def boundary_loss(
     """
     fn = "boundary_loss"
     xp = namespace(fn, y_pred=y_pred, distance_map=distance_map, mask=mask)
-    checks.check_option(fn, "mode", mode, MODES)
-    checks.check_reduction(fn, reduction)
-    checks.check_floating(fn, "y_pred", y_pred, xp=xp)
-    axis = class_axis_index(fn, class_axis, y_pred.ndim, first_or_last=True)
-    _check_layout(fn, y_pred, axis, mode)
-    if mode == "multiclass" and y_pred.shape[axis] < 2:
-        raise ValueError(
-            f"{fn}: mode='multiclass' (softmax) needs at least 2 classes along class_axis {class_axis}, "
-            f"got {y_pred.shape[axis]}; use mode='binary' for one channel"
-        )
-    p = _activate(promote(y_pred, xp=xp), axis, mode, from_logits, xp=xp)
-    phi = _field(fn, "distance_map", distance_map, y_pred, p, xp=xp)
-    loss = p * phi
+    axis = check_scores(fn, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, region=True, xp=xp)
+    check_layout(fn, y_pred, axis, mode)
+    p = activate(promote(y_pred, xp=xp), axis, mode, from_logits, xp=xp)
+    phi = detached_field(fn, "distance_map", distance_map, y_pred, p, xp=xp)
+    loss = drop_background(p * phi, axis, include_background)
     denominator = None
     if mask is not None:
-        w = _pixel_weights(fn, mask, p, axis, xp=xp)
+        w = drop_background(mask_weight(fn, mask, p, axis, xp=xp), axis, include_background)
         loss = xp.where(w > 0, w * loss, 0.0)
-        denominator = xp.sum(xp.broadcast_to(_drop_background(w, axis, include_background),
-                                             _drop_background(loss, axis, include_background).shape))
-    loss = _drop_background(loss, axis, include_background)
+        denominator = xp.sum(xp.broadcast_to(w, loss.shape))
     return restore(reduce_loss(loss, reduction=reduction, denominator=denominator, xp=xp), y_pred.dtype, xp=xp)
 
 
-def _field(fn: str, name: str, field: Array, y_pred: Array, like: Array, *, xp: ModuleType) -> Array:
-    """A precomputed floating distance field of ``y_pred``'s shape, in ``like``'s dtype, detached."""
-    checks.check_floating(fn, name, field, xp=xp)
-    if tuple(field.shape) != tuple(y_pred.shape):
-        raise ValueError(
-            f"{fn}: {name} must have the shape of y_pred {tuple(y_pred.shape)}, got {tuple(field.shape)}"
-        )
-    return stop_gradient(as_float(field, like, xp=xp), xp=xp)
-
-
-# --------------------------------------------------------------------------- #
-# Hausdorff distance-transform loss (Karimi & Salcudean 2019)
-# --------------------------------------------------------------------------- #
-
-
-def _unsigned_field(fg: Array, spacing: tuple[float, ...], empty: str, dtype: Any, *, xp: ModuleType) -> Array:
-    """D_in + D_out (distance to the other side, on both sides) over the trailing ``len(spacing)`` axes.
-
-    An all-0 or all-1 image gets its diagonal everywhere (``empty="diagonal"``, the rule of
-    ``distance_transform``) or zeros (``"zero"``, MONAI's rule).
-    """
-    if numel(fg) == 0:
-        return xp.zeros(fg.shape, dtype=dtype, device=device(fg))
-    field = edt(fg, spacing=spacing, dtype=dtype, native=True, xp=xp) + edt(
-        ~fg, spacing=spacing, dtype=dtype, native=True, xp=xp
-    )
-    if empty == "diagonal":
-        return field
-    nd = len(spacing)
-    both = any_spatial(fg, nd, xp=xp) & any_spatial(~fg, nd, xp=xp)
-    return xp.where(both, field, xp.zeros((), dtype=dtype, device=device(fg)))
-
-
+@fill_doc(BOUNDARY_DOCS)
 def hausdorff_dt_loss(
     y_pred: Array,
     y_true: Array,
@@ -333,21 +165,13 @@ def hausdorff_dt_loss(
     Left-out pixels are background in both fields and take part in no sum.
 
     Args:
-        y_pred: logits (or probabilities with ``from_logits=False``), floating, shape
-            ``(N, C, *spatial)`` with 2 or 3 spatial axes, or ``(N, *spatial, C)`` with ``class_axis=-1``.
-        y_true: ``"multiclass"``: integer labels in [0, C) of shape ``(N, *spatial)`` (any integer
-            width), or class probabilities of ``y_pred``'s shape; ``"binary"``/``"multilabel"``:
-            ``y_pred``'s shape, bool, integer 0/1 or floats in [0, 1].
+        {{inputs}}
         alpha: exponent of the distances (>= 0, default 2).
-        mode: ``"multiclass"`` (default, softmax), ``"multilabel"`` or ``"binary"`` (sigmoid).
-        class_axis: ``1`` (default) or ``-1``.
-        from_logits: ``True`` (default): apply the activation; ``False``: ``y_pred`` holds probabilities.
+        {{activation}}
         include_background: keep class 0 (default ``False``, MONAI's default).
         per_image: one value per (sample, class) instead of per class over the batch.
-        ignore_index: integer targets only: a label value whose pixels are left out.
-        mask: optional pixel weights, bool or non-negative numbers, of ``y_pred``'s shape or its
-            shape without the class axis; weight 0 leaves a pixel out.
-        sampling: voxel spacing, a positive number or one per spatial axis (default 1).
+        {{left_out}}
+        {{sampling}}
         distance_map: the target field d_t, precomputed (e.g. in the data pipeline), floating, of
             ``y_pred``'s shape, used as given (``sampling``, ``empty_field`` and left-out pixels do not
             change it); no gradient. ``None`` (default): computed from ``y_true``.
@@ -359,10 +183,7 @@ def hausdorff_dt_loss(
         ``per_image=True`` (C' classes kept). In ``y_pred``'s dtype, on its device. An empty batch
         gives 0 (``"none"``: the empty array with ``per_image``).
 
-    Raises:
-        ValueError: bad options, shapes that do not match, ``y_true`` outside its domain (eager
-            arrays; traced ones give NaN), negative ``mask`` weights or ``alpha``, bad ``sampling``.
-        TypeError: bad dtypes, arrays of different libraries.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -382,52 +203,23 @@ def hausdorff_dt_loss(
         convolutional neural networks, IEEE TMI 2019. https://arxiv.org/abs/1904.10030
     """
     fn = "hausdorff_dt_loss"
-    checks.check_reduction(fn, reduction)
     checks.check_nonnegative(fn, "alpha", alpha)
     checks.check_option(fn, "empty_field", empty_field, ("diagonal", "zero"))
-    p, t, w, xp = _inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                          include_background=include_background, ignore_index=ignore_index, mask=mask,
-                          reduction=reduction)
+    p, t, w, xp, axis = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+                               include_background=include_background, ignore_index=ignore_index, mask=mask,
+                               reduction=reduction)
     spacing = spacing_of(fn, sampling, p.ndim - 2)
-    d_p = _unsigned_field(stop_gradient(p, xp=xp) > 0.5, spacing, empty_field, p.dtype, xp=xp)
+    d_p = unsigned_field(stop_gradient(p, xp=xp) > 0.5, spacing, empty_field, p.dtype, xp=xp)
     if distance_map is None:
-        d_t = _unsigned_field(t > 0.5, spacing, empty_field, p.dtype, xp=xp)
+        d_t = unsigned_field(t > 0.5, spacing, empty_field, p.dtype, xp=xp)
     else:
         namespace(fn, y_pred=y_pred, distance_map=distance_map)
-        d_t = _field(fn, "distance_map", distance_map, y_pred, p, xp=xp)
-        d_t = _channels_first(d_t, class_axis % y_pred.ndim, include_background, xp=xp)
+        d_t = detached_field(fn, "distance_map", distance_map, y_pred, p, xp=xp)
+        d_t = channels_first(d_t, axis, include_background, xp=xp)
     weight = d_p**alpha + d_t**alpha
-    axes = _spatial_axes(p) if per_image else (0, *_spatial_axes(p))
-    values = _weighted_mean((p - t) ** 2 * weight, w, axes, xp=xp)
+    axes = spatial_axes(p) if per_image else (0, *spatial_axes(p))
+    values = weighted_mean((p - t) ** 2 * weight, w, axes, xp=xp)
     return restore(reduce_loss(values, reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
-
-
-# --------------------------------------------------------------------------- #
-# Boundary IoU (Cheng et al. 2021): the metric and its soft version
-# --------------------------------------------------------------------------- #
-
-
-def _erosion_radius(fn: str, spatial: tuple[int, ...], dilation_ratio: float) -> int:
-    """round(dilation_ratio * image diagonal), at least 1, as boundary-iou-api's ``mask_to_boundary``."""
-    checks.check_nonnegative(fn, "dilation_ratio", dilation_ratio)
-    return max(1, round(dilation_ratio * math.sqrt(sum(n * n for n in spatial))))
-
-
-def _boundary(m: Array, radius: int, nd: int, *, xp: ModuleType) -> Array:
-    """``m`` minus its erosion by a (2 radius + 1) box, with zeros outside the image."""
-    if numel(m) == 0:
-        return m
-    return m - min_pool(m, window=(2 * radius + 1,) * nd, pad_value=0.0, xp=xp)
-
-
-def _iou(
-    a: Array, b: Array, axes: tuple[int, ...], smooth: float = 0.0, w: Array | None = None, *, xp: ModuleType
-) -> Array:
-    """Soft IoU (sum w ab + s) / (sum w (a + b - ab) + s) over ``axes``; 1 where both are empty."""
-    inter = _weighted_sum(a * b, w, axes, xp=xp) + smooth
-    union = _weighted_sum(a + b - a * b, w, axes, xp=xp) + smooth
-    empty = union == 0
-    return xp.where(empty, 1.0, inter / xp.where(empty, 1.0, union))
 
 
 def boundary_iou(
@@ -487,13 +279,14 @@ def boundary_iou(
         raise ValueError(
             f"{fn}: true_mask must have the shape of pred_mask {tuple(pred_mask.shape)}, got {tuple(true_mask.shape)}"
         )
-    radius = _erosion_radius(fn, tuple(pred_mask.shape[pred_mask.ndim - nd :]), dilation_ratio)
+    radius = erosion_radius(fn, tuple(pred_mask.shape[pred_mask.ndim - nd :]), dilation_ratio)
     dtype = default_float(xp, device(pred_mask))
-    bp = _boundary(xp.astype(foreground(pred_mask, xp=xp), dtype), radius, nd, xp=xp)
-    bt = _boundary(xp.astype(foreground(true_mask, xp=xp), dtype), radius, nd, xp=xp)
-    return _iou(bp, bt, tuple(range(pred_mask.ndim - nd, pred_mask.ndim)), xp=xp)
+    bp = inner_boundary(xp.astype(foreground(pred_mask, xp=xp), dtype), radius, nd, xp=xp)
+    bt = inner_boundary(xp.astype(foreground(true_mask, xp=xp), dtype), radius, nd, xp=xp)
+    return soft_iou(bp, bt, tuple(range(pred_mask.ndim - nd, pred_mask.ndim)), xp=xp)
 
 
+@fill_doc(BOUNDARY_DOCS)
 def boundary_iou_loss(
     y_pred: Array,
     y_true: Array,
@@ -526,30 +319,19 @@ def boundary_iou_loss(
     and take part in no sum.
 
     Args:
-        y_pred: logits (or probabilities with ``from_logits=False``), floating, shape
-            ``(N, C, *spatial)`` with 2 or 3 spatial axes, or ``(N, *spatial, C)`` with ``class_axis=-1``.
-        y_true: ``"multiclass"``: integer labels in [0, C) of shape ``(N, *spatial)``, or class
-            probabilities of ``y_pred``'s shape; ``"binary"``/``"multilabel"``: ``y_pred``'s shape,
-            bool, integer 0/1 or floats in [0, 1].
-        mode: ``"multiclass"`` (default, softmax), ``"multilabel"`` or ``"binary"`` (sigmoid).
-        class_axis: ``1`` (default) or ``-1``.
-        from_logits: ``True`` (default): apply the activation; ``False``: ``y_pred`` holds probabilities.
+        {{inputs}}
+        {{activation}}
         dilation_ratio: boundary width as a share of the image diagonal (>= 0, default 0.02).
         include_background: keep class 0 (default ``True``).
         smooth: s >= 0, added to both sums (default 0).
-        ignore_index: integer targets only: a label value whose pixels are left out.
-        mask: optional pixel weights, bool or non-negative numbers, of ``y_pred``'s shape or its
-            shape without the class axis; weight 0 leaves a pixel out.
+        {{left_out}}
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
 
     Returns:
         A 0-d array for ``"mean"``/``"sum"``; ``"none"``: shape (N, C'). In ``y_pred``'s dtype, on
         its device. An empty batch gives 0 (``"none"``: shape (0, C')).
 
-    Raises:
-        ValueError: bad options, shapes that do not match, ``y_true`` outside its domain (eager
-            arrays; traced ones give NaN), negative ``mask`` weights, ``dilation_ratio`` or ``smooth``.
-        TypeError: bad dtypes, arrays of different libraries.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -563,23 +345,18 @@ def boundary_iou_loss(
         CVPR 2021. https://arxiv.org/abs/2103.16562
     """
     fn = "boundary_iou_loss"
-    checks.check_reduction(fn, reduction)
     checks.check_nonnegative(fn, "smooth", smooth)
-    p, t, w, xp = _inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                          include_background=include_background, ignore_index=ignore_index, mask=mask,
-                          reduction=reduction)
+    p, t, w, xp, _ = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+                            include_background=include_background, ignore_index=ignore_index, mask=mask,
+                            reduction=reduction)
     nd = p.ndim - 2
-    radius = _erosion_radius(fn, tuple(p.shape[2:]), dilation_ratio)
-    bp, bt = _boundary(p, radius, nd, xp=xp), _boundary(t, radius, nd, xp=xp)
-    iou = _iou(bp, bt, _spatial_axes(p), smooth, w, xp=xp)
+    radius = erosion_radius(fn, tuple(p.shape[2:]), dilation_ratio)
+    bp, bt = inner_boundary(p, radius, nd, xp=xp), inner_boundary(t, radius, nd, xp=xp)
+    iou = soft_iou(bp, bt, spatial_axes(p), smooth, w, xp=xp)
     return restore(reduce_loss(1 - iou, reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
 
 
-# --------------------------------------------------------------------------- #
-# clDice (Shit et al. 2021)
-# --------------------------------------------------------------------------- #
-
-
+@fill_doc(BOUNDARY_DOCS)
 def soft_cldice_loss(
     y_pred: Array,
     y_true: Array,
@@ -611,32 +388,21 @@ def soft_cldice_loss(
     prediction, 1 - 2 / (2 + h), with a zero gradient.
 
     Args:
-        y_pred: logits (or probabilities with ``from_logits=False``), floating, shape
-            ``(N, C, *spatial)`` with 2 or 3 spatial axes, or ``(N, *spatial, C)`` with ``class_axis=-1``.
-        y_true: ``"multiclass"``: integer labels in [0, C) of shape ``(N, *spatial)``, or class
-            probabilities of ``y_pred``'s shape; ``"binary"``/``"multilabel"``: ``y_pred``'s shape,
-            bool, integer 0/1 or floats in [0, 1].
-        mode: ``"multiclass"`` (default, softmax), ``"multilabel"`` or ``"binary"`` (sigmoid).
-        class_axis: ``1`` (default) or ``-1``.
-        from_logits: ``True`` (default): apply the activation; ``False``: ``y_pred`` holds probabilities.
+        {{inputs}}
+        {{activation}}
         iterations: soft erosions of the skeleton (int >= 0, default 3).
         smooth: s > 0 (default 1).
         harmonic_smooth: h >= 0 (default 1e-4, MONAI's epsilon; 0 is the paper's formula).
         include_background: keep class 0 (default ``True``).
         per_image: one value per sample instead of one over the batch.
-        ignore_index: integer targets only: a label value whose pixels are left out.
-        mask: optional pixel weights, bool or non-negative numbers, of ``y_pred``'s shape or its
-            shape without the class axis; weight 0 leaves a pixel out.
+        {{left_out}}
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
 
     Returns:
         A 0-d array for ``"mean"``/``"sum"``; ``"none"``: shape (N,) with ``per_image``, else 0-d.
         In ``y_pred``'s dtype, on its device. An empty batch gives 0 (``"none"``: shape (0,)).
 
-    Raises:
-        ValueError: bad options, shapes that do not match, ``y_true`` outside its domain (eager
-            arrays; traced ones give NaN), negative ``mask`` weights, bad ``iterations``/``smooth``.
-        TypeError: bad dtypes, arrays of different libraries.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -659,22 +425,21 @@ def soft_cldice_loss(
         segmentation, CVPR 2021. https://arxiv.org/abs/2003.07311
     """
     fn = "soft_cldice_loss"
-    checks.check_reduction(fn, reduction)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ValueError(f"{fn}: iterations must be a non-negative int, got {iterations!r}")
     if not smooth > 0:
         raise ValueError(f"{fn}: smooth must be > 0, got {smooth!r}")
     checks.check_nonnegative(fn, "harmonic_smooth", harmonic_smooth)
-    p, t, w, xp = _inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                          include_background=include_background, ignore_index=ignore_index, mask=mask,
-                          reduction=reduction)
+    p, t, w, xp, _ = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+                            include_background=include_background, ignore_index=ignore_index, mask=mask,
+                            reduction=reduction)
     axes = tuple(range(1, p.ndim)) if per_image else tuple(range(p.ndim))
     if numel(p) == 0:  # nothing to score: 0 (the empty sum), with the shape "none" promises
         return restore(reduce_loss(xp.sum(p, axis=axes), reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
     nd = p.ndim - 2
     skel_p = soft_skeleton(p, iterations, nd, xp=xp)
     skel_t = soft_skeleton(t, iterations, nd, xp=xp)
-    tprec = (_weighted_sum(skel_p * t, w, axes, xp=xp) + smooth) / (_weighted_sum(skel_p, w, axes, xp=xp) + smooth)
-    tsens = (_weighted_sum(skel_t * p, w, axes, xp=xp) + smooth) / (_weighted_sum(skel_t, w, axes, xp=xp) + smooth)
+    tprec = (weighted_sum(skel_p * t, w, axes, xp=xp) + smooth) / (weighted_sum(skel_p, w, axes, xp=xp) + smooth)
+    tsens = (weighted_sum(skel_t * p, w, axes, xp=xp) + smooth) / (weighted_sum(skel_t, w, axes, xp=xp) + smooth)
     loss = 1 - 2 * tprec * tsens / (tprec + tsens + harmonic_smooth)
     return restore(reduce_loss(loss, reduction=reduction, xp=xp), y_pred.dtype, xp=xp)

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import _checks as checks
-from ._edt import Sampling, any_spatial, check_mask, diagonal, edt, foreground, out_dtype, spacing_of
+from ._docs import fill_doc
+from ._edt import DISTANCE_DOCS, Sampling, any_spatial, check_mask, diagonal, edt, foreground, out_dtype, spacing_of
 from ._xp import Array, array_namespace, device
 
 __all__ = ["distance_transform", "signed_distance_map", "unet_weight_map"]
@@ -25,6 +26,7 @@ __all__ = ["distance_transform", "signed_distance_map", "unet_weight_map"]
 # --------------------------------------------------------------------------- #
 
 
+@fill_doc(DISTANCE_DOCS)
 def distance_transform(
     mask: Array,
     /,
@@ -45,22 +47,7 @@ def distance_transform(
     n_{d-1})) for P elements, no pairwise O(P^2) step. No gradient flows.
 
     Args:
-        mask: bool, integer or floating array (nonzero is foreground),
-            ``(*batch, *spatial)``.
-        spatial_ndim: the number of trailing axes that form one image (1, 2 or
-            3), leading axes being a batch. ``None`` (default) infers it from
-            the layout: ``(H, W)`` and ``(N, H, W)`` are 2-D, ``(N, C, D, H, W)``
-            is 3-D; a 4-D mask, ``(N, D, H, W)`` or ``(N, C, H, W)``, is
-            ambiguous and raises (pass ``spatial_ndim``). See
-            ``docs/conventions.md``.
-        sampling: the spacing ``s_k`` of the grid, a positive number or one per
-            spatial axis; default 1.
-        dtype: the output's real floating dtype; default the mask's floating
-            dtype (at least float32), else the namespace's default float.
-        native: use a host kernel where one serves the array (SciPy for NumPy
-            and eager torch CPU tensors, cupyx for CuPy); ``False``
-            forces the exact array-API path (the one JAX and
-            array-api-strict always take).
+        {{mask_args}}
 
     Returns:
         The distances, ``mask``'s shape, in ``dtype``, on ``mask``'s device.
@@ -91,6 +78,7 @@ def distance_transform(
     return edt(foreground(mask, xp=xp), spacing=spacing, dtype=out, native=native, xp=xp)
 
 
+@fill_doc(DISTANCE_DOCS)
 def signed_distance_map(
     mask: Array,
     /,
@@ -118,22 +106,7 @@ def signed_distance_map(
     ``boundary_loss``. No gradient flows.
 
     Args:
-        mask: bool, integer or floating array (nonzero is foreground),
-            ``(*batch, *spatial)``.
-        spatial_ndim: the number of trailing axes that form one image (1, 2 or
-            3), leading axes being a batch. ``None`` (default) infers it from
-            the layout: ``(H, W)`` and ``(N, H, W)`` are 2-D, ``(N, C, D, H, W)``
-            is 3-D; a 4-D mask, ``(N, D, H, W)`` or ``(N, C, H, W)``, is
-            ambiguous and raises (pass ``spatial_ndim``). See
-            ``docs/conventions.md``.
-        sampling: the spacing ``s_k`` of the grid, a positive number or one per
-            spatial axis; default 1.
-        dtype: the output's real floating dtype; default the mask's floating
-            dtype (at least float32), else the namespace's default float.
-        native: use a host kernel where one serves the array (SciPy for NumPy
-            and eager torch CPU tensors, cupyx for CuPy); ``False``
-            forces the exact array-API path (the one JAX and
-            array-api-strict always take).
+        {{mask_args}}
 
     Returns:
         phi, ``mask``'s shape, in ``dtype``, on ``mask``'s device.
@@ -164,6 +137,7 @@ def signed_distance_map(
     return xp.where(any_spatial(fg, spatial_ndim, xp=xp), phi, xp.zeros((), dtype=out, device=device(mask)))
 
 
+@fill_doc(DISTANCE_DOCS)
 def unet_weight_map(
     instance_labels: Array,
     /,
@@ -204,7 +178,7 @@ def unet_weight_map(
             (default) infers it for label maps, which have no channel axis:
             ``(H, W)`` and ``(N, H, W)`` are 2-D, ``(N, D, H, W)`` is 3-D;
             other ranks raise (pass ``spatial_ndim``).
-        sampling: grid spacing, a positive number or one per spatial axis.
+        {{sampling}}
         dtype: the output's real floating dtype; default the namespace's
             default float.
         native: as ``distance_transform``.
