@@ -128,6 +128,8 @@ def _rss_kib(field: str) -> int:
     raise OSError(f"/proc/self/status has no {field}")
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
 # Below this size of logits the resident-memory method measures pages and allocator arenas, not the loss.
 RSS_RESOLUTION = 1 << 18
 
@@ -165,12 +167,18 @@ def peak_extra_bytes(step: Step) -> int | None:
         return None
     else:
         try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            libc = ctypes.CDLL("libc.so.6")
+            # Blocks above 128 KiB mmapped for this call, so a freed block leaves the resident set at once and
+            # the mark follows the live bytes (with STEADY_ALLOCATOR's heap, freed holes stayed resident and a
+            # fragmented heap read 1.5x high on Lovasz); restored after, for the timings.
+            libc.mallopt(M_MMAP_THRESHOLD, 1 << 17)
+            libc.malloc_trim(0)
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
             base = _rss_kib("VmRSS")
             step()
             peak = (_rss_kib("VmHWM") - base) * 1024
+            libc.mallopt(M_MMAP_THRESHOLD, int(STEADY_ALLOCATOR["MALLOC_MMAP_THRESHOLD_"]))
         except OSError:
             return None
     step.reset()
@@ -288,7 +296,8 @@ def torch_backend_name() -> str:
 
 # glibc returns freed large blocks to the OS and maps new ones fresh, so each large tensor costs page faults
 # that swing timings by 10-30% from run to run. Benchmarks run with both off (the same for every peer).
-STEADY_ALLOCATOR = {"MALLOC_TRIM_THRESHOLD_": str(1 << 32), "MALLOC_MMAP_THRESHOLD_": str(1 << 32)}
+# 1 GiB: glibc 2.36 ignores a larger value (1 << 32 left every 44 MiB tensor mmapped, 2688 page faults each).
+STEADY_ALLOCATOR = {"MALLOC_TRIM_THRESHOLD_": str(1 << 30), "MALLOC_MMAP_THRESHOLD_": str(1 << 30)}
 
 
 def steady_allocator() -> None:

@@ -1,11 +1,24 @@
 """torch half of ``_fused.fused_class_sums``: an autograd.Function (imported only where torch is in use).
 
-Nothing full-size is saved from forward: the backward recomputes ``p`` and
-writes ``w = dL/dp`` into the buffer that becomes the gradient, so the
-backward holds two full-size buffers (``p`` and the gradient) and the forward
-one (``p``). Walking the pixels in blocks (commit fef28fe) traded 45% more time
-for a peak that the resident-memory measurement could not show to be lower on
-this machine's sizes; it is not used.
+The forward keeps ``p`` (zeroed at ignored pixels) and ``p`` at each label
+for the backward, which writes the gradient into one new full-size buffer.
+Keep or recompute (the issue-12 design recomputed): the backward needs ``p``
+and the gradient buffer alive together whichever way ``p`` arrives, so
+recomputing lowers no peak (2.14x the logits by torch's allocator either way,
+and a loss's backward runs while the network's activations are still alive);
+it only costs a second softmax, which made the step 1.33x slower on CPU
+(8 x 21 x 128^2, interleaved CPU-time medians). So ``p`` is kept, always.
+
+Softmax with integer labels, ``a = dL/dtp``, ``b = dL/dpsum`` (``psum = sum p``)::
+
+    W_mc = b_c + a_c [y_m = c],   S_m = sum_c p_mc W_mc = (b . p)_m + a_y p_y
+    dL/dx_mc = p_mc (W_mc - S_m)
+
+so the buffer is the outer difference ``b_c - S_m`` (``S`` by one batched
+matrix-vector product), ``a`` scattered in at the labels, times ``p`` in
+place: no second full-size buffer. Scatters at the labels accumulate in
+float64 (a sequential float32 one drifts by 1e-5 over 10^6 pixels); they
+touch ``(N, M)`` values, not ``(N, C, M)``.
 """
 
 from __future__ import annotations
@@ -19,64 +32,83 @@ def _activate(x: Any, axis: int, use_sigmoid: bool) -> Any:
     return torch.sigmoid(x) if use_sigmoid else torch.softmax(x, dim=axis)
 
 
-def _mask(valid: Any, axis: int) -> Any:
-    return valid.unsqueeze(axis) if valid.ndim == 2 else valid
-
-
 class FusedClassSums(torch.autograd.Function):
-    """``SoftSums`` of ``activate(x)``; saves x, the targets and the mask, recomputes p in backward."""
+    """``SoftSums`` of ``activate(x)``; saves ``p`` (0 at ignored pixels) and the targets for the backward."""
 
     @staticmethod
-    def forward(x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bool, squared: bool) -> Any:
+    def forward(ctx: Any, x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bool, squared: bool) -> Any:
         pix = 3 - axis
-        wide = torch.float64 if torch.finfo(x.dtype).bits <= 32 else x.dtype
-        p = _activate(x, axis, use_sigmoid)  # ours: updated in place below
-        if target.ndim == 2:  # labels: the scatters accumulate in float64 (a float32 one drifts)
-            at_label = torch.gather(p, axis, target.unsqueeze(axis)).squeeze(axis)
-            counted = torch.ones((), dtype=wide, device=x.device).expand(target.shape)
+        labels = target.ndim == 2
+        p = _activate(x, axis, use_sigmoid)
+        if labels:  # the mask covers whole pixels: zero p there in place, so no sum and no gradient sees them
             if valid is not None:
-                at_label = torch.where(valid, at_label, 0)
-                counted = valid.to(wide)
-                p.masked_fill_(~_mask(valid, axis), 0)
+                p.masked_fill_(~valid.unsqueeze(axis), 0)
+            wide = torch.float64 if torch.finfo(x.dtype).bits <= 32 else x.dtype
+            at_label = torch.gather(p, axis, target.unsqueeze(axis)).squeeze(axis)  # 0 where ignored
+            counted = torch.ones((), dtype=wide, device=x.device).expand(target.shape) if valid is None \
+                else valid.to(wide)
             zeros = torch.zeros((x.shape[0], x.shape[axis]), dtype=wide, device=x.device)
             tp = zeros.scatter_add(1, target, at_label.to(wide)).to(x.dtype)
             tsum = zeros.scatter_add(1, target, counted).to(x.dtype)
-        else:
+            pm, saved = p, (p, target, at_label)
+        else:  # an element mask: a masked class still moves its pixel's softmax, so p stays whole
             t = target.to(x.dtype)
+            pm = p
             if valid is not None:
-                p.masked_fill_(~valid, 0)
-                t = torch.where(valid, t, 0)
-            tp = torch.einsum("ncm,ncm->nc" if axis == 1 else "nmc,nmc->nc", p, t)  # a batched dot: no temporary
+                t, pm = torch.where(valid, t, 0), torch.where(valid, p, 0)
+            tp = _dot(pm, t, axis)
             tsum = (t.square() if squared else t).sum(pix)
-        return (p.square_() if squared else p).sum(pix), tp, tsum
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        x, target, valid, axis, use_sigmoid, squared = inputs
-        ctx.save_for_backward(x, target, valid)
+            saved = (p, target, valid)
+        psum = _dot(pm, pm, axis) if squared else pm.sum(pix)
+        ctx.save_for_backward(*saved)
         ctx.axis, ctx.use_sigmoid, ctx.squared = axis, use_sigmoid, squared
-        ctx.mark_non_differentiable(output[2])
+        ctx.mark_non_differentiable(tsum)
+        return psum, tp, tsum
 
     @staticmethod
     def backward(ctx: Any, grad_psum: Any, grad_tp: Any, grad_tsum: Any) -> Any:
-        x, target, valid = ctx.saved_tensors
-        axis, pix = ctx.axis, 3 - ctx.axis
+        p, target, extra = ctx.saved_tensors  # extra: p at the labels (labels), or the element mask (dense)
+        axis, pix, squared = ctx.axis, 3 - ctx.axis, ctx.squared
         b = grad_psum.unsqueeze(pix)
-        p = _activate(x, axis, ctx.use_sigmoid)
-        if target.ndim == 2:  # w = dL/dp, in the buffer that becomes the gradient
-            w = p * (2 * b) if ctx.squared else b.expand(x.shape).contiguous()
-            w.scatter_add_(axis, target.unsqueeze(axis), torch.gather(grad_tp, 1, target).unsqueeze(axis))
+        if target.ndim == 2:
+            y = target.unsqueeze(axis)
+            a_y = torch.gather(grad_tp, 1, target).unsqueeze(axis)
+            if ctx.use_sigmoid:  # p (1 - p) W, W = b (2 b p when squared) + a at the label
+                g = p * (2 * b) if squared else b.expand(p.shape).contiguous()
+                g.scatter_add_(axis, y, a_y).mul_(p)
+                return g.addcmul_(g, p, value=-1), None, None, None, None, None
+            at_label = extra.unsqueeze(axis)  # p_y
+            if squared:  # W = 2 b p + a at the label: p W - p S with S = sum_c p W
+                g = torch.mul(p, 2 * b).mul_(p)
+                g.addcmul_(p, g.sum(axis, keepdim=True).addcmul_(at_label, a_y), value=-1)
+                return g.scatter_add_(axis, y, a_y.mul_(at_label)), None, None, None, None, None
+            # (W - S) p with S = b . p + a_y p_y, built in the (N, M) buffer of a_y
+            s = a_y.mul_(at_label)
+            s = s.baddbmm_(grad_psum.unsqueeze(1), p) if axis == 1 else s.baddbmm_(p, grad_psum.unsqueeze(2))
+            g = b - s
+            del s, a_y  # before the next (N, M) buffer: the peak is p, the gradient, p_y and S
+            g.scatter_add_(axis, y, torch.gather(grad_tp, 1, target).unsqueeze(axis))
+            return g.mul_(p), None, None, None, None, None
+        g = target.to(p.dtype) * grad_tp.unsqueeze(pix)  # W = a t + b (2 b p when squared)
+        if squared:
+            g.addcmul_(p, b, value=2)
         else:
-            w = target.to(x.dtype) * grad_tp.unsqueeze(pix)
-            if ctx.squared:
-                w.addcmul_(p, b, value=2)
-            else:
-                w.add_(b)
-        if valid is not None:
-            w.masked_fill_(~_mask(valid, axis), 0)
-        w.mul_(p)  # p * w
+            g.add_(b)
+        if extra is not None:
+            g.masked_fill_(~extra, 0)
+        g.mul_(p)  # p W
         if ctx.use_sigmoid:
-            w.addcmul_(w, p, value=-1)  # p (1 - p) w
-        else:
-            w.addcmul_(p, w.sum(axis, keepdim=True), value=-1)  # p (w - sum_k p_k w_k)
-        return w, None, None, None, None, None
+            return g.addcmul_(g, p, value=-1), None, None, None, None, None  # p (1 - p) W
+        return g.addcmul_(p, g.sum(axis, keepdim=True), value=-1), None, None, None, None, None  # p (W - sum_k p W)
+
+
+def _dot(u: Any, v: Any, axis: int) -> Any:
+    """``sum(u * v)`` over the pixel axis, ``(N, C)``, as a batched dot (no full-size temporary)."""
+    return torch.einsum("ncm,ncm->nc" if axis == 1 else "nmc,nmc->nc", u, v)
+
+
+def _bdot(p: Any, b: Any, axis: int) -> Any:
+    """``sum_c p_mc b_c`` over the class axis, kept as a size-1 class axis: a batched matrix-vector product."""
+    if axis == 1:
+        return torch.bmm(b.unsqueeze(1), p)  # (N, 1, C) @ (N, C, M)
+    return torch.bmm(p, b.unsqueeze(2))  # (N, M, C) @ (N, C, 1)

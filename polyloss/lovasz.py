@@ -46,22 +46,28 @@ def _lovasz_rows(errors: Array, fg: Array, /, *, xp: ModuleType) -> tuple[Array,
     """Lovasz extension of the Jaccard loss along the last axis, and each row's foreground count.
 
     ``errors`` (..., P) are non-negative, 0 at ignored pixels; ``fg`` (..., P)
-    is the 0/1 foreground in ``errors``' dtype, 0 at ignored pixels. Ignored
+    is the 0/1 foreground (bool, or ``errors``' dtype), 0 at ignored pixels. Ignored
     pixels then sort among (or after) the zero errors, change no count that
     a positive error sees, and contribute 0. Counts are exact below 2**24
     pixels per row in float32, as the reference's. Both results have shape
     ``errors.shape[:-1]``; rows without pixels score 0 with a zero gradient.
     """
     if errors.shape[-1] == 0:
-        return xp.sum(errors, axis=-1), xp.sum(fg, axis=-1)
+        zero = xp.sum(errors, axis=-1)
+        return zero, zero
     e_sorted, perm = sort_descending(errors, stable=False, xp=xp)  # ties: any order gives the same value
-    fg_sorted = take_along_axis(fg, perm, axis=-1, xp=xp)
-    cum_fg = cumulative_sum(fg_sorted, axis=-1, xp=xp)  # F_k
+    # Each full-size intermediate is dropped as soon as the next exists: the whole loss peaks here.
+    fg_sorted = xp.astype(take_along_axis(fg, perm, axis=-1, xp=xp), errors.dtype, copy=False)
+    del perm
+    total = xp.sum(fg_sorted, axis=-1, keepdims=True)  # G (exact: integer counts), no view of the running sum
+    union = cumulative_sum(fg_sorted, axis=-1, xp=xp)  # F_k
+    del fg_sorted
     seen = xp.arange(1, errors.shape[-1] + 1, dtype=errors.dtype, device=device(errors))  # k
-    total = cum_fg[..., -1:]  # G
-    union = (total + seen) - cum_fg  # G + k - F_k >= k >= 1
+    union = (total + seen) - union  # G + k - F_k >= k >= 1
     jaccard = seen / union  # 1 - (G - F_k) / union
+    del union
     grad = xp.concat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], axis=-1)
+    del jaccard
     return xp.sum(e_sorted * grad, axis=-1), total[..., 0]
 
 
@@ -247,11 +253,10 @@ def lovasz_softmax_loss(
 
     valid = None if target.valid is None else xp.reshape(target.valid, labels.shape)
     fg = labels == ids if valid is None else (labels == ids) & valid  # rows' shape
-    fg_float = xp.astype(fg, p.dtype)
-    errors = xp.abs(fg_float - p)
+    errors = xp.abs(xp.astype(fg, p.dtype) - p)
     if valid is not None:
         errors = xp.where(valid, errors, 0)
-    loss, total = _lovasz_rows(errors, fg_float, xp=xp)  # (N, K) or (K,)
+    loss, total = _lovasz_rows(errors, fg, xp=xp)  # (N, K) or (K,); fg stays bool: a quarter of the memory
 
     counted = xp.ones_like(loss)  # the classes averaged over, times their weights
     if present_only:

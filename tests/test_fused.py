@@ -198,6 +198,26 @@ def test_masked_pixels_take_no_part(backend, rng):
         assert_close(g, to_numpy(w), rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize(("form", "activation", "squared"),
+                         [("labels", "softmax", False), ("labels", "softmax", True), ("labels", "sigmoid", False),
+                          ("dense", "softmax", False)])
+def test_torch_backward_twice_with_retained_graph(backend, rng, form, activation, squared):
+    """The kept probabilities are read, never overwritten, by the backward: a second backward agrees."""
+    if not backend.is_torch:
+        pytest.skip("the autograd.Function is torch's")
+    import torch
+
+    x, target, valid = make_inputs(rng, axis=1, form=form, masked=True)
+    xs, t, v = on(backend, x, target, valid)
+    a, b = (backend.asarray(rng.normal(size=(N, C))) for _ in range(2))
+    z = xs.clone().requires_grad_(True)
+    s = fused(backend, z, t, v, axis=1, activation=activation, squared=squared)
+    loss = backend.xp.sum(a * s.tp + b * s.psum)
+    (first,) = torch.autograd.grad(loss, z, retain_graph=True)
+    (second,) = torch.autograd.grad(loss, z)
+    np.testing.assert_array_equal(to_numpy(first), to_numpy(second))
+
+
 def test_rejects_bad_layout(backend):
     x = backend.asarray(np.zeros((2, 3, 4, 5)))
     with pytest.raises(ValueError, match="fused_class_sums: x must be 3-D"):
