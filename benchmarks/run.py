@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -35,7 +36,8 @@ def main() -> None:
     flags = " ".join(f for f in ("--quick" if args.quick else "", f"--runs {args.runs}") if f)
     parts = [f"# polyloss benchmarks: {args.name}", "",
              f"Written by `python benchmarks/run.py --name {args.name} {flags}`; every cell is the range over "
-             f"{args.runs} run(s).", "", f"Machine: {machine_description()}", ""]
+             f"{args.runs} run(s).", "", f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "",
+             f"Machine: {machine_description()}", ""]
     out = HERE / "results" / f"{args.name}.md"
     for family in args.only.split(","):
         module = importlib.import_module(family)
