@@ -4,19 +4,20 @@ A region loss needs, per sample and class, ``psum_c = sum_m p_mc`` (or
 ``sum_m p_mc**2``, the V-Net form) and ``tp_c = sum_m p_mc t_mc`` over valid
 pixels, where ``p`` is the softmax (or sigmoid) of the logits and ``t`` the
 one-hot of integer labels (or dense targets). Autograd through the unfused
-composition keeps ``p`` (and with dense targets ``p * t``) alive at full size
-from forward to backward. Here only the logits, targets and mask are saved and
-the backward recomputes ``p``; with ``a = dL/dtp`` and ``b = dL/dpsum``::
+composition keeps ``p`` (and with dense targets ``p * t``) and every
+intermediate alive at full size from forward to backward. Here the backward
+is closed-form; with ``a = dL/dtp`` and ``b = dL/dpsum``::
 
     W_mc = a_c t_mc + b_c (2 p_mc if squared else 1),   W = 0 at ignored pixels
     softmax: dL/dx_mc = p_mc (W_mc - sum_k p_mk W_mk)
     sigmoid: dL/dx_mc = p_mc (1 - p_mc) W_mc
 
-torch: one ``autograd.Function`` (traceable by ``torch.compile``) whose
-backward holds ``p`` and one full-size buffer that becomes the gradient;
-scatters at the labels accumulate in float64. JAX: ``jax.custom_vjp``. Every
-other namespace (NumPy, array-api-strict, CuPy): the unfused composition of
-``_xp`` primitives, which computes the same values.
+torch: one ``autograd.Function`` (traceable by ``torch.compile``) that keeps
+``p`` for the backward and writes the gradient into one full-size buffer
+(``_fused_torch`` says why keeping beats recomputing). JAX: ``jax.custom_vjp``
+saving the logits only (XLA fuses the recomputed softmax into the backward).
+Every other namespace (NumPy, array-api-strict, CuPy): the unfused
+composition of ``_xp`` primitives, which computes the same values.
 
 Reference for the softmax vector-Jacobian product: Bridle, "Probabilistic
 interpretation of feedforward classification network outputs", 1990; the
