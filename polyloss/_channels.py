@@ -1,0 +1,115 @@
+"""Segmentation inputs laid out channels first, for the losses that look at space (``topology``).
+
+``channels_first`` validates through ``_inputs.prepare`` (the one place for
+``mode``, ``class_axis``, ``ignore_index``, ``reduction`` and the targets),
+then lays everything out as ``(N, C, *spatial)`` with 1 to 3 spatial axes,
+the shape the pooling of ``_skeleton`` works on: the scores, the
+probabilities, the targets as floats (a one-hot for integer labels, ignored
+pixels zeroed) and the mask of valid pixels. ``sums`` forms per-class sums
+and lets ``all_reduce`` add them across devices. Private kernels: names
+without a leading underscore because the module itself is private.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, NamedTuple
+
+from ._inputs import Labels, prepare
+from ._xp import Array, one_hot, sigmoid, softmax, stop_gradient
+
+__all__ = ["TOPOLOGY_DOCS", "AllReduce", "Channels", "channels_first", "check_all_reduce", "sums"]
+
+AllReduce = Callable[[Array], Array] | None
+
+# The docstring paragraphs the topology losses share (``_docs.fill_doc``).
+TOPOLOGY_DOCS = {
+    "y_pred": """\
+y_pred: logits (or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with 1 to 3
+    spatial axes, or channels-last with ``class_axis=-1``.""",
+    "y_true": """\
+y_true: integer labels ``(N, *spatial)`` for ``"multiclass"``, or targets of ``y_pred``'s shape
+    (probabilities, one-hot or binary).""",
+    "layout": """\
+mode: ``"multiclass"`` (default, softmax), ``"binary"`` (one channel) or ``"multilabel"`` (sigmoid).
+class_axis: 1 (default) or -1.
+from_logits: True (default): ``y_pred`` holds logits.
+ignore_index: integer targets: pixels with this label count nowhere.""",
+    "all_reduce": "all_reduce: a cross-device sum of the stacked statistics, or None (needs ``per_image=False``).",
+    "returns": """\
+Returns:
+    A 0-d array for ``"mean"``/``"sum"``, in ``y_pred``'s dtype (computed in at least float32),
+    on its device.""",
+}
+
+
+class Channels(NamedTuple):
+    """Validated inputs of one call, channels first."""
+
+    x: Array  # y_pred in the compute dtype (logits or probabilities as given), (N, C, *spatial)
+    p: Array  # probabilities (N, C, *spatial)
+    t: Array  # targets as floats (N, C, *spatial), ignored pixels zeroed, no gradient
+    valid: Array | None  # 1 where the pixel counts, (N, 1, *spatial) for labels, (N, C, *spatial) else; None: all
+    mode: str
+    dtype: Any  # the dtype to return
+    xp: ModuleType
+
+    def masked(self, v: Array) -> Array:
+        """``v`` zeroed at the ignored pixels."""
+        return v if self.valid is None else v * self.valid
+
+    def foreground(self, v: Array) -> Array:
+        """The foreground channels of ``v``: all but channel 0 for multiclass, all otherwise."""
+        return v[:, 1:, ...] if self.mode == "multiclass" else v
+
+
+def channels_first(fn: str, y_pred: Any, y_true: Any, /, *, mode: Any, class_axis: Any, from_logits: bool,
+                   ignore_index: Any, reduction: Any) -> Channels:
+    """Validate once (``_inputs.prepare``) and lay the inputs out as ``(N, C, *spatial)``."""
+    seg = prepare(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+                  ignore_index=ignore_index, reduction=reduction, region=True)
+    xp, x = seg.xp, seg.x
+    if not 3 <= x.ndim <= 5:
+        raise ValueError(
+            f"{fn}: y_pred must have shape (N, C, *spatial) with 1 to 3 spatial axes, got {tuple(x.shape)}"
+        )
+    if mode == "binary" and x.shape[seg.axis] != 1:
+        raise ValueError(f"{fn}: mode='binary' needs one channel along class_axis {class_axis}, got "
+                         f"{x.shape[seg.axis]}")
+    if seg.axis != 1:
+        x = xp.moveaxis(x, seg.axis, 1)
+    p = x
+    if from_logits:
+        p = softmax(x, axis=1, xp=xp) if mode == "multiclass" else sigmoid(x, xp=xp)
+    target = seg.target
+    if isinstance(target, Labels):
+        t = one_hot(target.labels, num_classes=seg.num_classes, axis=1, dtype=p.dtype, xp=xp)
+        valid = None if target.valid is None else xp.expand_dims(xp.astype(target.valid, p.dtype), axis=1)
+    else:
+        t = target.target if seg.axis == 1 else xp.moveaxis(target.target, seg.axis, 1)
+        valid = target.valid
+        if valid is not None:
+            valid = xp.astype(valid if seg.axis == 1 else xp.moveaxis(valid, seg.axis, 1), p.dtype)
+    if valid is not None:
+        t = t * valid
+    return Channels(x, p, stop_gradient(t, xp=xp), valid, mode, seg.dtype, xp)
+
+
+def check_all_reduce(fn: str, all_reduce: AllReduce, per_image: bool) -> None:
+    if all_reduce is None:
+        return
+    if not callable(all_reduce):
+        raise TypeError(f"{fn}: all_reduce must be a callable or None, got {all_reduce!r}")
+    if per_image:
+        raise ValueError(f"{fn}: all_reduce needs per_image=False (reduce the per-image losses instead)")
+
+
+def sums(stats: list[Array], per_image: bool, all_reduce: AllReduce, *, xp: ModuleType) -> list[Array]:
+    """Spatial sums of each (N, C, *spatial) statistic, over the batch too unless ``per_image``, then all_reduce."""
+    axes = tuple(range(2, stats[0].ndim))
+    out = [xp.sum(s, axis=axes if per_image else (0, *axes)) for s in stats]
+    if all_reduce is None:
+        return out
+    reduced = all_reduce(xp.stack(out))
+    return [reduced[i, ...] for i in range(len(out))]
