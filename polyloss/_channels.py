@@ -16,10 +16,10 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from ._inputs import Labels, prepare
+from ._inputs import Labels, Segmentation, prepare
 from ._xp import Array, one_hot, sigmoid, softmax, stop_gradient
 
-__all__ = ["TOPOLOGY_DOCS", "AllReduce", "Channels", "channels_first", "check_all_reduce", "sums"]
+__all__ = ["TOPOLOGY_DOCS", "AllReduce", "Channels", "channels_first", "check_all_reduce", "check_layout", "sums"]
 
 AllReduce = Callable[[Array], Array] | None
 
@@ -69,14 +69,8 @@ def channels_first(fn: str, y_pred: Any, y_true: Any, /, *, mode: Any, class_axi
     """Validate once (``_inputs.prepare``) and lay the inputs out as ``(N, C, *spatial)``."""
     seg = prepare(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                   ignore_index=ignore_index, reduction=reduction, region=True)
+    check_layout(seg)
     xp, x = seg.xp, seg.x
-    if not 3 <= x.ndim <= 5:
-        raise ValueError(
-            f"{fn}: y_pred must have shape (N, C, *spatial) with 1 to 3 spatial axes, got {tuple(x.shape)}"
-        )
-    if mode == "binary" and x.shape[seg.axis] != 1:
-        raise ValueError(f"{fn}: mode='binary' needs one channel along class_axis {class_axis}, got "
-                         f"{x.shape[seg.axis]}")
     if seg.axis != 1:
         x = xp.moveaxis(x, seg.axis, 1)
     p = x
@@ -94,6 +88,16 @@ def channels_first(fn: str, y_pred: Any, y_true: Any, /, *, mode: Any, class_axi
     if valid is not None:
         t = t * valid
     return Channels(x, p, stop_gradient(t, xp=xp), valid, mode, seg.dtype, xp)
+
+
+def check_layout(seg: Segmentation) -> None:
+    """``(N, C, *spatial)`` (or channels last) with 1 to 3 spatial axes; one channel in binary mode."""
+    shape = tuple(seg.x.shape)
+    if not 3 <= len(shape) <= 5:
+        raise ValueError(f"{seg.fn}: y_pred must have shape (N, C, *spatial) with 1 to 3 spatial axes, got {shape}")
+    if seg.mode == "binary" and shape[seg.axis] != 1:
+        raise ValueError(f"{seg.fn}: mode='binary' needs one channel along the class axis {seg.axis}, got "
+                         f"{shape[seg.axis]}")
 
 
 def check_all_reduce(fn: str, all_reduce: AllReduce, per_image: bool) -> None:

@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from . import _checks as checks
-from ._channels import TOPOLOGY_DOCS, AllReduce, channels_first, check_all_reduce, sums
-from ._confusion import REGION_DOCS
+from ._channels import TOPOLOGY_DOCS, AllReduce, channels_first, check_all_reduce, check_layout, sums
+from ._confusion import REGION_DOCS, finish, ratio, region
 from ._docs import fill_doc
 from ._inputs import Mode, Reduction
 from ._reduce import reduce_classes, reduce_loss, restore
@@ -171,17 +171,16 @@ def skeleton_recall_loss(
         Resource Efficient Segmentation of Thin Tubular Structures, ECCV 2024.
         https://arxiv.org/abs/2404.03010
     """
-    fn = "skeleton_recall_loss"
-    checks.check_nonnegative(fn, "smooth", smooth)
-    check_all_reduce(fn, all_reduce, per_image)
-    inp = channels_first(fn, y_pred, skeleton, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                         ignore_index=ignore_index, reduction=reduction)
-    xp = inp.xp
-    p, k = inp.foreground(inp.masked(inp.p)), inp.foreground(inp.t)
-    inter, total = sums([p * k, k], per_image, all_reduce, xp=xp)
-    recall = (inter + smooth) / clip(total + smooth, 1e-8, None, xp=xp)
-    recall = xp.where(total > 0, recall, 1.0)
-    return restore(reduce_classes(1 - recall, weight=None, reduction=reduction, xp=xp), inp.dtype, xp=xp)
+    r = region("skeleton_recall_loss", y_pred, skeleton, {
+        "mode": mode, "class_axis": class_axis, "from_logits": from_logits, "ignore_index": ignore_index,
+        "per_image": per_image, "smooth": smooth, "eps": 1e-8, "reduction": reduction, "soft_label": False,
+        "all_reduce": all_reduce,
+    })
+    check_layout(r.seg)
+    st = r.st
+    tp, fn = (st.tp[..., 1:], st.fn[..., 1:]) if mode == "multiclass" else (st.tp, st.fn)  # the foreground classes
+    recall = ratio(tp, tp + fn, tp + fn == 0, smooth=smooth, eps=1e-8, xp=r.xp)
+    return finish(r, 1 - recall)
 
 
 # --------------------------------------------------------------------------- #
