@@ -5,23 +5,19 @@
 then lays everything out as ``(N, C, *spatial)`` with 1 to 3 spatial axes,
 the shape the pooling of ``_skeleton`` works on: the scores, the
 probabilities, the targets as floats (a one-hot for integer labels, ignored
-pixels zeroed) and the mask of valid pixels. ``sums`` forms per-class sums
-and lets ``all_reduce`` add them across devices. Private kernels: names
-without a leading underscore because the module itself is private.
+pixels zeroed) and the mask of valid pixels. Private kernels: names without
+a leading underscore because the module itself is private.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
 from ._inputs import Labels, Segmentation, prepare
 from ._xp import Array, one_hot, sigmoid, softmax, stop_gradient
 
-__all__ = ["TOPOLOGY_DOCS", "AllReduce", "Channels", "channels_first", "check_all_reduce", "check_layout", "sums"]
-
-AllReduce = Callable[[Array], Array] | None
+__all__ = ["TOPOLOGY_DOCS", "Channels", "channels_first", "check_layout", "target_channels"]
 
 # The docstring paragraphs the topology losses share (``_docs.fill_doc``).
 TOPOLOGY_DOCS = {
@@ -76,18 +72,25 @@ def channels_first(fn: str, y_pred: Any, y_true: Any, /, *, mode: Any, class_axi
     p = x
     if from_logits:
         p = softmax(x, axis=1, xp=xp) if mode == "multiclass" else sigmoid(x, xp=xp)
-    target = seg.target
+    t, valid = target_channels(seg)
+    return Channels(x, p, t, valid, mode, seg.dtype, xp)
+
+
+def target_channels(seg: Segmentation) -> tuple[Array, Array | None]:
+    """The target as floats ``(N, C, *spatial)`` (a one-hot for labels), zero and without gradient where
+    ignored, and the float mask of valid pixels, ``(N, 1, *spatial)`` for labels (None: all count)."""
+    xp, target, dtype = seg.xp, seg.target, seg.x.dtype
     if isinstance(target, Labels):
-        t = one_hot(target.labels, num_classes=seg.num_classes, axis=1, dtype=p.dtype, xp=xp)
-        valid = None if target.valid is None else xp.expand_dims(xp.astype(target.valid, p.dtype), axis=1)
+        t = one_hot(target.labels, num_classes=seg.num_classes, axis=1, dtype=dtype, xp=xp)
+        valid = None if target.valid is None else xp.expand_dims(xp.astype(target.valid, dtype), axis=1)
     else:
         t = target.target if seg.axis == 1 else xp.moveaxis(target.target, seg.axis, 1)
         valid = target.valid
         if valid is not None:
-            valid = xp.astype(valid if seg.axis == 1 else xp.moveaxis(valid, seg.axis, 1), p.dtype)
+            valid = xp.astype(valid if seg.axis == 1 else xp.moveaxis(valid, seg.axis, 1), dtype)
     if valid is not None:
         t = t * valid
-    return Channels(x, p, stop_gradient(t, xp=xp), valid, mode, seg.dtype, xp)
+    return stop_gradient(t, xp=xp), valid
 
 
 def check_layout(seg: Segmentation) -> None:
@@ -98,22 +101,3 @@ def check_layout(seg: Segmentation) -> None:
     if seg.mode == "binary" and shape[seg.axis] != 1:
         raise ValueError(f"{seg.fn}: mode='binary' needs one channel along the class axis {seg.axis}, got "
                          f"{shape[seg.axis]}")
-
-
-def check_all_reduce(fn: str, all_reduce: AllReduce, per_image: bool) -> None:
-    if all_reduce is None:
-        return
-    if not callable(all_reduce):
-        raise TypeError(f"{fn}: all_reduce must be a callable or None, got {all_reduce!r}")
-    if per_image:
-        raise ValueError(f"{fn}: all_reduce needs per_image=False (reduce the per-image losses instead)")
-
-
-def sums(stats: list[Array], per_image: bool, all_reduce: AllReduce, *, xp: ModuleType) -> list[Array]:
-    """Spatial sums of each (N, C, *spatial) statistic, over the batch too unless ``per_image``, then all_reduce."""
-    axes = tuple(range(2, stats[0].ndim))
-    out = [xp.sum(s, axis=axes if per_image else (0, *axes)) for s in stats]
-    if all_reduce is None:
-        return out
-    reduced = all_reduce(xp.stack(out))
-    return [reduced[i, ...] for i in range(len(out))]

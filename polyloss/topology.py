@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from . import _checks as checks
-from ._channels import TOPOLOGY_DOCS, AllReduce, channels_first, check_all_reduce, check_layout, sums
-from ._confusion import REGION_DOCS, finish, ratio, region
+from ._channels import TOPOLOGY_DOCS, channels_first, check_layout, target_channels
+from ._confusion import REGION_DOCS, AllReduce, finish, ratio, region
 from ._docs import fill_doc
-from ._inputs import Mode, Reduction
-from ._reduce import reduce_classes, reduce_loss, restore
+from ._inputs import Mode, Reduction, Segmentation
+from ._reduce import reduce_loss, restore
 from ._skeleton import soft_skeleton, surface
 from ._xp import Array, clamped_log, clip, log_sigmoid, log_softmax, numel
 
@@ -319,22 +318,31 @@ def boundary_dou_loss(
         (code: https://github.com/sunfan-bvb/BoundaryDoULoss)
     """
     fn = "boundary_dou_loss"
-    checks.check_nonnegative(fn, "smooth", smooth)
     if not alpha_max < 1:
         raise ValueError(f"{fn}: alpha_max must be < 1, got {alpha_max!r}")
-    check_all_reduce(fn, all_reduce, per_image)
-    inp = channels_first(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                         ignore_index=ignore_index, reduction=reduction)
-    xp = inp.xp
-    p, t = inp.masked(inp.p), inp.t
+
+    def target_counts(seg: Segmentation, log_p: Array | None) -> Array:
+        """Pixels and boundary pixels of each hard target class, summed like (and reduced with) the statistics."""
+        check_layout(seg)
+        xp = seg.xp
+        t = target_channels(seg)[0]
+        hard = xp.astype(t > 0.5, t.dtype)
+        edges = xp.astype(surface(hard, hard.ndim - 2, xp=xp), t.dtype)
+        axes = tuple(range(2, t.ndim)) if per_image else (0, *range(2, t.ndim))
+        return xp.reshape(xp.stack([xp.sum(hard, axis=axes), xp.sum(edges, axis=axes)]), (-1,))
+
+    # squared statistics: TP = sum pt, TP + FP = sum p^2, TP + FN = sum t^2
+    r = region(fn, y_pred, y_true, {
+        "mode": mode, "class_axis": class_axis, "from_logits": from_logits, "ignore_index": ignore_index,
+        "per_image": per_image, "smooth": smooth, "reduction": reduction, "all_reduce": all_reduce,
+    }, squared=True, extra=target_counts)
+    xp, st = r.xp, r.st
+    area, edge = (xp.reshape(cast(Array, st.extra), (2, *st.tp.shape))[i, ...] for i in range(2))
+    pt, pp, tt = st.tp, st.tp + st.fp, st.tp + st.fn
     if mode == "multiclass" and not include_background:
-        p, t = p[:, 1:, ...], t[:, 1:, ...]
-    hard = xp.astype(t > 0.5, t.dtype)
-    edges = xp.astype(surface(hard, hard.ndim - 2, xp=xp), t.dtype)
-    pp, tt, pt, area, edge = sums([p * p, t * t, p * t, hard, edges], per_image, all_reduce, xp=xp)
+        pt, pp, tt, area, edge = (v[..., 1:] for v in (pt, pp, tt, area, edge))
     alpha = clip(1 - 2 * (edge + smooth) / xp.where(area + smooth > 0, area + smooth, 1.0), None, alpha_max, xp=xp)
     alpha = xp.where(area > 0, alpha, 0.0)
     den = pp + tt - (1 + alpha) * pt + smooth
     absent = tt == 0  # the authors' ratio is (sum p^2 + s) / (sum p^2 + s) = 1 there, whatever p: 0 instead
-    loss = xp.where(absent, 0.0, (pp + tt - 2 * pt + smooth) / xp.where(absent, 1.0, den))
-    return restore(reduce_classes(loss, weight=None, reduction=reduction, xp=xp), inp.dtype, xp=xp)
+    return finish(r, xp.where(absent, 0.0, (pp + tt - 2 * pt + smooth) / xp.where(absent, 1.0, den)))
