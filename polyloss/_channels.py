@@ -47,17 +47,8 @@ class Channels(NamedTuple):
     p: Array  # probabilities (N, C, *spatial)
     t: Array  # targets as floats (N, C, *spatial), ignored pixels zeroed, no gradient
     valid: Array | None  # 1 where the pixel counts, (N, 1, *spatial) for labels, (N, C, *spatial) else; None: all
-    mode: str
     dtype: Any  # the dtype to return
     xp: ModuleType
-
-    def masked(self, v: Array) -> Array:
-        """``v`` zeroed at the ignored pixels."""
-        return v if self.valid is None else v * self.valid
-
-    def foreground(self, v: Array) -> Array:
-        """The foreground channels of ``v``: all but channel 0 for multiclass, all otherwise."""
-        return v[:, 1:, ...] if self.mode == "multiclass" else v
 
 
 def channels_first(fn: str, y_pred: Any, y_true: Any, /, *, mode: Any, class_axis: Any, from_logits: bool,
@@ -73,7 +64,7 @@ def channels_first(fn: str, y_pred: Any, y_true: Any, /, *, mode: Any, class_axi
     if from_logits:
         p = softmax(x, axis=1, xp=xp) if mode == "multiclass" else sigmoid(x, xp=xp)
     t, valid = target_channels(seg)
-    return Channels(x, p, t, valid, mode, seg.dtype, xp)
+    return Channels(x, p, t, valid, seg.dtype, xp)
 
 
 def target_channels(seg: Segmentation) -> tuple[Array, Array | None]:

@@ -23,9 +23,10 @@ from ._channels import TOPOLOGY_DOCS, channels_first, check_layout, target_chann
 from ._confusion import REGION_DOCS, AllReduce, finish, ratio, region
 from ._docs import fill_doc
 from ._inputs import Mode, Reduction, Segmentation
+from ._pixel import bce
 from ._reduce import reduce_loss, restore
 from ._skeleton import soft_skeleton, surface
-from ._xp import Array, clamped_log, clip, log_sigmoid, log_softmax, numel
+from ._xp import Array, clamped_log, clip, log_softmax, numel
 
 __all__ = ["boundary_dou_loss", "cl_cross_entropy_loss", "skeleton_recall_loss", "tubed_skeleton"]
 
@@ -249,11 +250,7 @@ def cl_cross_entropy_loss(
         weight = xp.sum(weight[:, 1:, ...], axis=1)
         valid = None if inp.valid is None else inp.valid[:, 0, ...]
     else:
-        if from_logits:
-            ce = (1 - t) * inp.x - log_sigmoid(inp.x, xp=xp)
-        else:
-            ce = -(t * clamped_log(p, xp=xp) + (1 - t) * clamped_log(1 - p, xp=xp))
-        valid = inp.valid
+        ce, valid = bce(inp.x, t, from_logits=from_logits, xp=xp), inp.valid
     loss = ce * weight
     if valid is not None:
         loss = loss * valid
