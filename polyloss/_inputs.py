@@ -211,10 +211,7 @@ def _labels(fn: str, y_true: Array, num_classes: int, ignore_index: int | None, 
     # int32 and int64 hold any class id; narrower or unsigned labels are cast, never used to build ids
     wide = y_true.dtype == xp.int64 or y_true.dtype == xp.int32
     labels = y_true if wide else xp.astype(y_true, index_dtype(xp, device(y_true)))
-    valid = None
-    if ignore_index is not None:
-        valid = labels != ignore_index
-        labels = xp.where(valid, labels, 0)
+    labels, valid = drop_ignored(labels, ignore_index, xp=xp)
     if is_concrete(labels):
         if numel(labels):
             low, high = value_range(labels, xp=xp)
@@ -230,6 +227,14 @@ def _labels(fn: str, y_true: Array, num_classes: int, ignore_index: int | None, 
     return Labels(labels, valid), x
 
 
+def drop_ignored(labels: Array, ignore_index: int | None, /, *, xp: ModuleType) -> tuple[Array, Array | None]:
+    """``labels`` with the entries equal to ``ignore_index`` replaced by 0, and the mask of the others (or None)."""
+    if ignore_index is None:
+        return labels, None
+    valid = labels != ignore_index
+    return xp.where(valid, labels, 0), valid
+
+
 def _sigmoid_target(fn: str, y_pred: Array, y_true: Array, ignore_index: Any, /, *, xp: ModuleType, like: Array
                     ) -> tuple[Dense, Array]:
     """Targets of a sigmoid mode: 0/1 or [0, 1], ignored entries zeroed; NaN scores if traced and out of domain."""
@@ -238,10 +243,7 @@ def _sigmoid_target(fn: str, y_pred: Array, y_true: Array, ignore_index: Any, /,
         raise TypeError(f"{fn}: y_true must be floating, integer or bool, got dtype {y_true.dtype}")
     checks.check_ignore_index(fn, ignore_index, integer)
     checks.check_same_shape(fn, y_pred, y_true)
-    t, valid = y_true, None
-    if ignore_index is not None:
-        valid = t != ignore_index
-        t = xp.where(valid, t, 0)
+    t, valid = drop_ignored(y_true, ignore_index, xp=xp)
     if is_concrete(t):
         check_binary_target(fn, "y_true", t, valid, xp=xp)
     elif t.dtype != xp.bool:  # traced: a target outside its domain makes the loss NaN

@@ -3,8 +3,9 @@
 ``tubed_skeleton`` is a host-side target helper (NumPy in, NumPy out, with
 scikit-image); the losses run, jit and differentiate on every backend.
 clCE reuses the soft skeleton of clDice (``_skeleton``); Boundary DoU counts
-the target's boundary pixels with a face-neighbour erosion (``_xp.min_pool``),
-no distance transform.
+the target's boundary pixels with a face-neighbour erosion (``_skeleton.surface``),
+no distance transform. Inputs are validated once and laid out channels first
+by ``_channels``.
 
 Shapes: ``y_pred`` is (N, C, *spatial) with 1 to 3 spatial axes, or
 channels-last with ``class_axis=-1``; ``mode`` and ``from_logits`` as in the
@@ -16,142 +17,20 @@ ignored pixels enter no sum.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from types import ModuleType
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, cast
 
-from . import _checks as checks
-from ._reduce import as_float, promote, reduce_loss, restore
-from ._skeleton import soft_skeleton
-from ._xp import (
-    Array,
-    array_namespace,
-    clamped_log,
-    clip,
-    log_sigmoid,
-    log_softmax,
-    min_pool,
-    numel,
-    one_hot,
-    sigmoid,
-    softmax,
-    stop_gradient,
-)
+from ._channels import TOPOLOGY_DOCS, channels_first, check_layout, target_channels
+from ._confusion import REGION_DOCS, AllReduce, finish, ratio, region
+from ._docs import fill_doc
+from ._inputs import Mode, Reduction, Segmentation
+from ._pixel import bce
+from ._reduce import reduce_loss, restore
+from ._skeleton import soft_skeleton, surface
+from ._xp import Array, clamped_log, clip, log_softmax, numel
 
 __all__ = ["boundary_dou_loss", "cl_cross_entropy_loss", "skeleton_recall_loss", "tubed_skeleton"]
 
-Mode = Literal["binary", "multilabel", "multiclass"]
-Reduction = Literal["mean", "sum", "none"]
-AllReduce = Callable[[Array], Array] | None
-MODES = ("binary", "multilabel", "multiclass")
-
-
-# --------------------------------------------------------------------------- #
-# Inputs: channels first, targets as floats, the ignore mask
-# --------------------------------------------------------------------------- #
-
-
-class _Inputs(NamedTuple):
-    x: Array  # y_pred in the compute dtype, channels first (logits or probabilities as given)
-    p: Array  # probabilities (N, C, *spatial)
-    t: Array  # targets as floats (N, C, *spatial), ignored pixels zeroed, no gradient
-    valid: Array | None  # (N, 1, *spatial) floats, 1 where the pixel counts; None: all count
-    labels: Array | None  # multiclass integer targets (N, *spatial), ignored ones replaced by 0
-    mode: str
-    dtype: Any  # the dtype to return
-    xp: ModuleType
-
-
-def _prepare(
-    fn: str, y_pred: Array, y_true: Array, *, mode: str, class_axis: int, from_logits: bool, ignore_index: int | None
-) -> _Inputs:
-    xp = array_namespace(y_pred, y_true)
-    checks.check_option(fn, "mode", mode, MODES)
-    checks.check_floating(fn, "y_pred", y_pred, xp=xp)
-    if not 3 <= y_pred.ndim <= 5:
-        raise ValueError(
-            f"{fn}: y_pred must have shape (N, C, *spatial) with 1 to 3 spatial axes, got {tuple(y_pred.shape)}"
-        )
-    axis = checks.normalize_axis(fn, "class_axis", class_axis, y_pred.ndim)
-    if axis not in (1, y_pred.ndim - 1):
-        raise ValueError(f"{fn}: class_axis must be 1 (channels first) or -1 (channels last), got {class_axis!r}")
-    c = y_pred.shape[axis]
-    if mode == "binary" and c != 1:
-        raise ValueError(f"{fn}: mode='binary' needs one channel along class_axis {class_axis}, got {c}")
-    if mode == "multiclass" and c < 2:
-        raise ValueError(f"{fn}: mode='multiclass' (softmax) needs C >= 2 along class_axis {class_axis}, got {c}")
-    if not (xp.isdtype(y_true.dtype, ("integral", "real floating")) or xp.isdtype(y_true.dtype, "bool")):
-        raise TypeError(f"{fn}: y_true must be integer, bool or floating, got dtype {y_true.dtype}")
-    integer = xp.isdtype(y_true.dtype, "integral")
-    checks.check_ignore_index(fn, ignore_index, integer)
-    x = promote(y_pred, xp=xp)
-    if axis != 1:
-        x = xp.moveaxis(x, axis, 1)
-    p = x
-    if from_logits:
-        p = softmax(x, axis=1, xp=xp) if mode == "multiclass" else sigmoid(x, xp=xp)
-    labels = valid = None
-    if mode == "multiclass" and integer:
-        checks.check_index_target_shape(fn, y_pred, y_true, axis)
-        labels = y_true
-        if ignore_index is not None:
-            keep = labels != ignore_index
-            labels = xp.where(keep, labels, 0)
-            valid = xp.expand_dims(xp.astype(keep, p.dtype), axis=1)
-        checks.check_labels(fn, labels, c, ignore_index, xp=xp)
-        t = one_hot(labels, num_classes=c, axis=1, dtype=p.dtype, xp=xp)
-    else:
-        checks.check_same_shape(fn, y_pred, y_true)
-        t = y_true if axis == 1 else xp.moveaxis(y_true, axis, 1)
-        if integer and ignore_index is not None:
-            keep = t != ignore_index
-            t = xp.where(keep, t, 0)
-            valid = xp.astype(keep, p.dtype)
-        if integer:
-            checks.check_labels(fn, t, 2, ignore_index, xp=xp)
-        t = as_float(t, p, xp=xp)
-    if valid is not None:
-        t = t * valid
-    return _Inputs(x, p, stop_gradient(t, xp=xp), valid, labels, mode, y_pred.dtype, xp)
-
-
-def _masked(inp: _Inputs, v: Array) -> Array:
-    return v if inp.valid is None else v * inp.valid
-
-
-def _foreground_channels(inp: _Inputs, v: Array) -> Array:
-    """The foreground channels of ``v``: all but channel 0 for multiclass, all otherwise."""
-    return v[:, 1:, ...] if inp.mode == "multiclass" else v
-
-
-def _check_all_reduce(fn: str, all_reduce: AllReduce, per_image: bool) -> None:
-    if all_reduce is None:
-        return
-    if not callable(all_reduce):
-        raise TypeError(f"{fn}: all_reduce must be a callable or None, got {all_reduce!r}")
-    if per_image:
-        raise ValueError(f"{fn}: all_reduce needs per_image=False (reduce the per-image losses instead)")
-
-
-def _sums(stats: list[Array], per_image: bool, all_reduce: AllReduce, *, xp: ModuleType) -> list[Array]:
-    """Spatial sums of each (N, C, *spatial) statistic, over the batch too unless ``per_image``, then all_reduce."""
-    axes = tuple(range(2, stats[0].ndim))
-    sums = [xp.sum(s, axis=axes if per_image else (0, *axes)) for s in stats]
-    if all_reduce is None:
-        return sums
-    reduced = all_reduce(xp.stack(sums))
-    return [reduced[i, ...] for i in range(len(sums))]
-
-
-def _check_smooth(fn: str, smooth: float) -> None:
-    checks.check_nonnegative(fn, "smooth", smooth)
-
-
-def _mean_classes(loss: Array, reduction: str, *, xp: ModuleType) -> Array:
-    if reduction == "none":
-        return loss
-    total = xp.sum(loss)
-    return total if reduction == "sum" else total / max(numel(loss), 1)
+_DOCS = {**TOPOLOGY_DOCS, "raises": REGION_DOCS["raises"]}
 
 
 # --------------------------------------------------------------------------- #
@@ -245,18 +124,10 @@ def tubed_skeleton(
     return out.reshape(arr.shape)
 
 
+@fill_doc(_DOCS)
 def skeleton_recall_loss(
-    y_pred: Array,
-    skeleton: Array,
-    /,
-    *,
-    mode: Mode = "multiclass",
-    class_axis: int = 1,
-    from_logits: bool = True,
-    ignore_index: int | None = None,
-    per_image: bool = False,
-    smooth: float = 1e-5,
-    reduction: Reduction = "mean",
+    y_pred: Array, skeleton: Array, /, *, mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True,
+    ignore_index: int | None = None, per_image: bool = False, smooth: float = 1e-5, reduction: Reduction = "mean",
     all_reduce: AllReduce = None,
 ) -> Array:
     r"""Skeleton Recall loss: 1 - soft recall of the prediction on the tubed skeleton.
@@ -274,28 +145,19 @@ def skeleton_recall_loss(
     ``smooth=1e-5`` (the default here); their loss is -R, ours 1 - R.
 
     Args:
-        y_pred: logits (or probabilities with ``from_logits=False``),
-            ``(N, C, *spatial)`` or channels-last with ``class_axis=-1``.
+        {{y_pred}}
         skeleton: the tubed skeleton: integer labels ``(N, *spatial)`` for
             ``"multiclass"``, or ``y_pred``'s shape (one-hot or binary).
-        mode: ``"multiclass"`` (default, softmax), ``"binary"`` or ``"multilabel"`` (sigmoid).
-        class_axis: 1 (default) or -1.
-        from_logits: True (default): ``y_pred`` holds logits.
-        ignore_index: integer targets: pixels with this label count nowhere.
+        {{layout}}
         per_image: recall per sample (``"none"`` then gives ``(N, C')``).
         smooth: s >= 0, added to numerator and denominator.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``(C',)``
             or ``(N, C')``, C' the foreground channels).
-        all_reduce: a cross-device sum of the stacked statistics, or None.
+        {{all_reduce}}
 
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, in ``y_pred``'s dtype.
+    {{returns}}
 
-    Raises:
-        ValueError: shapes that do not match, labels out of range (eager
-            arrays), an unknown ``mode``/``reduction``, negative ``smooth``,
-            ``all_reduce`` with ``per_image``.
-        TypeError: non-floating ``y_pred``.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -309,18 +171,16 @@ def skeleton_recall_loss(
         Resource Efficient Segmentation of Thin Tubular Structures, ECCV 2024.
         https://arxiv.org/abs/2404.03010
     """
-    fn = "skeleton_recall_loss"
-    checks.check_reduction(fn, reduction)
-    _check_smooth(fn, smooth)
-    _check_all_reduce(fn, all_reduce, per_image)
-    inp = _prepare(fn, y_pred, skeleton, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                   ignore_index=ignore_index)
-    xp = inp.xp
-    p, k = _foreground_channels(inp, _masked(inp, inp.p)), _foreground_channels(inp, inp.t)
-    inter, total = _sums([p * k, k], per_image, all_reduce, xp=xp)
-    recall = (inter + smooth) / clip(total + smooth, 1e-8, None, xp=xp)
-    recall = xp.where(total > 0, recall, 1.0)
-    return restore(_mean_classes(1 - recall, reduction, xp=xp), inp.dtype, xp=xp)
+    r = region("skeleton_recall_loss", y_pred, skeleton, {
+        "mode": mode, "class_axis": class_axis, "from_logits": from_logits, "ignore_index": ignore_index,
+        "per_image": per_image, "smooth": smooth, "eps": 1e-8, "reduction": reduction, "soft_label": False,
+        "all_reduce": all_reduce,
+    })
+    check_layout(r.seg)
+    st = r.st
+    tp, fn = (st.tp[..., 1:], st.fn[..., 1:]) if mode == "multiclass" else (st.tp, st.fn)  # the foreground classes
+    recall = ratio(tp, tp + fn, tp + fn == 0, smooth=smooth, eps=1e-8, xp=r.xp)
+    return finish(r, 1 - recall)
 
 
 # --------------------------------------------------------------------------- #
@@ -328,17 +188,10 @@ def skeleton_recall_loss(
 # --------------------------------------------------------------------------- #
 
 
+@fill_doc(_DOCS)
 def cl_cross_entropy_loss(
-    y_pred: Array,
-    y_true: Array,
-    /,
-    *,
-    iterations: int = 3,
-    mode: Mode = "multiclass",
-    class_axis: int = 1,
-    from_logits: bool = True,
-    ignore_index: int | None = None,
-    reduction: Reduction = "mean",
+    y_pred: Array, y_true: Array, /, *, iterations: int = 3, mode: Mode = "multiclass", class_axis: int = 1,
+    from_logits: bool = True, ignore_index: int | None = None, reduction: Reduction = "mean",
 ) -> Array:
     r"""Centerline cross entropy (clCE): cross entropy weighted by the soft skeletons of target and prediction.
 
@@ -356,26 +209,17 @@ def cl_cross_entropy_loss(
     clCE with weight 1).
 
     Args:
-        y_pred: logits (or probabilities with ``from_logits=False``),
-            ``(N, C, *spatial)`` or channels-last with ``class_axis=-1``.
-        y_true: integer labels ``(N, *spatial)`` for ``"multiclass"``, or
-            targets of ``y_pred``'s shape (probabilities, one-hot or binary).
+        {{y_pred}}
+        {{y_true}}
         iterations: soft-skeleton iterations, >= 0 (default 3, the authors').
-        mode: ``"multiclass"`` (default), ``"binary"`` or ``"multilabel"``.
-        class_axis: 1 (default) or -1.
-        from_logits: True (default): ``y_pred`` holds logits.
-        ignore_index: integer targets: pixels with this label count nowhere.
+        {{layout}}
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``: one value per
             pixel ``(N, *spatial)`` for multiclass, per element (``y_pred``'s
             shape, channels first) otherwise.
 
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, in ``y_pred``'s dtype.
+    {{returns}}
 
-    Raises:
-        ValueError: shapes that do not match, labels out of range (eager
-            arrays), an unknown ``mode``/``reduction``, negative ``iterations``.
-        TypeError: non-floating ``y_pred``.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -391,11 +235,10 @@ def cl_cross_entropy_loss(
         (code: https://github.com/cesaracebes/centerline_CE)
     """
     fn = "cl_cross_entropy_loss"
-    checks.check_reduction(fn, reduction)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ValueError(f"{fn}: iterations must be a non-negative int, got {iterations!r}")
-    inp = _prepare(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                   ignore_index=ignore_index)
+    inp = channels_first(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+                         ignore_index=ignore_index, reduction=reduction)
     xp, p, t = inp.xp, inp.p, inp.t
     nd = p.ndim - 2
     weight = p * 0  # an empty batch: torch's pooling refuses zero-size inputs
@@ -407,11 +250,7 @@ def cl_cross_entropy_loss(
         weight = xp.sum(weight[:, 1:, ...], axis=1)
         valid = None if inp.valid is None else inp.valid[:, 0, ...]
     else:
-        if from_logits:
-            ce = (1 - t) * inp.x - log_sigmoid(inp.x, xp=xp)
-        else:
-            ce = -(t * clamped_log(p, xp=xp) + (1 - t) * clamped_log(1 - p, xp=xp))
-        valid = inp.valid
+        ce, valid = bce(inp.x, t, from_logits=from_logits, xp=xp), inp.valid
     loss = ce * weight
     if valid is not None:
         loss = loss * valid
@@ -424,33 +263,11 @@ def cl_cross_entropy_loss(
 # --------------------------------------------------------------------------- #
 
 
-def _boundary_pixels(m: Array, *, xp: ModuleType) -> Array:
-    """Foreground pixels of hard ``m`` (N, C, *spatial) with a background face-neighbour (outside: background)."""
-    nd = m.ndim - 2
-    if not numel(m):  # an empty batch: torch's pooling refuses zero-size inputs
-        return m
-    eroded = m
-    for i in range(nd):
-        window = tuple(3 if j == i else 1 for j in range(nd))
-        eroded = xp.minimum(eroded, min_pool(m, window=window, pad_value=0.0, xp=xp))
-    return m - eroded
-
-
+@fill_doc(_DOCS)
 def boundary_dou_loss(
-    y_pred: Array,
-    y_true: Array,
-    /,
-    *,
-    mode: Mode = "multiclass",
-    class_axis: int = 1,
-    from_logits: bool = True,
-    ignore_index: int | None = None,
-    include_background: bool = True,
-    per_image: bool = False,
-    smooth: float = 1e-5,
-    alpha_max: float = 0.8,
-    reduction: Reduction = "mean",
-    all_reduce: AllReduce = None,
+    y_pred: Array, y_true: Array, /, *, mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True,
+    ignore_index: int | None = None, include_background: bool = True, per_image: bool = False, smooth: float = 1e-5,
+    alpha_max: float = 0.8, reduction: Reduction = "mean", all_reduce: AllReduce = None,
 ) -> Array:
     r"""Boundary Difference over Union loss of Sun et al. 2023, with the boundary-adaptive alpha.
 
@@ -471,28 +288,19 @@ def boundary_dou_loss(
     background included (``include_background=True``).
 
     Args:
-        y_pred: logits (or probabilities with ``from_logits=False``),
-            ``(N, C, *spatial)`` or channels-last with ``class_axis=-1``.
-        y_true: integer labels ``(N, *spatial)`` for ``"multiclass"``, or
-            targets of ``y_pred``'s shape.
-        mode: ``"multiclass"`` (default), ``"binary"`` or ``"multilabel"``.
-        class_axis: 1 (default) or -1.
-        from_logits: True (default): ``y_pred`` holds logits.
-        ignore_index: integer targets: pixels with this label count nowhere.
+        {{y_pred}}
+        {{y_true}}
+        {{layout}}
         include_background: False drops channel 0 in ``"multiclass"`` mode.
         per_image: the loss per sample (``"none"`` then gives ``(N, C')``).
         smooth: s >= 0 (the authors: 1e-5).
         alpha_max: the upper clip of alpha (the authors recommend 0.8); < 1.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``(C',)`` or ``(N, C')``).
-        all_reduce: a cross-device sum of the stacked statistics, or None.
+        {{all_reduce}}
 
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, in ``y_pred``'s dtype.
+    {{returns}}
 
-    Raises:
-        ValueError: shapes that do not match, labels out of range (eager
-            arrays), an unknown ``mode``/``reduction``, ``alpha_max >= 1``.
-        TypeError: non-floating ``y_pred``.
+    {{raises}}
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -507,23 +315,31 @@ def boundary_dou_loss(
         (code: https://github.com/sunfan-bvb/BoundaryDoULoss)
     """
     fn = "boundary_dou_loss"
-    checks.check_reduction(fn, reduction)
-    _check_smooth(fn, smooth)
     if not alpha_max < 1:
         raise ValueError(f"{fn}: alpha_max must be < 1, got {alpha_max!r}")
-    _check_all_reduce(fn, all_reduce, per_image)
-    inp = _prepare(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                   ignore_index=ignore_index)
-    xp = inp.xp
-    p, t = _masked(inp, inp.p), inp.t
+
+    def target_counts(seg: Segmentation, log_p: Array | None) -> Array:
+        """Pixels and boundary pixels of each hard target class, summed like (and reduced with) the statistics."""
+        check_layout(seg)
+        xp = seg.xp
+        t = target_channels(seg)[0]
+        hard = xp.astype(t > 0.5, t.dtype)
+        edges = xp.astype(surface(hard, hard.ndim - 2, xp=xp), t.dtype)
+        axes = tuple(range(2, t.ndim)) if per_image else (0, *range(2, t.ndim))
+        return xp.reshape(xp.stack([xp.sum(hard, axis=axes), xp.sum(edges, axis=axes)]), (-1,))
+
+    # squared statistics: TP = sum pt, TP + FP = sum p^2, TP + FN = sum t^2
+    r = region(fn, y_pred, y_true, {
+        "mode": mode, "class_axis": class_axis, "from_logits": from_logits, "ignore_index": ignore_index,
+        "per_image": per_image, "smooth": smooth, "reduction": reduction, "all_reduce": all_reduce,
+    }, squared=True, extra=target_counts)
+    xp, st = r.xp, r.st
+    area, edge = (xp.reshape(cast(Array, st.extra), (2, *st.tp.shape))[i, ...] for i in range(2))
+    pt, pp, tt = st.tp, st.tp + st.fp, st.tp + st.fn
     if mode == "multiclass" and not include_background:
-        p, t = p[:, 1:, ...], t[:, 1:, ...]
-    hard = xp.astype(t > 0.5, t.dtype)
-    pp, tt, pt, area, edge = _sums([p * p, t * t, p * t, hard, _boundary_pixels(hard, xp=xp)], per_image,
-                                   all_reduce, xp=xp)
+        pt, pp, tt, area, edge = (v[..., 1:] for v in (pt, pp, tt, area, edge))
     alpha = clip(1 - 2 * (edge + smooth) / xp.where(area + smooth > 0, area + smooth, 1.0), None, alpha_max, xp=xp)
     alpha = xp.where(area > 0, alpha, 0.0)
     den = pp + tt - (1 + alpha) * pt + smooth
     absent = tt == 0  # the authors' ratio is (sum p^2 + s) / (sum p^2 + s) = 1 there, whatever p: 0 instead
-    loss = xp.where(absent, 0.0, (pp + tt - 2 * pt + smooth) / xp.where(absent, 1.0, den))
-    return restore(_mean_classes(loss, reduction, xp=xp), inp.dtype, xp=xp)
+    return finish(r, xp.where(absent, 0.0, (pp + tt - 2 * pt + smooth) / xp.where(absent, 1.0, den)))
