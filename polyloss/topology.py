@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 from ._channels import TOPOLOGY_DOCS, channels_first, check_layout, target_channels
-from ._confusion import REGION_DOCS, AllReduce, finish, ratio, region
+from ._confusion import REGION_DOCS, AllReduce, PixelInputs, finish, ratio, region
 from ._docs import fill_doc
-from ._inputs import Mode, Reduction, Segmentation
+from ._inputs import Mode, Reduction
 from ._pixel import bce
 from ._reduce import reduce_loss, restore
 from ._skeleton import soft_skeleton, surface
@@ -318,8 +318,9 @@ def boundary_dou_loss(
     if not alpha_max < 1:
         raise ValueError(f"{fn}: alpha_max must be < 1, got {alpha_max!r}")
 
-    def target_counts(seg: Segmentation, log_p: Array | None) -> Array:
+    def target_counts(inputs: PixelInputs) -> Array:
         """Pixels and boundary pixels of each hard target class, summed like (and reduced with) the statistics."""
+        seg = inputs.seg
         check_layout(seg)
         xp = seg.xp
         t = target_channels(seg)[0]
