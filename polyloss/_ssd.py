@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from . import _checks as checks
-from ._box_ops import Corners, centre_size, corners
+from ._box_ops import Corners, centre_size, corners, from_centre_size
 from ._xp import (
     Array,
     clip,
@@ -23,6 +23,7 @@ from ._xp import (
     is_concrete,
     max_argmax,
     segment_max,
+    softmax_nll,
     stop_gradient,
     take_along_axis,
     value_range,
@@ -182,6 +183,17 @@ def encode(box: Corners, prior: Corners, v: tuple[float, float], *, xp: ModuleTy
     )
 
 
+def decode(t: Array, p: Array, v: tuple[float, float], box_format: str, prior_format: str, *,
+           xp: ModuleType) -> Array:
+    """Boxes in ``box_format`` from offsets ``t`` relative to priors ``p``: the inverse of ``encode``."""
+    pcx, pcy, pw, ph = centre_size(p, prior_format, xp=xp)
+    cx = pcx + t[..., 0] * (v[0] * pw)
+    cy = pcy + t[..., 1] * (v[0] * ph)
+    w = pw * xp.exp(t[..., 2] * v[1])
+    h = ph * xp.exp(t[..., 3] * v[1])
+    return from_centre_size(cx, cy, w, h, box_format, xp=xp)
+
+
 def matched_offsets(gt_boxes: Array, index: Array, priors: Array, v: tuple[float, float], box_format: str,
                     prior_format: str, *, xp: ModuleType) -> Array:
     """``encode`` of each prior's matched ground truth ``(N, P, 4)``, the same arithmetic.
@@ -267,3 +279,21 @@ def mine(conf_loss: Array, positive: Array, neg_pos_ratio: float, *, xp: ModuleT
     room = k - xp.sum(xp.astype(above, dtype), axis=-1, keepdims=True)
     tie_rank = cumulative_sum(xp.astype(tied, dtype), axis=-1, xp=xp)  # 1, 2, ... along the row, in prior order
     return (above | (tied & (tie_rank <= room))) & ~positive
+
+
+def multibox_terms(loc: Array, conf: Array, gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array,
+                   iou_threshold: float, neg_pos_ratio: float, v: tuple[float, float], box_format: str,
+                   prior_format: str, *, xp: ModuleType) -> tuple[Array, Array, Array]:
+    """``(conf_sum, d, num_pos)``: the CE summed over the positives and the mined negatives, the offset
+    errors ``loc - target`` ``(N, P, 4)`` (0 off the positives) and the number of positives."""
+    n, num_priors, num_classes = conf.shape
+    index, labels = match(gt_boxes, gt_labels, gt_valid, priors, iou_threshold, box_format, prior_format, xp=xp)
+    positive = labels > 0
+    # CE on (N P, C) rows: the class axis contiguous, no transpose on torch
+    ce = xp.reshape(softmax_nll(xp.reshape(conf, (-1, num_classes)), xp.reshape(labels, (-1,)), axis=1, xp=xp),
+                    (n, num_priors))
+    keep = positive | mine(ce, positive, neg_pos_ratio, xp=xp)
+    # off the positives the matched box may be padding: its offsets are finite, and masked here
+    target = matched_offsets(gt_boxes, index, priors, v, box_format, prior_format, xp=xp)
+    d = xp.where(positive[..., None], loc - target, 0)
+    return xp.sum(xp.where(keep, ce, 0)), d, xp.sum(xp.astype(positive, loc.dtype))

@@ -17,11 +17,11 @@ from typing import Literal
 
 from . import _checks as checks
 from . import _ssd as ssd
-from ._box_ops import BoxFormat, Reduction, centre_size, from_centre_size
+from ._box_ops import BoxFormat, Reduction, centre_size
 from ._docs import fill_doc
 from ._reduce import promote, reduce_loss, restore, safe_divide
 from ._ssd import SSD_DOCS
-from ._xp import Array, array_namespace, softmax_nll, take_along_axis
+from ._xp import Array, array_namespace, take_along_axis
 
 __all__ = [
     "balanced_l1_loss",
@@ -197,7 +197,7 @@ def balanced_l1_loss(
 
 
 # --------------------------------------------------------------------------- #
-# SSD prior offsets
+# SSD: prior offsets, matching, hard negative mining, MultiBox
 # --------------------------------------------------------------------------- #
 
 
@@ -296,17 +296,7 @@ def decode_boxes(
                                 xp=xp)
     t = promote(offsets, xp=xp)
     p = priors if priors.dtype == t.dtype else xp.astype(priors, t.dtype)
-    pcx, pcy, pw, ph = centre_size(p, prior_format, xp=xp)
-    cx = pcx + t[..., 0] * (v[0] * pw)
-    cy = pcy + t[..., 1] * (v[0] * ph)
-    w = pw * xp.exp(t[..., 2] * v[1])
-    h = ph * xp.exp(t[..., 3] * v[1])
-    return restore(from_centre_size(cx, cy, w, h, box_format, xp=xp), offsets.dtype, xp=xp)
-
-
-# --------------------------------------------------------------------------- #
-# Matching and mining
-# --------------------------------------------------------------------------- #
+    return restore(ssd.decode(t, p, v, box_format, prior_format, xp=xp), offsets.dtype, xp=xp)
 
 
 @fill_doc(SSD_DOCS)
@@ -483,25 +473,12 @@ def multibox_loss(
     v = ssd.check_multibox(loc_pred, conf_pred, gt_boxes, gt_labels, gt_valid, priors, loc_loss=loc_loss, beta=beta,
                            neg_pos_ratio=neg_pos_ratio, iou_threshold=iou_threshold, box_format=box_format,
                            prior_format=prior_format, variances=variances, xp=xp)
-    n, num_priors, num_classes = conf_pred.shape
 
     loc = promote(loc_pred, xp=xp)
     conf = promote(conf_pred, xp=xp)
-    g = xp.astype(gt_boxes, loc.dtype)
-    p = xp.astype(priors, loc.dtype)
-    index, labels = ssd.match(g, gt_labels, gt_valid, p, iou_threshold, box_format, prior_format, xp=xp)
-    positive = labels > 0
-    num_pos = xp.sum(xp.astype(positive, loc.dtype))
-
-    # CE on (N P, C) rows: the class axis contiguous, no transpose on torch
-    ce = xp.reshape(softmax_nll(xp.reshape(conf, (-1, num_classes)), xp.reshape(labels, (-1,)), axis=1, xp=xp),
-                    (n, num_priors))
-    keep = positive | ssd.mine(ce, positive, neg_pos_ratio, xp=xp)
-    conf_sum = xp.sum(xp.where(keep, ce, 0))
-
-    # off the positives the matched box may be padding: its offsets are finite, and masked before the loss
-    target = ssd.matched_offsets(g, index, p, v, box_format, prior_format, xp=xp)
-    d = xp.where(positive[..., None], loc - target, 0)
+    g, p = xp.astype(gt_boxes, loc.dtype), xp.astype(priors, loc.dtype)
+    conf_sum, d, num_pos = ssd.multibox_terms(loc, conf, g, gt_labels, gt_valid, p, iou_threshold, neg_pos_ratio, v,
+                                              box_format, prior_format, xp=xp)
     loc_sum = xp.sum(_smooth_l1(d, 0.0 if loc_loss == "l1" else beta, xp=xp))
     loss = safe_divide(conf_sum + loc_weight * loc_sum, num_pos, xp=xp)
     return restore(loss, loc_pred.dtype, xp=xp)
