@@ -143,16 +143,8 @@ def huber_loss(y_pred: Array, y_true: Array, /, *, delta: float = 1.0, reduction
 
 
 @fill_doc(_REGRESSION_DOCS)
-def balanced_l1_loss(
-    y_pred: Array,
-    y_true: Array,
-    /,
-    *,
-    alpha: float = 0.5,
-    gamma: float = 1.5,
-    beta: float = 1.0,
-    reduction: Reduction = "mean",
-) -> Array:
+def balanced_l1_loss(y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, gamma: float = 1.5, beta: float = 1.0,
+                     reduction: Reduction = "mean") -> Array:
     r"""Balanced L1 loss (Pang et al. 2019, Libra R-CNN), elementwise on x = |y_pred - y_true|.
 
     l = alpha / b (b x + 1) ln(b x / beta + 1) - alpha x   if x < beta
@@ -202,15 +194,8 @@ def balanced_l1_loss(
 
 
 @fill_doc(SSD_DOCS)
-def encode_boxes(
-    boxes: Array,
-    priors: Array,
-    /,
-    *,
-    variances: Sequence[float] = (0.1, 0.2),
-    box_format: BoxFormat = "xyxy",
-    prior_format: BoxFormat = "cxcywh",
-) -> Array:
+def encode_boxes(boxes: Array, priors: Array, /, *, variances: Sequence[float] = (0.1, 0.2),
+                 box_format: BoxFormat = "xyxy", prior_format: BoxFormat = "cxcywh") -> Array:
     r"""SSD regression targets of ``boxes`` relative to ``priors`` (Liu et al. 2016).
 
     t = ((cx - p_cx) / (v0 p_w), (cy - p_cy) / (v0 p_h), ln(w / p_w) / v1, ln(h / p_h) / v1)
@@ -253,15 +238,8 @@ def encode_boxes(
 
 
 @fill_doc(SSD_DOCS)
-def decode_boxes(
-    offsets: Array,
-    priors: Array,
-    /,
-    *,
-    variances: Sequence[float] = (0.1, 0.2),
-    box_format: BoxFormat = "xyxy",
-    prior_format: BoxFormat = "cxcywh",
-) -> Array:
+def decode_boxes(offsets: Array, priors: Array, /, *, variances: Sequence[float] = (0.1, 0.2),
+                 box_format: BoxFormat = "xyxy", prior_format: BoxFormat = "cxcywh") -> Array:
     r"""Boxes (in ``box_format``) from SSD offsets relative to ``priors``: the inverse of ``encode_boxes``.
 
     cx = p_cx + t0 v0 p_w, cy = p_cy + t1 v0 p_h, w = p_w exp(t2 v1), h = p_h exp(t3 v1)
@@ -300,17 +278,8 @@ def decode_boxes(
 
 
 @fill_doc(SSD_DOCS)
-def match_priors(
-    gt_boxes: Array,
-    gt_labels: Array,
-    gt_valid: Array,
-    priors: Array,
-    /,
-    *,
-    iou_threshold: float = 0.5,
-    box_format: BoxFormat = "xyxy",
-    prior_format: BoxFormat = "cxcywh",
-) -> tuple[Array, Array]:
+def match_priors(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, /, *, iou_threshold: float = 0.5,
+                 box_format: BoxFormat = "xyxy", prior_format: BoxFormat = "cxcywh") -> tuple[Array, Array]:
     r"""SSD matching of padded ground truth to priors, batched (Liu et al. 2016).
 
     Each prior takes the valid ground truth of highest IoU and its label if
@@ -404,22 +373,10 @@ def hard_negative_mining(conf_loss: Array, positive: Array, /, *, neg_pos_ratio:
 
 @fill_doc(SSD_DOCS)
 def multibox_loss(
-    loc_pred: Array,
-    conf_pred: Array,
-    gt_boxes: Array,
-    gt_labels: Array,
-    gt_valid: Array,
-    priors: Array,
-    /,
-    *,
-    iou_threshold: float = 0.5,
-    neg_pos_ratio: float = 3,
-    variances: Sequence[float] = (0.1, 0.2),
-    loc_loss: Literal["smooth_l1", "l1"] = "smooth_l1",
-    beta: float = 1.0,
-    loc_weight: float = 1.0,
-    box_format: BoxFormat = "xyxy",
-    prior_format: BoxFormat = "cxcywh",
+    loc_pred: Array, conf_pred: Array, gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, /, *,
+    iou_threshold: float = 0.5, neg_pos_ratio: float = 3, variances: Sequence[float] = (0.1, 0.2),
+    loc_loss: Literal["smooth_l1", "l1"] = "smooth_l1", beta: float = 1.0, loc_weight: float = 1.0,
+    box_format: BoxFormat = "xyxy", prior_format: BoxFormat = "cxcywh",
 ) -> Array:
     r"""SSD MultiBox loss (Liu et al. 2016): (L_conf + loc_weight L_loc) / N_pos.
 
