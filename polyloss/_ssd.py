@@ -194,26 +194,6 @@ def decode(t: Array, p: Array, v: tuple[float, float], box_format: str, prior_fo
     return from_centre_size(cx, cy, w, h, box_format, xp=xp)
 
 
-def matched_offsets(gt_boxes: Array, index: Array, priors: Array, v: tuple[float, float], box_format: str,
-                    prior_format: str, *, xp: ModuleType) -> Array:
-    """``encode`` of each prior's matched ground truth ``(N, P, 4)``, the same arithmetic.
-
-    The ground truth is put in centre-size form (sizes clipped) on the small
-    ``(N, G, 4)`` array and gathered once; the prior terms are ``(P, 4)``
-    rows, so the ``(N, P, 4)`` work is one gather, two broadcasts and the log
-    of the sizes. Padding gathered to a prior gives finite offsets.
-    """
-    cx, cy, w, h = centre_size(gt_boxes, box_format, xp=xp)
-    tiny = xp.finfo(w.dtype).smallest_normal
-    per_gt = xp.stack((cx, cy, clip(w, tiny, None, xp=xp), clip(h, tiny, None, xp=xp)), axis=-1)
-    n, num_priors = index.shape
-    matched = take_along_axis(per_gt, xp.broadcast_to(index[..., None], (n, num_priors, 4)), axis=1, xp=xp)
-    pcx, pcy, pw, ph = centre_size(priors, prior_format, xp=xp)
-    zero = xp.zeros_like(pcx)
-    ratio = (matched - xp.stack((pcx, pcy, zero, zero), axis=-1)) / xp.stack((v[0] * pw, v[0] * ph, pw, ph), axis=-1)
-    return xp.concat((ratio[..., :2], xp.log(ratio[..., 2:]) / v[1]), axis=-1)
-
-
 def match(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, iou_threshold: float,
           box_format: str, prior_format: str, *, xp: ModuleType) -> tuple[Array, Array]:
     """Index of the ground truth matched to each prior (N, P) and the matched label (0: background).
@@ -283,9 +263,10 @@ def mine(conf_loss: Array, positive: Array, neg_pos_ratio: float, *, xp: ModuleT
 
 def multibox_terms(loc: Array, conf: Array, gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array,
                    iou_threshold: float, neg_pos_ratio: float, v: tuple[float, float], box_format: str,
-                   prior_format: str, *, xp: ModuleType) -> tuple[Array, Array, Array]:
-    """``(conf_sum, d, num_pos)``: the CE summed over the positives and the mined negatives, the offset
-    errors ``loc - target`` ``(N, P, 4)`` (0 off the positives) and the number of positives."""
+                   prior_format: str, *, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
+    """``(conf_sum, d, positive, num_pos)``: the CE summed over the positives and the mined negatives, the
+    offset errors ``loc - target`` ``(N, P, 4)`` (meaningful on the positives), the positive mask ``(N, P)``
+    and the number of positives."""
     n, num_priors, num_classes = conf.shape
     index, labels = match(gt_boxes, gt_labels, gt_valid, priors, iou_threshold, box_format, prior_format, xp=xp)
     positive = labels > 0
@@ -293,7 +274,10 @@ def multibox_terms(loc: Array, conf: Array, gt_boxes: Array, gt_labels: Array, g
     ce = xp.reshape(softmax_nll(xp.reshape(conf, (-1, num_classes)), xp.reshape(labels, (-1,)), axis=1, xp=xp),
                     (n, num_priors))
     keep = positive | mine(ce, positive, neg_pos_ratio, xp=xp)
-    # off the positives the matched box may be padding: its offsets are finite, and masked here
-    target = matched_offsets(gt_boxes, index, priors, v, box_format, prior_format, xp=xp)
-    d = xp.where(positive[..., None], loc - target, 0)
-    return xp.sum(xp.where(keep, ce, 0)), d, xp.sum(xp.astype(positive, loc.dtype))
+    matched = take_along_axis(gt_boxes, xp.broadcast_to(index[..., None], (n, num_priors, 4)), axis=1, xp=xp)
+    cx, cy, w, h = centre_size(matched, box_format, xp=xp)
+    prior = centre_size(priors, prior_format, xp=xp)
+    # off the positives the matched box may be padding of size 0: encode the prior itself there (no log 0)
+    w, h = xp.where(positive, w, prior[2]), xp.where(positive, h, prior[3])
+    d = loc - encode((cx, cy, w, h), prior, v, xp=xp)
+    return xp.sum(xp.where(keep, ce, 0)), d, positive, xp.sum(xp.astype(positive, loc.dtype))

@@ -434,8 +434,9 @@ def multibox_loss(
     loc = promote(loc_pred, xp=xp)
     conf = promote(conf_pred, xp=xp)
     g, p = xp.astype(gt_boxes, loc.dtype), xp.astype(priors, loc.dtype)
-    conf_sum, d, num_pos = ssd.multibox_terms(loc, conf, g, gt_labels, gt_valid, p, iou_threshold, neg_pos_ratio, v,
-                                              box_format, prior_format, xp=xp)
-    loc_sum = xp.sum(_smooth_l1(d, 0.0 if loc_loss == "l1" else beta, xp=xp))
+    conf_sum, d, positive, num_pos = ssd.multibox_terms(loc, conf, g, gt_labels, gt_valid, p, iou_threshold,
+                                                        neg_pos_ratio, v, box_format, prior_format, xp=xp)
+    per_offset = _smooth_l1(d, 0.0 if loc_loss == "l1" else beta, xp=xp)
+    loc_sum = xp.sum(xp.where(positive[..., None], per_offset, 0))
     loss = safe_divide(conf_sum + loc_weight * loc_sum, num_pos, xp=xp)
     return restore(loss, loc_pred.dtype, xp=xp)
