@@ -200,10 +200,11 @@ def match(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, iou
 
     The IoU is laid out (N, G, P), priors last, so the broadcasts and the
     per-ground-truth argmax run along the long contiguous axis. It takes 12
-    passes over that grid (the generic IoU and a mask took 14): each overlap is the length of the ground-truth
-    interval clipped to the prior's (``clip`` with array bounds, one pass per
-    end), which equals ``max(min(x2, X2) - max(x1, X1), 0)`` bit for bit
-    once padding is the empty box (0, 0, 0, 0) and inverted priors have zero
+    passes over that grid (the generic IoU and a mask took 14): each overlap
+    is the length of the ground-truth interval clipped to the prior's
+    (``clip`` with array bounds, one pass per end), which equals
+    ``max(min(x2, X2) - max(x1, X1), 0)`` bit for bit once padding is the
+    empty box (0, 0, 0, 0) and inverted priors have zero
     size; padding then scores IoU - 2 (< 0), so it never wins a prior.
     """
     num_gt, num_priors = gt_boxes.shape[1], priors.shape[0]
