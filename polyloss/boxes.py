@@ -14,6 +14,7 @@ from types import ModuleType
 
 from . import _checks as checks
 from ._box_ops import BoxFormat, Reduction, corners, pairwise_iou
+from ._docs import fill_doc
 from ._reduce import promote, reduce_loss, restore
 from ._rotated_ops import ROTATED_FORMATS, RotatedBoxFormat, rotated_box_convert
 from ._xp import Array, array_namespace, clip, stop_gradient
@@ -165,6 +166,32 @@ def box_iou(boxes1: Array, boxes2: Array, /, *, box_format: BoxFormat = "xyxy") 
 # --------------------------------------------------------------------------- #
 
 
+_IOU_DOCS = {
+    "args_returns_raises": """\
+Args:
+    y_pred: predicted boxes, floating ``(..., 4)``.
+    y_true: target boxes of ``y_pred``'s shape (matched elementwise).
+    box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
+    eps: >= 0, added to denominators; default 1e-7.
+    reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
+        ``"none"``. An empty batch gives 0 (zero gradient) for
+        ``"mean"``/``"sum"``.
+
+Returns:
+    A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
+    ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
+
+Raises:
+    ValueError: shapes that differ or lack a last axis of 4, an unknown
+        ``box_format`` or ``reduction``, a negative ``eps``.
+    TypeError: non-floating boxes.""",
+    "example_inputs": """\
+Example:
+    >>> import numpy as np, polyloss as pl
+    >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])""",
+}
+
+
 class _Pair:
     """Two sets of matching boxes as corners in the compute dtype, with their IoU terms."""
 
@@ -204,6 +231,7 @@ class _Pair:
         return restore(reduce_loss(loss, reduction=self.reduction, xp=self.xp), self.dtype, xp=self.xp)
 
 
+@fill_doc(_IOU_DOCS)
 def iou_loss(
     y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
 ) -> Array:
@@ -213,27 +241,9 @@ def iou_loss(
 
     (Yu et al. 2016 use -ln IoU; this is the linear form used by GIoU, DIoU and CIoU.)
 
-    Args:
-        y_pred: predicted boxes, floating ``(..., 4)``.
-        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
-        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
-        eps: >= 0, added to denominators; default 1e-7.
-        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
-            ``"none"``. An empty batch gives 0 (zero gradient) for
-            ``"mean"``/``"sum"``.
+    {{args_returns_raises}}
 
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
-        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
-
-    Raises:
-        ValueError: shapes that differ or lack a last axis of 4, an unknown
-            ``box_format`` or ``reduction``, a negative ``eps``.
-        TypeError: non-floating boxes.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
+    {{example_inputs}}
         >>> round(float(pl.iou_loss(p, t)), 4)
         0.8571
 
@@ -245,6 +255,7 @@ def iou_loss(
     return pair.done(1 - pair.iou)
 
 
+@fill_doc(_IOU_DOCS)
 def giou_loss(
     y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
 ) -> Array:
@@ -252,27 +263,9 @@ def giou_loss(
 
     L = 1 - IoU + (|C| - |A ∪ B|) / (|C| + eps), C the smallest box enclosing both.
 
-    Args:
-        y_pred: predicted boxes, floating ``(..., 4)``.
-        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
-        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
-        eps: >= 0, added to denominators; default 1e-7.
-        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
-            ``"none"``. An empty batch gives 0 (zero gradient) for
-            ``"mean"``/``"sum"``.
+    {{args_returns_raises}}
 
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
-        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
-
-    Raises:
-        ValueError: shapes that differ or lack a last axis of 4, an unknown
-            ``box_format`` or ``reduction``, a negative ``eps``.
-        TypeError: non-floating boxes.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
+    {{example_inputs}}
         >>> round(float(pl.giou_loss(p, t)), 4)
         1.0794
 
@@ -286,6 +279,7 @@ def giou_loss(
     return pair.done(1 - pair.iou + (area_c - pair.union) / (area_c + eps))
 
 
+@fill_doc(_IOU_DOCS)
 def diou_loss(
     y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
 ) -> Array:
@@ -296,27 +290,9 @@ def diou_loss(
     rho is the distance between the box centres, c the diagonal of the
     smallest enclosing box.
 
-    Args:
-        y_pred: predicted boxes, floating ``(..., 4)``.
-        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
-        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
-        eps: >= 0, added to denominators; default 1e-7.
-        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
-            ``"none"``. An empty batch gives 0 (zero gradient) for
-            ``"mean"``/``"sum"``.
+    {{args_returns_raises}}
 
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
-        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
-
-    Raises:
-        ValueError: shapes that differ or lack a last axis of 4, an unknown
-            ``box_format`` or ``reduction``, a negative ``eps``.
-        TypeError: non-floating boxes.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
+    {{example_inputs}}
         >>> round(float(pl.diou_loss(p, t)), 4)
         0.9683
 
@@ -333,6 +309,7 @@ def _aspect(w: Array, h: Array, eps: float, *, xp: ModuleType) -> Array:
     return xp.atan(w / clip(h, max(eps, xp.finfo(h.dtype).smallest_normal), None, xp=xp))
 
 
+@fill_doc(_IOU_DOCS)
 def ciou_loss(
     y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
 ) -> Array:
@@ -344,27 +321,9 @@ def ciou_loss(
     Heights below ``eps`` are clipped to ``eps`` inside the atan
     (torchvision divides by zero there).
 
-    Args:
-        y_pred: predicted boxes, floating ``(..., 4)``.
-        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
-        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
-        eps: >= 0, added to denominators; default 1e-7.
-        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
-            ``"none"``. An empty batch gives 0 (zero gradient) for
-            ``"mean"``/``"sum"``.
+    {{args_returns_raises}}
 
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
-        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
-
-    Raises:
-        ValueError: shapes that differ or lack a last axis of 4, an unknown
-            ``box_format`` or ``reduction``, a negative ``eps``.
-        TypeError: non-floating boxes.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
+    {{example_inputs}}
         >>> round(float(pl.ciou_loss(p, t)), 4)
         0.9683
 
@@ -382,6 +341,7 @@ def ciou_loss(
     return pair.done(1 - pair.iou + pair.centre_distance2() + alpha * v)
 
 
+@fill_doc(_IOU_DOCS)
 def eiou_loss(
     y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
 ) -> Array:
@@ -393,27 +353,9 @@ def eiou_loss(
     diagonal. This is the paper's formula; mmdet's ``EIoULoss`` is a different
     loss (Extended-IoU, Peng & Yu 2021: a smoothed 1 - IoU).
 
-    Args:
-        y_pred: predicted boxes, floating ``(..., 4)``.
-        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
-        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
-        eps: >= 0, added to denominators; default 1e-7.
-        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
-            ``"none"``. An empty batch gives 0 (zero gradient) for
-            ``"mean"``/``"sum"``.
+    {{args_returns_raises}}
 
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
-        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
-
-    Raises:
-        ValueError: shapes that differ or lack a last axis of 4, an unknown
-            ``box_format`` or ``reduction``, a negative ``eps``.
-        TypeError: non-floating boxes.
-
-    Example:
-        >>> import numpy as np, polyloss as pl
-        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
+    {{example_inputs}}
         >>> round(float(pl.eiou_loss(p, t)), 4)
         0.9683
 

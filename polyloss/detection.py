@@ -16,22 +16,12 @@ from types import ModuleType
 from typing import Literal
 
 from . import _checks as checks
-from ._box_ops import BoxFormat, Corners, Reduction, centre_size, corners, from_centre_size, pairwise_iou
+from . import _ssd as ssd
+from ._box_ops import BoxFormat, Reduction, centre_size
+from ._docs import fill_doc
 from ._reduce import promote, reduce_loss, restore, safe_divide
-from ._xp import (
-    Array,
-    array_namespace,
-    clip,
-    cumulative_sum,
-    device,
-    is_eager,
-    max_argmax,
-    segment_max,
-    softmax_nll,
-    stop_gradient,
-    take_along_axis,
-    value_range,
-)
+from ._ssd import SSD_DOCS
+from ._xp import Array, array_namespace, take_along_axis
 
 __all__ = [
     "balanced_l1_loss",
@@ -48,6 +38,19 @@ __all__ = [
 # --------------------------------------------------------------------------- #
 # Elementwise regression losses
 # --------------------------------------------------------------------------- #
+
+_REGRESSION_DOCS = {
+    "pair": """\
+y_pred: predictions, any floating shape.
+y_true: targets of ``y_pred``'s shape.""",
+    "reduction": """\
+reduction: ``"mean"`` (default) or ``"sum"`` over every element, or
+    ``"none"``. An empty input gives 0 (zero gradient) for ``"mean"``/``"sum"``.""",
+    "returns": """\
+Returns:
+    A 0-d array for ``"mean"``/``"sum"``, ``y_pred``'s shape for ``"none"``,
+    in ``y_pred``'s dtype (computed in at least float32).""",
+}
 
 
 def _smooth_l1(d: Array, beta: float, *, xp: ModuleType) -> Array:
@@ -70,21 +73,18 @@ def _regression_inputs(fn: str, y_pred: Array, y_true: Array, reduction: str) ->
     return x - t, xp
 
 
+@fill_doc(_REGRESSION_DOCS)
 def smooth_l1_loss(y_pred: Array, y_true: Array, /, *, beta: float = 1.0, reduction: Reduction = "mean") -> Array:
     r"""Smooth L1 loss (Girshick 2015), elementwise on d = y_pred - y_true.
 
     l = 0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta;  ``beta=0`` gives |d|.
 
     Args:
-        y_pred: predictions, any floating shape.
-        y_true: targets of ``y_pred``'s shape.
+        {{pair}}
         beta: the width of the quadratic zone, >= 0; default 1.
-        reduction: ``"mean"`` (default) or ``"sum"`` over every element, or
-            ``"none"``. An empty input gives 0 (zero gradient) for ``"mean"``/``"sum"``.
+        {{reduction}}
 
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, ``y_pred``'s shape for ``"none"``,
-        in ``y_pred``'s dtype (computed in at least float32).
+    {{returns}}
 
     Raises:
         ValueError: shapes that differ, an unknown ``reduction``, a negative ``beta``.
@@ -105,6 +105,7 @@ def smooth_l1_loss(y_pred: Array, y_true: Array, /, *, beta: float = 1.0, reduct
     return restore(reduce_loss(_smooth_l1(d, beta, xp=xp), reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
 
 
+@fill_doc(_REGRESSION_DOCS)
 def huber_loss(y_pred: Array, y_true: Array, /, *, delta: float = 1.0, reduction: Reduction = "mean") -> Array:
     r"""Huber loss (Huber 1964), elementwise on d = y_pred - y_true.
 
@@ -112,15 +113,11 @@ def huber_loss(y_pred: Array, y_true: Array, /, *, delta: float = 1.0, reduction
     ``smooth_l1_loss`` with ``beta=delta``.
 
     Args:
-        y_pred: predictions, any floating shape.
-        y_true: targets of ``y_pred``'s shape.
+        {{pair}}
         delta: the threshold between the quadratic and linear zones, > 0; default 1.
-        reduction: ``"mean"`` (default) or ``"sum"`` over every element, or
-            ``"none"``. An empty input gives 0 (zero gradient) for ``"mean"``/``"sum"``.
+        {{reduction}}
 
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, ``y_pred``'s shape for ``"none"``,
-        in ``y_pred``'s dtype (computed in at least float32).
+    {{returns}}
 
     Raises:
         ValueError: shapes that differ, an unknown ``reduction``, ``delta <= 0``.
@@ -145,16 +142,9 @@ def huber_loss(y_pred: Array, y_true: Array, /, *, delta: float = 1.0, reduction
     return restore(reduce_loss(loss, reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
 
 
-def balanced_l1_loss(
-    y_pred: Array,
-    y_true: Array,
-    /,
-    *,
-    alpha: float = 0.5,
-    gamma: float = 1.5,
-    beta: float = 1.0,
-    reduction: Reduction = "mean",
-) -> Array:
+@fill_doc(_REGRESSION_DOCS)
+def balanced_l1_loss(y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, gamma: float = 1.5, beta: float = 1.0,
+                     reduction: Reduction = "mean") -> Array:
     r"""Balanced L1 loss (Pang et al. 2019, Libra R-CNN), elementwise on x = |y_pred - y_true|.
 
     l = alpha / b (b x + 1) ln(b x / beta + 1) - alpha x   if x < beta
@@ -164,17 +154,13 @@ def balanced_l1_loss(
     paper's formula.
 
     Args:
-        y_pred: predictions, any floating shape.
-        y_true: targets of ``y_pred``'s shape.
+        {{pair}}
         alpha: the gradient boost of inliers, > 0; default 0.5.
         gamma: the bound of the gradient of outliers, > 0; default 1.5.
         beta: the inlier/outlier threshold, > 0; default 1.
-        reduction: ``"mean"`` (default) or ``"sum"`` over every element, or
-            ``"none"``. An empty input gives 0 (zero gradient) for ``"mean"``/``"sum"``.
+        {{reduction}}
 
-    Returns:
-        A 0-d array for ``"mean"``/``"sum"``, ``y_pred``'s shape for ``"none"``,
-        in ``y_pred``'s dtype (computed in at least float32).
+    {{returns}}
 
     Raises:
         ValueError: shapes that differ, an unknown ``reduction``, ``alpha``, ``gamma`` or ``beta`` <= 0.
@@ -203,49 +189,13 @@ def balanced_l1_loss(
 
 
 # --------------------------------------------------------------------------- #
-# SSD prior offsets
+# SSD: prior offsets, matching, hard negative mining, MultiBox
 # --------------------------------------------------------------------------- #
 
 
-def _check_variances(fn: str, variances: Sequence[float]) -> tuple[float, float]:
-    if len(variances) != 2 or not all(v > 0 for v in variances):
-        raise ValueError(f"{fn}: variances must be two positive numbers (centre, size), got {variances!r}")
-    return float(variances[0]), float(variances[1])
-
-
-def _check_broadcast(fn: str, boxes_name: str, boxes: Array, priors: Array) -> None:
-    """The leading axes of ``boxes`` and ``priors`` broadcast against each other (one prior per box)."""
-    a, b = tuple(boxes.shape[:-1]), tuple(priors.shape[:-1])
-    width = max(len(a), len(b))
-    a, b = (1,) * (width - len(a)) + a, (1,) * (width - len(b)) + b
-    if any(m != n and 1 not in (m, n) for m, n in zip(a, b, strict=True)):
-        raise ValueError(
-            f"{fn}: {boxes_name} {tuple(boxes.shape)} and priors {tuple(priors.shape)} must broadcast against "
-            f"each other (one prior per box), got leading shapes {tuple(boxes.shape[:-1])} and "
-            f"{tuple(priors.shape[:-1])}; for every box against every prior use match_priors"
-        )
-
-
-def _encode(box: Corners, prior: Corners, v: tuple[float, float], *, xp: ModuleType) -> Array:
-    """SSD offsets from centre-size coordinates of boxes and priors; sizes clipped below at the smallest normal."""
-    cx, cy, w, h = box
-    pcx, pcy, pw, ph = prior
-    tiny = xp.finfo(w.dtype).smallest_normal
-    w, h = clip(w, tiny, None, xp=xp), clip(h, tiny, None, xp=xp)
-    return xp.stack(
-        ((cx - pcx) / (v[0] * pw), (cy - pcy) / (v[0] * ph), xp.log(w / pw) / v[1], xp.log(h / ph) / v[1]), axis=-1
-    )
-
-
-def encode_boxes(
-    boxes: Array,
-    priors: Array,
-    /,
-    *,
-    variances: Sequence[float] = (0.1, 0.2),
-    box_format: BoxFormat = "xyxy",
-    prior_format: BoxFormat = "cxcywh",
-) -> Array:
+@fill_doc(SSD_DOCS)
+def encode_boxes(boxes: Array, priors: Array, /, *, variances: Sequence[float] = (0.1, 0.2),
+                 box_format: BoxFormat = "xyxy", prior_format: BoxFormat = "cxcywh") -> Array:
     r"""SSD regression targets of ``boxes`` relative to ``priors`` (Liu et al. 2016).
 
     t = ((cx - p_cx) / (v0 p_w), (cy - p_cy) / (v0 p_h), ln(w / p_w) / v1, ln(h / p_h) / v1)
@@ -258,10 +208,8 @@ def encode_boxes(
         boxes: floating ``(..., 4)`` in ``box_format``.
         priors: floating ``(..., 4)`` in ``prior_format``, one prior per box:
             the leading axes of ``boxes`` and ``priors`` broadcast.
-        variances: ``(v0, v1)``, the scales of the centre and size offsets,
-            positive; default ``(0.1, 0.2)``.
-        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
-        prior_format: the same choices; default ``"cxcywh"``.
+        {{variances}}
+        {{formats}}
 
     Returns:
         The offsets ``(*broadcast, 4)`` in ``boxes``' dtype.
@@ -278,33 +226,20 @@ def encode_boxes(
         [10.0, 0.0, 3.4657, 3.4657]
 
     References:
-        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
-        https://arxiv.org/abs/1512.02325
+        {{liu}}
         Peer: ssd.pytorch's ``encode`` (boxes xyxy, priors cxcywh, variances (0.1, 0.2)).
     """
-    fn = "encode_boxes"
     xp = array_namespace(boxes, priors)
-    checks.check_boxes(fn, "boxes", boxes, xp=xp)
-    checks.check_boxes(fn, "priors", priors, xp=xp)
-    checks.check_box_format(fn, "box_format", box_format)
-    checks.check_box_format(fn, "prior_format", prior_format)
-    v = _check_variances(fn, variances)
-    _check_broadcast(fn, "boxes", boxes, priors)
+    v = ssd.check_offset_inputs("encode_boxes", "boxes", boxes, priors, box_format, prior_format, variances, xp=xp)
     b = promote(boxes, xp=xp)
     p = priors if priors.dtype == b.dtype else xp.astype(priors, b.dtype)
-    offsets = _encode(centre_size(b, box_format, xp=xp), centre_size(p, prior_format, xp=xp), v, xp=xp)
+    offsets = ssd.encode(centre_size(b, box_format, xp=xp), centre_size(p, prior_format, xp=xp), v, xp=xp)
     return restore(offsets, boxes.dtype, xp=xp)
 
 
-def decode_boxes(
-    offsets: Array,
-    priors: Array,
-    /,
-    *,
-    variances: Sequence[float] = (0.1, 0.2),
-    box_format: BoxFormat = "xyxy",
-    prior_format: BoxFormat = "cxcywh",
-) -> Array:
+@fill_doc(SSD_DOCS)
+def decode_boxes(offsets: Array, priors: Array, /, *, variances: Sequence[float] = (0.1, 0.2),
+                 box_format: BoxFormat = "xyxy", prior_format: BoxFormat = "cxcywh") -> Array:
     r"""Boxes (in ``box_format``) from SSD offsets relative to ``priors``: the inverse of ``encode_boxes``.
 
     cx = p_cx + t0 v0 p_w, cy = p_cy + t1 v0 p_h, w = p_w exp(t2 v1), h = p_h exp(t3 v1)
@@ -313,7 +248,7 @@ def decode_boxes(
         offsets: floating ``(..., 4)``, as ``encode_boxes`` returns.
         priors: floating ``(..., 4)`` in ``prior_format``, broadcasting
             against ``offsets``' leading axes.
-        variances: ``(v0, v1)``, positive; default ``(0.1, 0.2)``.
+        {{variances}}
         box_format: the format of the result: ``"xyxy"`` (default), ``"xywh"``
             or ``"cxcywh"``.
         prior_format: the same choices; default ``"cxcywh"``.
@@ -332,111 +267,19 @@ def decode_boxes(
         [0.625, 0.375, 0.875, 0.625]
 
     References:
-        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
-        https://arxiv.org/abs/1512.02325
+        {{liu}}
     """
-    fn = "decode_boxes"
     xp = array_namespace(offsets, priors)
-    checks.check_boxes(fn, "offsets", offsets, xp=xp)
-    checks.check_boxes(fn, "priors", priors, xp=xp)
-    checks.check_box_format(fn, "box_format", box_format)
-    checks.check_box_format(fn, "prior_format", prior_format)
-    v = _check_variances(fn, variances)
-    _check_broadcast(fn, "offsets", offsets, priors)
+    v = ssd.check_offset_inputs("decode_boxes", "offsets", offsets, priors, box_format, prior_format, variances,
+                                xp=xp)
     t = promote(offsets, xp=xp)
     p = priors if priors.dtype == t.dtype else xp.astype(priors, t.dtype)
-    pcx, pcy, pw, ph = centre_size(p, prior_format, xp=xp)
-    cx = pcx + t[..., 0] * (v[0] * pw)
-    cy = pcy + t[..., 1] * (v[0] * ph)
-    w = pw * xp.exp(t[..., 2] * v[1])
-    h = ph * xp.exp(t[..., 3] * v[1])
-    return restore(from_centre_size(cx, cy, w, h, box_format, xp=xp), offsets.dtype, xp=xp)
+    return restore(ssd.decode(t, p, v, box_format, prior_format, xp=xp), offsets.dtype, xp=xp)
 
 
-# --------------------------------------------------------------------------- #
-# Matching and mining
-# --------------------------------------------------------------------------- #
-
-
-def _check_ground_truth(fn: str, gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, *,
-                        xp: ModuleType) -> None:
-    checks.check_boxes(fn, "gt_boxes", gt_boxes, xp=xp)
-    checks.check_boxes(fn, "priors", priors, xp=xp)
-    if gt_boxes.ndim != 3 or gt_boxes.shape[1] < 1:
-        raise ValueError(f"{fn}: gt_boxes must have shape (N, G, 4) with G >= 1, got {tuple(gt_boxes.shape)}")
-    if priors.ndim != 2:
-        raise ValueError(f"{fn}: priors must have shape (P, 4), got {tuple(priors.shape)}")
-    want = tuple(gt_boxes.shape[:2])
-    if not xp.isdtype(gt_labels.dtype, "integral"):
-        raise TypeError(f"{fn}: gt_labels must hold integer class indices, got dtype {gt_labels.dtype}")
-    if tuple(gt_labels.shape) != want:
-        raise ValueError(f"{fn}: gt_labels must have shape {want}, got {tuple(gt_labels.shape)}")
-    if gt_valid.dtype != xp.bool:
-        raise TypeError(f"{fn}: gt_valid must be a boolean mask, got dtype {gt_valid.dtype}")
-    if tuple(gt_valid.shape) != want:
-        raise ValueError(f"{fn}: gt_valid must have shape {want}, got {tuple(gt_valid.shape)}")
-
-
-def _check_gt_labels(fn: str, gt_labels: Array, gt_valid: Array, num_classes: int | None, *, xp: ModuleType) -> None:
-    """The labels of valid ground truth lie in ``[1, num_classes)`` (``None``: are >= 1); eager arrays only."""
-    if not is_eager(gt_labels) or 0 in gt_labels.shape:
-        return
-    low, high = value_range(xp.where(gt_valid, gt_labels, xp.ones_like(gt_labels)), xp=xp)
-    if num_classes is None and low < 1:
-        raise ValueError(f"{fn}: gt_labels of valid boxes must be >= 1 (0 is background), found {low}")
-    if num_classes is not None and (low < 1 or high >= num_classes):
-        raise ValueError(f"{fn}: gt_labels of valid boxes must lie in [1, {num_classes}) (0 is background), "
-                         f"found {low if low < 1 else high}")
-
-
-def _match(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, iou_threshold: float,
-           box_format: str, prior_format: str, *, xp: ModuleType) -> tuple[Array, Array]:
-    """Index of the ground truth matched to each prior (N, P) and the matched label (0: background).
-
-    The IoU is laid out (N, G, P), priors last, so the broadcasts and the
-    per-ground-truth argmax run along the long contiguous axis.
-    """
-    num_gt, num_priors = gt_boxes.shape[1], priors.shape[0]
-    dev = device(gt_boxes)
-    if num_priors == 0:  # nothing to match: empty (N, 0) results
-        index_dtype = xp.__array_namespace_info__().default_dtypes(device=dev)["indexing"]
-        empty = (gt_boxes.shape[0], 0)
-        return xp.zeros(empty, dtype=index_dtype, device=dev), xp.zeros(empty, dtype=gt_labels.dtype, device=dev)
-    x1, y1, x2, y2 = corners(gt_boxes, box_format, xp=xp)
-    # a degenerate box (zero or negative width or height) is padding: it matches nothing and is not forced;
-    # a NaN coordinate is not degenerate, so NaN in gives NaN out
-    gt_valid = gt_valid & ~((x2 <= x1) | (y2 <= y1))
-    gt = (x1[:, :, None], y1[:, :, None], x2[:, :, None], y2[:, :, None])  # (N, G, 1)
-    pr = tuple(v[None, None, :] for v in corners(priors, prior_format, xp=xp))  # (1, 1, P)
-    iou = xp.where(gt_valid[:, :, None], pairwise_iou(gt, pr, xp=xp), -1)  # (N, G, P); padding never wins
-    best_iou, best_gt = max_argmax(iou, axis=1, xp=xp)  # first maximum: the lowest ground-truth index wins ties
-    # every valid ground truth claims its best prior (first maximum); if several claim one prior, the last wins
-    best_prior = xp.argmax(iou, axis=2)  # (N, G)
-    n = best_prior.shape[0]
-    slot = xp.reshape(xp.arange(n, dtype=best_prior.dtype, device=dev) * num_priors, (n, 1)) + best_prior
-    gt_ids = xp.broadcast_to(xp.arange(num_gt, dtype=best_prior.dtype, device=dev), best_prior.shape)
-    claimant = segment_max(  # (N, P): the highest valid claiming ground truth, -1 where none claims
-        xp.reshape(xp.where(gt_valid, gt_ids, -1), (-1,)), xp.reshape(slot, (-1,)), num_segments=n * num_priors,
-        fill=-1, xp=xp)
-    claimant = xp.reshape(claimant, (n, num_priors))
-    forced = claimant >= 0
-    index = xp.where(forced, claimant, best_gt)
-    positive = forced | (best_iou >= iou_threshold)
-    labels = take_along_axis(gt_labels, index, axis=1, xp=xp)
-    return index, xp.where(positive, labels, xp.zeros((), dtype=labels.dtype, device=dev))
-
-
-def match_priors(
-    gt_boxes: Array,
-    gt_labels: Array,
-    gt_valid: Array,
-    priors: Array,
-    /,
-    *,
-    iou_threshold: float = 0.5,
-    box_format: BoxFormat = "xyxy",
-    prior_format: BoxFormat = "cxcywh",
-) -> tuple[Array, Array]:
+@fill_doc(SSD_DOCS)
+def match_priors(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, /, *, iou_threshold: float = 0.5,
+                 box_format: BoxFormat = "xyxy", prior_format: BoxFormat = "cxcywh") -> tuple[Array, Array]:
     r"""SSD matching of padded ground truth to priors, batched (Liu et al. 2016).
 
     Each prior takes the valid ground truth of highest IoU and its label if
@@ -452,14 +295,10 @@ def match_priors(
     under ``jax.jit`` and ``torch.compile``.
 
     Args:
-        gt_boxes: floating ``(N, G, 4)`` in ``box_format``, G >= 1 slots per image.
-        gt_labels: integer ``(N, G)``; valid boxes carry labels >= 1 (class 0
-            is background), padding any value.
-        gt_valid: bool ``(N, G)``, False marks padding.
+        {{ground_truth}}
         priors: floating ``(P, 4)`` in ``prior_format``; P may be 0.
         iou_threshold: in [0, 1]; default 0.5.
-        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
-        prior_format: the same choices; default ``"cxcywh"``.
+        {{formats}}
 
     Returns:
         ``(boxes, labels)``: the matched ground truth ``(N, P, 4)`` in
@@ -468,7 +307,7 @@ def match_priors(
 
     Raises:
         ValueError: shapes other than the above, an unknown format, a bad
-            ``iou_threshold``, a valid label below 1 (eager arrays).
+            ``iou_threshold``, a valid label below 1 (concrete arrays).
         TypeError: non-floating boxes, non-integer labels, a non-bool ``gt_valid``.
 
     Example:
@@ -480,42 +319,21 @@ def match_priors(
         [[0, 3]]
 
     References:
-        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
-        https://arxiv.org/abs/1512.02325
+        {{liu}}
     """
-    fn = "match_priors"
     xp = array_namespace(gt_boxes, gt_labels, gt_valid, priors)
-    _check_ground_truth(fn, gt_boxes, gt_labels, gt_valid, priors, xp=xp)
-    checks.check_box_format(fn, "box_format", box_format)
-    checks.check_box_format(fn, "prior_format", prior_format)
-    checks.check_in_unit_interval(fn, "iou_threshold", iou_threshold)
-    _check_gt_labels(fn, gt_labels, gt_valid, None, xp=xp)
+    ssd.check_ground_truth("match_priors", gt_boxes, gt_labels, gt_valid, priors, box_format, prior_format,
+                           iou_threshold, xp=xp)
+    ssd.check_gt_labels("match_priors", gt_labels, gt_valid, None, xp=xp)
     g = promote(gt_boxes, xp=xp)
     p = priors if priors.dtype == g.dtype else xp.astype(priors, g.dtype)
-    index, labels = _match(g, gt_labels, gt_valid, p, iou_threshold, box_format, prior_format, xp=xp)
+    index, labels = ssd.match(g, gt_labels, gt_valid, p, iou_threshold, box_format, prior_format, xp=xp)
     n, num_priors = index.shape
     boxes = take_along_axis(gt_boxes, xp.broadcast_to(index[..., None], (n, num_priors, 4)), axis=1, xp=xp)
     return boxes, labels
 
 
-def _mine(conf_loss: Array, positive: Array, neg_pos_ratio: float, *, xp: ModuleType) -> Array:
-    """Rank selection without a second sort: every negative above the k-th largest loss, then the
-    first (lowest-index) negatives tied with it until k are kept; positives sort last as -inf."""
-    dtype, num_priors = conf_loss.dtype, conf_loss.shape[-1]
-    if num_priors == 0:  # no prior, no negative
-        return xp.zeros(conf_loss.shape, dtype=xp.bool, device=device(conf_loss))
-    key = xp.where(positive, -xp.inf, stop_gradient(conf_loss, xp=xp))
-    k = xp.floor(neg_pos_ratio * xp.sum(xp.astype(positive, dtype), axis=-1, keepdims=True))
-    values = xp.sort(key, axis=-1, descending=True, stable=False)
-    index_dtype = xp.__array_namespace_info__().default_dtypes(device=device(values))["indexing"]
-    kth = take_along_axis(values, xp.astype(clip(k - 1, 0, num_priors - 1, xp=xp), index_dtype), axis=-1, xp=xp)
-    above = key > kth
-    tied = key == kth
-    room = k - xp.sum(xp.astype(above, dtype), axis=-1, keepdims=True)
-    tie_rank = cumulative_sum(xp.astype(tied, dtype), axis=-1, xp=xp)  # 1, 2, ... along the row, in prior order
-    return (above | (tied & (tie_rank <= room))) & ~positive
-
-
+@fill_doc(SSD_DOCS)
 def hard_negative_mining(conf_loss: Array, positive: Array, /, *, neg_pos_ratio: float = 3) -> Array:
     r"""Mask of the hardest negatives: per row, the floor(``neg_pos_ratio`` num_pos) negatives of highest loss.
 
@@ -546,41 +364,19 @@ def hard_negative_mining(conf_loss: Array, positive: Array, /, *, neg_pos_ratio:
         [[False, False, True, True, False]]
 
     References:
-        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
-        https://arxiv.org/abs/1512.02325
+        {{liu}}
     """
-    fn = "hard_negative_mining"
     xp = array_namespace(conf_loss, positive)
-    checks.check_floating(fn, "conf_loss", conf_loss, xp=xp)
-    if positive.dtype != xp.bool:
-        raise TypeError(f"{fn}: positive must be a boolean mask, got dtype {positive.dtype}")
-    if tuple(positive.shape) != tuple(conf_loss.shape):
-        raise ValueError(
-            f"{fn}: positive must have the shape of conf_loss {tuple(conf_loss.shape)}, got {tuple(positive.shape)}"
-        )
-    checks.check_nonnegative(fn, "neg_pos_ratio", neg_pos_ratio)
-    if conf_loss.ndim < 1:
-        raise ValueError(f"{fn}: conf_loss must have shape (..., P), got a 0-d array")
-    return _mine(conf_loss, positive, neg_pos_ratio, xp=xp)
+    ssd.check_mining("hard_negative_mining", conf_loss, positive, neg_pos_ratio, xp=xp)
+    return ssd.mine(conf_loss, positive, neg_pos_ratio, xp=xp)
 
 
+@fill_doc(SSD_DOCS)
 def multibox_loss(
-    loc_pred: Array,
-    conf_pred: Array,
-    gt_boxes: Array,
-    gt_labels: Array,
-    gt_valid: Array,
-    priors: Array,
-    /,
-    *,
-    iou_threshold: float = 0.5,
-    neg_pos_ratio: float = 3,
-    variances: Sequence[float] = (0.1, 0.2),
-    loc_loss: Literal["smooth_l1", "l1"] = "smooth_l1",
-    beta: float = 1.0,
-    loc_weight: float = 1.0,
-    box_format: BoxFormat = "xyxy",
-    prior_format: BoxFormat = "cxcywh",
+    loc_pred: Array, conf_pred: Array, gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, /, *,
+    iou_threshold: float = 0.5, neg_pos_ratio: float = 3, variances: Sequence[float] = (0.1, 0.2),
+    loc_loss: Literal["smooth_l1", "l1"] = "smooth_l1", beta: float = 1.0, loc_weight: float = 1.0,
+    box_format: BoxFormat = "xyxy", prior_format: BoxFormat = "cxcywh",
 ) -> Array:
     r"""SSD MultiBox loss (Liu et al. 2016): (L_conf + loc_weight L_loc) / N_pos.
 
@@ -596,9 +392,7 @@ def multibox_loss(
     Args:
         loc_pred: floating ``(N, P, 4)``, predicted offsets as ``encode_boxes``.
         conf_pred: floating ``(N, P, C)`` logits, C >= 2, class 0 background.
-        gt_boxes: floating ``(N, G, 4)`` in ``box_format``.
-        gt_labels: integer ``(N, G)``; valid boxes carry labels in ``[1, C)``.
-        gt_valid: bool ``(N, G)``, False marks padding.
+        {{ground_truth}}
         priors: floating ``(P, 4)`` in ``prior_format``.
         iou_threshold: matching threshold in [0, 1]; default 0.5.
         neg_pos_ratio: negatives kept per positive, >= 0; default 3.
@@ -614,7 +408,7 @@ def multibox_loss(
 
     Raises:
         ValueError: shapes other than the above, C < 2, a valid label outside
-            ``[1, C)`` (eager arrays), a bad option.
+            ``[1, C)`` (concrete arrays), a bad option.
         TypeError: non-floating predictions or boxes, non-integer labels,
             a non-bool ``gt_valid``.
 
@@ -627,56 +421,22 @@ def multibox_loss(
         2.1972
 
     References:
-        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
-        https://arxiv.org/abs/1512.02325
+        {{liu}}
         Peer: ssd.pytorch's ``MultiBoxLoss`` returns (L_loc / N, L_conf / N);
         their sum is this at ``loc_weight=1``. It caps the negatives at P - 1,
         this at the number of negatives (the same unless they run out).
     """
-    fn = "multibox_loss"
     xp = array_namespace(loc_pred, conf_pred, gt_boxes, gt_labels, gt_valid, priors)
-    checks.check_floating(fn, "loc_pred", loc_pred, xp=xp)
-    checks.check_floating(fn, "conf_pred", conf_pred, xp=xp)
-    _check_ground_truth(fn, gt_boxes, gt_labels, gt_valid, priors, xp=xp)
-    n, num_priors = gt_boxes.shape[0], priors.shape[0]
-    if tuple(loc_pred.shape) != (n, num_priors, 4):
-        raise ValueError(f"{fn}: loc_pred must have shape {(n, num_priors, 4)}, got {tuple(loc_pred.shape)}")
-    if conf_pred.ndim != 3 or tuple(conf_pred.shape[:2]) != (n, num_priors):
-        raise ValueError(f"{fn}: conf_pred must have shape ({n}, {num_priors}, C), got {tuple(conf_pred.shape)}")
-    checks.check_option(fn, "loc_loss", loc_loss, ("smooth_l1", "l1"))
-    checks.check_nonnegative(fn, "beta", beta)
-    checks.check_nonnegative(fn, "neg_pos_ratio", neg_pos_ratio)
-    checks.check_in_unit_interval(fn, "iou_threshold", iou_threshold)
-    checks.check_box_format(fn, "box_format", box_format)
-    checks.check_box_format(fn, "prior_format", prior_format)
-    v = _check_variances(fn, variances)
-    num_classes = conf_pred.shape[2]
-    if num_classes < 2:
-        raise ValueError(f"{fn}: conf_pred must have C >= 2 classes (class 0 is background), got C = {num_classes}")
-    _check_gt_labels(fn, gt_labels, gt_valid, num_classes, xp=xp)
+    v = ssd.check_multibox(loc_pred, conf_pred, gt_boxes, gt_labels, gt_valid, priors, loc_loss=loc_loss, beta=beta,
+                           neg_pos_ratio=neg_pos_ratio, iou_threshold=iou_threshold, box_format=box_format,
+                           prior_format=prior_format, variances=variances, xp=xp)
 
     loc = promote(loc_pred, xp=xp)
     conf = promote(conf_pred, xp=xp)
-    g = xp.astype(gt_boxes, loc.dtype)
-    p = xp.astype(priors, loc.dtype)
-    index, labels = _match(g, gt_labels, gt_valid, p, iou_threshold, box_format, prior_format, xp=xp)
-    positive = labels > 0
-    num_pos = xp.sum(xp.astype(positive, loc.dtype))
-
-    # CE on (N P, C) rows: the class axis contiguous, no transpose on torch
-    ce = xp.reshape(softmax_nll(xp.reshape(conf, (-1, num_classes)), xp.reshape(labels, (-1,)), axis=1, xp=xp),
-                    (n, num_priors))
-    keep = positive | _mine(ce, positive, neg_pos_ratio, xp=xp)
-    conf_sum = xp.sum(xp.where(keep, ce, 0))
-
-    matched = take_along_axis(g, xp.broadcast_to(index[..., None], (n, num_priors, 4)), axis=1, xp=xp)
-    cx, cy, w, h = centre_size(matched, box_format, xp=xp)
-    prior = centre_size(p, prior_format, xp=xp)
-    # off the positives the matched box may be padding of size 0: encode the prior itself there (no log 0)
-    w, h = xp.where(positive, w, prior[2]), xp.where(positive, h, prior[3])
-    target = _encode((cx, cy, w, h), prior, v, xp=xp)
-    pos4 = positive[..., None]
-    per_offset = _smooth_l1(loc - target, 0.0 if loc_loss == "l1" else beta, xp=xp)
-    loc_sum = xp.sum(xp.where(pos4, per_offset, 0))
+    g, p = xp.astype(gt_boxes, loc.dtype), xp.astype(priors, loc.dtype)
+    conf_sum, d, positive, num_pos = ssd.multibox_terms(loc, conf, g, gt_labels, gt_valid, p, iou_threshold,
+                                                        neg_pos_ratio, v, box_format, prior_format, xp=xp)
+    per_offset = _smooth_l1(d, 0.0 if loc_loss == "l1" else beta, xp=xp)
+    loc_sum = xp.sum(xp.where(positive[..., None], per_offset, 0))
     loss = safe_divide(conf_sum + loc_weight * loc_sum, num_pos, xp=xp)
     return restore(loss, loc_pred.dtype, xp=xp)
