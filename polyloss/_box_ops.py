@@ -1,4 +1,4 @@
-"""Box algebra shared by boxes.py and detection.py: format conversion to corners or centre-size, pairwise IoU.
+"""Box algebra shared by boxes.py, detection.py and rotated.py: format conversion, pairwise IoU, smooth L1.
 
 Private kernels: no validation (the public function that calls them has done
 it), the namespace passed as ``xp=``.
@@ -62,3 +62,11 @@ def pairwise_iou(a: Corners, b: Corners, /, *, xp: ModuleType) -> Array:
     union = ((ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)) - inter
     tiny = xp.asarray(xp.finfo(union.dtype).smallest_normal, dtype=union.dtype, device=device(ax1))
     return inter / xp.maximum(union, tiny)
+
+
+def smooth_l1(d: Array, beta: float, *, xp: ModuleType) -> Array:
+    """Smooth L1 (Huber / beta) of ``d``: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta; |d| at beta = 0."""
+    ad = xp.abs(d)
+    if beta == 0:
+        return ad
+    return xp.where(ad < beta, (0.5 / beta) * d * d, ad - 0.5 * beta)

@@ -17,7 +17,7 @@ from typing import Literal
 
 from . import _checks as checks
 from . import _ssd as ssd
-from ._box_ops import BoxFormat, Reduction, centre_size
+from ._box_ops import BoxFormat, Reduction, centre_size, smooth_l1
 from ._docs import fill_doc
 from ._reduce import promote, reduce_loss, restore, safe_divide
 from ._ssd import SSD_DOCS
@@ -51,14 +51,6 @@ Returns:
     A 0-d array for ``"mean"``/``"sum"``, ``y_pred``'s shape for ``"none"``,
     in ``y_pred``'s dtype (computed in at least float32).""",
 }
-
-
-def _smooth_l1(d: Array, beta: float, *, xp: ModuleType) -> Array:
-    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta; |d| at beta = 0."""
-    ad = xp.abs(d)
-    if beta == 0:
-        return ad
-    return xp.where(ad < beta, (0.5 / beta) * d * d, ad - 0.5 * beta)
 
 
 def _regression_inputs(fn: str, y_pred: Array, y_true: Array, reduction: str) -> tuple[Array, ModuleType]:
@@ -102,7 +94,7 @@ def smooth_l1_loss(y_pred: Array, y_true: Array, /, *, beta: float = 1.0, reduct
     fn = "smooth_l1_loss"
     checks.check_nonnegative(fn, "beta", beta)
     d, xp = _regression_inputs(fn, y_pred, y_true, reduction)
-    return restore(reduce_loss(_smooth_l1(d, beta, xp=xp), reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
+    return restore(reduce_loss(smooth_l1(d, beta, xp=xp), reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
 
 
 @fill_doc(_REGRESSION_DOCS)
@@ -138,7 +130,7 @@ def huber_loss(y_pred: Array, y_true: Array, /, *, delta: float = 1.0, reduction
     if not delta > 0:
         raise ValueError(f"{fn}: delta must be > 0, got {delta!r}")
     d, xp = _regression_inputs(fn, y_pred, y_true, reduction)
-    loss = delta * _smooth_l1(d, delta, xp=xp)
+    loss = delta * smooth_l1(d, delta, xp=xp)
     return restore(reduce_loss(loss, reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
 
 
@@ -436,7 +428,7 @@ def multibox_loss(
     g, p = xp.astype(gt_boxes, loc.dtype), xp.astype(priors, loc.dtype)
     conf_sum, d, positive, num_pos = ssd.multibox_terms(loc, conf, g, gt_labels, gt_valid, p, iou_threshold,
                                                         neg_pos_ratio, v, box_format, prior_format, xp=xp)
-    per_offset = _smooth_l1(d, 0.0 if loc_loss == "l1" else beta, xp=xp)
+    per_offset = smooth_l1(d, 0.0 if loc_loss == "l1" else beta, xp=xp)
     loc_sum = xp.sum(xp.where(positive[..., None], per_offset, 0))
     loss = safe_divide(conf_sum + loc_weight * loc_sum, num_pos, xp=xp)
     return restore(loss, loc_pred.dtype, xp=xp)

@@ -22,10 +22,10 @@ Every loss is elementwise over matching boxes, with ``weight`` (broadcast to
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Literal
 
 from . import _checks as checks
+from ._box_ops import smooth_l1
 from ._docs import fill_doc
 from ._reduce import promote, restore
 from ._rotated_ops import (
@@ -326,13 +326,8 @@ def kfiou_loss(
     else:
         kf = 1 - kfiou
     du, dv = along(t, pair.dx, pair.dy)
-    centre = _smooth_l1(xp.abs(du / t.w), beta, xp=xp) + _smooth_l1(xp.abs(dv / t.h), beta, xp=xp)
+    centre = smooth_l1(du / t.w, beta, xp=xp) + smooth_l1(dv / t.h, beta, xp=xp)
     return finish(fn, clip(centre + kf, 0, None, xp=xp), weight, reduction, avg_factor, y_pred.dtype, xp=xp)
-
-
-def _smooth_l1(diff: Array, beta: float, *, xp: ModuleType) -> Array:
-    """Smooth L1 of ``diff >= 0``: 0.5 diff^2 / beta below beta, diff - beta / 2 above."""
-    return xp.where(diff < beta, 0.5 * diff**2 / beta, diff - 0.5 * beta)
 
 
 # --------------------------------------------------------------------------- #
