@@ -32,7 +32,6 @@ never ``xp.clip``/``xp.cumulative_sum``.
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 from collections.abc import Callable, Mapping
@@ -41,7 +40,7 @@ from typing import Any, TypeVar, cast
 
 from array_api_compat import array_namespace as _compat_array_namespace
 from array_api_compat import device as _compat_device
-from array_api_compat import is_cupy_namespace, is_jax_namespace, is_lazy_array, is_numpy_namespace
+from array_api_compat import is_lazy_array
 
 from . import _native_cupy, _native_jax, _native_numpy, _native_torch
 from . import _xp_generic as generic
@@ -94,41 +93,28 @@ NATIVE: Mapping[str, Mapping[str, Callable[..., Any]]] = {
     "generic": {},
 }
 
-_TORCH_NAMESPACES = frozenset({"torch", "array_api_compat.torch"})
+# namespace module name -> native kind: the names array-api-compat's ``is_*_namespace`` recognise (those
+# are not used: some are ``lru_cache``-wrapped, which Dynamo warns about, and a dict lookup is faster)
+_KINDS = {
+    "torch": "torch", "array_api_compat.torch": "torch",
+    "jax.numpy": "jax", "jax.experimental.array_api": "jax",
+    "numpy": "numpy", "array_api_compat.numpy": "numpy",
+    "cupy": "cupy", "array_api_compat.cupy": "cupy",
+}
 
 
 def native_kind(xp: ModuleType) -> str:
-    """Which table of native kernels serves ``xp``: 'torch', 'jax', 'numpy', 'cupy' or 'generic'.
-
-    Not memoised: the checks are name comparisons (tens of ns), and a cache
-    mutated while ``torch.compile`` traces costs a recompilation. torch is
-    recognised by module name first, without array-api-compat's cached
-    ``is_torch_namespace`` (see the module docstring).
-    """
-    if getattr(xp, "__name__", None) in _TORCH_NAMESPACES:
-        return "torch"
-    if is_jax_namespace(xp):
-        return "jax"
-    if is_numpy_namespace(xp):
-        return "numpy"
-    if is_cupy_namespace(xp):
-        return "cupy"
-    return "generic"
+    """Which table of native kernels serves ``xp``: 'torch', 'jax', 'numpy', 'cupy' or 'generic'."""
+    return _KINDS.get(getattr(xp, "__name__", ""), "generic")
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _delegated(generic_impl: _F) -> _F:
-    """The primitive ``generic_impl`` implements: the entry of its name in ``xp``'s native table, else itself."""
-    name = generic_impl.__name__
-
-    @functools.wraps(generic_impl)
-    def primitive(*args: Any, xp: ModuleType, **kwargs: Any) -> Any:
-        return NATIVE[native_kind(xp)].get(name, generic_impl)(*args, xp=xp, **kwargs)
-
-    primitive.__module__ = __name__
-    return cast(_F, primitive)
+def _delegate(generic_impl: _F, xp: ModuleType, /) -> _F:
+    """The kernel for primitive ``generic_impl`` on ``xp``: the entry of its name in ``xp``'s table, else itself."""
+    table = NATIVE[_KINDS.get(getattr(xp, "__name__", ""), "generic")]
+    return cast(_F, table.get(generic_impl.__name__, generic_impl))
 
 
 # --------------------------------------------------------------------------- #
@@ -211,29 +197,89 @@ def zero_like(x: Array, /, *, xp: ModuleType) -> Array:
 
 
 # --------------------------------------------------------------------------- #
-# The primitives: the backend's native kernel, else the generic one (docs: ``_xp_generic``)
+# The primitives: the backend's native kernel, else the generic one (what each computes: its generic
+# twin's docstring; a native entry's own docstring says what is native about it)
 # --------------------------------------------------------------------------- #
 
-clip = _delegated(generic.clip)
-cumulative_sum = _delegated(generic.cumulative_sum)
-log_softmax = _delegated(generic.log_softmax)
-softmax = _delegated(generic.softmax)
-logsumexp = _delegated(generic.logsumexp)
-softplus = _delegated(generic.softplus)
-log_sigmoid = _delegated(generic.log_sigmoid)
-sigmoid = _delegated(generic.sigmoid)
-sigmoid_cross_entropy = _delegated(generic.sigmoid_cross_entropy)
-take_along_axis = _delegated(generic.take_along_axis)
-sort_descending = _delegated(generic.sort_descending)
-softmax_nll = _delegated(generic.softmax_nll)
-value_range = _delegated(generic.value_range)
-one_hot = _delegated(generic.one_hot)
-class_sums = _delegated(generic.class_sums)
-max_argmax = _delegated(generic.max_argmax)
-segment_max = _delegated(generic.segment_max)
-unstack = _delegated(generic.unstack)
-stop_gradient = _delegated(generic.stop_gradient)
-max_pool = _delegated(generic.max_pool)
+def clip(x: Array, /, min: Any = None, max: Any = None, *, xp: ModuleType) -> Array:
+    return _delegate(generic.clip, xp)(x, min, max, xp=xp)
+
+
+def cumulative_sum(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    return _delegate(generic.cumulative_sum, xp)(x, axis=axis, xp=xp)
+
+
+def log_softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    return _delegate(generic.log_softmax, xp)(x, axis=axis, xp=xp)
+
+
+def softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    return _delegate(generic.softmax, xp)(x, axis=axis, xp=xp)
+
+
+def logsumexp(x: Array, /, *, axis: int, keepdims: bool = False, xp: ModuleType) -> Array:
+    return _delegate(generic.logsumexp, xp)(x, axis=axis, keepdims=keepdims, xp=xp)
+
+
+def softplus(x: Array, /, *, xp: ModuleType) -> Array:
+    return _delegate(generic.softplus, xp)(x, xp=xp)
+
+
+def log_sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
+    return _delegate(generic.log_sigmoid, xp)(x, xp=xp)
+
+
+def sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
+    return _delegate(generic.sigmoid, xp)(x, xp=xp)
+
+
+def sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None = None, xp: ModuleType) -> Array:
+    return _delegate(generic.sigmoid_cross_entropy, xp)(x, t, pos_weight=pos_weight, xp=xp)
+
+
+def take_along_axis(x: Array, index: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    return _delegate(generic.take_along_axis, xp)(x, index, axis=axis, xp=xp)
+
+
+def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array, Array]:
+    return _delegate(generic.sort_descending, xp)(x, stable=stable, xp=xp)
+
+
+def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    return _delegate(generic.softmax_nll, xp)(x, labels, axis=axis, xp=xp)
+
+
+def value_range(x: Array, /, *, xp: ModuleType) -> tuple[int, int]:
+    return _delegate(generic.value_range, xp)(x, xp=xp)
+
+
+def one_hot(labels: Array, /, *, num_classes: int, axis: int, dtype: Any, xp: ModuleType) -> Array:
+    return _delegate(generic.one_hot, xp)(labels, num_classes=num_classes, axis=axis, dtype=dtype, xp=xp)
+
+
+def class_sums(p: Array, labels: Array, valid: Array | None, /, *, axis: int, xp: ModuleType
+               ) -> tuple[Array, Array, Array]:
+    return _delegate(generic.class_sums, xp)(p, labels, valid, axis=axis, xp=xp)
+
+
+def max_argmax(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, Array]:
+    return _delegate(generic.max_argmax, xp)(x, axis=axis, xp=xp)
+
+
+def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | float, xp: ModuleType) -> Array:
+    return _delegate(generic.segment_max, xp)(values, ids, num_segments=num_segments, fill=fill, xp=xp)
+
+
+def unstack(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, ...]:
+    return _delegate(generic.unstack, xp)(x, axis=axis, xp=xp)
+
+
+def stop_gradient(x: Array, /, *, xp: ModuleType) -> Array:
+    return _delegate(generic.stop_gradient, xp)(x, xp=xp)
+
+
+def max_pool(x: Array, /, *, window: tuple[int, ...], pad_value: float | None = None, xp: ModuleType) -> Array:
+    return _delegate(generic.max_pool, xp)(x, window=window, pad_value=pad_value, xp=xp)
 
 
 def min_pool(x: Array, /, *, window: tuple[int, ...], pad_value: float | None = None, xp: ModuleType) -> Array:

@@ -225,7 +225,7 @@ def test_native_entry_has_a_generic_twin_and_a_case(kind, name):
         assert _parameters(entry) == _parameters(_xp.native_distance_transform)
         return
     twin = getattr(generic, name)
-    assert getattr(_xp, name).__wrapped__ is twin, f"_xp.{name} does not dispatch over generic.{name}"
+    assert _parameters(getattr(_xp, name)) == _parameters(twin), f"_xp.{name} differs from generic.{name}"
     assert _parameters(entry) == _parameters(twin), f"{kind}'s {name} differs from its generic twin's signature"
     assert name in TESTED_ALONE or any(_name(case) == name for case in PRIMITIVES), f"no case exercises {name}"
 
@@ -241,6 +241,7 @@ def _reached(*args, **kwargs):
 def test_dispatch_reaches_every_native_entry(backend, rng, monkeypatch):
     """``_xp`` calls each entry of the backend's table (a typo in a key would silently serve the generic one)."""
     kind = _xp.native_kind(backend.xp)
+    assert kind == {"array_api_strict": "generic"}.get(backend.name, backend.name.split("-")[0])
     for name in _xp.NATIVE[kind]:
         monkeypatch.setitem(_xp.NATIVE[kind], name, _reached)
         with pytest.raises(_Reached):
