@@ -1,16 +1,22 @@
 """The generic core of the primitives: standard array API calls only, for any conforming namespace.
 
-Each function here is the complete, numerically stable implementation of a
-primitive that ``_xp`` exports; ``_xp`` delegates to a backend's fused kernel
-where one exists and to this module otherwise (array-api-strict, CuPy where
-no native kernel serves, any other namespace). ``tests/test_xp.py`` checks
-every native path against these on every backend, so this module names no
-framework and must stay free of backend-specific calls.
+Each primitive here is complete and numerically stable on its own and calls
+only its siblings in this module. ``_xp`` serves it unchanged to every
+backend whose native table (``_native_<backend>.NATIVE``) lacks an entry of
+the same name (array-API-strict, and any other conforming namespace, get
+only these) and otherwise hands the call to that entry, which has this
+function's name and signature. ``tests/test_xp.py`` checks every native entry
+against its twin here on every backend, so this module names no framework.
+
+The last section holds array-API building blocks that native entries share
+(the sort key, the packed sort, the one-axis moving window, the sigmoid
+cross entropy from a given ``log_sigmoid``): they are not primitives.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -25,19 +31,14 @@ def zero_like(x: Array, /, *, xp: ModuleType) -> Array:
 
 
 def clip(x: Array, /, min: Any = None, max: Any = None, *, xp: ModuleType) -> Array:
-    """``x`` clipped to ``[min, max]`` (``None``: unbounded on that side)."""
+    """``x`` clipped to ``[min, max]`` (``None``: unbounded on that side); ``x`` floating, or integer
+    with integer bounds."""
     return xp.clip(x, min, max)
 
 
 def cumulative_sum(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
-    """Running sum of ``x`` along ``axis`` (the first entry is ``x``'s first)."""
+    """Running sum of floating ``x`` along ``axis`` (the first entry is ``x``'s first)."""
     return xp.cumulative_sum(x, axis=axis)
-
-
-def clamped_log(p: Array, /, *, xp: ModuleType) -> Array:
-    """``log(p)`` clamped below at -100, ``p`` first clipped to the smallest normal number (see ``_xp``)."""
-    tiny = xp.finfo(p.dtype).smallest_normal
-    return clip(xp.log(clip(p, tiny, None, xp=xp)), -100.0, None, xp=xp)
 
 
 def log_softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
@@ -75,19 +76,34 @@ def sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
     return xp.where(x >= 0, 1 / (1 + z), z / (1 + z))
 
 
+def sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None = None, xp: ModuleType) -> Array:
+    """Elementwise ``-(beta t log sigmoid(x) + (1 - t) log(1 - sigmoid(x)))``, beta = ``pos_weight``."""
+    return cross_entropy_of_log_sigmoid(x, t, log_sigmoid(x, xp=xp), pos_weight=pos_weight)
+
+
 def take_along_axis(x: Array, index: Array, /, *, axis: int, xp: ModuleType) -> Array:
-    """Gather ``x`` along ``axis`` at in-range ``index`` (same ndim, size 1 on ``axis``)."""
+    """Gather ``x`` along ``axis`` at ``index`` (same ndim, size 1 on ``axis``).
+
+    ``index`` must be in range: callers replace ignored labels first, since
+    torch wraps out-of-range indices and JAX fills them with NaN.
+    """
     return xp.take_along_axis(x, index, axis=axis)
 
 
 def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array, Array]:
-    """``(values, perm)``: each row of real ``x`` (last axis) in descending order, and its permutation."""
+    """Each row of real ``x`` (last axis) in descending order, and the permutation that sorts it.
+
+    Returns ``(values, perm)`` with ``values == take_along_axis(x, perm, axis=-1)``,
+    differentiable in ``x``. ``stable=True`` keeps equal values in their
+    original order.
+    """
     perm = xp.argsort(x, axis=-1, descending=True, stable=stable)
     return take_along_axis(x, perm, axis=-1, xp=xp), perm
 
 
 def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Array:
-    """``logsumexp(x, axis) - x[label]`` at in-range integer ``labels`` (the class axis dropped)."""
+    """``-log_softmax(x, axis)`` at in-range integer ``labels`` (the class axis dropped), computed as
+    ``logsumexp(x) - x[label]`` without the full log-softmax."""
     index = xp.expand_dims(labels, axis=axis)
     picked = xp.squeeze(take_along_axis(x, index, axis=axis, xp=xp), axis=axis)
     return logsumexp(x, axis=axis, xp=xp) - picked
@@ -98,16 +114,9 @@ def value_range(x: Array, /, *, xp: ModuleType) -> tuple[int, int]:
     return int(xp.min(x)), int(xp.max(x))
 
 
-def sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None = None, xp: ModuleType) -> Array:
-    """Elementwise ``(1 - t) x - (1 + (beta - 1) t) log_sigmoid(x)``, beta = ``pos_weight``."""
-    log_p = log_sigmoid(x, xp=xp)
-    if pos_weight is None:
-        return (1 - t) * x - log_p
-    return (1 - t) * x - (1 + (pos_weight - 1) * t) * log_p
-
-
 def one_hot(labels: Array, /, *, num_classes: int, axis: int, dtype: Any, xp: ModuleType) -> Array:
-    """One-hot encoding of in-range integer ``labels``, the class axis inserted at ``axis``."""
+    """One-hot encoding of integer ``labels``, the class axis inserted at ``axis``; a label outside
+    ``[0, num_classes)`` gives a row of zeros."""
     classes = xp.arange(num_classes, dtype=labels.dtype, device=device(labels))
     hot = xp.astype(labels[..., None] == classes, dtype)
     if axis in (-1, labels.ndim):
@@ -117,10 +126,19 @@ def one_hot(labels: Array, /, *, num_classes: int, axis: int, dtype: Any, xp: Mo
 
 def class_sums(p: Array, labels: Array, valid: Array | None, /, *, axis: int, xp: ModuleType
                ) -> tuple[Array, Array, Array]:
-    """``(total, labelled, count)``, each ``(N, C)``: see ``_xp.class_sums``.
+    """Per-sample, per-class sums for integer labels, without a float one-hot.
 
-    Compares each label with every class and sums (a tree reduction;
-    XLA fuses the comparison into it): O(N * C * M) work.
+    ``p`` is ``(N, C, M)`` or ``(N, M, C)`` (class ``axis`` 1 or 2),
+    ``labels`` ``(N, M)`` in ``[0, C)``, ``valid`` the mask of pixels that
+    count (or None). Returns ``(N, C)`` arrays in ``p``'s dtype: the sum of
+    ``p`` over valid pixels, the sum of ``p`` over the valid pixels labelled
+    with each class (both differentiable in ``p``), and the pixel count of
+    each class.
+
+    Here each label is compared with every class and summed: O(N * C * M)
+    work, a tree reduction into which XLA fuses the comparison. Native
+    scatters accumulate in float64 (a sequential float32 scatter-add drifts
+    by about 1e-5 relative over 10^6 values).
     """
     c, pix = p.shape[axis], 3 - axis
     total = xp.sum(p if valid is None else xp.where(xp.expand_dims(valid, axis=axis), p, zero_like(p, xp=xp)),
@@ -139,7 +157,8 @@ def max_argmax(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, Array]
 
 
 def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | float, xp: ModuleType) -> Array:
-    """``out[j] = max(fill, max(values[i] for ids[i] == j))``: every id compared with every segment."""
+    """``out[j] = max(fill, max(values[i] for ids[i] == j))`` for 1-D ``values`` and in-range ``ids``:
+    ``(num_segments,)``. Not differentiable (used on indices); here every id meets every segment."""
     if values.shape[0] == 0:
         return xp.full((num_segments,), fill, dtype=values.dtype, device=device(values))
     hits = ids[:, None] == xp.arange(num_segments, dtype=ids.dtype, device=device(ids))
@@ -152,11 +171,23 @@ def unstack(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, ...]:
 
 
 def stop_gradient(x: Array, /, *, xp: ModuleType) -> Array:
-    """``x`` itself: a namespace without autodiff has no gradient to stop."""
+    """``x`` with no gradient flowing back: ``x`` itself, a namespace without autodiff has none to stop."""
     return x
 
 
-def max_along(x: Array, /, *, axis: int, size: int, pad_value: float | None, xp: ModuleType) -> Array:
+def max_pool(x: Array, /, *, window: tuple[int, ...], pad_value: float | None = None, xp: ModuleType) -> Array:
+    """Moving maximum over the trailing ``len(window)`` axes: centred odd windows, stride 1, same shape.
+
+    Outside the array counts as ``pad_value``; ``None`` leaves it out (as
+    -inf, what ``torch.nn.functional.max_pool2d`` padding does). A box window
+    is separable, so it runs one axis at a time, O(size * sum(window)); here
+    each axis takes the maximum of shifted slices. Differentiable (the
+    gradient goes to the maximum). ``x`` must be floating.
+    """
+    return each_window_axis(x, window, lambda v, axis, size: _max_along(v, axis, size, pad_value, xp=xp))
+
+
+def _max_along(x: Array, axis: int, size: int, pad_value: float | None, /, *, xp: ModuleType) -> Array:
     """Moving maximum along one ``axis`` (centred odd window ``size``): the maximum of shifted slices."""
     half = size // 2
     n = x.shape[axis]
@@ -170,14 +201,48 @@ def max_along(x: Array, /, *, axis: int, size: int, pad_value: float | None, xp:
     return out
 
 
-def max_pool(x: Array, /, *, window: tuple[int, ...], pad_value: float | None = None, xp: ModuleType) -> Array:
-    """Moving maximum over the trailing ``len(window)`` axes, one separable axis at a time."""
+# --------------------------------------------------------------------------- #
+# Building blocks shared by native entries (array API code, not primitives)
+# --------------------------------------------------------------------------- #
+
+
+def each_window_axis(x: Array, window: tuple[int, ...], along: Callable[[Array, int, int], Array]) -> Array:
+    """``x = along(x, axis, size)`` for each trailing axis whose window ``size`` exceeds 1 (a box is separable)."""
     for i, size in enumerate(window):
         if size != 1:
-            x = max_along(x, axis=x.ndim - len(window) + i, size=size, pad_value=pad_value, xp=xp)
+            x = along(x, x.ndim - len(window) + i, size)
     return x
 
 
-def min_pool(x: Array, /, *, window: tuple[int, ...], pad_value: float | None = None, xp: ModuleType) -> Array:
-    """Moving minimum, ``-max_pool(-x)``."""
-    return -max_pool(-x, window=window, pad_value=None if pad_value is None else -pad_value, xp=xp)
+def cross_entropy_of_log_sigmoid(x: Array, t: Array, log_p: Array, /, *, pos_weight: Array | float | None) -> Array:
+    """The sigmoid cross entropy of logits ``x`` from ``log_p = log_sigmoid(x)``.
+
+    ``log(1 - sigmoid(x)) = log_p - x``, so the loss is
+    ``(1 - t) x - (1 + (beta - 1) t) log_p`` with beta = ``pos_weight``.
+    """
+    if pos_weight is None:
+        return (1 - t) * x - log_p
+    return (1 - t) * x - (1 + (pos_weight - 1) * t) * log_p
+
+
+def descending_key(bits: Array, /, *, width: int) -> Array:
+    """From a float array's bits (viewed as the same-width signed integer): an integer whose ascending
+    order is the floats' descending order.
+
+    Flip the magnitude bits of negative values (IEEE order then equals signed
+    integer order), and complement (reversing the order). Integers sort faster
+    than floats on every backend here.
+    """
+    return ~(bits ^ ((bits >> (width - 1)) & ((1 << (width - 1)) - 1)))
+
+
+def packed_argsort(key: Array, /, *, xp: ModuleType) -> Array:
+    """The stable ascending order of each row of int32 ``key``: one int64 sort of ``key << 32 | index``.
+
+    Index-carrying sorts (NumPy's ``argsort``, a multi-operand ``lax.sort``)
+    are several times slower than a single-operand integer sort; the index
+    is read back from the low half.
+    """
+    index = xp.arange(key.shape[-1], dtype=xp.int64, device=device(key))
+    packed = xp.sort(xp.bitwise_left_shift(xp.astype(key, xp.int64), 32) | index, axis=-1, stable=False)
+    return packed & 0xFFFFFFFF

@@ -1,16 +1,20 @@
 """The primitives of ``polyloss._xp``: every native path against the generic core, on every backend.
 
-``_xp`` hands each backend its native kernel and delegates to
-``_xp_generic`` otherwise. Here each primitive is called both ways on the
-same inputs: values must agree (to float64 rounding, exactly for
-permutations and counts) and, on backends with autodiff, so must the
-gradient of a random weighting of every floating output. The generic path is
-also compared with a float64 NumPy reference (``tests/reference.py`` or the
-formula written here), so that a shared mistake cannot hide.
+``_xp`` hands each backend the entry of its native table (``_xp.NATIVE``)
+and the generic core (``_xp_generic``) otherwise. Here each primitive is
+called both ways on the same inputs, the generic way by emptying the tables:
+values must agree (to float64 rounding, exactly for permutations and counts)
+and, on backends with autodiff, so must the gradient of a random weighting
+of every floating output. The generic path is also compared with a float64
+NumPy reference (``tests/reference.py`` or the formula written here), so
+that a shared mistake cannot hide. The tables are enumerated: every entry
+must have a generic twin of the same signature, a case here, and be reached
+by the dispatch; CuPy's are checked where CuPy runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 from pathlib import Path
@@ -20,7 +24,7 @@ import pytest
 from helpers import assert_close, to_numpy
 from reference import np_log_sigmoid, np_log_softmax, np_one_hot, np_sigmoid, np_softmax
 
-from polyloss import _xp
+from polyloss import _edt, _xp
 from polyloss import _xp_generic as generic
 
 
@@ -120,12 +124,21 @@ def _outputs(result):
     return list(result) if isinstance(result, tuple | list) else [result]
 
 
-def _call(module, case, backend, x, inputs, options):
+def _call(case, backend, x, inputs, options):
+    """``_xp``'s primitive of ``case`` on ``x`` and the further inputs (NumPy, moved to ``backend``)."""
     options = dict(options)
     if options.get("dtype") == "float64":
         options["dtype"] = backend.xp.float64
     inputs = [None if a is None else backend.asarray(a) for a in inputs]
-    return getattr(module, _name(case))(x, *inputs, **options, xp=backend.xp)
+    return getattr(_xp, _name(case))(x, *inputs, **options, xp=backend.xp)
+
+
+@contextlib.contextmanager
+def _generic_only():
+    """``_xp`` with every native table emptied: each primitive takes the generic core."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_xp, "NATIVE", {kind: {} for kind in _xp.NATIVE})
+        yield
 
 
 def _weighted_sum(outputs, weights, xp):
@@ -141,8 +154,9 @@ def _weighted_sum(outputs, weights, xp):
 def test_native_path_equals_generic(backend, rng, case):
     x_np, inputs, options, differentiable, reference = PRIMITIVES[case](rng)
     x = backend.asarray(x_np)
-    native = _outputs(_call(_xp, case, backend, x, inputs, options))
-    plain = _outputs(_call(generic, case, backend, x, inputs, options))
+    native = _outputs(_call(case, backend, x, inputs, options))
+    with _generic_only():
+        plain = _outputs(_call(case, backend, x, inputs, options))
     assert len(native) == len(plain)
     xp = backend.xp
     for got, want in zip(native, plain, strict=True):
@@ -160,13 +174,136 @@ def test_native_path_equals_generic(backend, rng, case):
     weights = [backend.asarray(rng.normal(size=tuple(o.shape))) if xp.isdtype(o.dtype, "real floating") else None
                for o in native]
 
-    def objective(module):
-        return lambda z: _weighted_sum(_outputs(_call(module, case, backend, z, inputs, options)), weights, xp)
+    def objective(z):
+        return _weighted_sum(_outputs(_call(case, backend, z, inputs, options)), weights, xp)
 
-    value, grad = backend.value_and_grad(objective(_xp), x)
-    value_generic, grad_generic = backend.value_and_grad(objective(generic), x)
+    value, grad = backend.value_and_grad(objective, x)
+    with _generic_only():
+        value_generic, grad_generic = backend.value_and_grad(objective, x)
     assert_close(value, value_generic, rtol=1e-12, atol=1e-12)
     assert_close(grad, grad_generic, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("sampling", [(1.0, 1.0), (0.5, 2.0, 1.5)])
+def test_native_distance_transform_equals_generic(backend, rng, sampling):
+    """The EDT kernels (SciPy, cupyx) against ``_edt``'s exact array-API transform; None where there is none."""
+    xp = backend.xp
+    fg = rng.random((2, *(7,) * len(sampling))) < 0.7
+    fg[..., 0] = False  # every image has a zero: the kernels' value for one without is the caller's to replace
+    got = _xp.native_distance_transform(backend.asarray(fg), sampling=sampling, xp=xp)
+    if "distance_transform" not in _xp.NATIVE[_xp.native_kind(xp)]:
+        assert got is None
+        return
+    want = _edt.edt(backend.asarray(fg), spacing=sampling, dtype=xp.float64, native=False, xp=xp)
+    assert_close(got, to_numpy(want), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("options", [
+    {"weight": None, "ignore_index": None, "label_smoothing": 0.0, "reduction": "none"},
+    {"weight": [0.5, 2.0, 1.0], "ignore_index": 255, "label_smoothing": 0.1, "reduction": "sum"},
+    {"weight": [0.5, 2.0, 1.0], "ignore_index": 255, "label_smoothing": 0.0, "reduction": "mean"},
+])
+@pytest.mark.parametrize("axis", [1, 2])
+def test_native_cross_entropy_equals_its_definition(backend, rng, options, axis):
+    """The fused cross entropy (torch's) against a float64 NumPy loop over its definition; None elsewhere.
+
+    l_m = -(1 - s) w_y log p_my - s/C sum_c w_c log p_mc for kept pixels (0 at ignored ones); "mean"
+    divides the sum by sum_m w_{y_m} over kept pixels (torch's rule).
+    """
+    xp = backend.xp
+    n, c, m = 2, 3, 5
+    x = rng.normal(size=(n, c, m))
+    y = rng.integers(0, c, size=(n, m))
+    ignore, s = options["ignore_index"], options["label_smoothing"]
+    y[0, 1] = 0 if ignore is None else ignore
+    w = np.ones(c) if options["weight"] is None else np.asarray(options["weight"])
+    weight = None if options["weight"] is None else backend.asarray(w)
+    got = _xp.native_cross_entropy(backend.asarray(x if axis == 1 else np.moveaxis(x, 1, 2)), backend.asarray(y),
+                                   axis=axis, weight=weight, ignore_index=ignore, label_smoothing=s,
+                                   reduction=options["reduction"], xp=xp)
+    if "cross_entropy" not in _xp.NATIVE[_xp.native_kind(xp)]:
+        assert got is None
+        return
+    loss, den = np.zeros((n, m)), 0.0
+    for i in range(n):
+        for j in range(m):
+            if y[i, j] == ignore:
+                continue
+            logp = x[i, :, j] - np.log(np.exp(x[i, :, j]).sum())
+            loss[i, j] = -(1 - s) * w[y[i, j]] * logp[y[i, j]] - s / c * (w * logp).sum()
+            den += w[y[i, j]]
+    want = {"none": loss, "sum": loss.sum(), "mean": loss.sum() / den}[options["reduction"]]
+    assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+TABLE_ENTRIES = sorted((kind, name) for kind, table in _xp.NATIVE.items() for name in table)
+
+# entries whose values are checked by their own test here, each with one call through ``_xp``
+TESTED_ALONE = {
+    "distance_transform": lambda backend: _xp.native_distance_transform(
+        backend.asarray(np.ones((1, 3), bool)), sampling=(1.0,), xp=backend.xp),
+    "value_range": lambda backend: _xp.value_range(backend.asarray(np.arange(3)), xp=backend.xp),
+    "cross_entropy": lambda backend: _xp.native_cross_entropy(
+        backend.asarray(np.zeros((1, 2))), backend.asarray(np.zeros(1, dtype=np.int64)), axis=1, weight=None,
+        ignore_index=None, label_smoothing=0.0, reduction="none", xp=backend.xp),
+}
+# entries without a generic twin: the backend's own kernel or None, through ``_xp.native_<name>``
+NATIVE_ONLY = ("distance_transform", "cross_entropy")
+
+
+def _signature(f):
+    return list(inspect.signature(f).parameters.values())
+
+
+def _parameters(f):
+    return [(p.name, p.kind, p.default) for p in _signature(f)]
+
+
+@pytest.mark.parametrize(("kind", "name"), TABLE_ENTRIES)
+def test_native_entry_has_a_generic_twin_and_a_case(kind, name):
+    """Every entry of every table (CuPy's too, checked here without CuPy) replaces a primitive of ``_xp``
+    with the same signature, and ``PRIMITIVES`` (or a test of its own) runs it."""
+    entry = _xp.NATIVE[kind][name]
+    if name in NATIVE_ONLY:
+        assert _parameters(entry) == _parameters(getattr(_xp, f"native_{name}"))
+        return
+    twin = getattr(generic, name)
+    assert _parameters(getattr(_xp, name)) == _parameters(twin), f"_xp.{name} differs from generic.{name}"
+    assert _parameters(entry) == _parameters(twin), f"{kind}'s {name} differs from its generic twin's signature"
+    assert name in TESTED_ALONE or any(_name(case) == name for case in PRIMITIVES), f"no case exercises {name}"
+
+
+class _Reached(Exception):
+    pass
+
+
+def _reached(*args, **kwargs):
+    raise _Reached
+
+
+def test_dispatch_reaches_every_native_entry(backend, rng, monkeypatch):
+    """``_xp`` calls each entry of the backend's table (a typo in a key would silently serve the generic one)."""
+    kind = _xp.native_kind(backend.xp)
+    assert kind == {"array_api_strict": "generic"}.get(backend.name, backend.name.split("-")[0])
+    for name in _xp.NATIVE[kind]:
+        monkeypatch.setitem(_xp.NATIVE[kind], name, _reached)
+        with pytest.raises(_Reached):
+            if name in TESTED_ALONE:
+                TESTED_ALONE[name](backend)
+            else:
+                case = next(c for c in sorted(PRIMITIVES) if _name(c) == name)
+                x_np, inputs, options, _, _ = PRIMITIVES[case](rng)
+                _call(case, backend, backend.asarray(x_np), inputs, options)
+        monkeypatch.undo()
+
+
+def test_every_primitive_has_a_case():
+    """Each primitive of ``_xp`` (a function taking the keyword ``xp=``) is exercised by ``PRIMITIVES`` or a test
+    of its own."""
+    primitives = {n for n in _xp.__all__ if inspect.isfunction(f := getattr(_xp, n))
+                  and ("xp", inspect.Parameter.KEYWORD_ONLY) in [(p.name, p.kind) for p in _signature(f)]}
+    tested_elsewhere = {"zero_like", "value_range", "native_distance_transform", "native_cross_entropy"}
+    assert primitives - tested_elsewhere <= {_name(c) for c in PRIMITIVES}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -187,7 +324,8 @@ def test_sort_descending_is_a_stable_descending_permutation(backend, rng, dtype)
 def test_value_range(backend, rng):
     labels = rng.integers(-3, 9, size=(5, 7))
     assert _xp.value_range(backend.asarray(labels), xp=backend.xp) == (labels.min(), labels.max())
-    assert generic.value_range(backend.asarray(labels), xp=backend.xp) == (labels.min(), labels.max())
+    with _generic_only():
+        assert _xp.value_range(backend.asarray(labels), xp=backend.xp) == (labels.min(), labels.max())
 
 
 def test_namespace_device_and_eagerness(backend, rng):
@@ -199,6 +337,7 @@ def test_namespace_device_and_eagerness(backend, rng):
     assert _xp.array_namespace(x, None, 2.0) is array_api_compat.array_namespace(x)
     assert _xp.device(x) == array_api_compat.device(x)
     assert _xp.is_eager(x) is not backend.is_jax
+    assert _xp.is_concrete(x)
     with pytest.raises(TypeError, match="Multiple namespaces"):
         _xp.array_namespace(x, np.ones(2) if backend.name != "numpy" else _foreign(backend))
 
@@ -208,19 +347,27 @@ def _foreign(backend):
     return strict.ones(2)
 
 
+def _code(module):
+    """``module``'s source without comments and docstrings."""
+    source = inspect.getsource(module)
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
+    return re.sub(r'"""[\s\S]*?"""', "", code)
+
+
 def test_generic_core_names_no_framework():
     """``_xp_generic`` is the standard-only core: it imports no framework and calls no native kernel."""
-    source = inspect.getsource(generic)
-    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
-    code = re.sub(r'"""[\s\S]*?"""', "", code)
+    code = _code(generic)
     for name in ("torch", "jax", "numpy", "cupy", "scipy"):
         assert not re.search(rf"\b{name}\b", code), f"_xp_generic names {name}"
 
 
-def test_every_primitive_has_a_generic_twin_and_a_case():
-    """Each primitive that has a generic implementation is exercised by ``PRIMITIVES``."""
-    twins = {n for n in _xp.__all__ if getattr(getattr(generic, n, None), "__module__", None) == generic.__name__}
-    assert twins - {"zero_like", "value_range"} <= {_name(c) for c in PRIMITIVES}  # value_range: tested below
+@pytest.mark.parametrize("kind", ["torch", "jax", "cupy"])
+def test_native_tables_import_their_framework_lazily(kind):
+    """``_xp`` loads every table at import, so a table names its framework only inside functions:
+    importing polyloss never imports torch, JAX or CuPy."""
+    module = inspect.getmodule(next(iter(_xp.NATIVE[kind].values())))
+    top_level = [line for line in _code(module).splitlines() if re.match(r"(import|from) ", line)]
+    assert not [line for line in top_level if re.search(rf"\b{kind}\b|\bcupyx\b", line)], top_level
 
 
 @pytest.mark.parametrize("name", ["clip", "cumulative_sum"])
