@@ -59,7 +59,6 @@ __all__ = [
     "device",
     "index_dtype",
     "is_concrete",
-    "is_eager",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
@@ -153,28 +152,20 @@ def device(x: Array, /) -> Any:
     return _compat_device(x)
 
 
-def is_eager(x: Array) -> bool:
-    """True when ``x`` holds concrete values that can be read cheaply.
-
-    False for lazy arrays (JAX, traced or not, per ``array_api_compat``) and
-    for torch tensors while ``torch.compile`` traces: value checks are skipped
-    there rather than breaking the graph.
-    """
-    if _is_tensor(x):
-        return not sys.modules["torch"].compiler.is_compiling()
-    return not is_lazy_array(x)
-
-
 def is_concrete(x: Array) -> bool:
-    """True when ``x``'s values can be read now: eager arrays, and JAX arrays that are not traced.
+    """True when ``x``'s values can be read now: the one test in front of every value check.
 
-    ``array_api_compat.is_lazy_array`` is True for every JAX array, concrete
-    or not, so ``is_eager`` skips value checks on eager JAX too; a JAX array
-    is only unreadable inside a transformation, where it is a ``Tracer``.
+    False for torch tensors while ``torch.compile`` traces and for JAX
+    ``Tracer``s (inside ``jax.jit``, ``grad``...), where a check would break
+    the graph; there an invalid value makes the loss NaN instead. A concrete
+    JAX array is checked like a NumPy one (``array_api_compat.is_lazy_array``
+    calls every JAX array lazy, so it is not asked for JAX).
     """
     if type(x).__module__.startswith("jax"):
         return not isinstance(x, sys.modules["jax"].core.Tracer)
-    return is_eager(x)
+    if _is_tensor(x):
+        return not sys.modules["torch"].compiler.is_compiling()
+    return not is_lazy_array(x)
 
 
 def numel(x: Array) -> int:
