@@ -101,10 +101,10 @@ def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Arr
     return torch.nn.functional.cross_entropy(x, labels, reduction="none")
 
 
-def value_range(x: Array, /, *, xp: ModuleType) -> tuple[int, int]:
-    """``torch.aminmax``: one pass."""
+def value_range(x: Array, /, *, xp: ModuleType) -> tuple[float, float]:
+    """``torch.aminmax``: one pass (``item()`` gives ints for integer tensors)."""
     low, high = _torch().aminmax(x)
-    return int(low), int(high)
+    return low.item(), high.item()
 
 
 def one_hot(labels: Array, /, *, num_classes: int, axis: int, dtype: Any, xp: ModuleType) -> Array:

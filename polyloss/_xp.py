@@ -241,7 +241,7 @@ def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Arr
     return _delegate(generic.softmax_nll, xp)(x, labels, axis=axis, xp=xp)
 
 
-def value_range(x: Array, /, *, xp: ModuleType) -> tuple[int, int]:
+def value_range(x: Array, /, *, xp: ModuleType) -> tuple[float, float]:
     return _delegate(generic.value_range, xp)(x, xp=xp)
 
 

@@ -109,9 +109,10 @@ def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Arr
     return logsumexp(x, axis=axis, xp=xp) - picked
 
 
-def value_range(x: Array, /, *, xp: ModuleType) -> tuple[int, int]:
-    """``(min(x), max(x))`` of a non-empty eager integer array, as Python ints."""
-    return int(xp.min(x)), int(xp.max(x))
+def value_range(x: Array, /, *, xp: ModuleType) -> tuple[float, float]:
+    """``(min(x), max(x))`` of a non-empty concrete real array, as Python numbers (ints for integer arrays)."""
+    number = int if xp.isdtype(x.dtype, "integral") else float
+    return number(xp.min(x)), number(xp.max(x))
 
 
 def one_hot(labels: Array, /, *, num_classes: int, axis: int, dtype: Any, xp: ModuleType) -> Array:
