@@ -204,8 +204,18 @@ def cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None
     )
 
 
+def binary_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None, reduction: str,
+                         xp: ModuleType) -> Array:
+    """torch's fused ``F.binary_cross_entropy_with_logits`` with its own reduction (one pass, no elementwise loss)."""
+    torch = _torch()
+    if pos_weight is not None and not isinstance(pos_weight, torch.Tensor):
+        pos_weight = torch.as_tensor(pos_weight, dtype=x.dtype, device=x.device)
+    return torch.nn.functional.binary_cross_entropy_with_logits(x, t, pos_weight=pos_weight, reduction=reduction)
+
+
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
     clip, cumulative_sum, log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sigmoid_cross_entropy,
     take_along_axis, sort_descending, softmax_nll, value_range, one_hot, class_sums, max_argmax, segment_max,
     unstack, stop_gradient, max_pool, distance_transform, cross_entropy,
+    binary_cross_entropy,
 )}

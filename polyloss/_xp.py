@@ -65,6 +65,7 @@ __all__ = [
     "max_argmax",
     "max_pool",
     "min_pool",
+    "native_binary_cross_entropy",
     "native_cross_entropy",
     "native_distance_transform",
     "native_kind",
@@ -318,3 +319,16 @@ def native_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array
         return None
     return kernel(x, labels, axis=axis, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
                   reduction=reduction, xp=xp)
+
+
+def native_binary_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None, reduction: str,
+                                xp: ModuleType) -> Array | None:
+    """A backend's fused, reduced binary cross entropy of logits ``x`` against targets ``t``, or ``None``.
+
+    The ``binary_cross_entropy`` entry of ``xp``'s table (torch's
+    ``F.binary_cross_entropy_with_logits``; ``reduction`` ``"mean"`` or
+    ``"sum"``). ``None`` where the backend has none: the caller reduces the
+    elementwise ``sigmoid_cross_entropy``.
+    """
+    kernel = NATIVE[native_kind(xp)].get("binary_cross_entropy")
+    return None if kernel is None else kernel(x, t, pos_weight=pos_weight, reduction=reduction, xp=xp)

@@ -30,7 +30,7 @@ from ._pixel import (
     valid_count,
 )
 from ._reduce import reduce_loss, restore
-from ._xp import Array, clip, numel, softmax
+from ._xp import Array, clip, native_binary_cross_entropy, numel, softmax
 
 __all__ = [
     "balanced_binary_cross_entropy",
@@ -117,6 +117,10 @@ def binary_cross_entropy(
     if label_smoothing:
         t = t * (1 - label_smoothing) + label_smoothing / 2
     pw = None if pos_weight is None else element_weight(seg, "pos_weight", pos_weight)
+    if from_logits and weight is None and seg.target.valid is None and reduction != "none" and numel(seg.x):
+        fused = native_binary_cross_entropy(seg.x, t, pos_weight=pw, reduction=reduction, xp=seg.xp)
+        if fused is not None:  # one native pass, reduced inside (torch)
+            return restore(fused, seg.dtype, xp=seg.xp)
     return _finish_elements(seg, bce(seg.x, t, from_logits=from_logits, pos_weight=pw, xp=seg.xp), weight, reduction)
 
 

@@ -236,6 +236,26 @@ def test_native_cross_entropy_equals_its_definition(backend, rng, options, axis)
     assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("pos_weight", [None, 2.5, "per_class"])
+def test_native_binary_cross_entropy_equals_its_definition(backend, rng, reduction, pos_weight):
+    """The fused, reduced BCE from logits (torch's) against float64 NumPy; None elsewhere.
+
+    l = -(b t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))), b = pos_weight (1 without), then mean or sum.
+    """
+    x, t = rng.normal(size=(2, 3, 4)), rng.random((2, 3, 4))
+    b = {None: 1.0, 2.5: 2.5, "per_class": np.array([0.5, 1.0, 3.0])[:, None]}[pos_weight]
+    pw = backend.asarray(b) if pos_weight == "per_class" else (None if pos_weight is None else b)
+    got = _xp.native_binary_cross_entropy(backend.asarray(x), backend.asarray(t), pos_weight=pw,
+                                          reduction=reduction, xp=backend.xp)
+    if "binary_cross_entropy" not in _xp.NATIVE[_xp.native_kind(backend.xp)]:
+        assert got is None
+        return
+    log_p, log_q = -np.logaddexp(0, -x), -np.logaddexp(0, x)
+    loss = -(b * t * log_p + (1 - t) * log_q)
+    assert_close(got, loss.mean() if reduction == "mean" else loss.sum(), rtol=1e-12, atol=1e-12)
+
+
 TABLE_ENTRIES = sorted((kind, name) for kind, table in _xp.NATIVE.items() for name in table)
 
 # entries whose values are checked by their own test here, each with one call through ``_xp``
@@ -246,9 +266,11 @@ TESTED_ALONE = {
     "cross_entropy": lambda backend: _xp.native_cross_entropy(
         backend.asarray(np.zeros((1, 2))), backend.asarray(np.zeros(1, dtype=np.int64)), axis=1, weight=None,
         ignore_index=None, label_smoothing=0.0, reduction="none", xp=backend.xp),
+    "binary_cross_entropy": lambda backend: _xp.native_binary_cross_entropy(
+        backend.asarray(np.zeros(2)), backend.asarray(np.ones(2)), pos_weight=None, reduction="sum", xp=backend.xp),
 }
 # entries without a generic twin: the backend's own kernel or None, through ``_xp.native_<name>``
-NATIVE_ONLY = ("distance_transform", "cross_entropy")
+NATIVE_ONLY = ("distance_transform", "cross_entropy", "binary_cross_entropy")
 
 
 def _signature(f):
@@ -302,7 +324,8 @@ def test_every_primitive_has_a_case():
     of its own."""
     primitives = {n for n in _xp.__all__ if inspect.isfunction(f := getattr(_xp, n))
                   and ("xp", inspect.Parameter.KEYWORD_ONLY) in [(p.name, p.kind) for p in _signature(f)]}
-    tested_elsewhere = {"zero_like", "value_range", "native_distance_transform", "native_cross_entropy"}
+    tested_elsewhere = {"zero_like", "value_range", "native_distance_transform", "native_cross_entropy",
+                        "native_binary_cross_entropy"}
     assert primitives - tested_elsewhere <= {_name(c) for c in PRIMITIVES}
 
 
