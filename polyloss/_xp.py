@@ -114,8 +114,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 def _delegate(generic_impl: _F, xp: ModuleType, /) -> _F:
     """The kernel for primitive ``generic_impl`` on ``xp``: the entry of its name in ``xp``'s table, else itself."""
-    table = NATIVE[_KINDS.get(getattr(xp, "__name__", ""), "generic")]
-    return cast(_F, table.get(generic_impl.__name__, generic_impl))
+    return cast(_F, NATIVE[native_kind(xp)].get(generic_impl.__name__, generic_impl))
 
 
 # --------------------------------------------------------------------------- #
