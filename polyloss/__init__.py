@@ -1,8 +1,7 @@
 """polyloss: segmentation and detection losses written once for every array API backend."""
 
 from .adapters import keras_loss
-from .boundary import boundary_iou, boundary_iou_loss, boundary_loss, hausdorff_dt_loss, soft_cldice_loss
-from .boxes import (
+from .detection.boxes import (
     box_area,
     box_convert,
     box_iou,
@@ -12,8 +11,9 @@ from .boxes import (
     giou_loss,
     iou_loss,
 )
-from .compound import bce_jaccard_loss, combo_loss, dice_cross_entropy_loss, dice_focal_loss
-from .detection import (
+from .detection.generalized_focal import distribution_focal_loss, integral_decode, quality_focal_loss, varifocal_loss
+from .detection.rotated import box_to_gaussian, gwd_loss, kfiou_loss, kld_loss, probiou_loss, rotated_box_iou
+from .detection.ssd import (
     balanced_l1_loss,
     decode_boxes,
     encode_boxes,
@@ -23,14 +23,15 @@ from .detection import (
     multibox_loss,
     smooth_l1_loss,
 )
-from .distance import distance_transform, signed_distance_map, unet_weight_map
-from .generalized_focal import distribution_focal_loss, integral_decode, quality_focal_loss, varifocal_loss
-from .lovasz import (
+from .segmentation.boundary import boundary_iou, boundary_iou_loss, boundary_loss, hausdorff_dt_loss, soft_cldice_loss
+from .segmentation.compound import bce_jaccard_loss, combo_loss, dice_cross_entropy_loss, dice_focal_loss
+from .segmentation.distance import distance_transform, signed_distance_map, unet_weight_map
+from .segmentation.lovasz import (
     lovasz_hinge_loss,
     lovasz_softmax_loss,
 )
-from .metrics import average_surface_distance, dice_score, hausdorff_distance, iou_score, surface_dice
-from .pixelwise import (
+from .segmentation.metrics import average_surface_distance, dice_score, hausdorff_distance, iou_score, surface_dice
+from .segmentation.pixelwise import (
     balanced_binary_cross_entropy,
     binary_cross_entropy,
     cross_entropy,
@@ -39,7 +40,7 @@ from .pixelwise import (
     sigmoid_focal_loss,
     softmax_focal_loss,
 )
-from .region import (
+from .segmentation.region import (
     dice_loss,
     focal_tversky_loss,
     generalized_dice_loss,
@@ -49,9 +50,8 @@ from .region import (
     soft_confusion,
     tversky_loss,
 )
-from .rotated import box_to_gaussian, gwd_loss, kfiou_loss, kld_loss, probiou_loss, rotated_box_iou
-from .supervision import deep_supervision
-from .topology import boundary_dou_loss, cl_cross_entropy_loss, skeleton_recall_loss, tubed_skeleton
+from .segmentation.supervision import deep_supervision
+from .segmentation.topology import boundary_dou_loss, cl_cross_entropy_loss, skeleton_recall_loss, tubed_skeleton
 
 __version__ = "0.1.0"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._xp import Array, array_namespace
+from ._backend import Array, array_namespace
 
 __all__ = ["keras_loss"]
 

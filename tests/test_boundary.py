@@ -450,7 +450,7 @@ def test_bad_input(backend, rng):
 
 def _original(name):
     """The function itself, not the jax.jit wrapper the JAX session installs on ``polyloss.<name>``."""
-    return getattr(pl.boundary, name)
+    return getattr(pl.segmentation.boundary, name)
 
 
 TARGET_LOSSES = ["hausdorff_dt_loss", "boundary_iou_loss", "soft_cldice_loss"]
@@ -739,7 +739,7 @@ def test_docstring_examples(backend, name):
 
     if backend.name != "numpy":
         pytest.skip("the examples are written for NumPy")
-    f = getattr(pl.boundary, name)
+    f = getattr(pl.segmentation.boundary, name)
     tests = doctest.DocTestFinder().find(f, name, globs={})
     assert tests and tests[0].examples, f"{name} has no Example"
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)

@@ -346,19 +346,25 @@ def test_box_and_distance_modules_publish_only_all_and_are_imported_by_it():
     import inspect
     from pathlib import Path
 
-    families = ("boxes", "distance", "detection")
+    families = ("polyloss.detection.boxes", "polyloss.segmentation.distance", "polyloss.detection.ssd")
     for name in families:
-        module = importlib.import_module(f"polyloss.{name}")
+        module = importlib.import_module(name)
         defined = {k for k, v in vars(module).items() if not k.startswith("_")
                    and (inspect.isfunction(v) or inspect.isclass(v)) and v.__module__ == module.__name__}
-        assert defined <= set(module.__all__), f"polyloss.{name} publishes {sorted(defined - set(module.__all__))}"
+        assert defined <= set(module.__all__), f"{name} publishes {sorted(defined - set(module.__all__))}"
     package = Path(pl.__file__).parent
-    for path in package.glob("*.py"):
+    for path in package.rglob("*.py"):
+        here = ".".join(("polyloss", *path.relative_to(package).with_suffix("").parts)).removesuffix(".__init__")
+        parent = here if path.name == "__init__.py" else here.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module in families:
-                public = set(importlib.import_module(f"polyloss.{node.module}").__all__)
+            if not isinstance(node, ast.ImportFrom) or not node.level:
+                continue
+            base = parent.rsplit(".", node.level - 1)[0] if node.level > 1 else parent
+            target = f"{base}.{node.module}" if node.module else base
+            if target in families:
+                public = set(importlib.import_module(target).__all__)
                 imported = {alias.name for alias in node.names}
-                assert imported <= public, f"{path.name} imports {sorted(imported - public)} from {node.module}"
+                assert imported <= public, f"{path.name} imports {sorted(imported - public)} from {target}"
 
 
 def test_docstring_examples_run(backend):
@@ -367,9 +373,9 @@ def test_docstring_examples_run(backend):
         pytest.skip("the docstring examples are written for NumPy")
     import doctest
 
-    import polyloss.boxes
-    import polyloss.detection
+    import polyloss.detection.boxes
+    import polyloss.detection.ssd
 
-    for module in (polyloss.boxes, polyloss.detection):
+    for module in (polyloss.detection.boxes, polyloss.detection.ssd):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.attempted >= 2 * len(module.__all__) and result.failed == 0, module.__name__

@@ -407,8 +407,8 @@ def test_bad_input(backend, rng):
     with pytest.raises(ValueError, match=r"multibox_loss: conf_pred must have C >= 2 classes .*, got C = 1"):
         pl.multibox_loss(a["l"], a["c"][..., :1], a["b"], a["y"], a["v"], a["p"])
     # label values are checked on concrete arrays, eager JAX included; on JAX pl.<name> is jitted in this
-    # module (lazy_xp_modules), so the checks are called through polyloss.detection, which is not
-    multibox, match = (pl.detection.multibox_loss, pl.detection.match_priors) if backend.is_jax else (
+    # module (lazy_xp_modules), so the checks are called through polyloss.detection.ssd, which is not
+    multibox, match = (pl.detection.ssd.multibox_loss, pl.detection.ssd.match_priors) if backend.is_jax else (
         pl.multibox_loss, pl.match_priors)
     for value, found in ((5, 5), (0, 0), (-1, -1)):
         bad = labels.copy()

@@ -129,7 +129,7 @@ def test_distance_transform_any_mask_dtype_and_output_dtype(backend, rng, mask_d
 
 def test_distance_transform_chunked_minimum(backend, rng, monkeypatch):
     """The chunked exact minimum gives the same result whatever the chunk size."""
-    import polyloss._edt as _edt
+    import polyloss.segmentation._edt as _edt
 
     monkeypatch.setattr(_edt, "CHUNK_ELEMENTS", 1)  # one row of x per chunk
     mask = random_mask(rng, (2, 5, 6, 4), share=0.8)
@@ -330,7 +330,7 @@ def test_torch_cpu_tensors_take_the_scipy_kernel(backend, rng):
     import array_api_compat
     import torch
 
-    from polyloss._xp import native_distance_transform
+    from polyloss._backend import native_distance_transform
 
     mask = random_mask(rng, (2, 9, 11))
     x = backend.asarray(mask)
@@ -386,7 +386,7 @@ def test_docstring_examples_run(backend):
         pytest.skip("the docstring examples are written for NumPy")
     import doctest
 
-    import polyloss.distance
+    import polyloss.segmentation.distance
 
-    result = doctest.testmod(polyloss.distance, optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(polyloss.segmentation.distance, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 3 and result.failed == 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import assert_close, random_labels, random_logits, to_numpy
 
-from polyloss import _fused
+from polyloss.segmentation import _fused
 
 N, C, M = 3, 5, 37  # odd sizes: no power-of-two coincidences
 

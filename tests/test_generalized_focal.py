@@ -269,7 +269,7 @@ def test_errors(backend):
 
 def test_value_checks_run_on_concrete_arrays(backend):
     # the defining module's functions: concrete on JAX too (the JAX session patches pl.<name> into jax.jit)
-    from polyloss import generalized_focal as gf
+    from polyloss.detection import generalized_focal as gf
 
     x = backend.asarray(np.zeros((2, 5)))
     with pytest.raises(ValueError, match=r"distribution_focal_loss: y_true must lie in \[0, 4\]"):

@@ -8,7 +8,7 @@ from helpers import assert_close, assert_finite, random_labels, random_logits, t
 from reference import np_softmax
 
 import polyloss as pl
-from polyloss import _xp
+from polyloss import _backend as _xp
 
 # patch_lazy_xp_functions (tests/conftest.py) searches these modules: pl.<name> runs under jax.jit on JAX
 lazy_xp_modules = [pl]

@@ -1,7 +1,7 @@
 """The primitives of ``polyloss._xp``: every native path against the generic core, on every backend.
 
-``_xp`` hands each backend the entry of its native table (``_xp.NATIVE``)
-and the generic core (``_xp_generic``) otherwise. Here each primitive is
+``_backend`` hands each backend the entry of its native table (``_xp.NATIVE``)
+and the generic core (``_backend.generic``) otherwise. Here each primitive is
 called both ways on the same inputs, the generic way by emptying the tables:
 values must agree (to float64 rounding, exactly for permutations and counts)
 and, on backends with autodiff, so must the gradient of a random weighting
@@ -24,8 +24,9 @@ import pytest
 from helpers import assert_close, to_numpy
 from reference import np_log_sigmoid, np_log_softmax, np_one_hot, np_sigmoid, np_softmax
 
-from polyloss import _edt, _xp
-from polyloss import _xp_generic as generic
+from polyloss import _backend as _xp
+from polyloss._backend import generic
+from polyloss.segmentation import _edt
 
 
 def _reference_class_sums(p, labels, valid, axis):
@@ -125,7 +126,7 @@ def _outputs(result):
 
 
 def _call(case, backend, x, inputs, options):
-    """``_xp``'s primitive of ``case`` on ``x`` and the further inputs (NumPy, moved to ``backend``)."""
+    """``_backend``'s primitive of ``case`` on ``x`` and the further inputs (NumPy, moved to ``backend``)."""
     options = dict(options)
     if options.get("dtype") == "float64":
         options["dtype"] = backend.xp.float64
@@ -135,7 +136,7 @@ def _call(case, backend, x, inputs, options):
 
 @contextlib.contextmanager
 def _generic_only():
-    """``_xp`` with every native table emptied: each primitive takes the generic core."""
+    """``_backend`` with every native table emptied: each primitive takes the generic core."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_xp, "NATIVE", {kind: {} for kind in _xp.NATIVE})
         yield
@@ -258,7 +259,7 @@ def test_native_binary_cross_entropy_equals_its_definition(backend, rng, reducti
 
 TABLE_ENTRIES = sorted((kind, name) for kind, table in _xp.NATIVE.items() for name in table)
 
-# entries whose values are checked by their own test here, each with one call through ``_xp``
+# entries whose values are checked by their own test here, each with one call through ``_backend``
 TESTED_ALONE = {
     "distance_transform": lambda backend: _xp.native_distance_transform(
         backend.asarray(np.ones((1, 3), bool)), sampling=(1.0,), xp=backend.xp),
@@ -283,7 +284,7 @@ def _parameters(f):
 
 @pytest.mark.parametrize(("kind", "name"), TABLE_ENTRIES)
 def test_native_entry_has_a_generic_twin_and_a_case(kind, name):
-    """Every entry of every table (CuPy's too, checked here without CuPy) replaces a primitive of ``_xp``
+    """Every entry of every table (CuPy's too, checked here without CuPy) replaces a primitive of ``_backend``
     with the same signature, and ``PRIMITIVES`` (or a test of its own) runs it."""
     entry = _xp.NATIVE[kind][name]
     if name in NATIVE_ONLY:
@@ -304,7 +305,7 @@ def _reached(*args, **kwargs):
 
 
 def test_dispatch_reaches_every_native_entry(backend, rng, monkeypatch):
-    """``_xp`` calls each entry of the backend's table (a typo in a key would silently serve the generic one)."""
+    """``_backend`` calls each entry of the backend's table (a typo in a key would silently serve the generic one)."""
     kind = _xp.native_kind(backend.xp)
     assert kind == {"array_api_strict": "generic"}.get(backend.name, backend.name.split("-")[0])
     for name in _xp.NATIVE[kind]:
@@ -320,7 +321,7 @@ def test_dispatch_reaches_every_native_entry(backend, rng, monkeypatch):
 
 
 def test_every_primitive_has_a_case():
-    """Each primitive of ``_xp`` (a function taking the keyword ``xp=``) is exercised by ``PRIMITIVES`` or a test
+    """Each primitive of ``_backend`` (a function taking the keyword ``xp=``) is exercised by ``PRIMITIVES`` or a test
     of its own."""
     primitives = {n for n in _xp.__all__ if inspect.isfunction(f := getattr(_xp, n))
                   and ("xp", inspect.Parameter.KEYWORD_ONLY) in [(p.name, p.kind) for p in _signature(f)]}
@@ -377,7 +378,7 @@ def _code(module):
 
 
 def test_generic_core_names_no_framework():
-    """``_xp_generic`` is the standard-only core: it imports no framework and calls no native kernel."""
+    """``_backend.generic`` is the standard-only core: it imports no framework and calls no native kernel."""
     code = _code(generic)
     for name in ("torch", "jax", "numpy", "cupy", "scipy"):
         assert not re.search(rf"\b{name}\b", code), f"_xp_generic names {name}"
@@ -385,7 +386,7 @@ def test_generic_core_names_no_framework():
 
 @pytest.mark.parametrize("kind", ["torch", "jax", "cupy"])
 def test_native_tables_import_their_framework_lazily(kind):
-    """``_xp`` loads every table at import, so a table names its framework only inside functions:
+    """``_backend`` loads every table at import, so a table names its framework only inside functions:
     importing polyloss never imports torch, JAX or CuPy."""
     module = inspect.getmodule(next(iter(_xp.NATIVE[kind].values())))
     top_level = [line for line in _code(module).splitlines() if re.match(r"(import|from) ", line)]
@@ -401,10 +402,10 @@ def test_family_modules_call_the_primitive(name):
     ``torch.cumsum`` on torch) instead; this catches a new direct call before
     the compile matrix does.
     """
-    package = Path(_xp.__file__).parent
-    offenders = [f"{p.name}:{i}" for p in sorted(package.glob("*.py")) if p.name != "_xp_generic.py"
+    package = Path(_xp.__file__).parents[1]
+    offenders = [f"{p.relative_to(package)}:{i}" for p in sorted(package.rglob("*.py")) if p != Path(generic.__file__)
                  for i, line in enumerate(p.read_text().splitlines(), 1) if f"xp.{name}(" in line]
-    assert not offenders, f"call {name}(..., xp=xp) from polyloss._xp instead of xp.{name}: {offenders}"
+    assert not offenders, f"call {name}(..., xp=xp) from polyloss._backend instead of xp.{name}: {offenders}"
 
 
 def test_assert_close_checks_namespace_dtype_and_shape(backend):

@@ -1,0 +1,336 @@
+"""The array namespace and the primitives the array API standard lacks: native delegation over a generic core.
+
+Three layers, one module each:
+
+- ``_backend.generic``: every primitive in standard array API calls, complete on
+  its own (what array-api-strict and any other conforming namespace get);
+- ``_backend.torch``, ``_backend.jax``, ``_backend.numpy`` (SciPy),
+  ``_backend.cupy``: each a table ``NATIVE`` of the backend's fused kernels,
+  keyed by primitive name, each entry with its generic twin's signature;
+- this module: the namespace helpers (``array_namespace``, ``device``,
+  ``native_kind``, ``is_concrete``, ``index_dtype``...) and one dispatch per
+  primitive, which asks the backend's table for the primitive and falls
+  back to the generic one. ``min_pool`` and ``clamped_log`` are composed
+  here from dispatched primitives.
+
+Every primitive takes the namespace as a required keyword (``xp=``) so a
+loss looks it up once. ``tests/test_xp.py`` enumerates the tables and checks
+every entry against its generic twin on every backend present. Only this
+module and the per-framework modules beside it name a framework (besides
+``_backend.torch_fused``/``_backend.torch_autograd``).
+
+Under ``torch.compile``, nothing here calls array-api-compat's
+``lru_cache``-wrapped helpers on torch tensors (``array_namespace``,
+``device``, ``is_lazy_array``, ``is_torch_namespace`` all are): Dynamo traces
+through such a cache and warns that it might be silently wrong. The torch
+cases are answered with ``isinstance``/module-name checks instead, the
+tables are built once at import (a dict filled while Dynamo traces would be
+a guard that fails on the next call), and family modules call ``clip`` and
+``cumulative_sum`` from here (``torch.clamp``/``torch.cumsum`` on torch),
+never ``xp.clip``/``xp.cumulative_sum``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any, TypeVar, cast
+
+from array_api_compat import array_namespace as _compat_array_namespace
+from array_api_compat import device as _compat_device
+from array_api_compat import is_lazy_array
+
+from . import cupy as _native_cupy
+from . import generic
+from . import jax as _native_jax
+from . import numpy as _native_numpy
+from . import torch as _native_torch
+
+Array = Any
+
+__all__ = [
+    "NATIVE",
+    "Array",
+    "array_namespace",
+    "clamped_log",
+    "class_sums",
+    "clip",
+    "cumulative_sum",
+    "default_float",
+    "device",
+    "index_dtype",
+    "is_concrete",
+    "log_sigmoid",
+    "log_softmax",
+    "logsumexp",
+    "max_argmax",
+    "max_pool",
+    "min_pool",
+    "native_binary_cross_entropy",
+    "native_cross_entropy",
+    "native_distance_transform",
+    "native_kind",
+    "numel",
+    "one_hot",
+    "segment_max",
+    "sigmoid",
+    "sigmoid_cross_entropy",
+    "softmax",
+    "softmax_nll",
+    "softplus",
+    "sort_descending",
+    "stop_gradient",
+    "take_along_axis",
+    "unstack",
+    "value_range",
+    "zero_like",
+]
+
+# native kind -> primitive name -> kernel; built once, never mutated
+NATIVE: Mapping[str, Mapping[str, Callable[..., Any]]] = {
+    "torch": _native_torch.NATIVE,
+    "jax": _native_jax.NATIVE,
+    "numpy": _native_numpy.NATIVE,
+    "cupy": _native_cupy.NATIVE,
+    "generic": {},
+}
+
+# namespace module name -> native kind: the names array-api-compat's ``is_*_namespace`` recognise (those
+# are not used: some are ``lru_cache``-wrapped, which Dynamo warns about, and a dict lookup is faster)
+_KINDS = {
+    "torch": "torch", "array_api_compat.torch": "torch",
+    "jax.numpy": "jax", "jax.experimental.array_api": "jax",
+    "numpy": "numpy", "array_api_compat.numpy": "numpy",
+    "cupy": "cupy", "array_api_compat.cupy": "cupy",
+}
+
+
+def native_kind(xp: ModuleType) -> str:
+    """Which table of native kernels serves ``xp``: 'torch', 'jax', 'numpy', 'cupy' or 'generic'."""
+    return _KINDS.get(getattr(xp, "__name__", ""), "generic")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _delegate(generic_impl: _F, xp: ModuleType, /) -> _F:
+    """The kernel for primitive ``generic_impl`` on ``xp``: the entry of its name in ``xp``'s table, else itself."""
+    return cast(_F, NATIVE[native_kind(xp)].get(generic_impl.__name__, generic_impl))
+
+
+# --------------------------------------------------------------------------- #
+# The namespace, devices and concrete values
+# --------------------------------------------------------------------------- #
+
+
+def _is_tensor(x: object) -> bool:
+    """True for a torch tensor, without importing torch (it is in ``sys.modules`` if ``x`` is one)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def array_namespace(*xs: Any) -> ModuleType:
+    """The array-api-compat namespace of ``xs`` (``None`` and Python scalars ignored).
+
+    All-torch inputs are answered without array-api-compat's cached lookup
+    (see the module docstring); anything else, including mixed namespaces
+    (a ``TypeError``), goes to ``array_api_compat.array_namespace``.
+    """
+    arrays = [x for x in xs if x is not None and not isinstance(x, bool | int | float | complex)]
+    if arrays and all(_is_tensor(x) for x in arrays):
+        # an import statement, not a sys.modules lookup: Dynamo would guard on sys.modules and fail that
+        # guard in the very frame where array-api-compat imports its torch namespace on a first compiled call
+        import array_api_compat.torch as compat_torch
+
+        return compat_torch
+    return _compat_array_namespace(*xs)
+
+
+def device(x: Array, /) -> Any:
+    """The device of array ``x`` (``array_api_compat.device``; a torch tensor's own ``device``)."""
+    if _is_tensor(x):
+        return x.device
+    return _compat_device(x)
+
+
+def is_concrete(x: Array) -> bool:
+    """True when ``x``'s values can be read now: the one test in front of every value check.
+
+    False for torch tensors while ``torch.compile`` traces and for JAX
+    ``Tracer``s (inside ``jax.jit``, ``grad``...), where a check would break
+    the graph; there an invalid value makes the loss NaN instead. A concrete
+    JAX array is checked like a NumPy one (``array_api_compat.is_lazy_array``
+    calls every JAX array lazy, so it is not asked for JAX).
+    """
+    if type(x).__module__.startswith("jax"):
+        return not isinstance(x, sys.modules["jax"].core.Tracer)
+    if _is_tensor(x):
+        return not sys.modules["torch"].compiler.is_compiling()
+    return not is_lazy_array(x)
+
+
+def numel(x: Array) -> int:
+    """The element count of ``x`` (shapes are static on every supported backend)."""
+    return math.prod(x.shape)
+
+
+def default_float(xp: ModuleType, dev: Any) -> Any:
+    """The namespace's default real floating dtype on ``dev`` (float32 for torch and JAX without x64)."""
+    return xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]
+
+
+def index_dtype(xp: ModuleType, dev: Any) -> Any:
+    """The namespace's default index dtype on ``dev`` (int64, or int32 for JAX without x64)."""
+    return xp.__array_namespace_info__().default_dtypes(device=dev)["indexing"]
+
+
+def zero_like(x: Array, /, *, xp: ModuleType) -> Array:
+    """A 0-d zero of ``x``'s dtype and device (Python scalars break torch.compile)."""
+    return xp.zeros((), dtype=x.dtype, device=device(x))
+
+
+# --------------------------------------------------------------------------- #
+# The primitives: the backend's native kernel, else the generic one (what each computes: its generic
+# twin's docstring; a native entry's own docstring says what is native about it)
+# --------------------------------------------------------------------------- #
+
+def clip(x: Array, /, min: Any = None, max: Any = None, *, xp: ModuleType) -> Array:
+    return _delegate(generic.clip, xp)(x, min, max, xp=xp)
+
+
+def cumulative_sum(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    return _delegate(generic.cumulative_sum, xp)(x, axis=axis, xp=xp)
+
+
+def log_softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    return _delegate(generic.log_softmax, xp)(x, axis=axis, xp=xp)
+
+
+def softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    return _delegate(generic.softmax, xp)(x, axis=axis, xp=xp)
+
+
+def logsumexp(x: Array, /, *, axis: int, keepdims: bool = False, xp: ModuleType) -> Array:
+    return _delegate(generic.logsumexp, xp)(x, axis=axis, keepdims=keepdims, xp=xp)
+
+
+def softplus(x: Array, /, *, xp: ModuleType) -> Array:
+    return _delegate(generic.softplus, xp)(x, xp=xp)
+
+
+def log_sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
+    return _delegate(generic.log_sigmoid, xp)(x, xp=xp)
+
+
+def sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
+    return _delegate(generic.sigmoid, xp)(x, xp=xp)
+
+
+def sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None = None, xp: ModuleType) -> Array:
+    return _delegate(generic.sigmoid_cross_entropy, xp)(x, t, pos_weight=pos_weight, xp=xp)
+
+
+def take_along_axis(x: Array, index: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    return _delegate(generic.take_along_axis, xp)(x, index, axis=axis, xp=xp)
+
+
+def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array, Array]:
+    return _delegate(generic.sort_descending, xp)(x, stable=stable, xp=xp)
+
+
+def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    return _delegate(generic.softmax_nll, xp)(x, labels, axis=axis, xp=xp)
+
+
+def value_range(x: Array, /, *, xp: ModuleType) -> tuple[float, float]:
+    return _delegate(generic.value_range, xp)(x, xp=xp)
+
+
+def one_hot(labels: Array, /, *, num_classes: int, axis: int, dtype: Any, xp: ModuleType) -> Array:
+    return _delegate(generic.one_hot, xp)(labels, num_classes=num_classes, axis=axis, dtype=dtype, xp=xp)
+
+
+def class_sums(p: Array, labels: Array, valid: Array | None, /, *, axis: int, xp: ModuleType
+               ) -> tuple[Array, Array, Array]:
+    return _delegate(generic.class_sums, xp)(p, labels, valid, axis=axis, xp=xp)
+
+
+def max_argmax(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, Array]:
+    return _delegate(generic.max_argmax, xp)(x, axis=axis, xp=xp)
+
+
+def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | float, xp: ModuleType) -> Array:
+    return _delegate(generic.segment_max, xp)(values, ids, num_segments=num_segments, fill=fill, xp=xp)
+
+
+def unstack(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, ...]:
+    return _delegate(generic.unstack, xp)(x, axis=axis, xp=xp)
+
+
+def stop_gradient(x: Array, /, *, xp: ModuleType) -> Array:
+    return _delegate(generic.stop_gradient, xp)(x, xp=xp)
+
+
+def max_pool(x: Array, /, *, window: tuple[int, ...], pad_value: float | None = None, xp: ModuleType) -> Array:
+    return _delegate(generic.max_pool, xp)(x, window=window, pad_value=pad_value, xp=xp)
+
+
+def min_pool(x: Array, /, *, window: tuple[int, ...], pad_value: float | None = None, xp: ModuleType) -> Array:
+    """Moving minimum (erosion), ``-max_pool(-x)``; outside counts as ``pad_value`` (``None``: left out)."""
+    return -max_pool(-x, window=window, pad_value=None if pad_value is None else -pad_value, xp=xp)
+
+
+def clamped_log(p: Array, /, *, xp: ModuleType) -> Array:
+    """``log(p)`` clamped below at -100, as ``torch.nn.functional.binary_cross_entropy``.
+
+    ``p`` is first clipped to the smallest normal number of its dtype so that
+    ``p = 0`` yields a finite value and a zero (not NaN) gradient.
+    """
+    tiny = xp.finfo(p.dtype).smallest_normal
+    return clip(xp.log(clip(p, tiny, None, xp=xp)), -100.0, None, xp=xp)
+
+
+def native_distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleType) -> Array | None:
+    """A host or device kernel's exact EDT of boolean ``fg`` over its trailing ``len(sampling)`` axes, or ``None``.
+
+    The ``distance_transform`` entry of ``xp``'s table: SciPy for NumPy and
+    eager torch CPU tensors, ``cupyx.scipy.ndimage`` for CuPy. ``None``
+    elsewhere (JAX, torch on other devices or while compiling,
+    array-api-strict, no SciPy): the caller (``_edt``) takes its exact
+    array-API path. An image without zeros gets the kernel's value (measured
+    from outside the image); the caller replaces it. Returns float64 on
+    ``fg``'s device.
+    """
+    kernel = NATIVE[native_kind(xp)].get("distance_transform")
+    return None if kernel is None else kernel(fg, sampling=sampling, xp=xp)
+
+
+def native_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
+                         label_smoothing: float, reduction: str, xp: ModuleType) -> Array | None:
+    """A backend's fused cross entropy of logits ``x`` at integer ``labels``, or ``None``.
+
+    The ``cross_entropy`` entry of ``xp``'s table (torch's ``F.cross_entropy``,
+    whose ``weight``, ``ignore_index``, ``label_smoothing`` and ``reduction``
+    these are). Labels lie in ``[0, C)`` or equal ``ignore_index``. ``None``
+    where the backend has none: the caller composes the generic kernels.
+    """
+    kernel = NATIVE[native_kind(xp)].get("cross_entropy")
+    if kernel is None:
+        return None
+    return kernel(x, labels, axis=axis, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
+                  reduction=reduction, xp=xp)
+
+
+def native_binary_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None, reduction: str,
+                                xp: ModuleType) -> Array | None:
+    """A backend's fused, reduced binary cross entropy of logits ``x`` against targets ``t``, or ``None``.
+
+    The ``binary_cross_entropy`` entry of ``xp``'s table (torch's
+    ``F.binary_cross_entropy_with_logits``; ``reduction`` ``"mean"`` or
+    ``"sum"``). ``None`` where the backend has none: the caller reduces the
+    elementwise ``sigmoid_cross_entropy``.
+    """
+    kernel = NATIVE[native_kind(xp)].get("binary_cross_entropy")
+    return None if kernel is None else kernel(x, t, pos_weight=pos_weight, reduction=reduction, xp=xp)

@@ -1,0 +1,79 @@
+"""CuPy's native kernels for the ``_backend`` primitives (``cupyx.scipy``, ``bincount``, ``scatter_max``): ``NATIVE``.
+
+Each entry is the twin of ``_backend.generic``'s function of the same name.
+Loaded with ``_backend`` but importing CuPy only inside the functions: ``_backend``
+dispatches here only for CuPy arrays, so CuPy is installed by then, and
+importing polyloss never imports it. ``cupyx.scipy.special``'s activations
+(CuPy >= 13, the supported minimum, has them all) are SciPy's on the GPU;
+``class_sums`` scatters with ``bincount`` as NumPy does; the EDT is
+``cupyx.scipy.ndimage``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from array_api_compat import device
+
+from . import generic
+from .numpy import bincount_class_sums
+
+Array = Any
+
+
+def _special() -> Any:
+    import cupyx.scipy.special
+
+    return cupyx.scipy.special
+
+
+def log_softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    return _special().log_softmax(x, axis=axis)
+
+
+def softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
+    return _special().softmax(x, axis=axis)
+
+
+def log_sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
+    return _special().log_expit(x)
+
+
+def sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
+    return _special().expit(x)
+
+
+def sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None = None, xp: ModuleType) -> Array:
+    return generic.cross_entropy_of_log_sigmoid(x, t, _special().log_expit(x), pos_weight=pos_weight)
+
+
+def class_sums(p: Array, labels: Array, valid: Array | None, /, *, axis: int, xp: ModuleType
+               ) -> tuple[Array, Array, Array]:
+    import cupy
+
+    return bincount_class_sums(p, labels, valid, axis=axis, bincount=cupy.bincount, xp=xp)
+
+
+def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | float, xp: ModuleType) -> Array:
+    import cupyx
+
+    out = xp.full((num_segments,), fill, dtype=values.dtype, device=device(values))
+    cupyx.scatter_max(out, ids, values)
+    return out
+
+
+def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleType) -> Array | None:
+    """``cupyx.scipy.ndimage.distance_transform_edt`` per image (trailing ``len(sampling)`` axes), float64."""
+    import cupyx.scipy.ndimage
+
+    nd = len(sampling)
+    images = xp.reshape(fg, (-1, *fg.shape[fg.ndim - nd :]))
+    out = [cupyx.scipy.ndimage.distance_transform_edt(image, sampling=sampling) for image in images]
+    return xp.reshape(xp.stack(out), fg.shape)
+
+
+NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
+    log_softmax, softmax, log_sigmoid, sigmoid, sigmoid_cross_entropy, class_sums, segment_max, distance_transform,
+)}

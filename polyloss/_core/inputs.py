@@ -1,0 +1,357 @@
+"""The segmentation-input layer: one validation pass for the pixel-wise, region, Lovasz and boundary losses.
+
+``prepare`` runs once per public call and returns a ``Segmentation``: the
+namespace, the scores in their compute dtype, the class axis, and the target
+as a tagged type, ``Labels`` (integer class indices, no class axis) or
+``Dense`` (targets of ``y_pred``'s shape). Every message names the public
+function (``fn``) and its own argument.
+
+Rules held here, and only here (docs/conventions.md states them for users):
+
+- ``class_axis`` is validated on every call, used or not, against
+  ``y_pred.ndim`` (at least 2, so the defaults 1 and -1 pass for inputs
+  without a class axis); region losses take 1 or -1 only.
+- Targets of the sigmoid modes (``"binary"``, ``"multilabel"``) are 0/1
+  (integer, bool) or lie in [0, 1] (floating); a 0/255 mask is an error on
+  concrete arrays, never a silent loss.
+- Integer labels narrower than int32 (or unsigned) are cast to the
+  namespace's index dtype at entry, so class ids are never built in a narrow
+  label dtype. Ignored labels are replaced by
+  class 0 and masked by ``valid``. Concrete labels out of range (and sigmoid
+  targets outside their domain) are a ``ValueError``; while tracing
+  (``jax.jit``, ``torch.compile``) they make the scores NaN, so the loss is
+  NaN, never a plausible finite number.
+- A pixel ``mask`` (the boundary losses) holds non-negative weights of
+  ``y_pred``'s shape or its shape without the class axis; ``pixel_weight``
+  multiplies it by the ignore mask, so a left-out pixel has weight 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Literal, TypeAlias, get_args
+
+from array_api_compat import is_array_api_obj
+
+from .._backend import Array, array_namespace, device, index_dtype, is_concrete, numel, stop_gradient, value_range
+from . import checks
+from .reduce import as_float, promote
+
+Mode = Literal["binary", "multilabel", "multiclass"]
+Reduction = Literal["mean", "sum", "none"]
+MODES: tuple[str, ...] = get_args(Mode)
+Weight: TypeAlias = Sequence[float] | Array | None  # per-class weights, (C,)
+_PY_SCALARS = (int, float, complex)  # not arrays, though array_namespace skips them
+
+
+def namespace(fn: str, /, **arrays: Any) -> ModuleType:
+    """The one namespace of ``arrays`` (``None`` entries skipped); a TypeError naming ``fn`` and the argument."""
+    values = [a for a in arrays.values() if a is not None]
+    try:
+        xp = array_namespace(*values)
+    except TypeError:
+        xp = None
+    if xp is not None and not any(isinstance(a, _PY_SCALARS) for a in values):
+        return xp
+    present = {name: a for name, a in arrays.items() if a is not None}
+    for name, a in present.items():
+        if not is_array_api_obj(a):
+            raise TypeError(
+                f"{fn}: {name} must be an array (NumPy, PyTorch, JAX, CuPy, ...), got {type(a).__name__}; "
+                "convert it with your library's asarray first"
+            )
+    kinds = ", ".join(f"{name} is {type(a).__module__}.{type(a).__name__}" for name, a in present.items())
+    raise TypeError(
+        f"{fn}: {' and '.join(present)} must come from the same array library, got {kinds}; "
+        "convert them to one library first"
+    )
+
+
+def class_axis_index(fn: str, class_axis: Any, ndim: int, *, first_or_last: bool = False) -> int:
+    """``class_axis`` as a non-negative axis of an ``ndim``-array (at least 2-D for the check).
+
+    ``first_or_last``: only 1 or -1 (the region losses' layouts).
+    """
+    axis = checks.normalize_axis(fn, "class_axis", class_axis, max(ndim, 2))
+    if first_or_last and axis not in (1, max(ndim, 2) - 1):
+        raise ValueError(f"{fn}: class_axis must be 1 or -1, got {class_axis!r}")
+    return axis
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Integer class indices: ``y_pred``'s shape without the class axis, in the index dtype.
+
+    Ignored pixels hold class 0 and are False in ``valid`` (None: nothing ignored).
+    """
+
+    labels: Array
+    valid: Array | None
+
+
+@dataclass(frozen=True)
+class Dense:
+    """Targets of ``y_pred``'s shape in the compute dtype: 0/1 or [0, 1] (sigmoid modes), probabilities (multiclass).
+
+    Ignored entries (integer targets with ``ignore_index``) hold 0 and are False in ``valid``.
+    """
+
+    target: Array
+    valid: Array | None
+
+
+Target: TypeAlias = Labels | Dense
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Validated inputs of one call."""
+
+    fn: str  # the public function, for messages
+    xp: ModuleType
+    x: Array  # y_pred in the compute dtype (NaN where a traced label was out of range)
+    mode: Mode
+    axis: int  # the class axis, non-negative (may equal ndim for 0-/1-D inputs of the sigmoid losses)
+    num_classes: int  # along ``axis`` (1 in binary mode)
+    target: Target
+    from_logits: bool
+    dtype: Any  # the dtype to return
+
+    @property
+    def dense(self) -> Dense:
+        """The target of a sigmoid mode, which is always ``Dense``."""
+        if not isinstance(self.target, Dense):  # pragma: no cover - prepare never builds this
+            raise TypeError(f"{self.fn}: expected dense targets")
+        return self.target
+
+
+def prepare(
+    fn: str,
+    y_pred: Any,
+    y_true: Any,
+    /,
+    *,
+    mode: Any = "multiclass",
+    class_axis: Any = 1,
+    from_logits: bool = True,
+    ignore_index: Any = None,
+    reduction: Any = "mean",
+    region: bool = False,
+    batched: bool = False,
+    dense: bool = True,
+    min_classes: int = 2,
+) -> Segmentation:
+    """Validate and lay out the inputs of a segmentation loss.
+
+    ``region``: the region-loss rules (a batch axis, class axis 1 or -1, the
+    whole of ``y_pred`` one channel in binary mode). ``batched``: a batch axis
+    (and a class axis outside binary mode) is required. ``dense=False``: integer
+    labels only (multiclass). ``min_classes``: the fewest classes a
+    multiclass ``y_pred`` may have (2 for a softmax).
+    """
+    xp = namespace(fn, y_pred=y_pred, y_true=y_true)
+    axis = check_scores(fn, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, region=region,
+                        batched=batched, min_classes=min_classes, xp=xp)
+    ndim = y_pred.ndim
+    x = promote(y_pred, xp=xp)
+    if mode != "multiclass":
+        c = 1 if mode == "binary" or axis >= ndim else y_pred.shape[axis]
+        target, x = _sigmoid_target(fn, y_pred, y_true, ignore_index, xp=xp, like=x)
+        return Segmentation(fn, xp, x, mode, axis, c, target, from_logits, y_pred.dtype)
+    c = y_pred.shape[axis] if axis < ndim else 1
+    integer = checks.is_integer_target(fn, y_true, xp=xp)
+    checks.check_ignore_index(fn, ignore_index, integer)
+    if integer:
+        checks.check_index_target_shape(fn, y_pred, y_true, axis)
+        labels, x = _labels(fn, y_true, c, ignore_index, x, xp=xp)
+        return Segmentation(fn, xp, x, mode, axis, c, labels, from_logits, y_pred.dtype)
+    if not dense:
+        raise TypeError(f"{fn}: y_true must hold integer class indices, got dtype {y_true.dtype}")
+    label_shape = tuple(y_pred.shape[:axis]) + tuple(y_pred.shape[axis + 1 :])
+    if tuple(y_true.shape) == label_shape:
+        raise ValueError(
+            f"{fn}: floating y_true is read as class probabilities and must have the shape of y_pred "
+            f"{tuple(y_pred.shape)}, got {tuple(y_true.shape)} (the shape of class indices); class indices "
+            "need an integer dtype"
+        )
+    checks.check_same_shape(fn, y_pred, y_true)
+    return Segmentation(fn, xp, x, mode, axis, c, Dense(as_float(y_true, x, xp=xp), None), from_logits, y_pred.dtype)
+
+
+def check_scores(fn: str, y_pred: Any, /, *, mode: Any, class_axis: Any, reduction: Any, region: bool = False,
+                 batched: bool = False, min_classes: int = 2, xp: ModuleType) -> int:
+    """Validate ``y_pred`` and the options about it alone (``prepare``'s rules); return the class axis.
+
+    For a loss whose second input is not a target (``boundary_loss`` takes a distance map).
+    """
+    checks.check_option(fn, "mode", mode, MODES)
+    checks.check_reduction(fn, reduction)
+    checks.check_floating(fn, "y_pred", y_pred, xp=xp)
+    ndim = y_pred.ndim
+    if (region or batched) and ndim < (1 if mode == "binary" else 2):
+        want = "a batch axis, (N, ...)" if mode == "binary" else "a batch and a class axis, (N, C, ...) or (N, ..., C)"
+        raise ValueError(f"{fn}: y_pred must have {want}, got shape {tuple(y_pred.shape)}")
+    axis = class_axis_index(fn, class_axis, ndim, first_or_last=region)
+    c = y_pred.shape[axis] if axis < ndim else 1
+    if mode == "multiclass" and c < min_classes:
+        what, instead = ("mode='multiclass' (softmax)", "mode='binary'") if region else ("softmax", "a sigmoid loss")
+        raise ValueError(
+            f"{fn}: {what} needs at least {min_classes} classes along class_axis {class_axis}, got {c}; "
+            f"use {instead} for one channel"
+        )
+    return axis
+
+
+def _labels(fn: str, y_true: Array, num_classes: int, ignore_index: int | None, x: Array, /, *, xp: ModuleType
+            ) -> tuple[Labels, Array]:
+    """Labels in the index dtype, ignored ones replaced by 0; out of range: an error, or NaN scores if traced."""
+    # int32 and int64 hold any class id; narrower or unsigned labels are cast, never used to build ids
+    wide = y_true.dtype == xp.int64 or y_true.dtype == xp.int32
+    labels = y_true if wide else xp.astype(y_true, index_dtype(xp, device(y_true)))
+    labels, valid = drop_ignored(labels, ignore_index, xp=xp)
+    if is_concrete(labels):
+        if numel(labels):
+            low, high = value_range(labels, xp=xp)
+            if low < 0 or high >= num_classes:
+                allowed = f"[0, {num_classes})"
+                if ignore_index is not None:
+                    allowed += f" or equal ignore_index={ignore_index}"
+                raise ValueError(f"{fn}: y_true labels must lie in {allowed}, found {low if low < 0 else high}")
+    else:  # traced: no value can be read; a NaN loss signals the bad label
+        bad = (labels < 0) | (labels >= num_classes)
+        x = xp.where(xp.any(bad), math.nan, x)
+        labels = xp.where(bad, 0, labels)
+    return Labels(labels, valid), x
+
+
+def drop_ignored(labels: Array, ignore_index: int | None, /, *, xp: ModuleType) -> tuple[Array, Array | None]:
+    """``labels`` with the entries equal to ``ignore_index`` replaced by 0, and the mask of the others (or None)."""
+    if ignore_index is None:
+        return labels, None
+    valid = labels != ignore_index
+    return xp.where(valid, labels, 0), valid
+
+
+def _sigmoid_target(fn: str, y_pred: Array, y_true: Array, ignore_index: Any, /, *, xp: ModuleType, like: Array
+                    ) -> tuple[Dense, Array]:
+    """Targets of a sigmoid mode: 0/1 or [0, 1], ignored entries zeroed; NaN scores if traced and out of domain."""
+    integer = xp.isdtype(y_true.dtype, "integral")
+    if not (integer or y_true.dtype == xp.bool or xp.isdtype(y_true.dtype, "real floating")):
+        raise TypeError(f"{fn}: y_true must be floating, integer or bool, got dtype {y_true.dtype}")
+    checks.check_ignore_index(fn, ignore_index, integer)
+    checks.check_same_shape(fn, y_pred, y_true)
+    t, valid = drop_ignored(y_true, ignore_index, xp=xp)
+    if is_concrete(t):
+        check_binary_target(fn, "y_true", t, valid, xp=xp)
+    elif t.dtype != xp.bool:  # traced: a target outside its domain makes the loss NaN
+        bad = (t < 0) | (t > 1)
+        like = xp.where(xp.any(bad if valid is None else bad & valid), math.nan, like)
+    return Dense(as_float(t, like, xp=xp), valid), like
+
+
+def check_binary_target(fn: str, name: str, t: Array, valid: Array | None, /, *, xp: ModuleType) -> None:
+    """Integer targets are 0 or 1, floating ones lie in [0, 1] (concrete arrays; NaN passes, to give NaN)."""
+    if not is_concrete(t) or numel(t) == 0 or t.dtype == xp.bool:
+        return
+    if valid is None:  # the common case in one pass; NaN fails the range test and passes the exact one below
+        low, high = value_range(t, xp=xp)
+        if low >= 0 and high <= 1:
+            return
+    bad = (t < 0) | (t > 1)
+    if valid is not None:
+        bad = bad & valid
+    if not bool(xp.any(bad)):
+        return
+    found = xp.max(xp.where(bad, t, 0))
+    if not found > 1:
+        found = xp.min(xp.where(bad, t, 0))
+    if xp.isdtype(t.dtype, "integral"):
+        raise ValueError(
+            f"{fn}: {name} must hold binary labels 0 or 1, found {int(found)} (integer {name} labels must lie in "
+            f"[0, 2)); for a 0/255 mask pass `{name} > 0`"
+        )
+    raise ValueError(
+        f"{fn}: {name} must lie in [0, 1] (targets of a sigmoid loss), found {float(found)!r}; "
+        f"for a 0/255 mask pass `{name} > 0` (hard) or `{name} / 255` (soft)"
+    )
+
+
+def along_class_axis(v: Array, seg: Segmentation, /) -> Array:
+    """A per-class vector ``(C,)`` shaped to broadcast along ``seg.x``'s class axis (every element in binary mode)."""
+    shape = [1] * seg.x.ndim
+    if seg.mode != "binary" and seg.axis < seg.x.ndim:
+        shape[seg.axis] = v.shape[0]
+    return seg.xp.reshape(v, tuple(shape))
+
+
+def class_vector(seg: Segmentation, name: str, w: Any, /) -> Array:
+    """``w`` (a sequence or array of length C) as a float vector on ``seg.x``'s device."""
+    w = seg.xp.asarray(w, dtype=seg.x.dtype, device=device(seg.x))
+    if w.shape != (seg.num_classes,):
+        raise ValueError(
+            f"{seg.fn}: {name} must have shape ({seg.num_classes},), one per class, got {tuple(w.shape)}"
+        )
+    return w
+
+
+def element_weight(seg: Segmentation, name: str, w: Any, /) -> Array | float:
+    """A scalar, a per-class vector laid along the class axis, or an array that broadcasts to ``y_pred``."""
+    if isinstance(w, int | float) and not isinstance(w, bool):
+        return float(w)
+    xp, x = seg.xp, seg.x
+    w = xp.asarray(w, dtype=x.dtype, device=device(x))
+    if w.ndim == 1:
+        if seg.axis >= x.ndim or w.shape[0] != x.shape[seg.axis]:
+            have = x.shape[seg.axis] if seg.axis < x.ndim else "none"
+            raise ValueError(
+                f"{seg.fn}: a 1-D {name} must have one entry per class ({have} along class_axis "
+                f"{seg.axis}), got {w.shape[0]}"
+            )
+        shape = [1] * x.ndim
+        shape[seg.axis] = w.shape[0]
+        return xp.reshape(w, tuple(shape))
+    if w.ndim != x.ndim or any(a not in (1, b) for a, b in zip(w.shape, x.shape, strict=True)):
+        raise ValueError(
+            f"{seg.fn}: {name} must be a scalar, a per-class vector, or broadcast to y_pred's shape "
+            f"{tuple(x.shape)}, got shape {tuple(w.shape)}"
+        )
+    return w
+
+
+def mask_weight(fn: str, mask: Any, like: Array, axis: int, /, *, xp: ModuleType) -> Array:
+    """A pixel ``mask`` as detached weights in ``like``'s dtype, with a class axis at ``axis``.
+
+    ``like`` is ``y_pred`` or computed from it; ``mask`` is bool or non-negative numbers of its shape or of its
+    shape without the class axis (weight 0 leaves a pixel out). Negative weights are an error on concrete arrays.
+    """
+    namespace(fn, y_pred=like, mask=mask)
+    label_shape = tuple(like.shape[:axis]) + tuple(like.shape[axis + 1 :])
+    if tuple(mask.shape) == label_shape:
+        mask = xp.expand_dims(mask, axis=axis)
+    elif tuple(mask.shape) != tuple(like.shape):
+        raise ValueError(
+            f"{fn}: mask must have y_pred's shape {tuple(like.shape)} or its shape without the class axis "
+            f"{label_shape}, got {tuple(mask.shape)}"
+        )
+    if not xp.isdtype(mask.dtype, ("bool", "integral", "real floating")):
+        raise TypeError(f"{fn}: mask must have a boolean, integer or real floating dtype, got {mask.dtype}")
+    if not xp.isdtype(mask.dtype, "bool") and is_concrete(mask) and numel(mask) and bool(xp.any(mask < 0)):
+        raise ValueError(f"{fn}: mask must hold non-negative pixel weights, found {float(xp.min(mask))!r}")
+    return stop_gradient(as_float(mask, like, xp=xp), xp=xp)
+
+
+def pixel_weight(seg: Segmentation, mask: Any, like: Array, /) -> Array | None:
+    """The weight of each element of ``like`` (``seg.x``'s layout): ``mask`` times the ignore mask, 0 where left out.
+
+    Broadcasts along the class axis where only one of them has it; ``None``: every element has weight 1.
+    """
+    xp = seg.xp
+    w = None if mask is None else mask_weight(seg.fn, mask, like, seg.axis, xp=xp)
+    keep = seg.target.valid
+    if keep is not None:
+        keep = xp.expand_dims(keep, axis=seg.axis) if isinstance(seg.target, Labels) else keep
+        w = xp.astype(keep, like.dtype) if w is None else xp.where(keep, w, 0.0)
+    return w

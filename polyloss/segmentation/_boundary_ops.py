@@ -1,0 +1,197 @@
+"""The private kernels of the boundary losses (``boundary.py``) and their shared docstring paragraphs.
+
+Names without a leading underscore because the module itself is private.
+Validation is the input layer's (``_inputs.prepare``, ``_inputs.pixel_weight``);
+what this module adds is the boundary losses' layout (2 or 3 spatial axes,
+one channel in binary mode), the inputs laid out channels first with class 0
+dropped on request, weighted sums over space, the unsigned distance field of
+the Hausdorff-DT loss, and the box erosion of Boundary IoU (``_xp.min_pool``).
+"""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any, NamedTuple
+
+from .._backend import Array, device, min_pool, numel, one_hot, sigmoid, softmax, stop_gradient
+from .._core import checks
+from .._core.inputs import Labels, pixel_weight, prepare
+from .._core.reduce import as_float, safe_divide
+from ._edt import DISTANCE_DOCS, any_spatial, edt
+
+_Y_PRED = """\
+y_pred: logits (or probabilities with ``from_logits=False``), floating, shape
+    ``(N, C, *spatial)`` with 2 or 3 spatial axes (``class_axis=1``) or ``(N, *spatial, C)``
+    (``class_axis=-1``)."""
+
+_MASK = """\
+mask: optional pixel weights, bool or non-negative numbers, of ``y_pred``'s shape or its
+    shape without the class axis; a pixel of weight 0 is left out (it takes part in no sum)."""
+
+BOUNDARY_DOCS = {
+    "y_pred": _Y_PRED,
+    "inputs": _Y_PRED + """
+y_true: ``"multiclass"``: integer labels in [0, C) of shape ``(N, *spatial)`` (any integer width),
+    or class probabilities of ``y_pred``'s shape; ``"binary"``/``"multilabel"``: ``y_pred``'s
+    shape, bool, integer 0/1 or floats in [0, 1].""",
+    "activation": """\
+mode: ``"multiclass"`` (default; softmax over the class axis), ``"multilabel"`` (sigmoid per
+    channel) or ``"binary"`` (sigmoid, one channel).
+class_axis: ``1`` (default) or ``-1``.
+from_logits: ``True`` (default): apply the activation; ``False``: ``y_pred`` holds probabilities.""",
+    "mask": _MASK,
+    "sampling": DISTANCE_DOCS["sampling"],
+    "left_out": "ignore_index: integer targets only: a label value whose pixels are left out.\n" + _MASK,
+    "raises": """\
+Raises:
+    ValueError: bad options (outside the ranges given above), shapes that do not match,
+        ``y_true`` outside its domain (eager arrays; traced ones give NaN), negative ``mask``
+        weights.
+    TypeError: bad dtypes, arrays of different libraries.""",
+}
+
+
+class Inputs(NamedTuple):
+    """Validated inputs as (N, C', *spatial) arrays in the compute dtype."""
+
+    p: Array  # probabilities, 0 at left-out pixels; NaN where a traced target is out of its domain
+    t: Array  # detached targets, 0 at left-out pixels
+    w: Array | None  # pixel weights (N, 1 or C', *spatial), 0 where left out; None: every pixel, weight 1
+    xp: ModuleType
+    axis: int  # y_pred's class axis, non-negative (to lay out other arrays of its layout alike)
+
+
+def check_layout(fn: str, y_pred: Array, axis: int, mode: str) -> None:
+    """What the boundary losses add to the region-loss layout: 2 or 3 spatial axes, one channel in binary mode."""
+    if y_pred.ndim not in (4, 5):
+        raise ValueError(
+            f"{fn}: y_pred must have shape (N, C, *spatial) with 2 or 3 spatial axes, got {tuple(y_pred.shape)}"
+        )
+    classes = y_pred.shape[axis]
+    if mode == "binary" and classes != 1:
+        raise ValueError(f"{fn}: mode='binary' needs one channel along class_axis {axis}, got {classes}")
+
+
+def activate(x: Array, axis: int, mode: str, from_logits: bool, *, xp: ModuleType) -> Array:
+    """Probabilities: softmax over ``axis`` (multiclass) or sigmoid, unless ``x`` holds them already."""
+    if not from_logits:
+        return x
+    return softmax(x, axis=axis, xp=xp) if mode == "multiclass" else sigmoid(x, xp=xp)
+
+
+def drop_background(x: Array, axis: int, include_background: bool) -> Array:
+    """``x`` without channel 0 along ``axis``, unless kept or the only channel."""
+    if include_background or x.shape[axis] == 1:
+        return x
+    return x[(slice(None),) * axis + (slice(1, None), ...)]
+
+
+def channels_first(x: Array, axis: int, include_background: bool, *, xp: ModuleType) -> Array:
+    x = drop_background(x, axis, include_background)
+    return x if axis == 1 else xp.moveaxis(x, axis, 1)
+
+
+def inputs(
+    fn: str,
+    y_pred: Array,
+    y_true: Array,
+    *,
+    mode: str,
+    class_axis: int,
+    from_logits: bool,
+    include_background: bool,
+    ignore_index: int | None,
+    mask: Array | None,
+    reduction: str,
+) -> Inputs:
+    """Probabilities, targets and pixel weights as (N, C', *spatial), validated once by ``_inputs.prepare``."""
+    seg = prepare(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+                  ignore_index=ignore_index, reduction=reduction, region=True)
+    xp, axis = seg.xp, seg.axis
+    check_layout(fn, y_pred, axis, mode)
+    p = activate(seg.x, axis, mode, from_logits, xp=xp)
+    if isinstance(seg.target, Labels):
+        t = one_hot(seg.target.labels, num_classes=seg.num_classes, axis=axis, dtype=p.dtype, xp=xp)
+    else:
+        t = stop_gradient(seg.target.target, xp=xp)
+    w = pixel_weight(seg, mask, p)
+    if w is not None:
+        p = xp.where(w > 0, p, 0.0)
+        t = xp.where(w > 0, t, 0.0)
+        w = channels_first(w, axis, include_background, xp=xp)
+    return Inputs(
+        channels_first(p, axis, include_background, xp=xp),
+        channels_first(t, axis, include_background, xp=xp),
+        w,
+        xp,
+        axis,
+    )
+
+
+def spatial_axes(x: Array) -> tuple[int, ...]:
+    return tuple(range(2, x.ndim))
+
+
+def weighted_sum(v: Array, w: Array | None, axes: tuple[int, ...], *, xp: ModuleType) -> Array:
+    return xp.sum(v if w is None else w * v, axis=axes)
+
+
+def weighted_mean(v: Array, w: Array | None, axes: tuple[int, ...], *, xp: ModuleType) -> Array:
+    """Mean of ``v`` over ``axes`` weighted by ``w``; 0 (zero gradient) where nothing is kept or the axes are empty."""
+    if w is None:
+        empty = any([v.shape[a] == 0 for a in axes])  # a list: torch.compile cannot trace a generator here
+        return xp.sum(v, axis=axes) if empty else xp.mean(v, axis=axes)
+    total = xp.sum(w * v, axis=axes)
+    return safe_divide(total, xp.sum(xp.broadcast_to(w, v.shape), axis=axes), xp=xp)
+
+
+def detached_field(fn: str, name: str, field: Array, y_pred: Array, like: Array, *, xp: ModuleType) -> Array:
+    """A precomputed floating distance field of ``y_pred``'s shape, in ``like``'s dtype, detached."""
+    checks.check_floating(fn, name, field, xp=xp)
+    if tuple(field.shape) != tuple(y_pred.shape):
+        raise ValueError(
+            f"{fn}: {name} must have the shape of y_pred {tuple(y_pred.shape)}, got {tuple(field.shape)}"
+        )
+    return stop_gradient(as_float(field, like, xp=xp), xp=xp)
+
+
+def unsigned_field(fg: Array, spacing: tuple[float, ...], empty: str, dtype: Any, *, xp: ModuleType) -> Array:
+    """D_in + D_out (distance to the other side, on both sides) over the trailing ``len(spacing)`` axes.
+
+    An all-0 or all-1 image gets its diagonal everywhere (``empty="diagonal"``, the rule of
+    ``distance_transform``) or zeros (``"zero"``, MONAI's rule).
+    """
+    if numel(fg) == 0:
+        return xp.zeros(fg.shape, dtype=dtype, device=device(fg))
+    field = edt(fg, spacing=spacing, dtype=dtype, native=True, xp=xp) + edt(
+        ~fg, spacing=spacing, dtype=dtype, native=True, xp=xp
+    )
+    if empty == "diagonal":
+        return field
+    nd = len(spacing)
+    both = any_spatial(fg, nd, xp=xp) & any_spatial(~fg, nd, xp=xp)
+    return xp.where(both, field, xp.zeros((), dtype=dtype, device=device(fg)))
+
+
+def erosion_radius(fn: str, spatial: tuple[int, ...], dilation_ratio: float) -> int:
+    """round(dilation_ratio * image diagonal), at least 1, as boundary-iou-api's ``mask_to_boundary``."""
+    checks.check_nonnegative(fn, "dilation_ratio", dilation_ratio)
+    return max(1, round(dilation_ratio * math.sqrt(sum(n * n for n in spatial))))
+
+
+def inner_boundary(m: Array, radius: int, nd: int, *, xp: ModuleType) -> Array:
+    """``m`` minus its erosion by a (2 radius + 1) box over the trailing ``nd`` axes, with zeros outside the image."""
+    if numel(m) == 0:
+        return m
+    return m - min_pool(m, window=(2 * radius + 1,) * nd, pad_value=0.0, xp=xp)
+
+
+def soft_iou(
+    a: Array, b: Array, axes: tuple[int, ...], smooth: float = 0.0, w: Array | None = None, *, xp: ModuleType
+) -> Array:
+    """Soft IoU (sum w ab + s) / (sum w (a + b - ab) + s) over ``axes``; 1 where both are empty."""
+    inter = weighted_sum(a * b, w, axes, xp=xp) + smooth
+    union = weighted_sum(a + b - a * b, w, axes, xp=xp) + smooth
+    empty = union == 0
+    return xp.where(empty, 1.0, inter / xp.where(empty, 1.0, union))
