@@ -2,6 +2,7 @@
 
 from .adapters import keras_loss
 from .boundary import boundary_iou, boundary_iou_loss, boundary_loss, hausdorff_dt_loss, soft_cldice_loss
+from .box_variants import mpdiou_loss, nwd_loss, siou_loss, wiou_loss
 from .boxes import (
     box_area,
     box_convert,
@@ -51,6 +52,7 @@ from .region import (
 )
 from .rotated import box_to_gaussian, gwd_loss, kfiou_loss, kld_loss, probiou_loss, rotated_box_iou
 from .supervision import deep_supervision
+from .task_aligned import task_aligned_assign, task_aligned_loss
 from .topology import boundary_dou_loss, cl_cross_entropy_loss, skeleton_recall_loss, tubed_skeleton
 
 __version__ = "0.1.0"
@@ -131,4 +133,12 @@ __all__ = [
     "kld_loss",
     "probiou_loss",
     "rotated_box_iou",
+    # box-loss variants (issue 19)
+    "mpdiou_loss",
+    "nwd_loss",
+    "siou_loss",
+    "wiou_loss",
+    # dense task-aligned assignment, YOLOv8 (issue 19)
+    "task_aligned_assign",
+    "task_aligned_loss",
 ]
