@@ -98,7 +98,7 @@ def test_matches_reference(xp, rng, name, reduction):
     p, t = pairs(rng, 23)
     options, ref = CASES[name]
     got = getattr(pl, name)(xp.asarray(p), xp.asarray(t), reduction=reduction, **options)
-    assert_close(got, reduce([ref(a, b) for a, b in zip(p, t)], reduction), rtol=1e-5, atol=1e-6)
+    assert_close(got, reduce([ref(a, b) for a, b in zip(p, t, strict=True)], reduction), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("fmt", ["xywh", "cxcywh"])
@@ -131,12 +131,12 @@ def test_inner_ratio_changes_only_the_iou_term(xp, rng, name, ratio):
     plain = to_numpy(f(xp.asarray(p), xp.asarray(t), reduction="none", **options))
     got = f(xp.asarray(p), xp.asarray(t), reduction="none", inner_ratio=ratio, **options)
     if name == "wiou_loss":  # R (1 - IoU_inner)
-        want = [wiou_v1_ref(a, b, ratio) for a, b in zip(p, t)]
+        want = [wiou_v1_ref(a, b, ratio) for a, b in zip(p, t, strict=True)]
     else:
-        want = plain + np.array([iou_ref(a, b) - iou_ref(a, b, ratio) for a, b in zip(p, t)])
+        want = plain + np.array([iou_ref(a, b) - iou_ref(a, b, ratio) for a, b in zip(p, t, strict=True)])
     assert_close(got, want, rtol=1e-5, atol=1e-6)
     if name in INNER_REFS and name != "wiou_loss":
-        assert_close(got, [INNER_REFS[name](a, b, ratio) for a, b in zip(p, t)], rtol=1e-5, atol=1e-6)
+        assert_close(got, [INNER_REFS[name](a, b, ratio) for a, b in zip(p, t, strict=True)], rtol=1e-5, atol=1e-6)
 
 
 def test_inner_ratio_one_is_the_plain_loss(xp, rng):
@@ -148,11 +148,11 @@ def test_inner_ratio_one_is_the_plain_loss(xp, rng):
 
 def wiou_v3_ref(p, t, mean, momentum, alpha=1.9, delta=3.0):
     """Official update-then-scale order: the new mean is used in beta."""
-    l_iou = np.array([1 - iou_ref(a, b) for a, b in zip(p, t)])
+    l_iou = np.array([1 - iou_ref(a, b) for a, b in zip(p, t, strict=True)])
     new_mean = l_iou.mean() if mean is None else (1 - momentum) * mean + momentum * l_iou.mean()
     beta = l_iou / new_mean
     r = beta / (delta * alpha ** (beta - delta))
-    return r * np.array([wiou_v1_ref(a, b) for a, b in zip(p, t)]), new_mean
+    return r * np.array([wiou_v1_ref(a, b) for a, b in zip(p, t, strict=True)]), new_mean
 
 
 @pytest.mark.parametrize("mean", [None, 0.8])
@@ -197,18 +197,18 @@ def test_wiou_gradient_holds_the_enclosing_box_and_v3_focus_constant(backend, rn
     _, got = backend.value_and_grad(lambda x: pl.wiou_loss(x, backend.asarray(t), reduction="sum"), backend.asarray(p))
     numeric = np.zeros_like(p)
     h = 1e-6
+
+    def held(b, target, enclosing2):
+        dx, dy, *_ = geometry(b, target)
+        return math.exp((dx**2 + dy**2) / enclosing2) * (1 - iou_ref(b, target))
+
     for i in range(p.shape[0]):
-        dx0, dy0, cw, ch, *_ = geometry(p[i], t[i])
+        _, _, cw, ch, *_ = geometry(p[i], t[i])
         for j in range(4):
             hi, lo = p[i].copy(), p[i].copy()
             hi[j] += h
             lo[j] -= h
-
-            def f(b):
-                dx, dy, *_ = geometry(b, t[i])
-                return math.exp((dx**2 + dy**2) / (cw**2 + ch**2)) * (1 - iou_ref(b, t[i]))
-
-            numeric[i, j] = (f(hi) - f(lo)) / (2 * h)
+            numeric[i, j] = (held(hi, t[i], cw**2 + ch**2) - held(lo, t[i], cw**2 + ch**2)) / (2 * h)
     np.testing.assert_allclose(got, numeric, rtol=1e-5, atol=1e-7)
 
 
