@@ -158,7 +158,7 @@ def softmax(x):
 def loss_ref(logits, dist, anchors, stride, labels, gts, valid, *, reg_max, weights=(7.5, 0.5, 1.5), fixed=None,
              **options):
     """v8DetectionLoss: decode, assign on detached values, BCE / CIoU / DFL over the target-score sum, times B."""
-    b, a, c = logits.shape
+    b, a, _c = logits.shape
     bins = dist.reshape(b, a, 4, reg_max)
     d = (softmax(bins) * np.arange(reg_max)).sum(-1)
     grid = anchors / stride[:, None]
@@ -188,7 +188,7 @@ def loss_ref(logits, dist, anchors, stride, labels, gts, valid, *, reg_max, weig
 
 
 def loss_scene(rng, reg_max=8, stride_value=4.0):
-    scores, boxes, anchors, labels, gts, valid = scene(rng, stride=stride_value)
+    scores, _boxes, anchors, labels, gts, valid = scene(rng, stride=stride_value)
     b, a, c = scores.shape
     logits = rng.normal(size=(b, a, c)) * 2
     dist = rng.normal(size=(b, a, 4 * reg_max))
