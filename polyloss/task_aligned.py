@@ -305,9 +305,9 @@ def _strides(fn: str, stride: Any, a: int, like: Array, *, xp: ModuleType) -> Ar
     arr = xp.asarray(stride, dtype=like.dtype, device=device(like))
     if arr.ndim == 0:
         return xp.broadcast_to(arr, (a,))
-    if arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1):
-        if arr.shape[0] == a or not is_concrete(arr):  # symbolic sizes under torch.compile(dynamic=True)
-            return xp.reshape(arr, (-1,))
+    flat = arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1)
+    if flat and (arr.shape[0] == a or not is_concrete(arr)):  # symbolic sizes under torch.compile(dynamic=True)
+        return xp.reshape(arr, (-1,))
     raise ValueError(f"{fn}: stride must be a number or have shape (A,) or (A, 1) with A = {a}, got {tuple(arr.shape)}")
 
 

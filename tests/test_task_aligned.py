@@ -238,8 +238,8 @@ def test_loss_gradients_match_finite_differences(backend, rng):
             numeric[idx] = (f(hi) - f(lo)) / 2e-6
         args = [backend.asarray(logits), backend.asarray(dist)]
         _, grad = backend.value_and_grad(
-            lambda x, i=i: pl.task_aligned_loss(*[x if j == i else args[j] for j in range(2)], *rest, reg_max=4,
-                                                top_k=4, box_weight=7.5 * (1 - i)), args[i])
+            lambda x, i=i, args=args: pl.task_aligned_loss(*[x if j == i else args[j] for j in range(2)], *rest,
+                                                           reg_max=4, top_k=4, box_weight=7.5 * (1 - i)), args[i])
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
 
 
