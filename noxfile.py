@@ -66,6 +66,9 @@ def parity(session: nox.Session) -> None:
     """Our losses against the peers themselves: torchvision, MONAI, kornia, smp."""
     peers = ["monai", "kornia", "segmentation-models-pytorch", "opencv-python-headless"]
     session.install(TEST, *TORCH_WITH_VISION, *peers)
+    # ultralytics without its dependency tree: what its loss and assigner modules import (checked with 8.4.190)
+    session.install("pyyaml", "requests", "psutil", "polars", "matplotlib", "pillow", "scipy")
+    session.install("ultralytics", "ultralytics-thop", "--no-deps")
     session.run("python", "-m", "pytest", "tests/parity", *session.posargs, env={"POLYLOSS_BACKENDS": "torch"})
 
 

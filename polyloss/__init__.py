@@ -1,6 +1,7 @@
 """polyloss: segmentation and detection losses written once for every array API backend."""
 
 from .adapters import keras_loss
+from .detection.box_variants import mpdiou_loss, nwd_loss, siou_loss, wiou_loss
 from .detection.boxes import (
     box_area,
     box_convert,
@@ -23,6 +24,7 @@ from .detection.ssd import (
     multibox_loss,
     smooth_l1_loss,
 )
+from .detection.task_aligned import task_aligned_assign, task_aligned_loss
 from .segmentation.boundary import boundary_iou, boundary_iou_loss, boundary_loss, hausdorff_dt_loss, soft_cldice_loss
 from .segmentation.compound import bce_jaccard_loss, combo_loss, dice_cross_entropy_loss, dice_focal_loss
 from .segmentation.distance import distance_transform, signed_distance_map, unet_weight_map
@@ -131,4 +133,12 @@ __all__ = [
     "kld_loss",
     "probiou_loss",
     "rotated_box_iou",
+    # box-loss variants (issue 19)
+    "mpdiou_loss",
+    "nwd_loss",
+    "siou_loss",
+    "wiou_loss",
+    # dense task-aligned assignment, YOLOv8 (issue 19)
+    "task_aligned_assign",
+    "task_aligned_loss",
 ]

@@ -174,6 +174,41 @@ CASES = {
     "kfiou_loss": lambda rng, z: ((_rboxes(rng, z.boxes), _rboxes(rng, z.boxes)), {"fun": "ln"}, True),
     "rotated_box_iou": lambda rng, z: ((_rboxes(rng, z.boxes), _rboxes(rng, z.boxes - 2)), {}, True),
 }
+
+
+def _tal(rng, z):
+    """A dense-detector scene: anchors on a 6-wide grid (stride 4), 3 padded ground truths, C classes."""
+    k = np.arange(z.priors)
+    anchors = np.stack([k % 6 + 0.5, k // 6 + 0.5], axis=-1) * 4.0
+    gt = np.stack([_boxes(rng, 3) * 2 for _ in range(z.n)])
+    labels = rng.integers(0, C, size=(z.n, 3))
+    valid = rng.random((z.n, 3)) < 0.7
+    valid[:, 0] = True
+    return anchors, gt, labels, valid
+
+
+def _tal_assign(rng, z):
+    anchors, gt, labels, valid = _tal(rng, z)
+    boxes = np.concatenate([anchors - 3.0, anchors + 3.0], axis=-1)[None] + rng.normal(size=(z.n, z.priors, 4))
+    return (rng.random((z.n, z.priors, C)), boxes, anchors, labels, gt, valid), {"top_k": 3}, False
+
+
+def _tal_loss(rng, z):
+    anchors, gt, labels, valid = _tal(rng, z)
+    logits, dist = rng.normal(size=(z.n, z.priors, C)), rng.normal(size=(z.n, z.priors, 16))
+    return (logits, dist, anchors, np.full(z.priors, 4.0), labels, gt, valid), {"reg_max": 4, "top_k": 3}, True
+
+
+CASES.update({
+    # box-loss variants and task-aligned assignment (issue 19)
+    "siou_loss": lambda rng, z: ((_boxes(rng, z.boxes), _boxes(rng, z.boxes)), {"inner_ratio": 0.8}, True),
+    "mpdiou_loss": lambda rng, z: ((_boxes(rng, z.boxes), _boxes(rng, z.boxes)), {"image_size": (16.0, 16.0)}, True),
+    "wiou_loss": lambda rng, z: ((_boxes(rng, z.boxes), _boxes(rng, z.boxes)), {"version": 3, "mean_iou_loss": 0.5},
+                                 True),
+    "nwd_loss": lambda rng, z: ((_boxes(rng, z.boxes), _boxes(rng, z.boxes)), {}, True),
+    "task_aligned_assign": _tal_assign,
+    "task_aligned_loss": _tal_loss,
+})
 # option variants that take another code path: "name[variant]" (label_smoothing, issue 13: the L1 form on smoothed
 # labels, the fused product form, both terms of a compound)
 CASES.update({

@@ -1,4 +1,4 @@
-"""Box algebra shared by boxes.py, detection.py and rotated.py: format conversion, pairwise IoU, smooth L1.
+"""Box algebra shared by the box families: format conversion, pairwise IoU, the IoU-family terms, smooth L1.
 
 Private kernels: no validation (the public function that calls them has done
 it), the namespace passed as ``xp=``.
@@ -6,10 +6,13 @@ it), the namespace passed as ``xp=``.
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
-from .._backend import Array, device, unstack
+from .._backend import Array, array_namespace, clip, device, stop_gradient, unstack
+from .._core import checks
+from .._core.reduce import promote, reduce_loss, restore
 
 Corners = tuple[Array, Array, Array, Array]
 BoxFormat = Literal["xyxy", "xywh", "cxcywh"]
@@ -70,3 +73,100 @@ def smooth_l1(d: Array, beta: float, *, xp: ModuleType) -> Array:
     if beta == 0:
         return ad
     return xp.where(ad < beta, (0.5 / beta) * d * d, ad - 0.5 * beta)
+
+
+def scaled_about_centre(c: Corners, ratio: float, /) -> Corners:
+    """The boxes ``c`` scaled by ``ratio`` about their centres (Inner-IoU's auxiliary boxes)."""
+    x1, y1, x2, y2 = c
+    cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * (ratio / 2), (y2 - y1) * (ratio / 2)
+    return cx - hw, cy - hh, cx + hw, cy + hh
+
+
+def elementwise_iou(p: Corners, t: Corners, eps: float, /, *, xp: ModuleType) -> tuple[Array, Array]:
+    """``(IoU, union)`` of matching boxes, IoU = |A ∩ B| / (|A ∪ B| + eps)."""
+    x1, y1, x2, y2 = p
+    x1g, y1g, x2g, y2g = t
+    iw = xp.minimum(x2, x2g) - xp.maximum(x1, x1g)
+    ih = xp.minimum(y2, y2g) - xp.maximum(y1, y1g)
+    inter = xp.where((iw > 0) & (ih > 0), iw * ih, 0)
+    union = (x2 - x1) * (y2 - y1) + (x2g - x1g) * (y2g - y1g) - inter
+    return inter / (union + eps), union
+
+
+class BoxPair:
+    """Matching boxes (corners in the compute dtype) and the terms the IoU-family losses share.
+
+    ``iou`` and ``union`` are the boxes' own; ``overlap`` is the IoU term of
+    the loss: ``iou``, or with ``inner_ratio`` the IoU of the boxes scaled
+    about their centres (Inner-IoU). ``cw``, ``ch``: the smallest enclosing box.
+    """
+
+    def __init__(self, p: Corners, t: Corners, /, *, eps: float, inner_ratio: float | None, xp: ModuleType) -> None:
+        self.xp, self.p, self.t, self.eps = xp, p, t, eps
+        self.iou, self.union = elementwise_iou(p, t, eps, xp=xp)
+        self.overlap = self.iou
+        if inner_ratio is not None:
+            inner_p, inner_t = scaled_about_centre(p, inner_ratio), scaled_about_centre(t, inner_ratio)
+            self.overlap = elementwise_iou(inner_p, inner_t, eps, xp=xp)[0]
+        x1, y1, x2, y2 = p
+        x1g, y1g, x2g, y2g = t
+        self.cw = xp.maximum(x2, x2g) - xp.minimum(x1, x1g)
+        self.ch = xp.maximum(y2, y2g) - xp.minimum(y1, y1g)
+
+    def centre_offset(self) -> tuple[Array, Array]:
+        """The centre of the prediction minus the centre of the target, (dx, dy)."""
+        x1, y1, x2, y2 = self.p
+        x1g, y1g, x2g, y2g = self.t
+        return (x2 + x1) / 2 - (x1g + x2g) / 2, (y2 + y1) / 2 - (y1g + y2g) / 2
+
+    def centre_distance2(self) -> Array:
+        """rho^2 between the centres, divided by the squared enclosing diagonal c^2 + eps."""
+        dx, dy = self.centre_offset()
+        return (dx**2 + dy**2) / (self.cw**2 + self.ch**2 + self.eps)
+
+    def ciou(self) -> Array:
+        """The CIoU loss 1 - overlap + rho^2 / c^2 + alpha v, alpha = v / (1 - IoU + v + eps) held constant."""
+        xp, eps = self.xp, self.eps
+        x1, y1, x2, y2 = self.p
+        x1g, y1g, x2g, y2g = self.t
+        v = (4 / math.pi**2) * (_aspect(x2g - x1g, y2g - y1g, eps, xp=xp) - _aspect(x2 - x1, y2 - y1, eps, xp=xp)) ** 2
+        alpha = stop_gradient(v / (1 - self.iou + v + eps), xp=xp)
+        return 1 - self.overlap + self.centre_distance2() + alpha * v
+
+
+def check_ratio(fn: str, name: str, value: Any) -> float | None:
+    """An optional positive real option (``inner_ratio``) as a Python float."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not float(value) > 0:
+        raise ValueError(f"{fn}: {name} must be None or a real > 0, got {value!r}")
+    return float(value)
+
+
+class LossPair(BoxPair):
+    """The ``BoxPair`` of a public loss's inputs, validated and promoted; ``done`` reduces and casts back."""
+
+    def __init__(self, fn: str, y_pred: Array, y_true: Array, /, *, box_format: str, reduction: str, eps: float,
+                 inner_ratio: float | None) -> None:
+        xp = array_namespace(y_pred, y_true)
+        checks.check_boxes(fn, "y_pred", y_pred, xp=xp)
+        checks.check_boxes(fn, "y_true", y_true, xp=xp)
+        checks.check_same_shape(fn, y_pred, y_true)
+        checks.check_box_format(fn, "box_format", box_format)
+        checks.check_reduction(fn, reduction)
+        checks.check_nonnegative(fn, "eps", eps)
+        ratio = check_ratio(fn, "inner_ratio", inner_ratio)
+        p = promote(y_pred, xp=xp)
+        t = y_true if y_true.dtype == p.dtype else xp.astype(y_true, p.dtype)
+        self.dtype, self.reduction = y_pred.dtype, reduction
+        super().__init__(corners(p, box_format, xp=xp), corners(t, box_format, xp=xp), eps=float(eps),
+                         inner_ratio=ratio, xp=xp)
+
+    def done(self, loss: Array) -> Array:
+        """``loss`` reduced as asked, in the input dtype."""
+        return restore(reduce_loss(loss, reduction=self.reduction, xp=self.xp), self.dtype, xp=self.xp)
+
+
+def _aspect(w: Array, h: Array, eps: float, *, xp: ModuleType) -> Array:
+    """atan(w / h), with h clipped below at eps so zero-height boxes stay finite."""
+    return xp.atan(w / clip(h, max(eps, xp.finfo(h.dtype).smallest_normal), None, xp=xp))

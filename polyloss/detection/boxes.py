@@ -4,19 +4,19 @@ Boxes are arrays of shape ``(..., 4)`` in one of three formats (``box_format``):
 ``"xyxy"`` (corners x1, y1, x2, y2, the default), ``"xywh"`` (top-left corner,
 width, height) or ``"cxcywh"`` (centre, width, height). Every function is
 batched over leading axes. The losses work on the four corner coordinates,
-unstacked, so no ``(..., 4)`` intermediate is built twice.
+unstacked, so no ``(..., 4)`` intermediate is built twice. ``inner_ratio``
+gives each IoU-family loss its Inner-IoU form (Zhang et al., Inner-IoU: More
+Effective Intersection over Union Loss with Auxiliary Bounding Box, 2023,
+https://arxiv.org/abs/2311.02877). The newer variants (SIoU, MPDIoU,
+Wise-IoU, NWD) are in ``box_variants``.
 """
 
 from __future__ import annotations
 
-import math
-from types import ModuleType
-
-from .._backend import Array, array_namespace, clip, stop_gradient
+from .._backend import Array, array_namespace
 from .._core import checks
 from .._core.docs import fill_doc
-from .._core.reduce import promote, reduce_loss, restore
-from ._box_ops import BoxFormat, Reduction, corners, pairwise_iou
+from ._box_ops import BoxFormat, LossPair, Reduction, corners, pairwise_iou
 from ._rotated_ops import ROTATED_FORMATS, RotatedBoxFormat, rotated_box_convert
 
 __all__ = [
@@ -176,6 +176,10 @@ Args:
     reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
         ``"none"``. An empty batch gives 0 (zero gradient) for
         ``"mean"``/``"sum"``.
+    inner_ratio: None (default), or a ratio > 0: Inner-IoU (Zhang et al.
+        2023), the IoU term computed on auxiliary boxes, both boxes scaled
+        about their centres by this ratio (< 1 for high-IoU samples, > 1 for
+        low ones); every other term is left as it is.
 
 Returns:
     A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
@@ -183,7 +187,8 @@ Returns:
 
 Raises:
     ValueError: shapes that differ or lack a last axis of 4, an unknown
-        ``box_format`` or ``reduction``, a negative ``eps``.
+        ``box_format`` or ``reduction``, a negative ``eps``, an
+        ``inner_ratio`` that is not positive.
     TypeError: non-floating boxes.""",
     "example_inputs": """\
 Example:
@@ -192,48 +197,16 @@ Example:
 }
 
 
-class _Pair:
-    """Two sets of matching boxes as corners in the compute dtype, with their IoU terms."""
-
-    def __init__(self, fn: str, y_pred: Array, y_true: Array, box_format: str, reduction: str, eps: float) -> None:
-        xp = array_namespace(y_pred, y_true)
-        checks.check_boxes(fn, "y_pred", y_pred, xp=xp)
-        checks.check_boxes(fn, "y_true", y_true, xp=xp)
-        checks.check_same_shape(fn, y_pred, y_true)
-        checks.check_box_format(fn, "box_format", box_format)
-        checks.check_reduction(fn, reduction)
-        checks.check_nonnegative(fn, "eps", eps)
-        p = promote(y_pred, xp=xp)
-        t = y_true if y_true.dtype == p.dtype else xp.astype(y_true, p.dtype)
-        self.xp, self.dtype, self.eps, self.reduction = xp, y_pred.dtype, eps, reduction
-        self.p = corners(p, box_format, xp=xp)
-        self.t = corners(t, box_format, xp=xp)
-        x1, y1, x2, y2 = self.p
-        x1g, y1g, x2g, y2g = self.t
-        iw = xp.minimum(x2, x2g) - xp.maximum(x1, x1g)
-        ih = xp.minimum(y2, y2g) - xp.maximum(y1, y1g)
-        inter = xp.where((iw > 0) & (ih > 0), iw * ih, 0)
-        self.union = (x2 - x1) * (y2 - y1) + (x2g - x1g) * (y2g - y1g) - inter
-        self.iou = inter / (self.union + eps)
-        # the smallest enclosing box
-        self.cw = xp.maximum(x2, x2g) - xp.minimum(x1, x1g)
-        self.ch = xp.maximum(y2, y2g) - xp.minimum(y1, y1g)
-
-    def centre_distance2(self) -> Array:
-        """rho^2 between the centres, divided by the squared enclosing diagonal c^2 + eps."""
-        x1, y1, x2, y2 = self.p
-        x1g, y1g, x2g, y2g = self.t
-        dx = (x2 + x1) / 2 - (x1g + x2g) / 2
-        dy = (y2 + y1) / 2 - (y1g + y2g) / 2
-        return (dx**2 + dy**2) / (self.cw**2 + self.ch**2 + self.eps)
-
-    def done(self, loss: Array) -> Array:
-        return restore(reduce_loss(loss, reduction=self.reduction, xp=self.xp), self.dtype, xp=self.xp)
-
-
 @fill_doc(_IOU_DOCS)
 def iou_loss(
-    y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
+    y_pred: Array,
+    y_true: Array,
+    /,
+    *,
+    box_format: BoxFormat = "xyxy",
+    eps: float = 1e-7,
+    reduction: Reduction = "mean",
+    inner_ratio: float | None = None,
 ) -> Array:
     r"""IoU loss, elementwise over matching boxes: 1 - IoU.
 
@@ -251,13 +224,21 @@ def iou_loss(
         Yu et al., UnitBox: An advanced object detection network, ACM MM 2016.
         https://arxiv.org/abs/1608.01471
     """
-    pair = _Pair("iou_loss", y_pred, y_true, box_format, reduction, eps)
-    return pair.done(1 - pair.iou)
+    pair = LossPair("iou_loss", y_pred, y_true, box_format=box_format, reduction=reduction, eps=eps,
+                    inner_ratio=inner_ratio)
+    return pair.done(1 - pair.overlap)
 
 
 @fill_doc(_IOU_DOCS)
 def giou_loss(
-    y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
+    y_pred: Array,
+    y_true: Array,
+    /,
+    *,
+    box_format: BoxFormat = "xyxy",
+    eps: float = 1e-7,
+    reduction: Reduction = "mean",
+    inner_ratio: float | None = None,
 ) -> Array:
     r"""Generalized IoU loss (Rezatofighi et al. 2019), elementwise over matching boxes.
 
@@ -274,14 +255,22 @@ def giou_loss(
         https://arxiv.org/abs/1902.09630
         Peer: ``torchvision.ops.generalized_box_iou_loss`` (default reduction ``"none"``).
     """
-    pair = _Pair("giou_loss", y_pred, y_true, box_format, reduction, eps)
+    pair = LossPair("giou_loss", y_pred, y_true, box_format=box_format, reduction=reduction, eps=eps,
+                    inner_ratio=inner_ratio)
     area_c = pair.cw * pair.ch
-    return pair.done(1 - pair.iou + (area_c - pair.union) / (area_c + eps))
+    return pair.done(1 - pair.overlap + (area_c - pair.union) / (area_c + eps))
 
 
 @fill_doc(_IOU_DOCS)
 def diou_loss(
-    y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
+    y_pred: Array,
+    y_true: Array,
+    /,
+    *,
+    box_format: BoxFormat = "xyxy",
+    eps: float = 1e-7,
+    reduction: Reduction = "mean",
+    inner_ratio: float | None = None,
 ) -> Array:
     r"""Distance IoU loss (Zheng et al. 2020), elementwise over matching boxes.
 
@@ -300,24 +289,28 @@ def diou_loss(
         Zheng et al., Distance-IoU loss, AAAI 2020. https://arxiv.org/abs/1911.08287
         Peer: ``torchvision.ops.distance_box_iou_loss``.
     """
-    pair = _Pair("diou_loss", y_pred, y_true, box_format, reduction, eps)
-    return pair.done(1 - pair.iou + pair.centre_distance2())
-
-
-def _aspect(w: Array, h: Array, eps: float, *, xp: ModuleType) -> Array:
-    """atan(w / h), with h clipped below at eps so zero-height boxes stay finite."""
-    return xp.atan(w / clip(h, max(eps, xp.finfo(h.dtype).smallest_normal), None, xp=xp))
+    pair = LossPair("diou_loss", y_pred, y_true, box_format=box_format, reduction=reduction, eps=eps,
+                    inner_ratio=inner_ratio)
+    return pair.done(1 - pair.overlap + pair.centre_distance2())
 
 
 @fill_doc(_IOU_DOCS)
 def ciou_loss(
-    y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
+    y_pred: Array,
+    y_true: Array,
+    /,
+    *,
+    box_format: BoxFormat = "xyxy",
+    eps: float = 1e-7,
+    reduction: Reduction = "mean",
+    inner_ratio: float | None = None,
 ) -> Array:
     r"""Complete IoU loss (Zheng et al. 2020), elementwise over matching boxes: DIoU loss + alpha v.
 
     v = 4 / pi^2 (atan(w_gt / h_gt) - atan(w / h))^2,  alpha = v / (1 - IoU + v + eps)
 
-    alpha is held constant in the gradient and not gated on IoU >= 0.5.
+    alpha is held constant in the gradient and not gated on IoU >= 0.5; it
+    takes the boxes' own IoU also with ``inner_ratio``.
     Heights below ``eps`` are clipped to ``eps`` inside the atan
     (torchvision divides by zero there).
 
@@ -332,18 +325,21 @@ def ciou_loss(
         Peer: ``torchvision.ops.complete_box_iou_loss`` (which always uses
         eps=1e-7 in its DIoU term, so they agree at the default ``eps``).
     """
-    pair = _Pair("ciou_loss", y_pred, y_true, box_format, reduction, eps)
-    xp = pair.xp
-    x1, y1, x2, y2 = pair.p
-    x1g, y1g, x2g, y2g = pair.t
-    v = (4 / math.pi**2) * (_aspect(x2g - x1g, y2g - y1g, eps, xp=xp) - _aspect(x2 - x1, y2 - y1, eps, xp=xp)) ** 2
-    alpha = stop_gradient(v / (1 - pair.iou + v + eps), xp=xp)
-    return pair.done(1 - pair.iou + pair.centre_distance2() + alpha * v)
+    pair = LossPair("ciou_loss", y_pred, y_true, box_format=box_format, reduction=reduction, eps=eps,
+                    inner_ratio=inner_ratio)
+    return pair.done(pair.ciou())
 
 
 @fill_doc(_IOU_DOCS)
 def eiou_loss(
-    y_pred: Array, y_true: Array, /, *, box_format: BoxFormat = "xyxy", eps: float = 1e-7, reduction: Reduction = "mean"
+    y_pred: Array,
+    y_true: Array,
+    /,
+    *,
+    box_format: BoxFormat = "xyxy",
+    eps: float = 1e-7,
+    reduction: Reduction = "mean",
+    inner_ratio: float | None = None,
 ) -> Array:
     r"""Efficient IoU loss (Zhang et al. 2022, "Focal and Efficient IOU Loss"), elementwise.
 
@@ -363,10 +359,11 @@ def eiou_loss(
         Zhang et al., Focal and efficient IOU loss for accurate bounding box
         regression, Neurocomputing 2022. https://arxiv.org/abs/2101.08158
     """
-    pair = _Pair("eiou_loss", y_pred, y_true, box_format, reduction, eps)
+    pair = LossPair("eiou_loss", y_pred, y_true, box_format=box_format, reduction=reduction, eps=eps,
+                    inner_ratio=inner_ratio)
     x1, y1, x2, y2 = pair.p
     x1g, y1g, x2g, y2g = pair.t
     dw = (x2 - x1) - (x2g - x1g)
     dh = (y2 - y1) - (y2g - y1g)
-    loss = 1 - pair.iou + pair.centre_distance2() + dw**2 / (pair.cw**2 + eps) + dh**2 / (pair.ch**2 + eps)
+    loss = 1 - pair.overlap + pair.centre_distance2() + dw**2 / (pair.cw**2 + eps) + dh**2 / (pair.ch**2 + eps)
     return pair.done(loss)

@@ -14,19 +14,15 @@ from typing import Any, Literal
 from .._backend import (
     Array,
     array_namespace,
-    clip,
-    device,
     is_concrete,
-    log_softmax,
     sigmoid,
     sigmoid_cross_entropy,
-    softmax,
-    take_along_axis,
 )
 from .._core import checks
 from .._core.docs import fill_doc
 from .._core.reduce import as_float, check_weighting, promote, restore, weighted_reduction
 from ..segmentation._pixel import focal_modulation
+from ._gfl_ops import distribution_focal, integral
 
 __all__ = ["distribution_focal_loss", "integral_decode", "quality_focal_loss", "varifocal_loss"]
 
@@ -238,13 +234,7 @@ def distribution_focal_loss(
             f"[{float(xp.min(y_true))!r}, {float(xp.max(y_true))!r}]"
         )
     x = promote(y_pred, xp=xp)
-    y = clip(as_float(y_true, x, xp=xp), 0, n - 1, xp=xp)  # out-of-range targets under jit stay on the grid
-    left = clip(xp.floor(y), 0, n - 2, xp=xp)
-    index = xp.astype(left, xp.__array_namespace_info__().default_dtypes(device=device(x))["indexing"])
-    log_s = log_softmax(x, axis=-1, xp=xp)
-    log_left = xp.squeeze(take_along_axis(log_s, index[..., None], axis=-1, xp=xp), axis=-1)
-    log_right = xp.squeeze(take_along_axis(log_s, index[..., None] + 1, axis=-1, xp=xp), axis=-1)
-    loss = -((left + 1 - y) * log_left + (y - left) * log_right)
+    loss = distribution_focal(x, as_float(y_true, x, xp=xp), xp=xp)  # out-of-range targets under jit: clipped
     return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), y_pred.dtype, xp=xp)
 
 
@@ -282,6 +272,4 @@ def integral_decode(y_pred: Array, /) -> Array:
     checks.check_floating(fn, "y_pred", y_pred, xp=xp)
     if y_pred.ndim < 1:
         raise ValueError(f"{fn}: y_pred must have shape (..., n), one distribution per row, got shape ()")
-    x = promote(y_pred, xp=xp)
-    bins = xp.arange(x.shape[-1], dtype=x.dtype, device=device(x))
-    return restore(xp.sum(softmax(x, axis=-1, xp=xp) * bins, axis=-1), y_pred.dtype, xp=xp)
+    return restore(integral(promote(y_pred, xp=xp), xp=xp), y_pred.dtype, xp=xp)
