@@ -78,6 +78,17 @@ class TorchStep:
         self.x.grad = None
 
 
+class TorchForward(TorchStep):
+    """``loss(x, *rest)`` under ``torch.no_grad()`` (matching and assignment run without gradient)."""
+
+    def __call__(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            self.loss(self.x, *self.rest)
+        self.sync()
+
+
 class JaxStep:
     """``jax.jit(jax.value_and_grad(loss))(x, *rest)``, blocked until ready."""
 
@@ -98,6 +109,11 @@ class JaxStep:
 def torch_step(loss: Callable[..., Any], x: Any, *rest: Any) -> TorchStep:
     """Forward + backward of ``loss(x, *rest)`` with respect to ``x`` in torch eager."""
     return TorchStep(loss, x, *rest)
+
+
+def torch_forward(fn: Callable[..., Any], x: Any, *rest: Any) -> TorchForward:
+    """``fn(x, *rest)`` in torch eager without gradient: a forward-only step (memory measurable like a TorchStep)."""
+    return TorchForward(fn, x, *rest)
 
 
 def jax_step(loss: Callable[..., Any], x: Any, *rest: Any) -> JaxStep:

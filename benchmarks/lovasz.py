@@ -5,7 +5,7 @@ smp's LovaszLoss (the reference code: a Python loop over classes and images;
 smp is in the parity venv, skipped with a note where it does not import).
 jax.jit(value_and_grad): polyloss alone (no JAX peer has a Lovasz loss).
 Sort only: one batched descending sort of float32 rows (one per image and
-class), what each backend offers against what ``_xp.sort_descending`` does.
+class), what each backend offers against what ``_backend.sort_descending`` does.
 Run: python benchmarks/lovasz.py [--quick]
 """
 
@@ -31,7 +31,7 @@ from _harness import (
 )
 
 import polyloss as pl
-from polyloss import _xp
+from polyloss import _backend
 
 COMMAND = "python benchmarks/lovasz.py"
 
@@ -96,7 +96,7 @@ def _sort_cases(table: Table, rows: tuple[int, int], rng: np.random.Generator, r
     case = f"sort {rows} float32 rows, descending, with permutation"
     np_xp = importlib.import_module("array_api_compat.numpy")
     table.add(case, "numpy", measure({
-        "polyloss": lambda: _xp.sort_descending(e, stable=True, xp=np_xp),
+        "polyloss": lambda: _backend.sort_descending(e, stable=True, xp=np_xp),
         "np.argsort(-x, kind='stable')": lambda: np.argsort(-e, axis=-1, kind="stable"),
         "np.argsort(-x) (unstable)": lambda: np.argsort(-e, axis=-1),
         "np.sort(x) (values only, no permutation)": lambda: np.sort(e, axis=-1),
@@ -106,7 +106,7 @@ def _sort_cases(table: Table, rows: tuple[int, int], rng: np.random.Generator, r
         te = torch.from_numpy(e)
         torch_xp = importlib.import_module("array_api_compat.torch")
         table.add(case, "torch", measure({
-            "polyloss": lambda: _xp.sort_descending(te, stable=True, xp=torch_xp),
+            "polyloss": lambda: _backend.sort_descending(te, stable=True, xp=torch_xp),
             "torch.sort(stable=False) (kornia, smp)": lambda: torch.sort(te, dim=-1, descending=True),
         }, rounds=rounds))
     jax = optional_import("jax")
@@ -120,7 +120,7 @@ def _sort_cases(table: Table, rows: tuple[int, int], rng: np.random.Generator, r
             return lambda: jax.block_until_ready(f(je))
 
         table.add(case, "jax.jit", measure({
-            "polyloss": timed(lambda a: _xp.sort_descending(a, stable=True, xp=jnp)),
+            "polyloss": timed(lambda a: _backend.sort_descending(a, stable=True, xp=jnp)),
             "jnp.argsort(-x, stable=True)": timed(lambda a: jnp.argsort(-a, axis=-1, stable=True)),
             "lax.sort((-x, iota), num_keys=1)": timed(lambda a: jax.lax.sort((-a, iota), num_keys=1)),
             "jnp.sort(x) (values only, no permutation)": timed(lambda a: jnp.sort(a, axis=-1)),

@@ -18,7 +18,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from _harness import machine_description, merge, steady_allocator  # noqa: E402
 
-FAMILIES = ["pixelwise", "region", "lovasz", "volume", "distance", "metrics", "detection", "rotated"]
+FAMILIES = ["pixelwise", "region", "lovasz", "volume", "distance", "metrics", "detection", "assignment", "rotated"]
 
 
 def main() -> None:

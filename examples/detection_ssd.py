@@ -26,6 +26,7 @@ import argparse
 
 import numpy as np
 import torch
+from _boxes import make_boxes
 from torch import nn
 
 import polyloss as pl
@@ -42,21 +43,9 @@ def make_priors() -> torch.Tensor:
 
 
 def make_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, ...]:
-    """Images (n, 3, SIZE, SIZE), boxes (n, MAX_BOXES, 4) xyxy in [0, 1], labels in {1, 2}, validity."""
-    images = rng.normal(0.0, 0.15, size=(n, 3, SIZE, SIZE)).astype(np.float32)
-    boxes = np.zeros((n, MAX_BOXES, 4), np.float32)
-    labels = np.zeros((n, MAX_BOXES), np.int64)
-    valid = np.zeros((n, MAX_BOXES), bool)
-    for b in range(n):
-        for k in range(rng.integers(1, MAX_BOXES + 1)):
-            w, h = rng.uniform(0.15, 0.45, size=2)
-            x, y = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
-            cls = int(rng.integers(1, NUM_CLASSES))
-            x1, y1, x2, y2 = (round(v * SIZE) for v in (x, y, x + w, y + h))
-            images[b, cls - 1, y1:y2, x1:x2] += 1.0
-            boxes[b, k] = (x1 / SIZE, y1 / SIZE, x2 / SIZE, y2 / SIZE)
-            labels[b, k], valid[b, k] = cls, True
-    return tuple(torch.from_numpy(a) for a in (images, boxes, labels, valid))
+    """Images (n, 3, SIZE, SIZE), boxes (n, MAX_BOXES, 4) xyxy in [0, 1], labels in {1, 2} (0: background), validity."""
+    images, boxes, labels, valid = make_boxes(rng, n, classes=NUM_CLASSES - 1, size=SIZE, max_boxes=MAX_BOXES)
+    return tuple(torch.from_numpy(a) for a in (images, boxes, np.where(valid, labels + 1, 0), valid))
 
 
 class Detector(nn.Module):

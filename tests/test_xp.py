@@ -49,6 +49,14 @@ def _reference_max_pool(x, window, pad_value):
     return out
 
 
+def _reference_unpermute(x, perm):
+    """``out[..., perm[..., k]] = x[..., k]`` by an explicit loop over rows."""
+    out = np.empty_like(x)
+    for row in np.ndindex(*x.shape[:-1]):
+        out[row][perm[row]] = x[row]
+    return out
+
+
 def _logits(rng, shape=(3, 4, 5)):
     return rng.normal(scale=3.0, size=shape)
 
@@ -75,6 +83,8 @@ PRIMITIVES = {
     "sort_descending": lambda rng: (_logits(rng, (3, 40)), (), {"stable": True}, True, None),
     # ties (no -0: the bitcast key orders +0 before -0, argsort keeps them in place)
     "sort_descending_ties": lambda rng: (np.round(_logits(rng, (2, 50))) + 0.0, (), {"stable": True}, True, None),
+    "unpermute": lambda rng: (_logits(rng, (3, 2, 30)), (np.argsort(rng.random((3, 2, 30)), axis=-1),), {}, True,
+                              lambda x, perm: _reference_unpermute(x, perm)),
     "softmax_nll": lambda rng: (_logits(rng), (rng.integers(0, 4, size=(3, 5)),), {"axis": 1}, True,
                                 lambda x, y: -np.take_along_axis(np_log_softmax(x, 1), y[:, None], 1)[:, 0]),
     "softmax_nll_last": lambda rng: (_logits(rng), (rng.integers(0, 5, size=(3, 4)),), {"axis": -1}, True,

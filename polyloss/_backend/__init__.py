@@ -83,6 +83,7 @@ __all__ = [
     "sort_descending",
     "stop_gradient",
     "take_along_axis",
+    "unpermute",
     "unstack",
     "value_range",
     "zero_like",
@@ -238,6 +239,10 @@ def take_along_axis(x: Array, index: Array, /, *, axis: int, xp: ModuleType) -> 
 
 def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array, Array]:
     return _delegate(generic.sort_descending, xp)(x, stable=stable, xp=xp)
+
+
+def unpermute(x: Array, perm: Array, /, *, xp: ModuleType) -> Array:
+    return _delegate(generic.unpermute, xp)(x, perm, xp=xp)
 
 
 def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Array:

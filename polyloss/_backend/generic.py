@@ -90,6 +90,17 @@ def take_along_axis(x: Array, index: Array, /, *, axis: int, xp: ModuleType) -> 
     return xp.take_along_axis(x, index, axis=axis)
 
 
+def unpermute(x: Array, perm: Array, /, *, xp: ModuleType) -> Array:
+    """The inverse of gathering with a permutation along the last axis: ``out[..., perm[..., k]] = x[..., k]``.
+
+    ``perm`` holds, per row, a permutation of ``range(x.shape[-1])`` (as from
+    ``sort_descending``), so ``unpermute(take_along_axis(y, perm), perm) == y``.
+    Generic: gather at the inverse permutation, which is ``argsort(perm)``
+    (the standard has no scatter); native: one scatter.
+    """
+    return xp.take_along_axis(x, xp.argsort(perm, axis=-1), axis=-1)
+
+
 def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array, Array]:
     """Each row of real ``x`` (last axis) in descending order, and the permutation that sorts it.
 

@@ -72,6 +72,13 @@ def _descending_key(x: Array) -> Array:
     return generic.descending_key(bits, width=8 * bits.dtype.itemsize)
 
 
+def unpermute(x: Array, perm: Array, /, *, xp: ModuleType) -> Array:
+    """One scatter along the last axis (``.at[].set`` with unique indices)."""
+    jnp = _jax().numpy
+    rows = jnp.indices(perm.shape, sparse=True)[:-1]
+    return jnp.empty_like(x).at[(*rows, perm)].set(x, unique_indices=True)
+
+
 def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Array:
     """``logsumexp(x) - x[label]`` with the shift held out of the gradient (``lax.stop_gradient``)."""
     index = xp.expand_dims(labels, axis=axis)
@@ -111,6 +118,6 @@ def _max_along(x: Array, axis: int, size: int, pad_value: float | None) -> Array
 
 
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
-    log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, softmax_nll, segment_max,
+    log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, unpermute, softmax_nll, segment_max,
     stop_gradient, max_pool,
 )}

@@ -55,6 +55,13 @@ def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array
     return np.take_along_axis(x, perm, axis=-1), perm
 
 
+def unpermute(x: Array, perm: Array, /, *, xp: ModuleType) -> Array:
+    """One ``put_along_axis`` along the last axis."""
+    out = np.empty_like(x)
+    np.put_along_axis(out, perm, x, axis=-1)
+    return out
+
+
 def class_sums(p: Array, labels: Array, valid: Array | None, /, *, axis: int, xp: ModuleType
                ) -> tuple[Array, Array, Array]:
     return bincount_class_sums(p, labels, valid, axis=axis, bincount=np.bincount, xp=xp)
@@ -122,5 +129,5 @@ def _scipy_ndimage() -> ModuleType | None:
 
 _SCIPY = (log_softmax, softmax, log_sigmoid, sigmoid, sigmoid_cross_entropy) if special is not None else ()
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
-    *_SCIPY, sort_descending, class_sums, segment_max, distance_transform,
+    *_SCIPY, sort_descending, unpermute, class_sums, segment_max, distance_transform,
 )}

@@ -80,6 +80,11 @@ def take_along_axis(x: Array, index: Array, /, *, axis: int, xp: ModuleType) -> 
     return torch.gather(x, axis, index)
 
 
+def unpermute(x: Array, perm: Array, /, *, xp: ModuleType) -> Array:
+    """One ``scatter`` along the last axis."""
+    return _torch().empty_like(x).scatter_(-1, perm, x)
+
+
 def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array, Array]:
     """float32/float64: ``torch.sort`` of the integer key (``generic.descending_key``) with its indices."""
     torch = _torch()
@@ -215,7 +220,7 @@ def binary_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | N
 
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
     clip, cumulative_sum, log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sigmoid_cross_entropy,
-    take_along_axis, sort_descending, softmax_nll, value_range, one_hot, class_sums, max_argmax, segment_max,
+    take_along_axis, unpermute, sort_descending, softmax_nll, value_range, one_hot, class_sums, max_argmax, segment_max,
     unstack, stop_gradient, max_pool, distance_transform, cross_entropy,
     binary_cross_entropy,
 )}

@@ -17,9 +17,11 @@ pixel sees, and contribute 0 themselves. The hinge's errors are clipped at 0
 before the sort (the reference clips after it: the same value, since
 non-positive errors contribute nothing and come last either way).
 
-Autodiff differentiates through the gather of the sorted errors, so the
-gradient with respect to pixel i's error is ``g`` at i's sorted position:
-the Lovasz extension's gradient (the reference's ``lovasz_grad`` vector).
+The gradient with respect to pixel i's error is ``g`` at i's sorted
+position: the Lovasz extension's gradient (the reference's ``lovasz_grad``
+vector). ``g`` is computed without gradient and scattered back to each
+pixel's position (``_backend.unpermute``), so the loss is ``sum(errors * g)``
+and autograd keeps ``g`` alone, not the sort's permutation and outputs.
 Equal errors may sort in any order (``stable=False``, as the reference's
 ``torch.sort``; about 10% faster on torch): the value does not depend on it,
 and at exact ties the gradient is the subgradient of the order the backend
@@ -32,7 +34,17 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Literal
 
-from .._backend import Array, cumulative_sum, device, numel, softmax, sort_descending, take_along_axis
+from .._backend import (
+    Array,
+    cumulative_sum,
+    device,
+    numel,
+    softmax,
+    sort_descending,
+    stop_gradient,
+    take_along_axis,
+    unpermute,
+)
 from .._core import checks
 from .._core.docs import fill_doc
 from .._core.inputs import Labels, Reduction, class_vector, prepare
@@ -51,14 +63,21 @@ def _lovasz_rows(errors: Array, fg: Array, /, *, xp: ModuleType) -> tuple[Array,
     a positive error sees, and contribute 0. Counts are exact below 2**24
     pixels per row in float32, as the reference's. Both results have shape
     ``errors.shape[:-1]``; rows without pixels score 0 with a zero gradient.
+
+    The weights ``g`` depend on the errors only through their order, so they
+    are computed without gradient, written back to each pixel's own position
+    (``unpermute``, the inverse of the sort's gather) and the loss is
+    ``sum(errors * g)``: the same value and gradient as differentiating
+    through the sort, but autograd keeps one full-size array (``g``) instead
+    of the permutation, the sorted errors and the weights.
     """
     if errors.shape[-1] == 0:
         zero = xp.sum(errors, axis=-1)
         return zero, zero
-    e_sorted, perm = sort_descending(errors, stable=False, xp=xp)  # ties: any order gives the same value
-    # Each full-size intermediate is dropped as soon as the next exists: the whole loss peaks here.
+    e_sorted, perm = sort_descending(stop_gradient(errors, xp=xp), stable=False, xp=xp)  # ties: any order
+    del e_sorted
+    # Each full-size intermediate is dropped as soon as the next exists.
     fg_sorted = xp.astype(take_along_axis(fg, perm, axis=-1, xp=xp), errors.dtype, copy=False)
-    del perm
     total = xp.sum(fg_sorted, axis=-1, keepdims=True)  # G (exact: integer counts), no view of the running sum
     union = cumulative_sum(fg_sorted, axis=-1, xp=xp)  # F_k
     del fg_sorted
@@ -68,7 +87,9 @@ def _lovasz_rows(errors: Array, fg: Array, /, *, xp: ModuleType) -> tuple[Array,
     del union
     grad = xp.concat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], axis=-1)
     del jaccard
-    return xp.sum(e_sorted * grad, axis=-1), total[..., 0]
+    grad = unpermute(grad, perm, xp=xp)  # g at each pixel's own position
+    del perm
+    return xp.sum(errors * grad, axis=-1), total[..., 0]
 
 
 @fill_doc(REGION_DOCS)
@@ -253,9 +274,10 @@ def lovasz_softmax_loss(
 
     valid = None if target.valid is None else xp.reshape(target.valid, labels.shape)
     fg = labels == ids if valid is None else (labels == ids) & valid  # rows' shape
-    errors = xp.abs(xp.astype(fg, p.dtype) - p)
+    errors = xp.where(fg, 1 - p, p)  # |fg - p|; its backward keeps the bool mask only
     if valid is not None:
         errors = xp.where(valid, errors, 0)
+    del p  # the rows' copy of the probabilities: autograd keeps the softmax output, not this
     loss, total = _lovasz_rows(errors, fg, xp=xp)  # (N, K) or (K,); fg stays bool: a quarter of the memory
 
     counted = xp.ones_like(loss)  # the classes averaged over, times their weights
