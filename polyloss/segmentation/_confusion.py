@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from textwrap import indent
 from types import ModuleType
 from typing import Any, TypedDict
 
@@ -60,46 +59,6 @@ class RegionOptions(TypedDict, total=False):
     soft_label: bool
     label_smoothing: float
     all_reduce: AllReduce
-
-
-# The docstring paragraphs every region loss shares (``_docs.fill_doc``), held once beside the options.
-_INPUTS_DOC = """\
-y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
-    ``(N, ...)`` in binary mode.
-y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes")."""
-_OPTIONS_DOC = """\
-**options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-    ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-    ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
-    "Region options"."""
-_RAISES_DOC = """\
-Raises:
-    ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-    TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library."""
-_RETURNS_DOC = """\
-Returns:
-    0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
-    ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device."""
-REGION_DOCS = {
-    "inputs": _INPUTS_DOC,
-    "options": _OPTIONS_DOC,
-    "args": "Args:\n" + indent(_INPUTS_DOC + "\n" + _OPTIONS_DOC, "    "),
-    "raises": _RAISES_DOC,
-    "returns_raises": _RETURNS_DOC + "\n\n" + _RAISES_DOC,
-    # compounds: a region term plus a pixel-wise term, each reduced to a scalar
-    "compound_options": _OPTIONS_DOC + """
-    ``reduction`` is ``"mean"`` or ``"sum"``, applied to each term; ``label_smoothing`` smooths the
-    target of both terms, as a user of smoothing expects (MONAI's ``DiceCELoss`` smooths its CE only).""",
-    "compound_returns_raises": """\
-Returns:
-    A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
-
-""" + _RAISES_DOC,
-    "example_inputs": """\
-Example:
-    >>> import numpy as np, polyloss as pl
-    >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)""",
-}
 
 
 REGION_DEFAULTS: RegionOptions = {

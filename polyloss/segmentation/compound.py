@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from .._backend import Array, clamped_log, device, numel
 from .._core import checks
-from .._core.docs import fill_doc
 from .._core.inputs import Dense, Segmentation, along_class_axis
 from .._core.reduce import reduce_classes, restore, safe_divide
-from ._confusion import REGION_DOCS, PixelInputs, Region, RegionOptions, dice_index, jaccard_index, neg_log, region
+from ._confusion import PixelInputs, Region, RegionOptions, dice_index, jaccard_index, neg_log, region
 from ._pixel import (
     at_label,
     balanced_bce,
@@ -83,12 +82,11 @@ def _region_term(r: Region, per_class: Array) -> Array:
     return reduce_classes(per_class, weight=r.weight, reduction=r.opts["reduction"], xp=r.xp)
 
 
-@fill_doc(REGION_DOCS)
 def dice_cross_entropy_loss(
     y_pred: Array, y_true: Array, /, *, lambda_dice: float = 1.0, lambda_ce: float = 1.0,
     **options: Unpack[RegionOptions],
 ) -> Array:
-    r"""Dice + cross entropy ("DiceCE", nnU-Net's default).
+    """Dice + cross entropy ("DiceCE", nnU-Net's default).
 
     L = lambda_dice * dice_loss + lambda_ce * CE
 
@@ -105,14 +103,28 @@ def dice_cross_entropy_loss(
     ``label_smoothing`` smooths the CE term only.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         lambda_dice: weight of the Dice term (>= 0).
         lambda_ce: weight of the cross-entropy term (>= 0).
-        {{compound_options}}
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
+            "Region options".
+            ``reduction`` is ``"mean"`` or ``"sum"``, applied to each term; ``label_smoothing`` smooths the
+            target of both terms, as a user of smoothing expects (MONAI's ``DiceCELoss`` smooths its CE only).
 
-    {{compound_returns_raises}}
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.dice_cross_entropy_loss(x, y)), 4)
         0.0661
 
@@ -135,12 +147,11 @@ def dice_cross_entropy_loss(
                    xp=r.xp)
 
 
-@fill_doc(REGION_DOCS)
 def dice_focal_loss(
     y_pred: Array, y_true: Array, /, *, lambda_dice: float = 1.0, lambda_focal: float = 1.0,
     alpha: float | Sequence[float] | None = None, gamma: float = 2.0, **options: Unpack[RegionOptions],
 ) -> Array:
-    r"""Dice + focal loss (Zhu et al. 2019).
+    """Dice + focal loss (Zhu et al. 2019).
 
     L = lambda_dice * dice_loss + lambda_focal * FL
 
@@ -154,16 +165,30 @@ def dice_focal_loss(
     pixels: its softmax focal term is FL / C.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         lambda_dice: weight of the Dice term (>= 0).
         lambda_focal: weight of the focal term (>= 0).
         alpha: focal alpha: a scalar in [0, 1], one per class (multiclass), or None.
         gamma: focal exponent (>= 0).
-        {{compound_options}}
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
+            "Region options".
+            ``reduction`` is ``"mean"`` or ``"sum"``, applied to each term; ``label_smoothing`` smooths the
+            target of both terms, as a user of smoothing expects (MONAI's ``DiceCELoss`` smooths its CE only).
 
-    {{compound_returns_raises}}
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.dice_focal_loss(x, y)), 4)
         0.0328
 
@@ -217,11 +242,10 @@ def _one_vs_rest_bce(seg: Segmentation, beta: float, log_p: Array, s: float) -> 
     return -masked(target.valid, (1 - s) * at + rest, xp=xp)
 
 
-@fill_doc(REGION_DOCS)
 def combo_loss(
     y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, beta: float = 0.5, **options: Unpack[RegionOptions]
 ) -> Array:
-    r"""Combo loss (Taghanaki et al. 2019): weighted cross entropy plus Dice.
+    """Combo loss (Taghanaki et al. 2019): weighted cross entropy plus Dice.
 
     L = alpha * L_wce + (1 - alpha) * dice_loss,
     L_wce = -mean[beta t log p + (1 - beta)(1 - t) log(1 - p)]
@@ -233,14 +257,28 @@ def combo_loss(
     constant ``1 - alpha``, the same gradients.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         alpha: weight of the cross entropy against Dice, in [0, 1].
         beta: weight of false negatives in the cross entropy, in [0, 1].
-        {{compound_options}}
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
+            "Region options".
+            ``reduction`` is ``"mean"`` or ``"sum"``, applied to each term; ``label_smoothing`` smooths the
+            target of both terms, as a user of smoothing expects (MONAI's ``DiceCELoss`` smooths its CE only).
 
-    {{compound_returns_raises}}
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.combo_loss(x, y)), 4)
         0.0247
 
@@ -264,11 +302,10 @@ def combo_loss(
     return restore(alpha * _pixel_mean(r) + (1 - alpha) * _region_term(r, 1 - dice_index(r)), r.seg.dtype, xp=r.xp)
 
 
-@fill_doc(REGION_DOCS)
 def bce_jaccard_loss(
     y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, **options: Unpack[RegionOptions]
 ) -> Array:
-    r"""Cross entropy plus log-Jaccard (Iglovikov et al. 2018, TernausNet).
+    """Cross entropy plus log-Jaccard (Iglovikov et al. 2018, TernausNet).
 
     L = alpha * BCE + (1 - alpha) * (-log J)
 
@@ -279,13 +316,27 @@ def bce_jaccard_loss(
     term.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         alpha: weight of the cross entropy against -log Jaccard, in [0, 1].
-        {{compound_options}}
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
+            "Region options".
+            ``reduction`` is ``"mean"`` or ``"sum"``, applied to each term; ``label_smoothing`` smooths the
+            target of both terms, as a user of smoothing expects (MONAI's ``DiceCELoss`` smooths its CE only).
 
-    {{compound_returns_raises}}
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.bce_jaccard_loss(x, y)), 4)
         0.0494
 

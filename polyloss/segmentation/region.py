@@ -17,11 +17,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._backend import Array, clip, stop_gradient
 from .._core import checks
-from .._core.docs import fill_doc
 from .._core.inputs import Mode
 from .._core.reduce import reduce_loss, restore
 from ._confusion import (
-    REGION_DOCS,
     AllReduce,
     RegionOptions,
     dice_index,
@@ -52,7 +50,6 @@ WeightType = Literal["square", "simple", "uniform"]
 WEIGHT_TYPES = ("square", "simple", "uniform")
 
 
-@fill_doc(REGION_DOCS)
 def soft_confusion(
     y_pred: Array,
     y_true: Array,
@@ -68,7 +65,7 @@ def soft_confusion(
     label_smoothing: float = 0.0,
     all_reduce: AllReduce = None,
 ) -> tuple[Array, Array, Array]:
-    r"""Soft TP, FP and FN per class: the statistics every region loss is built on.
+    """Soft TP, FP and FN per class: the statistics every region loss is built on.
 
     TP_c = sum p_c t_c,  FP_c = sum p_c (1 - t_c),  FN_c = sum (1 - p_c) t_c
 
@@ -86,7 +83,9 @@ def soft_confusion(
     statistics (counts overflow float16).
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         mode: ``"binary"``, ``"multilabel"`` or ``"multiclass"``.
         class_axis: 1 or -1.
         from_logits: apply sigmoid / softmax inside.
@@ -101,9 +100,13 @@ def soft_confusion(
         ``(tp, fp, fn)``, each ``(C,)`` or ``(N, C)`` with ``per_image=True``, in ``y_pred``'s dtype
         (float32 for half precision).
 
-    {{raises}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
 
-    {{example_inputs}}
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> tp, fp, fn = pl.soft_confusion(x, y)
         >>> tuple(round(float(v), 4) for v in tp)
         (0.9526, 0.982)
@@ -119,12 +122,11 @@ def soft_confusion(
     return r.st.tp, r.st.fp, r.st.fn
 
 
-@fill_doc(REGION_DOCS)
 def dice_loss(
     y_pred: Array, y_true: Array, /, *, log_loss: bool = False, squared: bool = False,
     **options: Unpack[RegionOptions],
 ) -> Array:
-    r"""Soft Dice loss (Milletari et al. 2016, V-Net), per class.
+    """Soft Dice loss (Milletari et al. 2016, V-Net), per class.
 
     D_c = (2 TP_c + s) / max(2 TP_c + FP_c + FN_c + s, eps);  L_c = 1 - D_c  (``log_loss``: -log D_c)
 
@@ -142,14 +144,27 @@ def dice_loss(
     denominator.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         log_loss: return -log(D_c) instead of 1 - D_c.
         squared: the V-Net denominator, sums of squares.
-        {{options}}
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
+            "Region options".
 
-    {{returns_raises}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.dice_loss(x, y)), 4)
         0.0327
 
@@ -161,11 +176,10 @@ def dice_loss(
     return finish(r, neg_log(index, r.opts["eps"], xp=r.xp) if log_loss else 1 - index)
 
 
-@fill_doc(REGION_DOCS)
 def jaccard_loss(
     y_pred: Array, y_true: Array, /, *, log_loss: bool = False, **options: Unpack[RegionOptions]
 ) -> Array:
-    r"""Soft Jaccard (IoU) loss, per class.
+    """Soft Jaccard (IoU) loss, per class.
 
     J_c = (TP_c + s) / max(TP_c + FP_c + FN_c + s, eps);  L_c = 1 - J_c  (``log_loss``: -log J_c)
 
@@ -176,13 +190,26 @@ def jaccard_loss(
     ``monai.losses.DiceLoss(jaccard=True)`` with smooth s is ``smooth=s/2``.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         log_loss: return -log(J_c) instead of 1 - J_c.
-        {{options}}
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
+            "Region options".
 
-    {{returns_raises}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.jaccard_loss(x, y)), 4)
         0.0634
 
@@ -205,12 +232,11 @@ def _tversky(fn: str, y_pred: Array, y_true: Array, alpha: float, beta: float, g
     return finish(r, power(1 - tversky_index(r, alpha, beta), gamma, xp=r.xp))
 
 
-@fill_doc(REGION_DOCS)
 def tversky_loss(
     y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, beta: float = 0.5, gamma: float = 1.0,
     **options: Unpack[RegionOptions],
 ) -> Array:
-    r"""Tversky loss (Salehi et al. 2017), focal when ``gamma != 1``.
+    """Tversky loss (Salehi et al. 2017), focal when ``gamma != 1``.
 
     TI_c = (TP_c + s) / max(TP_c + alpha FP_c + beta FN_c + s, eps);  L_c = (1 - TI_c)^gamma
 
@@ -224,15 +250,28 @@ def tversky_loss(
     FP as well) with ``smooth_nr=smooth_dr=s`` equals ``smooth=s``.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         alpha: weight of false positives (>= 0).
         beta: weight of false negatives (>= 0).
         gamma: exponent applied per class (>= 0).
-        {{options}}
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
+            "Region options".
 
-    {{returns_raises}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.tversky_loss(x, y, alpha=0.3, beta=0.7)), 4)
         0.0328
 
@@ -242,12 +281,11 @@ def tversky_loss(
     return _tversky("tversky_loss", y_pred, y_true, alpha, beta, gamma, dict(options))
 
 
-@fill_doc(REGION_DOCS)
 def focal_tversky_loss(
     y_pred: Array, y_true: Array, /, *, alpha: float = 0.3, beta: float = 0.7, gamma: float = 0.75,
     **options: Unpack[RegionOptions],
 ) -> Array:
-    r"""Focal Tversky loss (Abraham & Khan 2019).
+    """Focal Tversky loss (Abraham & Khan 2019).
 
     L_c = (1 - TI_c)^gamma, TI_c as in ``tversky_loss``
 
@@ -256,15 +294,28 @@ def focal_tversky_loss(
     ``beta=0.7`` on FN). Same as ``tversky_loss`` with these defaults.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         alpha: weight of false positives (>= 0).
         beta: weight of false negatives (>= 0).
         gamma: focal exponent per class (>= 0), the paper's 1/gamma.
-        {{options}}
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
+            "Region options".
 
-    {{returns_raises}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.focal_tversky_loss(x, y)), 4)
         0.0767
 
@@ -274,20 +325,34 @@ def focal_tversky_loss(
     return _tversky("focal_tversky_loss", y_pred, y_true, alpha, beta, gamma, dict(options))
 
 
-@fill_doc(REGION_DOCS)
 def log_cosh_dice_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) -> Array:
-    r"""Log-cosh Dice loss (Jadon 2020), per class.
+    """Log-cosh Dice loss (Jadon 2020), per class.
 
     L_c = log(cosh(1 - D_c)), D_c as in ``dice_loss``
 
     Applied per class, then reduced (the paper has one class). Options as in
     ``dice_loss``.
 
-    {{args}}
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
+            "Region options".
 
-    {{returns_raises}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.log_cosh_dice_loss(x, y)), 4)
         0.0005
 
@@ -298,9 +363,8 @@ def log_cosh_dice_loss(y_pred: Array, y_true: Array, /, **options: Unpack[Region
     return finish(r, r.xp.log(r.xp.cosh(1 - dice_index(r))))
 
 
-@fill_doc(REGION_DOCS)
 def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) -> Array:
-    r"""Soft Matthews correlation loss (Abhishek & Hamarneh 2021), one-vs-rest per class.
+    """Soft Matthews correlation loss (Abhishek & Hamarneh 2021), one-vs-rest per class.
 
     MCC_c = (TP TN - FP FN) / max(sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)), eps);  L_c = 1 - MCC_c
 
@@ -310,11 +374,26 @@ def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) 
     Peers: ``smp.losses.MCCLoss(eps=e)`` takes probabilities and one channel:
     it equals ``mode="binary", from_logits=False, smooth=e``.
 
-    {{args}}
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
+            "Region options".
 
-    {{returns_raises}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.mcc_loss(x, y)), 4)
         0.065
 
@@ -333,11 +412,10 @@ def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) 
     return finish(r, 1 - mcc)
 
 
-@fill_doc(REGION_DOCS)
 def generalized_dice_loss(
     y_pred: Array, y_true: Array, /, *, weight_type: WeightType = "square", **options: Unpack[RegionOptions]
 ) -> Array:
-    r"""Generalised Dice loss (Sudre et al. 2017): one value per sample or per batch.
+    """Generalised Dice loss (Sudre et al. 2017): one value per sample or per batch.
 
     GD = (2 sum_c w_c TP_c + s) / max(sum_c w_c (2 TP_c + FP_c + FN_c) + s, eps);  L = 1 - GD
 
@@ -352,17 +430,26 @@ def generalized_dice_loss(
     ``per_image=True`` and ``include_background=False`` ``classes=range(1, C)``.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         weight_type: ``"square"`` (1/G^2), ``"simple"`` (1/G) or ``"uniform"`` (1).
-        {{options}}
+        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
+            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
+            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
+            "Region options".
 
     Returns:
         A 0-d array for ``"mean"`` and ``"sum"``; for ``"none"`` one value per sample ``(N,)`` with
         ``per_image=True``, else the batch value (0-d). In ``y_pred``'s dtype, on its device.
 
-    {{raises}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
 
-    {{example_inputs}}
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.generalized_dice_loss(x, y)), 4)
         0.0327
 
