@@ -8,8 +8,8 @@ is the prediction gathered at each pixel's label and summed per label
 (``_xp.class_sums``), FP and FN follow from the per-class sums of
 predictions and labels.
 
-The shared options are one ``RegionOptions`` record (see ``REGION_DEFAULTS``
-and docs/conventions.md, "Region options"); ``region`` resolves and validates
+The shared options are one ``RegionOptions`` record, which each public
+loss builds from its explicit keyword-only parameters; ``region`` validates
 them with the inputs, once per public call.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import ModuleType
-from typing import Any, TypedDict
+from typing import Any, NamedTuple
 
 from .._backend import Array, clamped_log, class_sums, clip, device, log_softmax, numel, sigmoid, softmax
 from .._core import checks
@@ -29,53 +29,26 @@ from ._fused import fused_class_sums
 AllReduce = Callable[[Array], Array] | None
 
 
-class RegionOptions(TypedDict, total=False):
-    """The options every region loss and compound takes (defaults in ``REGION_DEFAULTS``).
+class RegionOptions(NamedTuple):
+    """The options every region loss and compound takes, one frozen record built by the public function.
 
-    mode: ``"binary"``, ``"multilabel"`` or ``"multiclass"``. class_axis: 1 or -1.
-    from_logits: apply sigmoid/softmax inside. ignore_index: integer label whose
-    pixels enter no sum. classes: class indices scored. per_image: statistics
-    per sample. smooth: added to numerator and denominator of every index.
-    eps: lower clamp of every denominator. weight: one per class, ``(C,)``.
-    reduction: ``"mean"``, ``"sum"``, ``"none"``. soft_label: floating targets
-    and smoothed labels take TP from the L1 form (Wang & Blaschko 2023), so
-    ``loss(y, y)`` is the minimum for fractional ``y`` too; equal to the
-    product form for hard targets (on by default). label_smoothing: s in [0, 1]; the target t
-    becomes t (1 - s) + s / K, K the softmax's classes (multiclass) or 2
-    (binary, multilabel); ignored pixels stay out. all_reduce: sums the
-    statistics across devices.
+    The fields, their order and their defaults are the keyword-only parameters of every region loss
+    (``tests/test_docstrings.py`` keeps the signatures in step); each loss's docstring says what they mean.
     """
 
-    mode: Mode
-    class_axis: int
-    from_logits: bool
-    ignore_index: int | None
-    classes: Sequence[int] | None
-    per_image: bool
-    smooth: float
-    eps: float
-    weight: Weight
-    reduction: Reduction
-    soft_label: bool
-    label_smoothing: float
-    all_reduce: AllReduce
-
-
-REGION_DEFAULTS: RegionOptions = {
-    "mode": "multiclass",
-    "class_axis": 1,
-    "from_logits": True,
-    "ignore_index": None,
-    "classes": None,
-    "per_image": False,
-    "smooth": 1e-5,
-    "eps": 1e-7,
-    "weight": None,
-    "reduction": "mean",
-    "soft_label": True,
-    "label_smoothing": 0.0,
-    "all_reduce": None,
-}
+    mode: Mode = "multiclass"
+    class_axis: int = 1
+    from_logits: bool = True
+    ignore_index: int | None = None
+    classes: Sequence[int] | None = None
+    per_image: bool = False
+    smooth: float = 1e-5
+    eps: float = 1e-7
+    weight: Weight = None
+    reduction: Reduction = "mean"
+    soft_label: bool = True
+    label_smoothing: float = 0.0
+    all_reduce: AllReduce = None
 
 
 @dataclass(frozen=True)
@@ -118,19 +91,16 @@ class Region:
         return self.seg.xp
 
 
-def resolve(fn: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` over ``REGION_DEFAULTS``; an unknown name is a TypeError, as for any keyword argument."""
-    unknown = sorted(set(options) - set(REGION_DEFAULTS))
-    if unknown:
-        raise TypeError(f"{fn}() got an unexpected keyword argument {unknown[0]!r}")
-    opts: dict[str, Any] = {**REGION_DEFAULTS, **options}
+def resolve(fn: str, options: RegionOptions) -> dict[str, Any]:
+    """The options as a dict, their values checked."""
+    opts: dict[str, Any] = options._asdict()
     checks.check_nonnegative(fn, "smooth", opts["smooth"])
     checks.check_nonnegative(fn, "eps", opts["eps"])
     checks.check_in_unit_interval(fn, "label_smoothing", opts["label_smoothing"])
     return opts
 
 
-def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squared: bool = False,
+def region(fn: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, squared: bool = False,
            extra: PixelSum | None = None, need_log_p: bool = False) -> Region:
     """Validate once and build the statistics of a region loss.
 

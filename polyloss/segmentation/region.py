@@ -13,11 +13,11 @@ live in ``compound``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 from .._backend import Array, clip, stop_gradient
 from .._core import checks
-from .._core.inputs import Mode
+from .._core.inputs import Mode, Reduction, Weight
 from .._core.reduce import reduce_loss, restore
 from ._confusion import (
     AllReduce,
@@ -31,9 +31,6 @@ from ._confusion import (
     region,
     tversky_index,
 )
-
-if TYPE_CHECKING:  # Python 3.10 lacks typing.Unpack; annotations are strings at run time
-    from typing_extensions import Unpack
 
 __all__ = [
     "dice_loss",
@@ -114,17 +111,18 @@ def soft_confusion(
     References:
         Milletari et al., V-Net, 2016. https://arxiv.org/abs/1606.04797
     """
-    r = region("soft_confusion", y_pred, y_true, {
-        "mode": mode, "class_axis": class_axis, "from_logits": from_logits, "ignore_index": ignore_index,
-        "classes": classes, "per_image": per_image, "soft_label": soft_label, "label_smoothing": label_smoothing,
-        "all_reduce": all_reduce,
-    })
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, soft_label=soft_label,
+                            label_smoothing=label_smoothing, all_reduce=all_reduce)
+    r = region("soft_confusion", y_pred, y_true, options)
     return r.st.tp, r.st.fp, r.st.fn
 
 
 def dice_loss(
     y_pred: Array, y_true: Array, /, *, log_loss: bool = False, squared: bool = False,
-    **options: Unpack[RegionOptions],
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
     """Soft Dice loss (Milletari et al. 2016, V-Net), per class.
 
@@ -149,10 +147,24 @@ def dice_loss(
         y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         log_loss: return -log(D_c) instead of 1 - D_c.
         squared: the V-Net denominator, sums of squares.
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
-            "Region options".
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
+        reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
+            class, or per sample and class with ``per_image``).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
+            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
     Returns:
         0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
@@ -171,13 +183,19 @@ def dice_loss(
     References:
         Milletari et al., V-Net, 2016. https://arxiv.org/abs/1606.04797
     """
-    r = region("dice_loss", y_pred, y_true, dict(options), squared=squared)
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    r = region("dice_loss", y_pred, y_true, options, squared=squared)
     index = dice_index(r)
     return finish(r, neg_log(index, r.opts["eps"], xp=r.xp) if log_loss else 1 - index)
 
 
 def jaccard_loss(
-    y_pred: Array, y_true: Array, /, *, log_loss: bool = False, **options: Unpack[RegionOptions]
+    y_pred: Array, y_true: Array, /, *, log_loss: bool = False,
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
     """Soft Jaccard (IoU) loss, per class.
 
@@ -194,10 +212,24 @@ def jaccard_loss(
             ``(N, ...)`` in binary mode.
         y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         log_loss: return -log(J_c) instead of 1 - J_c.
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
-            "Region options".
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
+        reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
+            class, or per sample and class with ``per_image``).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
+            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
     Returns:
         0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
@@ -217,13 +249,15 @@ def jaccard_loss(
         Rahman & Wang, Optimizing intersection-over-union in deep neural networks, 2016.
         https://doi.org/10.1007/978-3-319-50835-1_22
     """
-    r = region("jaccard_loss", y_pred, y_true, dict(options))
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    r = region("jaccard_loss", y_pred, y_true, options)
     index = jaccard_index(r)
     return finish(r, neg_log(index, r.opts["eps"], xp=r.xp) if log_loss else 1 - index)
 
 
 def _tversky(fn: str, y_pred: Array, y_true: Array, alpha: float, beta: float, gamma: float,
-             options: dict[str, Any]) -> Array:
+             options: RegionOptions) -> Array:
     """(1 - TI_c)^gamma per class, reduced: the body of both Tversky losses."""
     checks.check_nonnegative(fn, "alpha", alpha)
     checks.check_nonnegative(fn, "beta", beta)
@@ -234,7 +268,10 @@ def _tversky(fn: str, y_pred: Array, y_true: Array, alpha: float, beta: float, g
 
 def tversky_loss(
     y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, beta: float = 0.5, gamma: float = 1.0,
-    **options: Unpack[RegionOptions],
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
     """Tversky loss (Salehi et al. 2017), focal when ``gamma != 1``.
 
@@ -256,10 +293,24 @@ def tversky_loss(
         alpha: weight of false positives (>= 0).
         beta: weight of false negatives (>= 0).
         gamma: exponent applied per class (>= 0).
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
-            "Region options".
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
+        reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
+            class, or per sample and class with ``per_image``).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
+            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
     Returns:
         0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
@@ -278,12 +329,17 @@ def tversky_loss(
     References:
         Salehi et al., Tversky loss function for image segmentation, 2017. https://arxiv.org/abs/1706.05721
     """
-    return _tversky("tversky_loss", y_pred, y_true, alpha, beta, gamma, dict(options))
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    return _tversky("tversky_loss", y_pred, y_true, alpha, beta, gamma, options)
 
 
 def focal_tversky_loss(
     y_pred: Array, y_true: Array, /, *, alpha: float = 0.3, beta: float = 0.7, gamma: float = 0.75,
-    **options: Unpack[RegionOptions],
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
     """Focal Tversky loss (Abraham & Khan 2019).
 
@@ -300,10 +356,24 @@ def focal_tversky_loss(
         alpha: weight of false positives (>= 0).
         beta: weight of false negatives (>= 0).
         gamma: focal exponent per class (>= 0), the paper's 1/gamma.
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
-            "Region options".
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
+        reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
+            class, or per sample and class with ``per_image``).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
+            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
     Returns:
         0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
@@ -322,10 +392,18 @@ def focal_tversky_loss(
     References:
         Abraham & Khan, A novel focal Tversky loss function, 2019. https://arxiv.org/abs/1810.07842
     """
-    return _tversky("focal_tversky_loss", y_pred, y_true, alpha, beta, gamma, dict(options))
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    return _tversky("focal_tversky_loss", y_pred, y_true, alpha, beta, gamma, options)
 
 
-def log_cosh_dice_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) -> Array:
+def log_cosh_dice_loss(
+    y_pred: Array, y_true: Array, /, *,
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
+) -> Array:
     """Log-cosh Dice loss (Jadon 2020), per class.
 
     L_c = log(cosh(1 - D_c)), D_c as in ``dice_loss``
@@ -337,10 +415,24 @@ def log_cosh_dice_loss(y_pred: Array, y_true: Array, /, **options: Unpack[Region
         y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
             ``(N, ...)`` in binary mode.
         y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
-            "Region options".
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
+        reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
+            class, or per sample and class with ``per_image``).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
+            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
     Returns:
         0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
@@ -359,11 +451,19 @@ def log_cosh_dice_loss(y_pred: Array, y_true: Array, /, **options: Unpack[Region
     References:
         Jadon, A survey of loss functions for semantic segmentation, 2020. https://arxiv.org/abs/2006.14822
     """
-    r = region("log_cosh_dice_loss", y_pred, y_true, dict(options))
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    r = region("log_cosh_dice_loss", y_pred, y_true, options)
     return finish(r, r.xp.log(r.xp.cosh(1 - dice_index(r))))
 
 
-def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) -> Array:
+def mcc_loss(
+    y_pred: Array, y_true: Array, /, *,
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
+) -> Array:
     """Soft Matthews correlation loss (Abhishek & Hamarneh 2021), one-vs-rest per class.
 
     MCC_c = (TP TN - FP FN) / max(sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)), eps);  L_c = 1 - MCC_c
@@ -378,10 +478,24 @@ def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) 
         y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
             ``(N, ...)`` in binary mode.
         y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
-            "Region options".
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
+        reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
+            class, or per sample and class with ``per_image``).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
+            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
     Returns:
         0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
@@ -400,7 +514,9 @@ def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) 
     References:
         Abhishek & Hamarneh, Matthews correlation coefficient loss, 2021. https://arxiv.org/abs/2010.13454
     """
-    r = region("mcc_loss", y_pred, y_true, dict(options))
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    r = region("mcc_loss", y_pred, y_true, options)
     xp, st, smooth = r.xp, r.st, r.opts["smooth"]
     tn = clip(st.n - st.tp - st.fp - st.fn, 0, None, xp=xp) + smooth
     tp, fp, fn_ = st.tp + smooth, st.fp + smooth, st.fn + smooth
@@ -413,7 +529,11 @@ def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) 
 
 
 def generalized_dice_loss(
-    y_pred: Array, y_true: Array, /, *, weight_type: WeightType = "square", **options: Unpack[RegionOptions]
+    y_pred: Array, y_true: Array, /, *, weight_type: WeightType = "square",
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
     """Generalised Dice loss (Sudre et al. 2017): one value per sample or per batch.
 
@@ -434,10 +554,23 @@ def generalized_dice_loss(
             ``(N, ...)`` in binary mode.
         y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         weight_type: ``"square"`` (1/G^2), ``"simple"`` (1/G) or ``"uniform"`` (1).
-        **options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-            ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-            ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
-            "Region options".
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, multiplying w_c; None: all 1.
+        reduction: ``"mean"`` or ``"sum"`` over samples (``per_image``), or ``"none"``: see Returns.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
+            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
     Returns:
         A 0-d array for ``"mean"`` and ``"sum"``; for ``"none"`` one value per sample ``(N,)`` with
@@ -459,7 +592,9 @@ def generalized_dice_loss(
     """
     fn = "generalized_dice_loss"
     checks.check_option(fn, "weight_type", weight_type, WEIGHT_TYPES)
-    r = region(fn, y_pred, y_true, dict(options))
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    r = region(fn, y_pred, y_true, options)
     xp, st = r.xp, r.st
     volume = stop_gradient(st.tp + st.fn, xp=xp)
     present = volume > 0

@@ -23,7 +23,7 @@ from .._backend import Array, clamped_log, clip, log_softmax, numel
 from .._core.inputs import Mode, Reduction
 from .._core.reduce import reduce_loss, restore
 from ._channels import channels_first, check_layout, target_channels
-from ._confusion import AllReduce, PixelInputs, finish, ratio, region
+from ._confusion import AllReduce, PixelInputs, RegionOptions, finish, ratio, region
 from ._pixel import bce
 from ._skeleton import soft_skeleton, surface
 
@@ -175,11 +175,11 @@ def skeleton_recall_loss(
         Resource Efficient Segmentation of Thin Tubular Structures, ECCV 2024.
         https://arxiv.org/abs/2404.03010
     """
-    r = region("skeleton_recall_loss", y_pred, skeleton, {
-        "mode": mode, "class_axis": class_axis, "from_logits": from_logits, "ignore_index": ignore_index,
-        "per_image": per_image, "smooth": smooth, "eps": 1e-8, "reduction": reduction, "soft_label": False,
-        "all_reduce": all_reduce,
-    })
+    r = region("skeleton_recall_loss", y_pred, skeleton, RegionOptions(
+        mode=mode, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
+        per_image=per_image, smooth=smooth, eps=1e-8, reduction=reduction, soft_label=False,
+        all_reduce=all_reduce,
+    ))
     check_layout(r.seg)
     st = r.st
     tp, fn = (st.tp[..., 1:], st.fn[..., 1:]) if mode == "multiclass" else (st.tp, st.fn)  # the foreground classes
@@ -350,10 +350,10 @@ def boundary_dou_loss(
         return xp.reshape(xp.stack([xp.sum(hard, axis=axes), xp.sum(edges, axis=axes)]), (-1,))
 
     # squared statistics: TP = sum pt, TP + FP = sum p^2, TP + FN = sum t^2
-    r = region(fn, y_pred, y_true, {
-        "mode": mode, "class_axis": class_axis, "from_logits": from_logits, "ignore_index": ignore_index,
-        "per_image": per_image, "smooth": smooth, "reduction": reduction, "all_reduce": all_reduce,
-    }, squared=True, extra=target_counts)
+    r = region(fn, y_pred, y_true, RegionOptions(
+        mode=mode, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
+        per_image=per_image, smooth=smooth, reduction=reduction, all_reduce=all_reduce,
+    ), squared=True, extra=target_counts)
     xp, st = r.xp, r.st
     area, edge = (xp.reshape(cast(Array, st.extra), (2, *st.tp.shape))[i, ...] for i in range(2))
     pt, pp, tt = st.tp, st.tp + st.fp, st.tp + st.fn
