@@ -196,7 +196,7 @@ def encode_boxes(boxes: Array, priors: Array, /, *, variances: Sequence[float] =
         variances: ``(v0, v1)``, the scales of the centre and size offsets,
             positive; default ``(0.1, 0.2)``.
         box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
-        prior_format: the same choices; default ``"cxcywh"``.
+        prior_format: the format of ``priors``: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"`` (default).
 
     Returns:
         The offsets ``(*broadcast, 4)`` in ``boxes``' dtype.
@@ -239,7 +239,7 @@ def decode_boxes(offsets: Array, priors: Array, /, *, variances: Sequence[float]
             positive; default ``(0.1, 0.2)``.
         box_format: the format of the result: ``"xyxy"`` (default), ``"xywh"``
             or ``"cxcywh"``.
-        prior_format: the same choices; default ``"cxcywh"``.
+        prior_format: the format of ``priors``: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"`` (default).
 
     Returns:
         The boxes ``(*broadcast, 4)`` in ``offsets``' dtype.
@@ -290,7 +290,7 @@ def match_priors(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Arr
         priors: floating ``(P, 4)`` in ``prior_format``; P may be 0.
         iou_threshold: in [0, 1]; default 0.5.
         box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
-        prior_format: the same choices; default ``"cxcywh"``.
+        prior_format: the format of ``priors``: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"`` (default).
 
     Returns:
         ``(boxes, labels)``: the matched ground truth ``(N, P, 4)`` in
@@ -391,12 +391,13 @@ def multibox_loss(
         priors: floating ``(P, 4)`` in ``prior_format``.
         iou_threshold: matching threshold in [0, 1]; default 0.5.
         neg_pos_ratio: negatives kept per positive, >= 0; default 3.
-        variances: ``(v0, v1)`` of the encoding; default ``(0.1, 0.2)``.
+        variances: ``(v0, v1)``, the scales of the centre and size offsets,
+            positive; default ``(0.1, 0.2)``.
         loc_loss: ``"smooth_l1"`` (default) or ``"l1"``.
         beta: the Smooth L1 threshold, >= 0; default 1.
         loc_weight: the weight of L_loc; default 1.
         box_format: the format of ``gt_boxes``; default ``"xyxy"``.
-        prior_format: the format of ``priors``; default ``"cxcywh"``.
+        prior_format: the format of ``priors``: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"`` (default).
 
     Returns:
         A 0-d array in ``loc_pred``'s dtype.

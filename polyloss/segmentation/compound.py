@@ -129,8 +129,8 @@ def dice_cross_entropy_loss(
             weigh: above.
         reduction: ``"mean"`` or ``"sum"``, applied to each term before they are added (``"none"`` raises:
             the region term is per class, the pixel-wise term per pixel).
-        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
-            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
         label_smoothing: s in [0, 1]; the target t of both terms becomes t (1 - s) + s / K, K the
             softmax's classes (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out (MONAI's
             ``DiceCELoss`` smooths its cross entropy only).
@@ -213,8 +213,8 @@ def dice_focal_loss(
             weigh: above.
         reduction: ``"mean"`` or ``"sum"``, applied to each term before they are added (``"none"`` raises:
             the region term is per class, the pixel-wise term per pixel).
-        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
-            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
         label_smoothing: s in [0, 1]; the target t of both terms becomes t (1 - s) + s / K, K the
             softmax's classes (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out (MONAI's
             ``DiceCELoss`` smooths its cross entropy only).
@@ -301,7 +301,8 @@ def combo_loss(
     ``alpha`` weighs the cross entropy against Dice; ``beta`` > 0.5 punishes
     false negatives more than false positives. The mean runs over valid
     elements (pixels x channels; multiclass: one-vs-rest on the softmax
-    probabilities). The paper writes ``- (1 - alpha) * Dice``: this minus the
+    probabilities). ``weight``, ``classes`` and ``smooth`` apply to the Dice
+    term. The paper writes ``- (1 - alpha) * Dice``: this minus the
     constant ``1 - alpha``, the same gradients.
 
     Args:
@@ -323,8 +324,8 @@ def combo_loss(
             weigh: above.
         reduction: ``"mean"`` or ``"sum"``, applied to each term before they are added (``"none"`` raises:
             the region term is per class, the pixel-wise term per pixel).
-        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
-            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
         label_smoothing: s in [0, 1]; the target t of both terms becomes t (1 - s) + s / K, K the
             softmax's classes (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out (MONAI's
             ``DiceCELoss`` smooths its cross entropy only).
@@ -401,8 +402,8 @@ def bce_jaccard_loss(
             weigh: above.
         reduction: ``"mean"`` or ``"sum"``, applied to each term before they are added (``"none"`` raises:
             the region term is per class, the pixel-wise term per pixel).
-        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
-            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
         label_smoothing: s in [0, 1]; the target t of both terms becomes t (1 - s) + s / K, K the
             softmax's classes (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out (MONAI's
             ``DiceCELoss`` smooths its cross entropy only).

@@ -200,7 +200,9 @@ def unet_weight_map(
             default 1.
         dtype: the output's real floating dtype; default the namespace's
             default float.
-        native: as ``distance_transform``.
+        native: use a host kernel where one serves the array (SciPy for NumPy and eager torch CPU
+            tensors, cupyx for CuPy); ``False`` forces the exact array-API path (the one JAX and
+            array-api-strict always take).
 
     Returns:
         The weights, ``instance_labels``' shape, in ``dtype``, on its device.

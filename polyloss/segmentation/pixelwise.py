@@ -97,11 +97,11 @@ def binary_cross_entropy(
     Args:
         y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
         y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
-        pos_weight: beta, on positives: a scalar, one per class along ``class_axis``, or a map.
-        label_smoothing: s in [0, 1].
         from_logits: ``y_pred`` holds logits (default) or probabilities.
+        pos_weight: beta, on positives: a scalar, one per class along ``class_axis``, or a map.
         weight: w: a scalar, one per class along ``class_axis``, or a map broadcasting to ``y_pred`` (e.g.
             ``unet_weight_map``); it multiplies each element's loss and leaves the mean's count alone.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / 2.
         ignore_index: integer ``y_true`` value whose elements enter no sum (integer targets only).
         class_axis: where per-class weights are laid; validated on every call.
         reduction: ``"mean"`` (over the non-ignored elements), ``"sum"`` or ``"none"``.
@@ -162,12 +162,12 @@ def balanced_binary_cross_entropy(
         y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
         y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
         beta: weight of positives in [0, 1]; None: the share of negatives in ``y_true``.
-        eps: clip of the automatic beta to [eps, 1 - eps].
         from_logits: ``y_pred`` holds logits (default) or probabilities.
         weight: w: a scalar, one per class along ``class_axis``, or a map broadcasting to ``y_pred`` (e.g.
             ``unet_weight_map``); it multiplies each element's loss and leaves the mean's count alone.
         ignore_index: integer ``y_true`` value whose elements enter no sum (integer targets only).
         class_axis: where per-class weights are laid; validated on every call.
+        eps: clip of the automatic beta to [eps, 1 - eps].
         reduction: ``"mean"`` (over the non-ignored elements), ``"sum"`` or ``"none"``.
 
     Returns:
@@ -360,8 +360,9 @@ def cross_entropy(
         class_axis: the class axis of ``y_pred``.
         from_logits: ``y_pred`` holds logits (default) or probabilities.
         weight: one weight per class, ``(C,)``.
-        label_smoothing: s in [0, 1].
         ignore_index: integer label whose pixels are left out (integer targets only).
+        label_smoothing: s in [0, 1]; the target becomes (1 - s) t + s / C, t the one-hot labels or the
+            class probabilities (torch's rule).
         reduction: ``"mean"`` (over the non-ignored pixels), ``"sum"`` or ``"none"``.
 
     Returns:
@@ -414,12 +415,13 @@ def poly1_cross_entropy(
             ``class_axis=1`` or ``(N, *spatial, C)`` with ``-1``.
         y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
             ``y_pred``'s shape (floating).
+        epsilon: weight of the polynomial term.
         class_axis: the class axis of ``y_pred``.
         from_logits: ``y_pred`` holds logits (default) or probabilities.
-        epsilon: weight of the polynomial term.
         weight: one weight per class, ``(C,)``.
-        label_smoothing: s in [0, 1].
         ignore_index: integer label whose pixels are left out (integer targets only).
+        label_smoothing: s in [0, 1]; the target becomes (1 - s) t + s / C, t the one-hot labels or the
+            class probabilities (torch's rule).
         reduction: ``"mean"`` (over the non-ignored pixels), ``"sum"`` or ``"none"``.
 
     Returns:
@@ -483,10 +485,10 @@ def softmax_focal_loss(
             ``class_axis=1`` or ``(N, *spatial, C)`` with ``-1``.
         y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
             ``y_pred``'s shape (floating).
-        class_axis: the class axis of ``y_pred``.
-        from_logits: ``y_pred`` holds logits (default) or probabilities.
         alpha: one weight per class, a scalar (1 - alpha on class 0, alpha on the others), or None.
         gamma: focusing exponent (>= 0).
+        class_axis: the class axis of ``y_pred``.
+        from_logits: ``y_pred`` holds logits (default) or probabilities.
         ignore_index: integer label whose pixels are left out (integer targets only).
         reduction: ``"mean"`` (over the non-ignored pixels), ``"sum"`` or ``"none"``.
 

@@ -83,15 +83,19 @@ def soft_confusion(
         y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
             ``(N, ...)`` in binary mode.
         y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
-        mode: ``"binary"``, ``"multilabel"`` or ``"multiclass"``.
-        class_axis: 1 or -1.
-        from_logits: apply sigmoid / softmax inside.
-        ignore_index: integer label whose pixels enter no sum.
-        classes: class indices to return (all by default).
-        per_image: statistics per sample.
-        soft_label: TP from the L1 form (off here: the plain sums of p t).
-        label_smoothing: s in [0, 1].
-        all_reduce: callable applied to the stacked statistics (a cross-device sum).
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
     Returns:
         ``(tp, fp, fn)``, each ``(C,)`` or ``(N, C)`` with ``per_image=True``, in ``y_pred``'s dtype
@@ -159,8 +163,8 @@ def dice_loss(
         weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
         reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
             class, or per sample and class with ``per_image``).
-        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
-            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
         label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
             (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
         all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
@@ -224,8 +228,8 @@ def jaccard_loss(
         weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
         reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
             class, or per sample and class with ``per_image``).
-        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
-            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
         label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
             (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
         all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
@@ -305,8 +309,8 @@ def tversky_loss(
         weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
         reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
             class, or per sample and class with ``per_image``).
-        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
-            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
         label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
             (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
         all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
@@ -368,8 +372,8 @@ def focal_tversky_loss(
         weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
         reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
             class, or per sample and class with ``per_image``).
-        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
-            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
         label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
             (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
         all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
@@ -427,8 +431,8 @@ def log_cosh_dice_loss(
         weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
         reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
             class, or per sample and class with ``per_image``).
-        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
-            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
         label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
             (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
         all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
@@ -490,8 +494,8 @@ def mcc_loss(
         weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
         reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
             class, or per sample and class with ``per_image``).
-        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
-            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
         label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
             (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
         all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
@@ -565,8 +569,8 @@ def generalized_dice_loss(
         eps: the lower clamp (>= 0) of every denominator.
         weight: per-class weights ``(C,)``, a sequence or an array, multiplying w_c; None: all 1.
         reduction: ``"mean"`` or ``"sum"`` over samples (``per_image``), or ``"none"``: see Returns.
-        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), so
-            that ``y_pred == y_true`` is the minimum for fractional targets too; equal to sum p t for hard targets.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
         label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
             (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
         all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a

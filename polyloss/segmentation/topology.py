@@ -149,7 +149,7 @@ def skeleton_recall_loss(
         class_axis: 1 (default) or -1.
         from_logits: True (default): ``y_pred`` holds logits.
         ignore_index: integer targets: pixels with this label count nowhere.
-        per_image: recall per sample (``"none"`` then gives ``(N, C')``).
+        per_image: statistics per sample (``"none"`` then gives ``(N, C')``) instead of summed over the batch.
         smooth: s >= 0, added to numerator and denominator.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``(C',)``
             or ``(N, C')``, C' the foreground channels).
@@ -308,7 +308,7 @@ def boundary_dou_loss(
         from_logits: True (default): ``y_pred`` holds logits.
         ignore_index: integer targets: pixels with this label count nowhere.
         include_background: False drops channel 0 in ``"multiclass"`` mode.
-        per_image: the loss per sample (``"none"`` then gives ``(N, C')``).
+        per_image: statistics per sample (``"none"`` then gives ``(N, C')``) instead of summed over the batch.
         smooth: s >= 0 (the authors: 1e-5).
         alpha_max: the upper clip of alpha (the authors recommend 0.8); < 1.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``(C',)`` or ``(N, C')``).
