@@ -5,8 +5,8 @@ multiclass softmax once (the pixel-wise term reads the log-probabilities
 whose exponential the statistics use), and adds the pixel-wise sum and the
 count its mean divides by to the statistics, so ``all_reduce`` makes both
 terms global. The pixel-wise kernels are ``_pixel``'s, the ones the public
-pixel-wise losses run. Options: the shared region options
-(docs/conventions.md, "Region options"); ``reduction`` is ``"mean"`` or
+pixel-wise losses run. Options: the shared region options, keyword-only
+parameters as in the region losses (docs/conventions.md, "Region options"); ``reduction`` is ``"mean"`` or
 ``"sum"``, applied to each term; ``label_smoothing`` smooths the target of
 both terms (dense targets arrive smoothed; integer labels are smoothed here,
 each term being affine in the target: l(t_s) = (1 - s) l(onehot) + s l(1/C)).

@@ -1,10 +1,11 @@
 """Region (overlap) losses: Dice, Jaccard, Tversky and their kin, built on soft confusion statistics.
 
-Every loss here takes the shared region options (``**options``, the
-``RegionOptions`` record of ``_confusion``: ``mode``, ``class_axis``,
-``from_logits``, ``ignore_index``, ``classes``, ``per_image``,
-``smooth=1e-5``, ``eps=1e-7``, ``weight``, ``reduction``, ``soft_label``,
-``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md ("Region options").
+Every loss here takes the shared region options as keyword-only parameters
+(``mode``, ``class_axis``, ``from_logits``, ``ignore_index``, ``classes``,
+``per_image``, ``smooth=1e-5``, ``eps=1e-7``, ``weight``, ``reduction``,
+``soft_label``, ``label_smoothing``, ``all_reduce``; docs/conventions.md,
+"Region options"), builds them into one ``_confusion.RegionOptions`` record
+and hands it to ``_confusion.region``, which validates once.
 A class empty in both target and prediction scores index 1 (loss 0)
 whatever ``smooth``. The compounds (a region term plus a pixel-wise term)
 live in ``compound``.
