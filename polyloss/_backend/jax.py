@@ -118,6 +118,6 @@ def _max_along(x: Array, axis: int, size: int, pad_value: float | None) -> Array
 
 
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
-    log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, unpermute, softmax_nll, segment_max,
-    stop_gradient, max_pool,
+    log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, unpermute, softmax_nll,
+    segment_max, stop_gradient, max_pool,
 )}

@@ -17,7 +17,6 @@ in degrees, or turning the other way, convert as ``theta = +-degrees * pi / 180`
 
 from __future__ import annotations
 
-from textwrap import indent
 from types import ModuleType
 from typing import Any, Literal, NamedTuple
 
@@ -67,47 +66,6 @@ def rotated_box_convert(fn: str, boxes: Array, in_fmt: str, out_fmt: str) -> Arr
     cx, cy, w, h, r = unstack(boxes, axis=-1, xp=xp)
     c, s = xp.cos(r), xp.sin(r)
     return xp.stack((cx - (w * c - h * s) / 2, cy - (w * s + h * c) / 2, w, h, r), axis=-1)
-
-
-# The docstring paragraphs the rotated losses share (``_docs.fill_doc``).
-ROTATED_DOCS = {
-    "pair_args": """\
-y_pred: predicted rotated boxes ``(..., 5)``, floating.
-y_true: target rotated boxes, the shape of ``y_pred``.""",
-    "fun_tau": """\
-fun: ``"log1p"`` (default), ``"sqrt"`` or ``"none"``, applied to d.
-tau: 1.0 (default); ``tau >= 1`` maps f(d) to 1 - 1 / (tau + f(d)), smaller
-    values return f(d) itself.""",
-    "weighting": """\
-box_format: ``"cxcywhr"`` (default) or ``"xywhr"``.
-weight: per-box weights broadcast to ``y_pred.shape[:-1]``, or None.
-reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
-avg_factor: with ``"mean"``, divide the weighted sum by this instead of
-    the box count; 0 divides by 1.""",
-    "returns": """\
-Returns:
-    A 0-d array for ``"mean"``/``"sum"``, ``y_pred.shape[:-1]`` for ``"none"``,
-    in ``y_pred``'s dtype.""",
-    "example_pair": """\
-Example:
-    >>> import numpy as np, polyloss as pl
-    >>> target = np.array([[10.0, 10.0, 8.0, 4.0, 0.3]])
-    >>> pred = np.array([[11.0, 10.0, 8.0, 4.0, 0.3]])""",
-}
-# GWD and KLD share every section but the summary, the formula and the example's last lines
-ROTATED_DOCS["distance_sections"] = "\n".join((
-    "Args:",
-    indent("\n".join((ROTATED_DOCS["pair_args"], ROTATED_DOCS["fun_tau"], ROTATED_DOCS["weighting"])), "    "),
-    "",
-    ROTATED_DOCS["returns"],
-    "",
-    "Raises:",
-    "    ValueError: shapes other than matching ``(..., 5)``, an unknown ``fun``,",
-    "        ``box_format`` or ``reduction``, ``tau < 0``.",
-    "    TypeError: non-floating boxes.",
-    "",
-    ROTATED_DOCS["example_pair"],
-))
 
 
 # --------------------------------------------------------------------------- #

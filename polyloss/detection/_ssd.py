@@ -3,8 +3,6 @@
 Private kernels with public names (``detection`` imports them): the checks
 raise in the calling public function's name ``fn``; the kernels take arrays
 that are already checked and promoted, and the namespace as ``xp=``.
-``SSD_DOCS`` holds the docstring paragraphs the SSD functions share
-(``_docs.fill_doc``).
 """
 
 from __future__ import annotations
@@ -28,26 +26,6 @@ from .._backend import (
 )
 from .._core import checks
 from ._box_ops import Corners, centre_size, corners, from_centre_size
-
-_SSD_REFERENCE = """\
-Liu et al., SSD: Single shot multibox detector, ECCV 2016.
-https://arxiv.org/abs/1512.02325"""
-
-SSD_DOCS = {
-    "formats": """\
-box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
-prior_format: the same choices; default ``"cxcywh"``.""",
-    "variances": """\
-variances: ``(v0, v1)``, the scales of the centre and size offsets,
-    positive; default ``(0.1, 0.2)``.""",
-    "ground_truth": """\
-gt_boxes: floating ``(N, G, 4)`` in ``box_format``, G >= 1 slots per image.
-gt_labels: integer ``(N, G)``; valid boxes carry labels >= 1 (class 0
-    is background; below C in ``multibox_loss``), padding any value.
-gt_valid: bool ``(N, G)``, False marks padding.""",
-    "liu": _SSD_REFERENCE,
-}
-
 
 # --------------------------------------------------------------------------- #
 # Checks (raising in the public function's name)

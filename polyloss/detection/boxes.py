@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from .._backend import Array, array_namespace
 from .._core import checks
-from .._core.docs import fill_doc
 from ._box_ops import BoxFormat, LossPair, Reduction, corners, pairwise_iou
 from ._rotated_ops import ROTATED_FORMATS, RotatedBoxFormat, rotated_box_convert
 
@@ -166,38 +165,6 @@ def box_iou(boxes1: Array, boxes2: Array, /, *, box_format: BoxFormat = "xyxy") 
 # --------------------------------------------------------------------------- #
 
 
-_IOU_DOCS = {
-    "args_returns_raises": """\
-Args:
-    y_pred: predicted boxes, floating ``(..., 4)``.
-    y_true: target boxes of ``y_pred``'s shape (matched elementwise).
-    box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
-    eps: >= 0, added to denominators; default 1e-7.
-    reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
-        ``"none"``. An empty batch gives 0 (zero gradient) for
-        ``"mean"``/``"sum"``.
-    inner_ratio: None (default), or a ratio > 0: Inner-IoU (Zhang et al.
-        2023), the IoU term computed on auxiliary boxes, both boxes scaled
-        about their centres by this ratio (< 1 for high-IoU samples, > 1 for
-        low ones); every other term is left as it is.
-
-Returns:
-    A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
-    ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
-
-Raises:
-    ValueError: shapes that differ or lack a last axis of 4, an unknown
-        ``box_format`` or ``reduction``, a negative ``eps``, an
-        ``inner_ratio`` that is not positive.
-    TypeError: non-floating boxes.""",
-    "example_inputs": """\
-Example:
-    >>> import numpy as np, polyloss as pl
-    >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])""",
-}
-
-
-@fill_doc(_IOU_DOCS)
 def iou_loss(
     y_pred: Array,
     y_true: Array,
@@ -208,15 +175,38 @@ def iou_loss(
     reduction: Reduction = "mean",
     inner_ratio: float | None = None,
 ) -> Array:
-    r"""IoU loss, elementwise over matching boxes: 1 - IoU.
+    """IoU loss, elementwise over matching boxes: 1 - IoU.
 
     L = 1 - |A ∩ B| / (|A ∪ B| + eps)
 
     (Yu et al. 2016 use -ln IoU; this is the linear form used by GIoU, DIoU and CIoU.)
 
-    {{args_returns_raises}}
+    Args:
+        y_pred: predicted boxes, floating ``(..., 4)``.
+        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
+        eps: >= 0, added to denominators; default 1e-7.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
+            ``"none"``. An empty batch gives 0 (zero gradient) for
+            ``"mean"``/``"sum"``.
+        inner_ratio: None (default), or a ratio > 0: Inner-IoU (Zhang et al.
+            2023), the IoU term computed on auxiliary boxes, both boxes scaled
+            about their centres by this ratio (< 1 for high-IoU samples, > 1 for
+            low ones); every other term is left as it is.
 
-    {{example_inputs}}
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
+        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ or lack a last axis of 4, an unknown
+            ``box_format`` or ``reduction``, a negative ``eps``, an
+            ``inner_ratio`` that is not positive.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
         >>> round(float(pl.iou_loss(p, t)), 4)
         0.8571
 
@@ -229,7 +219,6 @@ def iou_loss(
     return pair.done(1 - pair.overlap)
 
 
-@fill_doc(_IOU_DOCS)
 def giou_loss(
     y_pred: Array,
     y_true: Array,
@@ -240,13 +229,36 @@ def giou_loss(
     reduction: Reduction = "mean",
     inner_ratio: float | None = None,
 ) -> Array:
-    r"""Generalized IoU loss (Rezatofighi et al. 2019), elementwise over matching boxes.
+    """Generalized IoU loss (Rezatofighi et al. 2019), elementwise over matching boxes.
 
     L = 1 - IoU + (|C| - |A ∪ B|) / (|C| + eps), C the smallest box enclosing both.
 
-    {{args_returns_raises}}
+    Args:
+        y_pred: predicted boxes, floating ``(..., 4)``.
+        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
+        eps: >= 0, added to denominators; default 1e-7.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
+            ``"none"``. An empty batch gives 0 (zero gradient) for
+            ``"mean"``/``"sum"``.
+        inner_ratio: None (default), or a ratio > 0: Inner-IoU (Zhang et al.
+            2023), the IoU term computed on auxiliary boxes, both boxes scaled
+            about their centres by this ratio (< 1 for high-IoU samples, > 1 for
+            low ones); every other term is left as it is.
 
-    {{example_inputs}}
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
+        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ or lack a last axis of 4, an unknown
+            ``box_format`` or ``reduction``, a negative ``eps``, an
+            ``inner_ratio`` that is not positive.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
         >>> round(float(pl.giou_loss(p, t)), 4)
         1.0794
 
@@ -261,7 +273,6 @@ def giou_loss(
     return pair.done(1 - pair.overlap + (area_c - pair.union) / (area_c + eps))
 
 
-@fill_doc(_IOU_DOCS)
 def diou_loss(
     y_pred: Array,
     y_true: Array,
@@ -272,16 +283,39 @@ def diou_loss(
     reduction: Reduction = "mean",
     inner_ratio: float | None = None,
 ) -> Array:
-    r"""Distance IoU loss (Zheng et al. 2020), elementwise over matching boxes.
+    """Distance IoU loss (Zheng et al. 2020), elementwise over matching boxes.
 
     L = 1 - IoU + rho^2(b, b_gt) / (c^2 + eps)
 
     rho is the distance between the box centres, c the diagonal of the
     smallest enclosing box.
 
-    {{args_returns_raises}}
+    Args:
+        y_pred: predicted boxes, floating ``(..., 4)``.
+        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
+        eps: >= 0, added to denominators; default 1e-7.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
+            ``"none"``. An empty batch gives 0 (zero gradient) for
+            ``"mean"``/``"sum"``.
+        inner_ratio: None (default), or a ratio > 0: Inner-IoU (Zhang et al.
+            2023), the IoU term computed on auxiliary boxes, both boxes scaled
+            about their centres by this ratio (< 1 for high-IoU samples, > 1 for
+            low ones); every other term is left as it is.
 
-    {{example_inputs}}
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
+        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ or lack a last axis of 4, an unknown
+            ``box_format`` or ``reduction``, a negative ``eps``, an
+            ``inner_ratio`` that is not positive.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
         >>> round(float(pl.diou_loss(p, t)), 4)
         0.9683
 
@@ -294,7 +328,6 @@ def diou_loss(
     return pair.done(1 - pair.overlap + pair.centre_distance2())
 
 
-@fill_doc(_IOU_DOCS)
 def ciou_loss(
     y_pred: Array,
     y_true: Array,
@@ -305,7 +338,7 @@ def ciou_loss(
     reduction: Reduction = "mean",
     inner_ratio: float | None = None,
 ) -> Array:
-    r"""Complete IoU loss (Zheng et al. 2020), elementwise over matching boxes: DIoU loss + alpha v.
+    """Complete IoU loss (Zheng et al. 2020), elementwise over matching boxes: DIoU loss + alpha v.
 
     v = 4 / pi^2 (atan(w_gt / h_gt) - atan(w / h))^2,  alpha = v / (1 - IoU + v + eps)
 
@@ -314,9 +347,32 @@ def ciou_loss(
     Heights below ``eps`` are clipped to ``eps`` inside the atan
     (torchvision divides by zero there).
 
-    {{args_returns_raises}}
+    Args:
+        y_pred: predicted boxes, floating ``(..., 4)``.
+        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
+        eps: >= 0, added to denominators; default 1e-7.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
+            ``"none"``. An empty batch gives 0 (zero gradient) for
+            ``"mean"``/``"sum"``.
+        inner_ratio: None (default), or a ratio > 0: Inner-IoU (Zhang et al.
+            2023), the IoU term computed on auxiliary boxes, both boxes scaled
+            about their centres by this ratio (< 1 for high-IoU samples, > 1 for
+            low ones); every other term is left as it is.
 
-    {{example_inputs}}
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
+        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ or lack a last axis of 4, an unknown
+            ``box_format`` or ``reduction``, a negative ``eps``, an
+            ``inner_ratio`` that is not positive.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
         >>> round(float(pl.ciou_loss(p, t)), 4)
         0.9683
 
@@ -330,7 +386,6 @@ def ciou_loss(
     return pair.done(pair.ciou())
 
 
-@fill_doc(_IOU_DOCS)
 def eiou_loss(
     y_pred: Array,
     y_true: Array,
@@ -341,7 +396,7 @@ def eiou_loss(
     reduction: Reduction = "mean",
     inner_ratio: float | None = None,
 ) -> Array:
-    r"""Efficient IoU loss (Zhang et al. 2022, "Focal and Efficient IOU Loss"), elementwise.
+    """Efficient IoU loss (Zhang et al. 2022, "Focal and Efficient IOU Loss"), elementwise.
 
     L = 1 - IoU + rho^2 / (c^2 + eps) + (w - w_gt)^2 / (C_w^2 + eps) + (h - h_gt)^2 / (C_h^2 + eps)
 
@@ -349,9 +404,32 @@ def eiou_loss(
     diagonal. This is the paper's formula; mmdet's ``EIoULoss`` is a different
     loss (Extended-IoU, Peng & Yu 2021: a smoothed 1 - IoU).
 
-    {{args_returns_raises}}
+    Args:
+        y_pred: predicted boxes, floating ``(..., 4)``.
+        y_true: target boxes of ``y_pred``'s shape (matched elementwise).
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``, both inputs.
+        eps: >= 0, added to denominators; default 1e-7.
+        reduction: ``"mean"`` (default) or ``"sum"`` over every box, or
+            ``"none"``. An empty batch gives 0 (zero gradient) for
+            ``"mean"``/``"sum"``.
+        inner_ratio: None (default), or a ratio > 0: Inner-IoU (Zhang et al.
+            2023), the IoU term computed on auxiliary boxes, both boxes scaled
+            about their centres by this ratio (< 1 for high-IoU samples, > 1 for
+            low ones); every other term is left as it is.
 
-    {{example_inputs}}
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, shape ``y_pred.shape[:-1]`` for
+        ``"none"``, in ``y_pred``'s dtype (computed in at least float32).
+
+    Raises:
+        ValueError: shapes that differ or lack a last axis of 4, an unknown
+            ``box_format`` or ``reduction``, a negative ``eps``, an
+            ``inner_ratio`` that is not positive.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> p, t = np.array([[0.0, 0.0, 2.0, 2.0]]), np.array([[1.0, 1.0, 3.0, 3.0]])
         >>> round(float(pl.eiou_loss(p, t)), 4)
         0.9683
 

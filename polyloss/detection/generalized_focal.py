@@ -19,7 +19,6 @@ from .._backend import (
     sigmoid_cross_entropy,
 )
 from .._core import checks
-from .._core.docs import fill_doc
 from .._core.reduce import as_float, check_weighting, promote, restore, weighted_reduction
 from ..segmentation._pixel import focal_modulation
 from ._gfl_ops import distribution_focal, integral
@@ -27,12 +26,6 @@ from ._gfl_ops import distribution_focal, integral
 __all__ = ["distribution_focal_loss", "integral_decode", "quality_focal_loss", "varifocal_loss"]
 
 Reduction = Literal["mean", "sum", "none"]
-
-GFL_DOCS = {"gfl_reference": """\
-References:
-    Li et al., Generalized Focal Loss: Learning Qualified and Distributed
-    Bounding Boxes for Dense Object Detection, NeurIPS 2020.
-    https://arxiv.org/abs/2006.04388"""}
 
 
 def _prepare(fn: str, y_pred: Array, y_true: Array, reduction: str, avg_factor: Any) -> tuple[Any, Array, Array]:
@@ -48,7 +41,6 @@ def _prepare(fn: str, y_pred: Array, y_true: Array, reduction: str, avg_factor: 
     return xp, x, as_float(y_true, x, xp=xp)
 
 
-@fill_doc(GFL_DOCS)
 def quality_focal_loss(
     y_pred: Array,
     y_true: Array,
@@ -59,7 +51,7 @@ def quality_focal_loss(
     reduction: Reduction = "mean",
     avg_factor: float | Array | None = None,
 ) -> Array:
-    r"""Quality Focal Loss (Li et al. 2020, Generalized Focal Loss), elementwise.
+    """Quality Focal Loss (Li et al. 2020, Generalized Focal Loss), elementwise.
 
     QFL(x, y) = |y - sigma(x)|^beta * BCE(x, y),
     BCE(x, y) = -(y log sigma(x) + (1 - y) log(1 - sigma(x)))
@@ -95,7 +87,10 @@ def quality_focal_loss(
         >>> round(float(pl.quality_focal_loss(x, y, avg_factor=1.0)), 4)
         0.4003
 
-    {{gfl_reference}}
+    References:
+        Li et al., Generalized Focal Loss: Learning Qualified and Distributed
+        Bounding Boxes for Dense Object Detection, NeurIPS 2020.
+        https://arxiv.org/abs/2006.04388
     """
     fn = "quality_focal_loss"
     checks.check_nonnegative(fn, "beta", beta)
@@ -165,7 +160,6 @@ def varifocal_loss(
     return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), y_pred.dtype, xp=xp)
 
 
-@fill_doc(GFL_DOCS)
 def distribution_focal_loss(
     y_pred: Array,
     y_true: Array,
@@ -175,7 +169,7 @@ def distribution_focal_loss(
     reduction: Reduction = "mean",
     avg_factor: float | Array | None = None,
 ) -> Array:
-    r"""Distribution Focal Loss (Li et al. 2020, Generalized Focal Loss), per box side.
+    """Distribution Focal Loss (Li et al. 2020, Generalized Focal Loss), per box side.
 
     DFL(S, y) = -((y_{i+1} - y) log S_i + (y - y_i) log S_{i+1}),
     S = softmax(y_pred) over n bins at 0, 1, ..., n - 1,  y_i = floor(y), y_{i+1} = y_i + 1
@@ -212,7 +206,10 @@ def distribution_focal_loss(
         >>> round(float(pl.distribution_focal_loss(logits, np.array([1.25]))), 4)
         0.6841
 
-    {{gfl_reference}}
+    References:
+        Li et al., Generalized Focal Loss: Learning Qualified and Distributed
+        Bounding Boxes for Dense Object Detection, NeurIPS 2020.
+        https://arxiv.org/abs/2006.04388
     """
     fn = "distribution_focal_loss"
     xp = array_namespace(y_pred, y_true)

@@ -26,11 +26,9 @@ from typing import Literal
 
 from .._backend import Array, array_namespace, clip, device
 from .._core import checks
-from .._core.docs import fill_doc
 from .._core.reduce import promote, restore
 from ._box_ops import smooth_l1
 from ._rotated_ops import (
-    ROTATED_DOCS,
     ROTATED_FORMATS,
     along,
     box_pair,
@@ -96,7 +94,6 @@ def box_to_gaussian(boxes: Array, /, *, fmt: RotatedFormat = "cxcywhr") -> tuple
 # --------------------------------------------------------------------------- #
 
 
-@fill_doc(ROTATED_DOCS)
 def gwd_loss(
     y_pred: Array,
     y_true: Array,
@@ -109,7 +106,7 @@ def gwd_loss(
     reduction: Reduction = "mean",
     avg_factor: float | Array | None = None,
 ) -> Array:
-    r"""Gaussian Wasserstein distance loss (Yang et al. 2021), elementwise over matching rotated boxes.
+    """Gaussian Wasserstein distance loss (Yang et al. 2021), elementwise over matching rotated boxes.
 
     W^2 = |mu_p - mu_t|^2 + Tr(Sigma_p) + Tr(Sigma_t) - 2 Tr((Sigma_p^(1/2) Sigma_t Sigma_p^(1/2))^(1/2)),
     d = sqrt(W^2) / (2 (det Sigma_p det Sigma_t)^(1/8)),
@@ -123,7 +120,31 @@ def gwd_loss(
     are floored at the dtype's eps^2, so a perfect prediction scores about
     1 - 1 / (1 + eps) rather than 0 and keeps a finite gradient.
 
-    {{distance_sections}}
+    Args:
+        y_pred: predicted rotated boxes ``(..., 5)``, floating.
+        y_true: target rotated boxes, the shape of ``y_pred``.
+        fun: ``"log1p"`` (default), ``"sqrt"`` or ``"none"``, applied to d.
+        tau: 1.0 (default); ``tau >= 1`` maps f(d) to 1 - 1 / (tau + f(d)), smaller
+            values return f(d) itself.
+        box_format: ``"cxcywhr"`` (default) or ``"xywhr"``.
+        weight: per-box weights broadcast to ``y_pred.shape[:-1]``, or None.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        avg_factor: with ``"mean"``, divide the weighted sum by this instead of
+            the box count; 0 divides by 1.
+
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, ``y_pred.shape[:-1]`` for ``"none"``,
+        in ``y_pred``'s dtype.
+
+    Raises:
+        ValueError: shapes other than matching ``(..., 5)``, an unknown ``fun``,
+            ``box_format`` or ``reduction``, ``tau < 0``.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> target = np.array([[10.0, 10.0, 8.0, 4.0, 0.3]])
+        >>> pred = np.array([[11.0, 10.0, 8.0, 4.0, 0.3]])
         >>> round(float(pl.gwd_loss(pred, target)), 4)
         0.14
 
@@ -146,7 +167,6 @@ def gwd_loss(
     return finish(fn, loss, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
 
-@fill_doc(ROTATED_DOCS)
 def kld_loss(
     y_pred: Array,
     y_true: Array,
@@ -159,7 +179,7 @@ def kld_loss(
     reduction: Reduction = "mean",
     avg_factor: float | Array | None = None,
 ) -> Array:
-    r"""Kullback-Leibler divergence loss (Yang et al. 2021), elementwise over matching rotated boxes.
+    """Kullback-Leibler divergence loss (Yang et al. 2021), elementwise over matching rotated boxes.
 
     KL(N_t || N_p) = 1/2 [(mu_p - mu_t)^T Sigma_p^-1 (mu_p - mu_t) + Tr(Sigma_p^-1 Sigma_t)
                      + ln(det Sigma_p / det Sigma_t) - 2],
@@ -170,7 +190,31 @@ def kld_loss(
     with the predicted shape. Sizes are clamped to [1e-7, 1e7] (as mmrotate);
     the square root is floored at the dtype's eps^2.
 
-    {{distance_sections}}
+    Args:
+        y_pred: predicted rotated boxes ``(..., 5)``, floating.
+        y_true: target rotated boxes, the shape of ``y_pred``.
+        fun: ``"log1p"`` (default), ``"sqrt"`` or ``"none"``, applied to d.
+        tau: 1.0 (default); ``tau >= 1`` maps f(d) to 1 - 1 / (tau + f(d)), smaller
+            values return f(d) itself.
+        box_format: ``"cxcywhr"`` (default) or ``"xywhr"``.
+        weight: per-box weights broadcast to ``y_pred.shape[:-1]``, or None.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        avg_factor: with ``"mean"``, divide the weighted sum by this instead of
+            the box count; 0 divides by 1.
+
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, ``y_pred.shape[:-1]`` for ``"none"``,
+        in ``y_pred``'s dtype.
+
+    Raises:
+        ValueError: shapes other than matching ``(..., 5)``, an unknown ``fun``,
+            ``box_format`` or ``reduction``, ``tau < 0``.
+        TypeError: non-floating boxes.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> target = np.array([[10.0, 10.0, 8.0, 4.0, 0.3]])
+        >>> pred = np.array([[11.0, 10.0, 8.0, 4.0, 0.3]])
         >>> round(float(pl.kld_loss(pred, target)), 4)
         0.1534
 
@@ -194,7 +238,6 @@ def kld_loss(
     return finish(fn, loss, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
 
-@fill_doc(ROTATED_DOCS)
 def probiou_loss(
     y_pred: Array,
     y_true: Array,
@@ -206,7 +249,7 @@ def probiou_loss(
     reduction: Reduction = "mean",
     avg_factor: float | Array | None = None,
 ) -> Array:
-    r"""ProbIoU loss (Llerena et al. 2021): the Hellinger distance between the boxes' Gaussians.
+    """ProbIoU loss (Llerena et al. 2021): the Hellinger distance between the boxes' Gaussians.
 
     Sigma_i = R diag(w_i^2 / 12, h_i^2 / 12) R^T (a uniform density's covariance), Sigma = (Sigma_p + Sigma_t) / 2,
     B = 1/8 (mu_p - mu_t)^T Sigma^-1 (mu_p - mu_t) + 1/2 ln(det Sigma / sqrt(det Sigma_p det Sigma_t)),
@@ -220,9 +263,14 @@ def probiou_loss(
     (ultralytics PR #14249).
 
     Args:
-        {{pair_args}}
+        y_pred: predicted rotated boxes ``(..., 5)``, floating.
+        y_true: target rotated boxes, the shape of ``y_pred``.
         eps: 1e-7 (default), in the units of the boxes squared.
-        {{weighting}}
+        box_format: ``"cxcywhr"`` (default) or ``"xywhr"``.
+        weight: per-box weights broadcast to ``y_pred.shape[:-1]``, or None.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        avg_factor: with ``"mean"``, divide the weighted sum by this instead of
+            the box count; 0 divides by 1.
 
     Returns:
         A 0-d array for ``"mean"``/``"sum"``, ``y_pred.shape[:-1]`` for ``"none"``,
@@ -233,7 +281,10 @@ def probiou_loss(
             ``box_format`` or ``reduction``, ``eps < 0``.
         TypeError: non-floating boxes.
 
-    {{example_pair}}
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> target = np.array([[10.0, 10.0, 8.0, 4.0, 0.3]])
+        >>> pred = np.array([[11.0, 10.0, 8.0, 4.0, 0.3]])
         >>> round(float(pl.probiou_loss(pred, target)), 4)
         0.1707
 
@@ -256,7 +307,6 @@ def probiou_loss(
     return finish(fn, hellinger, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
 
 
-@fill_doc(ROTATED_DOCS)
 def kfiou_loss(
     y_pred: Array,
     y_true: Array,
@@ -270,7 +320,7 @@ def kfiou_loss(
     reduction: Reduction = "mean",
     avg_factor: float | Array | None = None,
 ) -> Array:
-    r"""KFIoU loss (Yang et al. 2023): the overlap of the Kalman-filtered Gaussian, plus a centre term.
+    """KFIoU loss (Yang et al. 2023): the overlap of the Kalman-filtered Gaussian, plus a centre term.
 
     V(Sigma) = 4 sqrt(det Sigma), Sigma_kf = Sigma_p - Sigma_p (Sigma_p + Sigma_t)^-1 Sigma_p,
     KFIoU = V(Sigma_kf) / (V(Sigma_p) + V(Sigma_t) - V(Sigma_kf) + eps)   (at most 1/3),
@@ -285,13 +335,20 @@ def kfiou_loss(
     Sizes are clamped to [1e-7, 1e7] (as mmrotate).
 
     Args:
-        {{pair_args}}
+        y_pred: predicted rotated boxes ``(..., 5)``, floating.
+        y_true: target rotated boxes, the shape of ``y_pred``.
         fun: ``"none"`` (default, 1 - KFIoU), ``"ln"`` or ``"exp"``.
         beta: smooth L1 threshold of the centre term (default 1/9, mmrotate's).
         eps: 1e-6 (default), as mmrotate.
-        {{weighting}}
+        box_format: ``"cxcywhr"`` (default) or ``"xywhr"``.
+        weight: per-box weights broadcast to ``y_pred.shape[:-1]``, or None.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        avg_factor: with ``"mean"``, divide the weighted sum by this instead of
+            the box count; 0 divides by 1.
 
-    {{returns}}
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, ``y_pred.shape[:-1]`` for ``"none"``,
+        in ``y_pred``'s dtype.
 
     Raises:
         ValueError: shapes other than matching ``(..., 5)``, an unknown ``fun``,

@@ -17,11 +17,9 @@ from typing import Literal
 
 from .._backend import Array, array_namespace, take_along_axis
 from .._core import checks
-from .._core.docs import fill_doc
 from .._core.reduce import promote, reduce_loss, restore, safe_divide
 from . import _ssd as ssd
 from ._box_ops import BoxFormat, Reduction, centre_size, smooth_l1
-from ._ssd import SSD_DOCS
 
 __all__ = [
     "balanced_l1_loss",
@@ -39,19 +37,6 @@ __all__ = [
 # Elementwise regression losses
 # --------------------------------------------------------------------------- #
 
-_REGRESSION_DOCS = {
-    "pair": """\
-y_pred: predictions, any floating shape.
-y_true: targets of ``y_pred``'s shape.""",
-    "reduction": """\
-reduction: ``"mean"`` (default) or ``"sum"`` over every element, or
-    ``"none"``. An empty input gives 0 (zero gradient) for ``"mean"``/``"sum"``.""",
-    "returns": """\
-Returns:
-    A 0-d array for ``"mean"``/``"sum"``, ``y_pred``'s shape for ``"none"``,
-    in ``y_pred``'s dtype (computed in at least float32).""",
-}
-
 
 def _regression_inputs(fn: str, y_pred: Array, y_true: Array, reduction: str) -> tuple[Array, ModuleType]:
     """``y_pred - y_true`` in the compute dtype, after the shared checks."""
@@ -65,18 +50,21 @@ def _regression_inputs(fn: str, y_pred: Array, y_true: Array, reduction: str) ->
     return x - t, xp
 
 
-@fill_doc(_REGRESSION_DOCS)
 def smooth_l1_loss(y_pred: Array, y_true: Array, /, *, beta: float = 1.0, reduction: Reduction = "mean") -> Array:
-    r"""Smooth L1 loss (Girshick 2015), elementwise on d = y_pred - y_true.
+    """Smooth L1 loss (Girshick 2015), elementwise on d = y_pred - y_true.
 
     l = 0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta;  ``beta=0`` gives |d|.
 
     Args:
-        {{pair}}
+        y_pred: predictions, any floating shape.
+        y_true: targets of ``y_pred``'s shape.
         beta: the width of the quadratic zone, >= 0; default 1.
-        {{reduction}}
+        reduction: ``"mean"`` (default) or ``"sum"`` over every element, or
+            ``"none"``. An empty input gives 0 (zero gradient) for ``"mean"``/``"sum"``.
 
-    {{returns}}
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, ``y_pred``'s shape for ``"none"``,
+        in ``y_pred``'s dtype (computed in at least float32).
 
     Raises:
         ValueError: shapes that differ, an unknown ``reduction``, a negative ``beta``.
@@ -97,19 +85,22 @@ def smooth_l1_loss(y_pred: Array, y_true: Array, /, *, beta: float = 1.0, reduct
     return restore(reduce_loss(smooth_l1(d, beta, xp=xp), reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
 
 
-@fill_doc(_REGRESSION_DOCS)
 def huber_loss(y_pred: Array, y_true: Array, /, *, delta: float = 1.0, reduction: Reduction = "mean") -> Array:
-    r"""Huber loss (Huber 1964), elementwise on d = y_pred - y_true.
+    """Huber loss (Huber 1964), elementwise on d = y_pred - y_true.
 
     l = 0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta), i.e. delta times
     ``smooth_l1_loss`` with ``beta=delta``.
 
     Args:
-        {{pair}}
+        y_pred: predictions, any floating shape.
+        y_true: targets of ``y_pred``'s shape.
         delta: the threshold between the quadratic and linear zones, > 0; default 1.
-        {{reduction}}
+        reduction: ``"mean"`` (default) or ``"sum"`` over every element, or
+            ``"none"``. An empty input gives 0 (zero gradient) for ``"mean"``/``"sum"``.
 
-    {{returns}}
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, ``y_pred``'s shape for ``"none"``,
+        in ``y_pred``'s dtype (computed in at least float32).
 
     Raises:
         ValueError: shapes that differ, an unknown ``reduction``, ``delta <= 0``.
@@ -134,10 +125,9 @@ def huber_loss(y_pred: Array, y_true: Array, /, *, delta: float = 1.0, reduction
     return restore(reduce_loss(loss, reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
 
 
-@fill_doc(_REGRESSION_DOCS)
 def balanced_l1_loss(y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, gamma: float = 1.5, beta: float = 1.0,
                      reduction: Reduction = "mean") -> Array:
-    r"""Balanced L1 loss (Pang et al. 2019, Libra R-CNN), elementwise on x = |y_pred - y_true|.
+    """Balanced L1 loss (Pang et al. 2019, Libra R-CNN), elementwise on x = |y_pred - y_true|.
 
     l = alpha / b (b x + 1) ln(b x / beta + 1) - alpha x   if x < beta
     l = gamma x + gamma / b - alpha beta                   otherwise,   b = e^(gamma / alpha) - 1
@@ -146,13 +136,17 @@ def balanced_l1_loss(y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, gam
     paper's formula.
 
     Args:
-        {{pair}}
+        y_pred: predictions, any floating shape.
+        y_true: targets of ``y_pred``'s shape.
         alpha: the gradient boost of inliers, > 0; default 0.5.
         gamma: the bound of the gradient of outliers, > 0; default 1.5.
         beta: the inlier/outlier threshold, > 0; default 1.
-        {{reduction}}
+        reduction: ``"mean"`` (default) or ``"sum"`` over every element, or
+            ``"none"``. An empty input gives 0 (zero gradient) for ``"mean"``/``"sum"``.
 
-    {{returns}}
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, ``y_pred``'s shape for ``"none"``,
+        in ``y_pred``'s dtype (computed in at least float32).
 
     Raises:
         ValueError: shapes that differ, an unknown ``reduction``, ``alpha``, ``gamma`` or ``beta`` <= 0.
@@ -185,10 +179,9 @@ def balanced_l1_loss(y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, gam
 # --------------------------------------------------------------------------- #
 
 
-@fill_doc(SSD_DOCS)
 def encode_boxes(boxes: Array, priors: Array, /, *, variances: Sequence[float] = (0.1, 0.2),
                  box_format: BoxFormat = "xyxy", prior_format: BoxFormat = "cxcywh") -> Array:
-    r"""SSD regression targets of ``boxes`` relative to ``priors`` (Liu et al. 2016).
+    """SSD regression targets of ``boxes`` relative to ``priors`` (Liu et al. 2016).
 
     t = ((cx - p_cx) / (v0 p_w), (cy - p_cy) / (v0 p_h), ln(w / p_w) / v1, ln(h / p_h) / v1)
 
@@ -200,8 +193,10 @@ def encode_boxes(boxes: Array, priors: Array, /, *, variances: Sequence[float] =
         boxes: floating ``(..., 4)`` in ``box_format``.
         priors: floating ``(..., 4)`` in ``prior_format``, one prior per box:
             the leading axes of ``boxes`` and ``priors`` broadcast.
-        {{variances}}
-        {{formats}}
+        variances: ``(v0, v1)``, the scales of the centre and size offsets,
+            positive; default ``(0.1, 0.2)``.
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
+        prior_format: the format of ``priors``: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"`` (default).
 
     Returns:
         The offsets ``(*broadcast, 4)`` in ``boxes``' dtype.
@@ -218,7 +213,8 @@ def encode_boxes(boxes: Array, priors: Array, /, *, variances: Sequence[float] =
         [10.0, 0.0, 3.4657, 3.4657]
 
     References:
-        {{liu}}
+        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
+        https://arxiv.org/abs/1512.02325
         Peer: ssd.pytorch's ``encode`` (boxes xyxy, priors cxcywh, variances (0.1, 0.2)).
     """
     xp = array_namespace(boxes, priors)
@@ -229,10 +225,9 @@ def encode_boxes(boxes: Array, priors: Array, /, *, variances: Sequence[float] =
     return restore(offsets, boxes.dtype, xp=xp)
 
 
-@fill_doc(SSD_DOCS)
 def decode_boxes(offsets: Array, priors: Array, /, *, variances: Sequence[float] = (0.1, 0.2),
                  box_format: BoxFormat = "xyxy", prior_format: BoxFormat = "cxcywh") -> Array:
-    r"""Boxes (in ``box_format``) from SSD offsets relative to ``priors``: the inverse of ``encode_boxes``.
+    """Boxes (in ``box_format``) from SSD offsets relative to ``priors``: the inverse of ``encode_boxes``.
 
     cx = p_cx + t0 v0 p_w, cy = p_cy + t1 v0 p_h, w = p_w exp(t2 v1), h = p_h exp(t3 v1)
 
@@ -240,10 +235,11 @@ def decode_boxes(offsets: Array, priors: Array, /, *, variances: Sequence[float]
         offsets: floating ``(..., 4)``, as ``encode_boxes`` returns.
         priors: floating ``(..., 4)`` in ``prior_format``, broadcasting
             against ``offsets``' leading axes.
-        {{variances}}
+        variances: ``(v0, v1)``, the scales of the centre and size offsets,
+            positive; default ``(0.1, 0.2)``.
         box_format: the format of the result: ``"xyxy"`` (default), ``"xywh"``
             or ``"cxcywh"``.
-        prior_format: the same choices; default ``"cxcywh"``.
+        prior_format: the format of ``priors``: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"`` (default).
 
     Returns:
         The boxes ``(*broadcast, 4)`` in ``offsets``' dtype.
@@ -259,7 +255,8 @@ def decode_boxes(offsets: Array, priors: Array, /, *, variances: Sequence[float]
         [0.625, 0.375, 0.875, 0.625]
 
     References:
-        {{liu}}
+        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
+        https://arxiv.org/abs/1512.02325
     """
     xp = array_namespace(offsets, priors)
     v = ssd.check_offset_inputs("decode_boxes", "offsets", offsets, priors, box_format, prior_format, variances,
@@ -269,10 +266,9 @@ def decode_boxes(offsets: Array, priors: Array, /, *, variances: Sequence[float]
     return restore(ssd.decode(t, p, v, box_format, prior_format, xp=xp), offsets.dtype, xp=xp)
 
 
-@fill_doc(SSD_DOCS)
 def match_priors(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, /, *, iou_threshold: float = 0.5,
                  box_format: BoxFormat = "xyxy", prior_format: BoxFormat = "cxcywh") -> tuple[Array, Array]:
-    r"""SSD matching of padded ground truth to priors, batched (Liu et al. 2016).
+    """SSD matching of padded ground truth to priors, batched (Liu et al. 2016).
 
     Each prior takes the valid ground truth of highest IoU and its label if
     that IoU >= ``iou_threshold``, else label 0 (background). Then every valid
@@ -287,10 +283,14 @@ def match_priors(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Arr
     under ``jax.jit`` and ``torch.compile``.
 
     Args:
-        {{ground_truth}}
+        gt_boxes: floating ``(N, G, 4)`` in ``box_format``, G >= 1 slots per image.
+        gt_labels: integer ``(N, G)``; valid boxes carry labels >= 1 (class 0
+            is background; below C in ``multibox_loss``), padding any value.
+        gt_valid: bool ``(N, G)``, False marks padding.
         priors: floating ``(P, 4)`` in ``prior_format``; P may be 0.
         iou_threshold: in [0, 1]; default 0.5.
-        {{formats}}
+        box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
+        prior_format: the format of ``priors``: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"`` (default).
 
     Returns:
         ``(boxes, labels)``: the matched ground truth ``(N, P, 4)`` in
@@ -311,7 +311,8 @@ def match_priors(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Arr
         [[0, 3]]
 
     References:
-        {{liu}}
+        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
+        https://arxiv.org/abs/1512.02325
     """
     xp = array_namespace(gt_boxes, gt_labels, gt_valid, priors)
     ssd.check_ground_truth("match_priors", gt_boxes, gt_labels, gt_valid, priors, box_format, prior_format,
@@ -325,9 +326,8 @@ def match_priors(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Arr
     return boxes, labels
 
 
-@fill_doc(SSD_DOCS)
 def hard_negative_mining(conf_loss: Array, positive: Array, /, *, neg_pos_ratio: float = 3) -> Array:
-    r"""Mask of the hardest negatives: per row, the floor(``neg_pos_ratio`` num_pos) negatives of highest loss.
+    """Mask of the hardest negatives: per row, the floor(``neg_pos_ratio`` num_pos) negatives of highest loss.
 
     The result is the first k negatives of a stable descending sort along the
     last axis: equal losses are taken in prior order (lower index first). It
@@ -356,21 +356,21 @@ def hard_negative_mining(conf_loss: Array, positive: Array, /, *, neg_pos_ratio:
         [[False, False, True, True, False]]
 
     References:
-        {{liu}}
+        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
+        https://arxiv.org/abs/1512.02325
     """
     xp = array_namespace(conf_loss, positive)
     ssd.check_mining("hard_negative_mining", conf_loss, positive, neg_pos_ratio, xp=xp)
     return ssd.mine(conf_loss, positive, neg_pos_ratio, xp=xp)
 
 
-@fill_doc(SSD_DOCS)
 def multibox_loss(
     loc_pred: Array, conf_pred: Array, gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, /, *,
     iou_threshold: float = 0.5, neg_pos_ratio: float = 3, variances: Sequence[float] = (0.1, 0.2),
     loc_loss: Literal["smooth_l1", "l1"] = "smooth_l1", beta: float = 1.0, loc_weight: float = 1.0,
     box_format: BoxFormat = "xyxy", prior_format: BoxFormat = "cxcywh",
 ) -> Array:
-    r"""SSD MultiBox loss (Liu et al. 2016): (L_conf + loc_weight L_loc) / N_pos.
+    """SSD MultiBox loss (Liu et al. 2016): (L_conf + loc_weight L_loc) / N_pos.
 
     L_loc: Smooth L1 (``beta``) or L1 summed over the 4 offsets of the
     positive priors against ``encode_boxes`` of their matched ground truth;
@@ -384,16 +384,20 @@ def multibox_loss(
     Args:
         loc_pred: floating ``(N, P, 4)``, predicted offsets as ``encode_boxes``.
         conf_pred: floating ``(N, P, C)`` logits, C >= 2, class 0 background.
-        {{ground_truth}}
+        gt_boxes: floating ``(N, G, 4)`` in ``box_format``, G >= 1 slots per image.
+        gt_labels: integer ``(N, G)``; valid boxes carry labels >= 1 (class 0
+            is background; below C in ``multibox_loss``), padding any value.
+        gt_valid: bool ``(N, G)``, False marks padding.
         priors: floating ``(P, 4)`` in ``prior_format``.
         iou_threshold: matching threshold in [0, 1]; default 0.5.
         neg_pos_ratio: negatives kept per positive, >= 0; default 3.
-        variances: ``(v0, v1)`` of the encoding; default ``(0.1, 0.2)``.
+        variances: ``(v0, v1)``, the scales of the centre and size offsets,
+            positive; default ``(0.1, 0.2)``.
         loc_loss: ``"smooth_l1"`` (default) or ``"l1"``.
         beta: the Smooth L1 threshold, >= 0; default 1.
         loc_weight: the weight of L_loc; default 1.
         box_format: the format of ``gt_boxes``; default ``"xyxy"``.
-        prior_format: the format of ``priors``; default ``"cxcywh"``.
+        prior_format: the format of ``priors``: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"`` (default).
 
     Returns:
         A 0-d array in ``loc_pred``'s dtype.
@@ -413,7 +417,8 @@ def multibox_loss(
         2.1972
 
     References:
-        {{liu}}
+        Liu et al., SSD: Single shot multibox detector, ECCV 2016.
+        https://arxiv.org/abs/1512.02325
         Peer: ssd.pytorch's ``MultiBoxLoss`` returns (L_loc / N, L_conf / N);
         their sum is this at ``loc_weight=1``. It caps the negatives at P - 1,
         this at the number of negatives (the same unless they run out).

@@ -18,38 +18,7 @@ from .._backend import Array, device, min_pool, numel, one_hot, sigmoid, softmax
 from .._core import checks
 from .._core.inputs import Labels, pixel_weight, prepare
 from .._core.reduce import as_float, safe_divide
-from ._edt import DISTANCE_DOCS, any_spatial, edt
-
-_Y_PRED = """\
-y_pred: logits (or probabilities with ``from_logits=False``), floating, shape
-    ``(N, C, *spatial)`` with 2 or 3 spatial axes (``class_axis=1``) or ``(N, *spatial, C)``
-    (``class_axis=-1``)."""
-
-_MASK = """\
-mask: optional pixel weights, bool or non-negative numbers, of ``y_pred``'s shape or its
-    shape without the class axis; a pixel of weight 0 is left out (it takes part in no sum)."""
-
-BOUNDARY_DOCS = {
-    "y_pred": _Y_PRED,
-    "inputs": _Y_PRED + """
-y_true: ``"multiclass"``: integer labels in [0, C) of shape ``(N, *spatial)`` (any integer width),
-    or class probabilities of ``y_pred``'s shape; ``"binary"``/``"multilabel"``: ``y_pred``'s
-    shape, bool, integer 0/1 or floats in [0, 1].""",
-    "activation": """\
-mode: ``"multiclass"`` (default; softmax over the class axis), ``"multilabel"`` (sigmoid per
-    channel) or ``"binary"`` (sigmoid, one channel).
-class_axis: ``1`` (default) or ``-1``.
-from_logits: ``True`` (default): apply the activation; ``False``: ``y_pred`` holds probabilities.""",
-    "mask": _MASK,
-    "sampling": DISTANCE_DOCS["sampling"],
-    "left_out": "ignore_index: integer targets only: a label value whose pixels are left out.\n" + _MASK,
-    "raises": """\
-Raises:
-    ValueError: bad options (outside the ranges given above), shapes that do not match,
-        ``y_true`` outside its domain (eager arrays; traced ones give NaN), negative ``mask``
-        weights.
-    TypeError: bad dtypes, arrays of different libraries.""",
-}
+from ._edt import any_spatial, edt
 
 
 class Inputs(NamedTuple):

@@ -17,27 +17,7 @@ from typing import Any, NamedTuple
 from .._backend import Array, one_hot, sigmoid, softmax, stop_gradient
 from .._core.inputs import Labels, Segmentation, prepare
 
-__all__ = ["TOPOLOGY_DOCS", "Channels", "channels_first", "check_layout", "target_channels"]
-
-# The docstring paragraphs the topology losses share (``_docs.fill_doc``).
-TOPOLOGY_DOCS = {
-    "y_pred": """\
-y_pred: logits (or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with 1 to 3
-    spatial axes, or channels-last with ``class_axis=-1``.""",
-    "y_true": """\
-y_true: integer labels ``(N, *spatial)`` for ``"multiclass"``, or targets of ``y_pred``'s shape
-    (probabilities, one-hot or binary).""",
-    "layout": """\
-mode: ``"multiclass"`` (default, softmax), ``"binary"`` (one channel) or ``"multilabel"`` (sigmoid).
-class_axis: 1 (default) or -1.
-from_logits: True (default): ``y_pred`` holds logits.
-ignore_index: integer targets: pixels with this label count nowhere.""",
-    "all_reduce": "all_reduce: a cross-device sum of the stacked statistics, or None (needs ``per_image=False``).",
-    "returns": """\
-Returns:
-    A 0-d array for ``"mean"``/``"sum"``, in ``y_pred``'s dtype (computed in at least float32),
-    on its device.""",
-}
+__all__ = ["Channels", "channels_first", "check_layout", "target_channels"]
 
 
 class Channels(NamedTuple):

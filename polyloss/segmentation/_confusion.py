@@ -8,8 +8,8 @@ is the prediction gathered at each pixel's label and summed per label
 (``_xp.class_sums``), FP and FN follow from the per-class sums of
 predictions and labels.
 
-The shared options are one ``RegionOptions`` record (see ``REGION_DEFAULTS``
-and docs/conventions.md, "Region options"); ``region`` resolves and validates
+The shared options are one ``RegionOptions`` record, which each public
+loss builds from its explicit keyword-only parameters; ``region`` validates
 them with the inputs, once per public call.
 """
 
@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from textwrap import indent
 from types import ModuleType
-from typing import Any, TypedDict
+from typing import Any, NamedTuple
 
 from .._backend import Array, clamped_log, class_sums, clip, device, log_softmax, numel, sigmoid, softmax
 from .._core import checks
@@ -30,93 +29,26 @@ from ._fused import fused_class_sums
 AllReduce = Callable[[Array], Array] | None
 
 
-class RegionOptions(TypedDict, total=False):
-    """The options every region loss and compound takes (defaults in ``REGION_DEFAULTS``).
+class RegionOptions(NamedTuple):
+    """The options every region loss and compound takes, one frozen record built by the public function.
 
-    mode: ``"binary"``, ``"multilabel"`` or ``"multiclass"``. class_axis: 1 or -1.
-    from_logits: apply sigmoid/softmax inside. ignore_index: integer label whose
-    pixels enter no sum. classes: class indices scored. per_image: statistics
-    per sample. smooth: added to numerator and denominator of every index.
-    eps: lower clamp of every denominator. weight: one per class, ``(C,)``.
-    reduction: ``"mean"``, ``"sum"``, ``"none"``. soft_label: floating targets
-    and smoothed labels take TP from the L1 form (Wang & Blaschko 2023), so
-    ``loss(y, y)`` is the minimum for fractional ``y`` too; equal to the
-    product form for hard targets (on by default). label_smoothing: s in [0, 1]; the target t
-    becomes t (1 - s) + s / K, K the softmax's classes (multiclass) or 2
-    (binary, multilabel); ignored pixels stay out. all_reduce: sums the
-    statistics across devices.
+    The fields, their order and their defaults are the keyword-only parameters of every region loss
+    (``tests/test_docstrings.py`` keeps the signatures in step); each loss's docstring says what they mean.
     """
 
-    mode: Mode
-    class_axis: int
-    from_logits: bool
-    ignore_index: int | None
-    classes: Sequence[int] | None
-    per_image: bool
-    smooth: float
-    eps: float
-    weight: Weight
-    reduction: Reduction
-    soft_label: bool
-    label_smoothing: float
-    all_reduce: AllReduce
-
-
-# The docstring paragraphs every region loss shares (``_docs.fill_doc``), held once beside the options.
-_INPUTS_DOC = """\
-y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
-    ``(N, ...)`` in binary mode.
-y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes")."""
-_OPTIONS_DOC = """\
-**options: the region options (``mode``, ``class_axis``, ``from_logits``, ``ignore_index``,
-    ``classes``, ``per_image``, ``smooth=1e-5``, ``eps``, ``weight``, ``reduction``,
-    ``soft_label``, ``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md,
-    "Region options"."""
-_RAISES_DOC = """\
-Raises:
-    ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
-    TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library."""
-_RETURNS_DOC = """\
-Returns:
-    0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
-    ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device."""
-REGION_DOCS = {
-    "inputs": _INPUTS_DOC,
-    "options": _OPTIONS_DOC,
-    "args": "Args:\n" + indent(_INPUTS_DOC + "\n" + _OPTIONS_DOC, "    "),
-    "raises": _RAISES_DOC,
-    "returns_raises": _RETURNS_DOC + "\n\n" + _RAISES_DOC,
-    # compounds: a region term plus a pixel-wise term, each reduced to a scalar
-    "compound_options": _OPTIONS_DOC + """
-    ``reduction`` is ``"mean"`` or ``"sum"``, applied to each term; ``label_smoothing`` smooths the
-    target of both terms, as a user of smoothing expects (MONAI's ``DiceCELoss`` smooths its CE only).""",
-    "compound_returns_raises": """\
-Returns:
-    A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
-
-""" + _RAISES_DOC,
-    "example_inputs": """\
-Example:
-    >>> import numpy as np, polyloss as pl
-    >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)""",
-}
-
-
-REGION_DEFAULTS: RegionOptions = {
-    "mode": "multiclass",
-    "class_axis": 1,
-    "from_logits": True,
-    "ignore_index": None,
-    "classes": None,
-    "per_image": False,
-    "smooth": 1e-5,
-    "eps": 1e-7,
-    "weight": None,
-    "reduction": "mean",
-    "soft_label": True,
-    "label_smoothing": 0.0,
-    "all_reduce": None,
-}
+    mode: Mode = "multiclass"
+    class_axis: int = 1
+    from_logits: bool = True
+    ignore_index: int | None = None
+    classes: Sequence[int] | None = None
+    per_image: bool = False
+    smooth: float = 1e-5
+    eps: float = 1e-7
+    weight: Weight = None
+    reduction: Reduction = "mean"
+    soft_label: bool = True
+    label_smoothing: float = 0.0
+    all_reduce: AllReduce = None
 
 
 @dataclass(frozen=True)
@@ -159,19 +91,16 @@ class Region:
         return self.seg.xp
 
 
-def resolve(fn: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` over ``REGION_DEFAULTS``; an unknown name is a TypeError, as for any keyword argument."""
-    unknown = sorted(set(options) - set(REGION_DEFAULTS))
-    if unknown:
-        raise TypeError(f"{fn}() got an unexpected keyword argument {unknown[0]!r}")
-    opts: dict[str, Any] = {**REGION_DEFAULTS, **options}
+def resolve(fn: str, options: RegionOptions) -> dict[str, Any]:
+    """The options as a dict, their values checked."""
+    opts: dict[str, Any] = options._asdict()
     checks.check_nonnegative(fn, "smooth", opts["smooth"])
     checks.check_nonnegative(fn, "eps", opts["eps"])
     checks.check_in_unit_interval(fn, "label_smoothing", opts["label_smoothing"])
     return opts
 
 
-def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squared: bool = False,
+def region(fn: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, squared: bool = False,
            extra: PixelSum | None = None, need_log_p: bool = False) -> Region:
     """Validate once and build the statistics of a region loss.
 

@@ -25,26 +25,6 @@ Sampling = float | Sequence[float] | None
 
 CHUNK_ELEMENTS = 1 << 22  # scratch per chunk of the exact minimum along an axis
 
-_SAMPLING = """\
-sampling: the grid spacing ``s_k`` (voxel size), a positive number or one per spatial axis;
-    default 1."""
-
-DISTANCE_DOCS = {  # Args paragraphs of the functions on masks (``_docs.fill_doc``)
-    "sampling": _SAMPLING,
-    "mask_args": """\
-mask: bool, integer or floating array (nonzero is foreground), ``(*batch, *spatial)``.
-spatial_ndim: the number of trailing axes that form one image (1, 2 or 3), leading axes being a
-    batch. ``None`` (default) infers it from the layout: ``(H, W)`` and ``(N, H, W)`` are 2-D,
-    ``(N, C, D, H, W)`` is 3-D; a 4-D mask, ``(N, D, H, W)`` or ``(N, C, H, W)``, is ambiguous and
-    raises (pass ``spatial_ndim``). See ``docs/conventions.md``.
-""" + _SAMPLING + """
-dtype: the output's real floating dtype; default the mask's floating dtype (at least float32),
-    else the namespace's default float.
-native: use a host kernel where one serves the array (SciPy for NumPy and eager torch CPU
-    tensors, cupyx for CuPy); ``False`` forces the exact array-API path (the one JAX and
-    array-api-strict always take).""",
-}
-
 
 def spatial_ndim_of(fn: str, name: str, x: Array, spatial_ndim: int | None, *, channels: bool = True) -> int:
     """The number of trailing spatial axes of ``x``: ``spatial_ndim``, or inferred from ``x.ndim``.

@@ -16,28 +16,7 @@ from ._edt import Sampling, check_mask, diagonal, foreground, spacing_of
 from ._skeleton import surface
 from .distance import distance_transform
 
-__all__ = ["SURFACE_DOCS", "Surfaces"]
-
-# The docstring paragraphs the surface metrics share (``_docs.fill_doc``).
-SURFACE_DOCS = {
-    "mask_args": """\
-pred_mask: predicted mask, bool, integer or floating (nonzero is foreground); the trailing
-    ``spatial_ndim`` axes are an image, the leading axes a batch (e.g. ``(N, C, H, W)`` one-hot).
-true_mask: the reference mask, ``pred_mask``'s shape.""",
-    "grid_args": """\
-sampling: voxel spacing s_k, a number or one per spatial axis; None: 1.
-spatial_ndim: 1, 2 (default) or 3.""",
-    "returns": """\
-Returns:
-    The leading shape (``(N, C)`` for one-hot ``(N, C, H, W)`` masks) in the namespace's default
-    float dtype, on the masks' device.""",
-    "type_error": "TypeError: a mask dtype that is not bool, integer or floating.",
-    "example_masks": """\
-Example:
-    >>> import numpy as np, polyloss as pl
-    >>> a = np.zeros((1, 8, 8), dtype=bool); a[0, 2:5, 2:5] = True  # a 3 x 3 square
-    >>> b = np.zeros((1, 8, 8), dtype=bool); b[0, 2:5, 4:7] = True  # moved right by 2""",
-}
+__all__ = ["Surfaces"]
 
 
 class Surfaces:

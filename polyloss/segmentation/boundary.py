@@ -4,8 +4,7 @@ Distance maps come from ``polyloss.distance`` and carry no gradient: each loss
 says whether it builds them from ``y_true`` or from a detached prediction.
 The kernels (inputs laid out channels first, weighted sums, the unsigned
 field, the box erosion of Boundary IoU) live in ``_boundary_ops``, clDice's
-soft skeleton in ``_skeleton``; the shared Args paragraphs in
-``_boundary_ops.BOUNDARY_DOCS``. Rules shared by every loss here
+soft skeleton in ``_skeleton``. Rules shared by every loss here
 (``docs/conventions.md``):
 
 - Inputs are validated once by the segmentation-input layer (``_inputs``,
@@ -30,11 +29,9 @@ from typing import Literal
 
 from .._backend import Array, default_float, device, numel, stop_gradient
 from .._core import checks
-from .._core.docs import fill_doc
 from .._core.inputs import Mode, Reduction, check_scores, mask_weight, namespace
 from .._core.reduce import promote, reduce_loss, restore
 from ._boundary_ops import (
-    BOUNDARY_DOCS,
     activate,
     channels_first,
     check_layout,
@@ -57,7 +54,6 @@ __all__ = ["boundary_iou", "boundary_iou_loss", "boundary_loss", "hausdorff_dt_l
 EmptyField = Literal["diagonal", "zero"]
 
 
-@fill_doc(BOUNDARY_DOCS)
 def boundary_loss(
     y_pred: Array,
     distance_map: Array,
@@ -70,7 +66,7 @@ def boundary_loss(
     mask: Array | None = None,
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Boundary loss of Kervadec et al. 2019: mean of probabilities times signed distance.
+    """Boundary loss of Kervadec et al. 2019: mean of probabilities times signed distance.
 
     L = sum_{n, c, x} w(x) p_{n,c}(x) phi_{n,c}(x) / sum_{n, c, x} w(x)   (w = 1 without ``mask``)
 
@@ -84,11 +80,17 @@ def boundary_loss(
     ``mask`` instead; ``mode`` picks only the activation.
 
     Args:
-        {{y_pred}}
+        y_pred: logits (or probabilities with ``from_logits=False``), floating, shape
+            ``(N, C, *spatial)`` with 2 or 3 spatial axes (``class_axis=1``) or ``(N, *spatial, C)``
+            (``class_axis=-1``).
         distance_map: floating signed distance maps of ``y_pred``'s shape (no gradient).
-        {{activation}}
+        mode: ``"multiclass"`` (default; softmax over the class axis), ``"multilabel"`` (sigmoid per
+            channel) or ``"binary"`` (sigmoid, one channel).
+        class_axis: ``1`` (default) or ``-1``.
+        from_logits: ``True`` (default): apply the activation; ``False``: ``y_pred`` holds probabilities.
         include_background: keep class 0 (default ``False``; a single channel is always kept).
-        {{mask}}
+        mask: optional pixel weights, bool or non-negative numbers, of ``y_pred``'s shape or its
+            shape without the class axis; a pixel of weight 0 is left out (it takes part in no sum).
         reduction: ``"mean"`` (default; the weighted mean above, 0 when nothing is kept), ``"sum"``
             or ``"none"``.
 
@@ -128,7 +130,6 @@ def boundary_loss(
     return restore(reduce_loss(loss, reduction=reduction, denominator=denominator, xp=xp), y_pred.dtype, xp=xp)
 
 
-@fill_doc(BOUNDARY_DOCS)
 def hausdorff_dt_loss(
     y_pred: Array,
     y_true: Array,
@@ -147,7 +148,7 @@ def hausdorff_dt_loss(
     empty_field: EmptyField = "diagonal",
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Distance-transform Hausdorff loss of Karimi & Salcudean 2019 (their "HD_DT").
+    """Distance-transform Hausdorff loss of Karimi & Salcudean 2019 (their "HD_DT").
 
     L_{n,c} = sum_x w (p - t)^2 (d_p^alpha + d_t^alpha) / sum_x w   (w = 1 without ``mask``/``ignore_index``)
 
@@ -165,13 +166,24 @@ def hausdorff_dt_loss(
     Left-out pixels are background in both fields and take part in no sum.
 
     Args:
-        {{inputs}}
+        y_pred: logits (or probabilities with ``from_logits=False``), floating, shape
+            ``(N, C, *spatial)`` with 2 or 3 spatial axes (``class_axis=1``) or ``(N, *spatial, C)``
+            (``class_axis=-1``).
+        y_true: ``"multiclass"``: integer labels in [0, C) of shape ``(N, *spatial)`` (any integer width),
+            or class probabilities of ``y_pred``'s shape; ``"binary"``/``"multilabel"``: ``y_pred``'s
+            shape, bool, integer 0/1 or floats in [0, 1].
         alpha: exponent of the distances (>= 0, default 2).
-        {{activation}}
+        mode: ``"multiclass"`` (default; softmax over the class axis), ``"multilabel"`` (sigmoid per
+            channel) or ``"binary"`` (sigmoid, one channel).
+        class_axis: ``1`` (default) or ``-1``.
+        from_logits: ``True`` (default): apply the activation; ``False``: ``y_pred`` holds probabilities.
         include_background: keep class 0 (default ``False``, MONAI's default).
         per_image: one value per (sample, class) instead of per class over the batch.
-        {{left_out}}
-        {{sampling}}
+        ignore_index: integer targets only: a label value whose pixels are left out.
+        mask: optional pixel weights, bool or non-negative numbers, of ``y_pred``'s shape or its
+            shape without the class axis; a pixel of weight 0 is left out (it takes part in no sum).
+        sampling: the grid spacing ``s_k`` (voxel size), a positive number or one per spatial axis;
+            default 1.
         distance_map: the target field d_t, precomputed (e.g. in the data pipeline), floating, of
             ``y_pred``'s shape, used as given (``sampling``, ``empty_field`` and left-out pixels do not
             change it); no gradient. ``None`` (default): computed from ``y_true``.
@@ -183,7 +195,11 @@ def hausdorff_dt_loss(
         ``per_image=True`` (C' classes kept). In ``y_pred``'s dtype, on its device. An empty batch
         gives 0 (``"none"``: the empty array with ``per_image``).
 
-    {{raises}}
+    Raises:
+        ValueError: bad options (outside the ranges given above), shapes that do not match,
+            ``y_true`` outside its domain (eager arrays; traced ones give NaN), negative ``mask``
+            weights.
+        TypeError: bad dtypes, arrays of different libraries.
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -286,7 +302,6 @@ def boundary_iou(
     return soft_iou(bp, bt, tuple(range(pred_mask.ndim - nd, pred_mask.ndim)), xp=xp)
 
 
-@fill_doc(BOUNDARY_DOCS)
 def boundary_iou_loss(
     y_pred: Array,
     y_true: Array,
@@ -302,7 +317,7 @@ def boundary_iou_loss(
     mask: Array | None = None,
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Differentiable Boundary IoU: 1 - soft Boundary IoU per (sample, class).
+    """Differentiable Boundary IoU: 1 - soft Boundary IoU per (sample, class).
 
     b(p) = p - erode(p);  L_{n,c} = 1 - (sum w b(p) b(t) + s) / (sum w (b(p) + b(t) - b(p) b(t)) + s)
 
@@ -319,19 +334,33 @@ def boundary_iou_loss(
     and take part in no sum.
 
     Args:
-        {{inputs}}
-        {{activation}}
+        y_pred: logits (or probabilities with ``from_logits=False``), floating, shape
+            ``(N, C, *spatial)`` with 2 or 3 spatial axes (``class_axis=1``) or ``(N, *spatial, C)``
+            (``class_axis=-1``).
+        y_true: ``"multiclass"``: integer labels in [0, C) of shape ``(N, *spatial)`` (any integer width),
+            or class probabilities of ``y_pred``'s shape; ``"binary"``/``"multilabel"``: ``y_pred``'s
+            shape, bool, integer 0/1 or floats in [0, 1].
+        mode: ``"multiclass"`` (default; softmax over the class axis), ``"multilabel"`` (sigmoid per
+            channel) or ``"binary"`` (sigmoid, one channel).
+        class_axis: ``1`` (default) or ``-1``.
+        from_logits: ``True`` (default): apply the activation; ``False``: ``y_pred`` holds probabilities.
         dilation_ratio: boundary width as a share of the image diagonal (>= 0, default 0.02).
         include_background: keep class 0 (default ``True``).
         smooth: s >= 0, added to both sums (default 0).
-        {{left_out}}
+        ignore_index: integer targets only: a label value whose pixels are left out.
+        mask: optional pixel weights, bool or non-negative numbers, of ``y_pred``'s shape or its
+            shape without the class axis; a pixel of weight 0 is left out (it takes part in no sum).
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
 
     Returns:
         A 0-d array for ``"mean"``/``"sum"``; ``"none"``: shape (N, C'). In ``y_pred``'s dtype, on
         its device. An empty batch gives 0 (``"none"``: shape (0, C')).
 
-    {{raises}}
+    Raises:
+        ValueError: bad options (outside the ranges given above), shapes that do not match,
+            ``y_true`` outside its domain (eager arrays; traced ones give NaN), negative ``mask``
+            weights.
+        TypeError: bad dtypes, arrays of different libraries.
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -356,7 +385,6 @@ def boundary_iou_loss(
     return restore(reduce_loss(1 - iou, reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
 
 
-@fill_doc(BOUNDARY_DOCS)
 def soft_cldice_loss(
     y_pred: Array,
     y_true: Array,
@@ -374,7 +402,7 @@ def soft_cldice_loss(
     mask: Array | None = None,
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Soft centerline Dice (clDice) loss of Shit et al. 2021.
+    """Soft centerline Dice (clDice) loss of Shit et al. 2021.
 
     Tprec = (sum w S(p) t + s) / (sum w S(p) + s);  Tsens = (sum w S(t) p + s) / (sum w S(t) + s)
     L = 1 - 2 Tprec Tsens / (Tprec + Tsens + h)
@@ -388,21 +416,35 @@ def soft_cldice_loss(
     prediction, 1 - 2 / (2 + h), with a zero gradient.
 
     Args:
-        {{inputs}}
-        {{activation}}
+        y_pred: logits (or probabilities with ``from_logits=False``), floating, shape
+            ``(N, C, *spatial)`` with 2 or 3 spatial axes (``class_axis=1``) or ``(N, *spatial, C)``
+            (``class_axis=-1``).
+        y_true: ``"multiclass"``: integer labels in [0, C) of shape ``(N, *spatial)`` (any integer width),
+            or class probabilities of ``y_pred``'s shape; ``"binary"``/``"multilabel"``: ``y_pred``'s
+            shape, bool, integer 0/1 or floats in [0, 1].
+        mode: ``"multiclass"`` (default; softmax over the class axis), ``"multilabel"`` (sigmoid per
+            channel) or ``"binary"`` (sigmoid, one channel).
+        class_axis: ``1`` (default) or ``-1``.
+        from_logits: ``True`` (default): apply the activation; ``False``: ``y_pred`` holds probabilities.
         iterations: soft erosions of the skeleton (int >= 0, default 3).
         smooth: s > 0 (default 1).
         harmonic_smooth: h >= 0 (default 1e-4, MONAI's epsilon; 0 is the paper's formula).
         include_background: keep class 0 (default ``True``).
         per_image: one value per sample instead of one over the batch.
-        {{left_out}}
+        ignore_index: integer targets only: a label value whose pixels are left out.
+        mask: optional pixel weights, bool or non-negative numbers, of ``y_pred``'s shape or its
+            shape without the class axis; a pixel of weight 0 is left out (it takes part in no sum).
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
 
     Returns:
         A 0-d array for ``"mean"``/``"sum"``; ``"none"``: shape (N,) with ``per_image``, else 0-d.
         In ``y_pred``'s dtype, on its device. An empty batch gives 0 (``"none"``: shape (0,)).
 
-    {{raises}}
+    Raises:
+        ValueError: bad options (outside the ranges given above), shapes that do not match,
+            ``y_true`` outside its domain (eager arrays; traced ones give NaN), negative ``mask``
+            weights.
+        TypeError: bad dtypes, arrays of different libraries.
 
     Example:
         >>> import numpy as np, polyloss as pl

@@ -5,8 +5,8 @@ multiclass softmax once (the pixel-wise term reads the log-probabilities
 whose exponential the statistics use), and adds the pixel-wise sum and the
 count its mean divides by to the statistics, so ``all_reduce`` makes both
 terms global. The pixel-wise kernels are ``_pixel``'s, the ones the public
-pixel-wise losses run. Options: the shared region options
-(docs/conventions.md, "Region options"); ``reduction`` is ``"mean"`` or
+pixel-wise losses run. Options: the shared region options, keyword-only
+parameters as in the region losses (docs/conventions.md, "Region options"); ``reduction`` is ``"mean"`` or
 ``"sum"``, applied to each term; ``label_smoothing`` smooths the target of
 both terms (dense targets arrive smoothed; integer labels are smoothed here,
 each term being affine in the target: l(t_s) = (1 - s) l(onehot) + s l(1/C)).
@@ -15,14 +15,21 @@ each term being affine in the target: l(t_s) = (1 - s) l(onehot) + s l(1/C)).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from .._backend import Array, clamped_log, device, numel
 from .._core import checks
-from .._core.docs import fill_doc
-from .._core.inputs import Dense, Segmentation, along_class_axis
+from .._core.inputs import Dense, Mode, Reduction, Segmentation, Weight, along_class_axis
 from .._core.reduce import reduce_classes, restore, safe_divide
-from ._confusion import REGION_DOCS, PixelInputs, Region, RegionOptions, dice_index, jaccard_index, neg_log, region
+from ._confusion import (
+    AllReduce,
+    PixelInputs,
+    Region,
+    RegionOptions,
+    dice_index,
+    jaccard_index,
+    neg_log,
+    region,
+)
 from ._pixel import (
     at_label,
     balanced_bce,
@@ -35,22 +42,19 @@ from ._pixel import (
     softmax_focal,
 )
 
-if TYPE_CHECKING:  # Python 3.10 lacks typing.Unpack; annotations are strings at run time
-    from typing_extensions import Unpack
-
 __all__ = ["bce_jaccard_loss", "combo_loss", "dice_cross_entropy_loss", "dice_focal_loss"]
 
 
-def _check(fn: str, options: RegionOptions, **lambdas: float) -> dict[str, Any]:
-    """The compound's own checks; ``options`` as a dict (``region`` resolves and validates the rest)."""
-    if options.get("reduction", "mean") == "none":
+def _check(fn: str, options: RegionOptions, **lambdas: float) -> RegionOptions:
+    """The compound's own checks (``region`` validates the rest)."""
+    if options.reduction == "none":
         raise ValueError(
             f"{fn}: reduction must be 'mean' or 'sum' (the region term is per class, the pixel-wise term per "
             "pixel), got 'none'; call the two losses separately for unreduced values"
         )
     for name, value in lambdas.items():
         checks.check_nonnegative(fn, name, value)
-    return dict(options)
+    return options
 
 
 def _pixel_sum(seg: Segmentation, loss: Array, den: Array | None = None, *, per: int = 1) -> Array:
@@ -83,12 +87,14 @@ def _region_term(r: Region, per_class: Array) -> Array:
     return reduce_classes(per_class, weight=r.weight, reduction=r.opts["reduction"], xp=r.xp)
 
 
-@fill_doc(REGION_DOCS)
 def dice_cross_entropy_loss(
     y_pred: Array, y_true: Array, /, *, lambda_dice: float = 1.0, lambda_ce: float = 1.0,
-    **options: Unpack[RegionOptions],
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
-    r"""Dice + cross entropy ("DiceCE", nnU-Net's default).
+    """Dice + cross entropy ("DiceCE", nnU-Net's default).
 
     L = lambda_dice * dice_loss + lambda_ce * CE
 
@@ -105,14 +111,42 @@ def dice_cross_entropy_loss(
     ``label_smoothing`` smooths the CE term only.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         lambda_dice: weight of the Dice term (>= 0).
         lambda_ce: weight of the cross-entropy term (>= 0).
-        {{compound_options}}
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array; None: equal. Which terms they
+            weigh: above.
+        reduction: ``"mean"`` or ``"sum"``, applied to each term before they are added (``"none"`` raises:
+            the region term is per class, the pixel-wise term per pixel).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t of both terms becomes t (1 - s) + s / K, K the
+            softmax's classes (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out (MONAI's
+            ``DiceCELoss`` smooths its cross entropy only).
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
-    {{compound_returns_raises}}
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.dice_cross_entropy_loss(x, y)), 4)
         0.0661
 
@@ -120,6 +154,8 @@ def dice_cross_entropy_loss(
         Isensee et al., nnU-Net, 2021. https://doi.org/10.1038/s41592-020-01008-z
     """
     fn = "dice_cross_entropy_loss"
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
     opts = _check(fn, options, lambda_dice=lambda_dice, lambda_ce=lambda_ce)
 
     def ce(px: PixelInputs) -> Array:
@@ -135,12 +171,15 @@ def dice_cross_entropy_loss(
                    xp=r.xp)
 
 
-@fill_doc(REGION_DOCS)
 def dice_focal_loss(
     y_pred: Array, y_true: Array, /, *, lambda_dice: float = 1.0, lambda_focal: float = 1.0,
-    alpha: float | Sequence[float] | None = None, gamma: float = 2.0, **options: Unpack[RegionOptions],
+    alpha: float | Sequence[float] | None = None, gamma: float = 2.0,
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
-    r"""Dice + focal loss (Zhu et al. 2019).
+    """Dice + focal loss (Zhu et al. 2019).
 
     L = lambda_dice * dice_loss + lambda_focal * FL
 
@@ -154,16 +193,44 @@ def dice_focal_loss(
     pixels: its softmax focal term is FL / C.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         lambda_dice: weight of the Dice term (>= 0).
         lambda_focal: weight of the focal term (>= 0).
         alpha: focal alpha: a scalar in [0, 1], one per class (multiclass), or None.
         gamma: focal exponent (>= 0).
-        {{compound_options}}
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array; None: equal. Which terms they
+            weigh: above.
+        reduction: ``"mean"`` or ``"sum"``, applied to each term before they are added (``"none"`` raises:
+            the region term is per class, the pixel-wise term per pixel).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t of both terms becomes t (1 - s) + s / K, K the
+            softmax's classes (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out (MONAI's
+            ``DiceCELoss`` smooths its cross entropy only).
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
-    {{compound_returns_raises}}
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.dice_focal_loss(x, y)), 4)
         0.0328
 
@@ -171,10 +238,12 @@ def dice_focal_loss(
         Zhu et al., AnatomyNet, 2019. https://arxiv.org/abs/1808.05238
     """
     fn = "dice_focal_loss"
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
     opts = _check(fn, options, lambda_dice=lambda_dice, lambda_focal=lambda_focal, gamma=gamma)
     scalar = alpha is None or (isinstance(alpha, int | float) and not isinstance(alpha, bool))
-    if opts.get("mode", "multiclass") != "multiclass" and not scalar:
-        raise ValueError(f"{fn}: alpha must be a scalar or None with mode={opts.get('mode')!r}, got {alpha!r}")
+    if mode != "multiclass" and not scalar:
+        raise ValueError(f"{fn}: alpha must be a scalar or None with mode={mode!r}, got {alpha!r}")
     if scalar and alpha is not None:
         checks.check_in_unit_interval(fn, "alpha", alpha)  # type: ignore[arg-type]
 
@@ -217,11 +286,14 @@ def _one_vs_rest_bce(seg: Segmentation, beta: float, log_p: Array, s: float) -> 
     return -masked(target.valid, (1 - s) * at + rest, xp=xp)
 
 
-@fill_doc(REGION_DOCS)
 def combo_loss(
-    y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, beta: float = 0.5, **options: Unpack[RegionOptions]
+    y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, beta: float = 0.5,
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
-    r"""Combo loss (Taghanaki et al. 2019): weighted cross entropy plus Dice.
+    """Combo loss (Taghanaki et al. 2019): weighted cross entropy plus Dice.
 
     L = alpha * L_wce + (1 - alpha) * dice_loss,
     L_wce = -mean[beta t log p + (1 - beta)(1 - t) log(1 - p)]
@@ -229,18 +301,47 @@ def combo_loss(
     ``alpha`` weighs the cross entropy against Dice; ``beta`` > 0.5 punishes
     false negatives more than false positives. The mean runs over valid
     elements (pixels x channels; multiclass: one-vs-rest on the softmax
-    probabilities). The paper writes ``- (1 - alpha) * Dice``: this minus the
+    probabilities). ``weight``, ``classes`` and ``smooth`` apply to the Dice
+    term. The paper writes ``- (1 - alpha) * Dice``: this minus the
     constant ``1 - alpha``, the same gradients.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         alpha: weight of the cross entropy against Dice, in [0, 1].
         beta: weight of false negatives in the cross entropy, in [0, 1].
-        {{compound_options}}
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array; None: equal. Which terms they
+            weigh: above.
+        reduction: ``"mean"`` or ``"sum"``, applied to each term before they are added (``"none"`` raises:
+            the region term is per class, the pixel-wise term per pixel).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t of both terms becomes t (1 - s) + s / K, K the
+            softmax's classes (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out (MONAI's
+            ``DiceCELoss`` smooths its cross entropy only).
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
-    {{compound_returns_raises}}
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.combo_loss(x, y)), 4)
         0.0247
 
@@ -248,6 +349,8 @@ def combo_loss(
         Taghanaki et al., Combo loss, 2019. https://arxiv.org/abs/1805.02798
     """
     fn = "combo_loss"
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
     opts = _check(fn, options)
     checks.check_in_unit_interval(fn, "alpha", alpha)
     checks.check_in_unit_interval(fn, "beta", beta)
@@ -264,11 +367,14 @@ def combo_loss(
     return restore(alpha * _pixel_mean(r) + (1 - alpha) * _region_term(r, 1 - dice_index(r)), r.seg.dtype, xp=r.xp)
 
 
-@fill_doc(REGION_DOCS)
 def bce_jaccard_loss(
-    y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, **options: Unpack[RegionOptions]
+    y_pred: Array, y_true: Array, /, *, alpha: float = 0.5,
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
-    r"""Cross entropy plus log-Jaccard (Iglovikov et al. 2018, TernausNet).
+    """Cross entropy plus log-Jaccard (Iglovikov et al. 2018, TernausNet).
 
     L = alpha * BCE + (1 - alpha) * (-log J)
 
@@ -279,13 +385,41 @@ def bce_jaccard_loss(
     term.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         alpha: weight of the cross entropy against -log Jaccard, in [0, 1].
-        {{compound_options}}
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array; None: equal. Which terms they
+            weigh: above.
+        reduction: ``"mean"`` or ``"sum"``, applied to each term before they are added (``"none"`` raises:
+            the region term is per class, the pixel-wise term per pixel).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t of both terms becomes t (1 - s) + s / K, K the
+            softmax's classes (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out (MONAI's
+            ``DiceCELoss`` smooths its cross entropy only).
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
-    {{compound_returns_raises}}
+    Returns:
+        A 0-d array in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.bce_jaccard_loss(x, y)), 4)
         0.0494
 
@@ -293,6 +427,8 @@ def bce_jaccard_loss(
         Iglovikov et al., TernausNetV2, 2018. https://arxiv.org/abs/1806.00844
     """
     fn = "bce_jaccard_loss"
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
     opts = _check(fn, options)
     checks.check_in_unit_interval(fn, "alpha", alpha)
 

@@ -16,8 +16,7 @@ from typing import Any
 
 from .._backend import Array, array_namespace, device
 from .._core import checks
-from .._core.docs import fill_doc
-from ._edt import DISTANCE_DOCS, Sampling, any_spatial, check_mask, diagonal, edt, foreground, out_dtype, spacing_of
+from ._edt import Sampling, any_spatial, check_mask, diagonal, edt, foreground, out_dtype, spacing_of
 
 __all__ = ["distance_transform", "signed_distance_map", "unet_weight_map"]
 
@@ -26,7 +25,6 @@ __all__ = ["distance_transform", "signed_distance_map", "unet_weight_map"]
 # --------------------------------------------------------------------------- #
 
 
-@fill_doc(DISTANCE_DOCS)
 def distance_transform(
     mask: Array,
     /,
@@ -36,7 +34,7 @@ def distance_transform(
     dtype: Any = None,
     native: bool = True,
 ) -> Array:
-    r"""Exact Euclidean distance transform: each nonzero element's distance to the nearest zero.
+    """Exact Euclidean distance transform: each nonzero element's distance to the nearest zero.
 
     D(x) = min_{y: mask(y) = 0} sqrt(sum_k ((x_k - y_k) s_k)^2),  0 where mask(x) = 0
 
@@ -47,7 +45,18 @@ def distance_transform(
     n_{d-1})) for P elements, no pairwise O(P^2) step. No gradient flows.
 
     Args:
-        {{mask_args}}
+        mask: bool, integer or floating array (nonzero is foreground), ``(*batch, *spatial)``.
+        spatial_ndim: the number of trailing axes that form one image (1, 2 or 3), leading axes being a
+            batch. ``None`` (default) infers it from the layout: ``(H, W)`` and ``(N, H, W)`` are 2-D,
+            ``(N, C, D, H, W)`` is 3-D; a 4-D mask, ``(N, D, H, W)`` or ``(N, C, H, W)``, is ambiguous and
+            raises (pass ``spatial_ndim``). See ``docs/conventions.md``.
+        sampling: the grid spacing ``s_k`` (voxel size), a positive number or one per spatial axis;
+            default 1.
+        dtype: the output's real floating dtype; default the mask's floating dtype (at least float32),
+            else the namespace's default float.
+        native: use a host kernel where one serves the array (SciPy for NumPy and eager torch CPU
+            tensors, cupyx for CuPy); ``False`` forces the exact array-API path (the one JAX and
+            array-api-strict always take).
 
     Returns:
         The distances, ``mask``'s shape, in ``dtype``, on ``mask``'s device.
@@ -78,7 +87,6 @@ def distance_transform(
     return edt(foreground(mask, xp=xp), spacing=spacing, dtype=out, native=native, xp=xp)
 
 
-@fill_doc(DISTANCE_DOCS)
 def signed_distance_map(
     mask: Array,
     /,
@@ -88,7 +96,7 @@ def signed_distance_map(
     dtype: Any = None,
     native: bool = True,
 ) -> Array:
-    r"""Signed distance map of Kervadec et al. 2019: negative inside, positive outside.
+    """Signed distance map of Kervadec et al. 2019: negative inside, positive outside.
 
     phi(x) = D_out(x) outside (distance to the nearest foreground element);
     phi(x) = -(D_in(x) - s_min) inside (D_in: distance to the nearest background element)
@@ -106,7 +114,18 @@ def signed_distance_map(
     ``boundary_loss``. No gradient flows.
 
     Args:
-        {{mask_args}}
+        mask: bool, integer or floating array (nonzero is foreground), ``(*batch, *spatial)``.
+        spatial_ndim: the number of trailing axes that form one image (1, 2 or 3), leading axes being a
+            batch. ``None`` (default) infers it from the layout: ``(H, W)`` and ``(N, H, W)`` are 2-D,
+            ``(N, C, D, H, W)`` is 3-D; a 4-D mask, ``(N, D, H, W)`` or ``(N, C, H, W)``, is ambiguous and
+            raises (pass ``spatial_ndim``). See ``docs/conventions.md``.
+        sampling: the grid spacing ``s_k`` (voxel size), a positive number or one per spatial axis;
+            default 1.
+        dtype: the output's real floating dtype; default the mask's floating dtype (at least float32),
+            else the namespace's default float.
+        native: use a host kernel where one serves the array (SciPy for NumPy and eager torch CPU
+            tensors, cupyx for CuPy); ``False`` forces the exact array-API path (the one JAX and
+            array-api-strict always take).
 
     Returns:
         phi, ``mask``'s shape, in ``dtype``, on ``mask``'s device.
@@ -137,7 +156,6 @@ def signed_distance_map(
     return xp.where(any_spatial(fg, spatial_ndim, xp=xp), phi, xp.zeros((), dtype=out, device=device(mask)))
 
 
-@fill_doc(DISTANCE_DOCS)
 def unet_weight_map(
     instance_labels: Array,
     /,
@@ -151,7 +169,7 @@ def unet_weight_map(
     dtype: Any = None,
     native: bool = True,
 ) -> Array:
-    r"""U-Net border weight map of Ronneberger et al. 2015.
+    """U-Net border weight map of Ronneberger et al. 2015.
 
     w(x) = w_c(x) + w0 exp(-(d1(x) + d2(x))^2 / (2 sigma^2)) [x is background]
 
@@ -178,10 +196,13 @@ def unet_weight_map(
             (default) infers it for label maps, which have no channel axis:
             ``(H, W)`` and ``(N, H, W)`` are 2-D, ``(N, D, H, W)`` is 3-D;
             other ranks raise (pass ``spatial_ndim``).
-        {{sampling}}
+        sampling: the grid spacing ``s_k`` (voxel size), a positive number or one per spatial axis;
+            default 1.
         dtype: the output's real floating dtype; default the namespace's
             default float.
-        native: as ``distance_transform``.
+        native: use a host kernel where one serves the array (SciPy for NumPy and eager torch CPU
+            tensors, cupyx for CuPy); ``False`` forces the exact array-API path (the one JAX and
+            array-api-strict always take).
 
     Returns:
         The weights, ``instance_labels``' shape, in ``dtype``, on its device.

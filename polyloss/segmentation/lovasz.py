@@ -46,10 +46,8 @@ from .._backend import (
     unpermute,
 )
 from .._core import checks
-from .._core.docs import fill_doc
 from .._core.inputs import Labels, Reduction, class_vector, prepare
 from .._core.reduce import reduce_loss, restore, safe_divide
-from ._confusion import REGION_DOCS
 
 __all__ = ["lovasz_hinge_loss", "lovasz_softmax_loss"]
 
@@ -92,7 +90,6 @@ def _lovasz_rows(errors: Array, fg: Array, /, *, xp: ModuleType) -> tuple[Array,
     return xp.sum(errors * grad, axis=-1), total[..., 0]
 
 
-@fill_doc(REGION_DOCS)
 def lovasz_hinge_loss(
     y_pred: Array,
     y_true: Array,
@@ -102,7 +99,7 @@ def lovasz_hinge_loss(
     ignore_index: int | None = None,
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Binary Lovasz hinge loss (Berman et al. 2018), on logits.
+    """Binary Lovasz hinge loss (Berman et al. 2018), on logits.
 
     e_i = 1 - x_i (2 y_i - 1);  loss = sum_k max(e_(k), 0) g_k  (module docstring)
 
@@ -136,7 +133,9 @@ def lovasz_hinge_loss(
     Returns:
         A 0-d array, or ``(N,)`` for ``"none"`` with ``per_image``; in ``y_pred``'s dtype, on its device.
 
-    {{raises}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -167,7 +166,6 @@ def lovasz_hinge_loss(
     return restore(loss, seg.dtype, xp=xp)
 
 
-@fill_doc(REGION_DOCS)
 def lovasz_softmax_loss(
     y_pred: Array,
     y_true: Array,
@@ -181,7 +179,7 @@ def lovasz_softmax_loss(
     weight: Sequence[float] | Array | None = None,
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Multiclass Lovasz-Softmax loss (Berman et al. 2018).
+    """Multiclass Lovasz-Softmax loss (Berman et al. 2018).
 
     e_ic = |[y_i = c] - p_ic|;  L_c = sum_k e_(k)c g_kc  (module docstring);  loss = mean_c L_c
 
@@ -232,9 +230,13 @@ def lovasz_softmax_loss(
     Returns:
         A 0-d array, or the class losses ``(K,)`` / ``(N, K)`` for ``"none"``; in ``y_pred``'s dtype.
 
-    {{raises}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
 
-    {{example_inputs}}
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.lovasz_softmax_loss(x, y)), 4)
         0.0401
 

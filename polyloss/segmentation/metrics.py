@@ -22,12 +22,11 @@ from types import ModuleType
 
 from .._backend import Array, array_namespace, class_sums, default_float, device, one_hot
 from .._core import checks
-from .._core.docs import fill_doc
 from .._core.inputs import Reduction, class_axis_index, drop_ignored
 from .._core.reduce import reduce_classes
 from ._confusion import ratio
 from ._edt import Sampling, foreground
-from ._surface import SURFACE_DOCS, Surfaces
+from ._surface import Surfaces
 
 __all__ = ["average_surface_distance", "dice_score", "hausdorff_distance", "iou_score", "surface_dice"]
 
@@ -37,12 +36,11 @@ __all__ = ["average_surface_distance", "dice_score", "hausdorff_distance", "iou_
 # --------------------------------------------------------------------------- #
 
 
-@fill_doc(SURFACE_DOCS)
 def hausdorff_distance(
     pred_mask: Array, true_mask: Array, /, *, percentile: float | None = None, directed: bool = False,
     sampling: Sampling = None, spatial_ndim: int = 2,
 ) -> Array:
-    r"""Hausdorff distance between the surfaces of two masks, or its percentile (HD95).
+    """Hausdorff distance between the surfaces of two masks, or its percentile (HD95).
 
     d(x, B) = min_{y in dB} ||(x - y) s||;  h(A, B) = P_q {d(x, B) : x in dA}
     HD = max(h(P, T), h(T, P)), or h(P, T) alone with ``directed=True``
@@ -56,20 +54,28 @@ def hausdorff_distance(
     sqrt(sum_k (n_k s_k)^2) (MONAI: NaN and inf).
 
     Args:
-        {{mask_args}}
+        pred_mask: predicted mask, bool, integer or floating (nonzero is foreground); the trailing
+            ``spatial_ndim`` axes are an image, the leading axes a batch (e.g. ``(N, C, H, W)`` one-hot).
+        true_mask: the reference mask, ``pred_mask``'s shape.
         percentile: None (default) for the maximum, or q in [0, 100].
         directed: False (default): the symmetric distance; True: from the
             prediction's surface to the reference's only.
-        {{grid_args}}
+        sampling: voxel spacing s_k, a number or one per spatial axis; None: 1.
+        spatial_ndim: 1, 2 (default) or 3.
 
-    {{returns}}
+    Returns:
+        The leading shape (``(N, C)`` for one-hot ``(N, C, H, W)`` masks) in the namespace's default
+        float dtype, on the masks' device.
 
     Raises:
         ValueError: shapes that differ, ``percentile`` outside [0, 100], a bad
             ``sampling`` or ``spatial_ndim``.
-        {{type_error}}
+        TypeError: a mask dtype that is not bool, integer or floating.
 
-    {{example_masks}}
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> a = np.zeros((1, 8, 8), dtype=bool); a[0, 2:5, 2:5] = True  # a 3 x 3 square
+        >>> b = np.zeros((1, 8, 8), dtype=bool); b[0, 2:5, 4:7] = True  # moved right by 2
         >>> round(float(pl.hausdorff_distance(a, b)[0]), 4)
         2.0
 
@@ -91,12 +97,11 @@ def hausdorff_distance(
     return s.empty_rule(value, both=0.0, one=s.diagonal)
 
 
-@fill_doc(SURFACE_DOCS)
 def average_surface_distance(
     pred_mask: Array, true_mask: Array, /, *, symmetric: bool = False, sampling: Sampling = None,
     spatial_ndim: int = 2,
 ) -> Array:
-    r"""Average surface distance from the prediction's surface to the reference's.
+    """Average surface distance from the prediction's surface to the reference's.
 
     ASD = mean_{x in dP} d(x, dT);  symmetric: (sum_{dP} d(x, dT) + sum_{dT} d(x, dP)) / (|dP| + |dT|)
 
@@ -106,17 +111,25 @@ def average_surface_distance(
     exactly one empty the image diagonal (MONAI: NaN and inf).
 
     Args:
-        {{mask_args}}
+        pred_mask: predicted mask, bool, integer or floating (nonzero is foreground); the trailing
+            ``spatial_ndim`` axes are an image, the leading axes a batch (e.g. ``(N, C, H, W)`` one-hot).
+        true_mask: the reference mask, ``pred_mask``'s shape.
         symmetric: False (default): from the prediction to the reference; True: both ways.
-        {{grid_args}}
+        sampling: voxel spacing s_k, a number or one per spatial axis; None: 1.
+        spatial_ndim: 1, 2 (default) or 3.
 
-    {{returns}}
+    Returns:
+        The leading shape (``(N, C)`` for one-hot ``(N, C, H, W)`` masks) in the namespace's default
+        float dtype, on the masks' device.
 
     Raises:
         ValueError: shapes that differ, a bad ``sampling`` or ``spatial_ndim``.
-        {{type_error}}
+        TypeError: a mask dtype that is not bool, integer or floating.
 
-    {{example_masks}}
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> a = np.zeros((1, 8, 8), dtype=bool); a[0, 2:5, 2:5] = True  # a 3 x 3 square
+        >>> b = np.zeros((1, 8, 8), dtype=bool); b[0, 2:5, 4:7] = True  # moved right by 2
         >>> round(float(pl.average_surface_distance(a, b)[0]), 4)
         1.0
 
@@ -135,11 +148,10 @@ def average_surface_distance(
     return s.empty_rule(total / xp.where(count > 0, count, 1.0), both=0.0, one=s.diagonal)
 
 
-@fill_doc(SURFACE_DOCS)
 def surface_dice(
     pred_mask: Array, true_mask: Array, /, *, tolerance: float, sampling: Sampling = None, spatial_ndim: int = 2,
 ) -> Array:
-    r"""Normalised surface Dice (NSD) at a tolerance, counting surface pixels.
+    """Normalised surface Dice (NSD) at a tolerance, counting surface pixels.
 
     NSD = (|{x in dP : d(x, dT) <= tau}| + |{x in dT : d(x, dP) <= tau}|) / (|dP| + |dT|)
 
@@ -148,18 +160,26 @@ def surface_dice(
     empty gives 1 (MONAI: NaN); exactly one empty gives 0.
 
     Args:
-        {{mask_args}}
+        pred_mask: predicted mask, bool, integer or floating (nonzero is foreground); the trailing
+            ``spatial_ndim`` axes are an image, the leading axes a batch (e.g. ``(N, C, H, W)`` one-hot).
+        true_mask: the reference mask, ``pred_mask``'s shape.
         tolerance: tau >= 0, in the units of ``sampling``.
-        {{grid_args}}
+        sampling: voxel spacing s_k, a number or one per spatial axis; None: 1.
+        spatial_ndim: 1, 2 (default) or 3.
 
-    {{returns}}
+    Returns:
+        The leading shape (``(N, C)`` for one-hot ``(N, C, H, W)`` masks) in the namespace's default
+        float dtype, on the masks' device.
 
     Raises:
         ValueError: shapes that differ, a negative ``tolerance``, a bad
             ``sampling`` or ``spatial_ndim``.
-        {{type_error}}
+        TypeError: a mask dtype that is not bool, integer or floating.
 
-    {{example_masks}}
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> a = np.zeros((1, 8, 8), dtype=bool); a[0, 2:5, 2:5] = True  # a 3 x 3 square
+        >>> b = np.zeros((1, 8, 8), dtype=bool); b[0, 2:5, 4:7] = True  # moved right by 2
         >>> round(float(pl.surface_dice(a, b, tolerance=1.0)[0]), 4)
         0.625
 
@@ -182,34 +202,6 @@ def surface_dice(
 # --------------------------------------------------------------------------- #
 # Overlap metrics
 # --------------------------------------------------------------------------- #
-
-
-_OVERLAP_DOCS = {
-    "args": """\
-Args:
-    pred: integer label maps ``(N, *spatial)`` with ``num_classes``, or masks ``(N, C, *spatial)`` /
-        ``(N, *spatial, C)`` (bool, integer or floating; nonzero is foreground).
-    true: the reference, ``pred``'s shape and kind.
-    num_classes: the class count for label maps; None for masks.
-    class_axis: 1 (default) or -1, the class axis of masks.
-    ignore_index: label maps only: pixels whose reference label equals it count nowhere.
-    include_background: False drops class 0 (when there are 2+ classes).
-    per_image: scores per sample instead of over the batch.
-    reduction: ``"none"`` (default): ``(C,)``, or ``(N, C)`` with ``per_image``; ``"mean"``/``"sum"``
-        over those.
-
-Returns:
-    The scores in the namespace's default float dtype.
-
-Raises:
-    ValueError: shapes that differ, labels out of range (eager arrays), ``ignore_index`` with masks,
-        an unknown ``reduction``.
-    TypeError: floating label maps with ``num_classes``.""",
-    "example_labels": """\
-Example:
-    >>> import numpy as np, polyloss as pl
-    >>> pred = np.array([[0, 1, 1, 0]]); true = np.array([[0, 1, 0, 0]])""",
-}
 
 
 def _overlap(fn: str, pred: Array, true: Array, dice: bool, *, num_classes: int | None, class_axis: int,
@@ -268,13 +260,12 @@ def _mask_sums(fn: str, pred: Array, true: Array, class_axis: int, ignore_index:
     return xp.sum(p, axis=spatial), xp.sum(p * t, axis=spatial), xp.sum(t, axis=spatial)
 
 
-@fill_doc(_OVERLAP_DOCS)
 def dice_score(
     pred: Array, true: Array, /, *, num_classes: int | None = None, class_axis: int = 1,
     ignore_index: int | None = None, include_background: bool = True, per_image: bool = False,
     reduction: Reduction = "none",
 ) -> Array:
-    r"""Dice score of hard segmentations, per class.
+    """Dice score of hard segmentations, per class.
 
     Dice_c = 2 TP_c / (2 TP_c + FP_c + FN_c),  1 where class c is empty in both
 
@@ -283,9 +274,29 @@ def dice_score(
     empty-class rule (MONAI's ``DiceMetric`` gives NaN, or 1 with
     ``ignore_empty=False`` only when the prediction is empty too).
 
-    {{args}}
+    Args:
+        pred: integer label maps ``(N, *spatial)`` with ``num_classes``, or masks ``(N, C, *spatial)`` /
+            ``(N, *spatial, C)`` (bool, integer or floating; nonzero is foreground).
+        true: the reference, ``pred``'s shape and kind.
+        num_classes: the class count for label maps; None for masks.
+        class_axis: 1 (default) or -1, the class axis of masks.
+        ignore_index: label maps only: pixels whose reference label equals it count nowhere.
+        include_background: False drops class 0 (when there are 2+ classes).
+        per_image: scores per sample instead of over the batch.
+        reduction: ``"none"`` (default): ``(C,)``, or ``(N, C)`` with ``per_image``; ``"mean"``/``"sum"``
+            over those.
 
-    {{example_labels}}
+    Returns:
+        The scores in the namespace's default float dtype.
+
+    Raises:
+        ValueError: shapes that differ, labels out of range (eager arrays), ``ignore_index`` with masks,
+            an unknown ``reduction``.
+        TypeError: floating label maps with ``num_classes``.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> pred = np.array([[0, 1, 1, 0]]); true = np.array([[0, 1, 0, 0]])
         >>> tuple(round(float(v), 4) for v in pl.dice_score(pred, true, num_classes=2))
         (0.8, 0.6667)
 
@@ -298,21 +309,40 @@ def dice_score(
                     reduction=reduction)
 
 
-@fill_doc(_OVERLAP_DOCS)
 def iou_score(
     pred: Array, true: Array, /, *, num_classes: int | None = None, class_axis: int = 1,
     ignore_index: int | None = None, include_background: bool = True, per_image: bool = False,
     reduction: Reduction = "none",
 ) -> Array:
-    r"""Intersection over union (Jaccard index) of hard segmentations, per class.
+    """Intersection over union (Jaccard index) of hard segmentations, per class.
 
     IoU_c = TP_c / (TP_c + FP_c + FN_c),  1 where class c is empty in both
 
     Inputs, options and the empty-class rule as in ``dice_score``.
 
-    {{args}}
+    Args:
+        pred: integer label maps ``(N, *spatial)`` with ``num_classes``, or masks ``(N, C, *spatial)`` /
+            ``(N, *spatial, C)`` (bool, integer or floating; nonzero is foreground).
+        true: the reference, ``pred``'s shape and kind.
+        num_classes: the class count for label maps; None for masks.
+        class_axis: 1 (default) or -1, the class axis of masks.
+        ignore_index: label maps only: pixels whose reference label equals it count nowhere.
+        include_background: False drops class 0 (when there are 2+ classes).
+        per_image: scores per sample instead of over the batch.
+        reduction: ``"none"`` (default): ``(C,)``, or ``(N, C)`` with ``per_image``; ``"mean"``/``"sum"``
+            over those.
 
-    {{example_labels}}
+    Returns:
+        The scores in the namespace's default float dtype.
+
+    Raises:
+        ValueError: shapes that differ, labels out of range (eager arrays), ``ignore_index`` with masks,
+            an unknown ``reduction``.
+        TypeError: floating label maps with ``num_classes``.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> pred = np.array([[0, 1, 1, 0]]); true = np.array([[0, 1, 0, 0]])
         >>> round(float(pl.iou_score(pred, true, num_classes=2, reduction="mean")), 4)
         0.5833
 

@@ -13,11 +13,9 @@ from collections.abc import Sequence
 
 from .._backend import Array, clip, native_binary_cross_entropy, numel, softmax
 from .._core import checks
-from .._core.docs import fill_doc
 from .._core.inputs import Dense, Reduction, Segmentation, Weight, class_vector, element_weight, prepare
 from .._core.reduce import reduce_loss, restore
 from ._pixel import (
-    PIXEL_DOCS,
     balanced_bce,
     bce,
     cross_entropy_terms,
@@ -67,7 +65,6 @@ def _finish_elements(seg: Segmentation, loss: Array, weight: ElementWeight, redu
     return _finish(seg, masked(seg.target.valid, loss, xp=seg.xp), reduction, valid_count(seg))
 
 
-@fill_doc(PIXEL_DOCS)
 def binary_cross_entropy(
     y_pred: Array,
     y_true: Array,
@@ -81,7 +78,7 @@ def binary_cross_entropy(
     class_axis: int = 1,
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Binary cross entropy, elementwise.
+    """Binary cross entropy, elementwise.
 
     l = -w [beta y log p + (1 - y) log(1 - p)],  y <- y (1 - s) + s / 2
 
@@ -98,12 +95,28 @@ def binary_cross_entropy(
     which here is ``class_axis=-1``.
 
     Args:
-        {{binary_inputs}}
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
+        y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
+        from_logits: ``y_pred`` holds logits (default) or probabilities.
         pos_weight: beta, on positives: a scalar, one per class along ``class_axis``, or a map.
-        label_smoothing: s in [0, 1].
-        {{binary_options}}
+        weight: w: a scalar, one per class along ``class_axis``, or a map broadcasting to ``y_pred`` (e.g.
+            ``unet_weight_map``); it multiplies each element's loss and leaves the mean's count alone.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / 2.
+        ignore_index: integer ``y_true`` value whose elements enter no sum (integer targets only).
+        class_axis: where per-class weights are laid; validated on every call.
+        reduction: ``"mean"`` (over the non-ignored elements), ``"sum"`` or ``"none"``.
 
-    {{binary_end}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
         >>> round(float(pl.binary_cross_entropy(x, y)), 4)
         0.3048
 
@@ -124,7 +137,6 @@ def binary_cross_entropy(
     return _finish_elements(seg, bce(seg.x, t, from_logits=from_logits, pos_weight=pw, xp=seg.xp), weight, reduction)
 
 
-@fill_doc(PIXEL_DOCS)
 def balanced_binary_cross_entropy(
     y_pred: Array,
     y_true: Array,
@@ -138,7 +150,7 @@ def balanced_binary_cross_entropy(
     eps: float = 1e-7,
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Class-balanced binary cross entropy (Xie & Tu 2015, HED).
+    """Class-balanced binary cross entropy (Xie & Tu 2015, HED).
 
     l = -[beta y log p + (1 - beta) (1 - y) log(1 - p)]
 
@@ -147,12 +159,28 @@ def balanced_binary_cross_entropy(
     ``[eps, 1 - eps]``, so rare positives weigh more.
 
     Args:
-        {{binary_inputs}}
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
+        y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
         beta: weight of positives in [0, 1]; None: the share of negatives in ``y_true``.
+        from_logits: ``y_pred`` holds logits (default) or probabilities.
+        weight: w: a scalar, one per class along ``class_axis``, or a map broadcasting to ``y_pred`` (e.g.
+            ``unet_weight_map``); it multiplies each element's loss and leaves the mean's count alone.
+        ignore_index: integer ``y_true`` value whose elements enter no sum (integer targets only).
+        class_axis: where per-class weights are laid; validated on every call.
         eps: clip of the automatic beta to [eps, 1 - eps].
-        {{binary_options}}
+        reduction: ``"mean"`` (over the non-ignored elements), ``"sum"`` or ``"none"``.
 
-    {{binary_end}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
         >>> round(float(pl.balanced_binary_cross_entropy(x, y)), 4)
         0.1364
 
@@ -172,7 +200,6 @@ def balanced_binary_cross_entropy(
     return _finish_elements(seg, balanced_bce(seg.x, t, beta, from_logits=from_logits, xp=xp), weight, reduction)
 
 
-@fill_doc(PIXEL_DOCS)
 def sigmoid_focal_loss(
     y_pred: Array,
     y_true: Array,
@@ -186,7 +213,7 @@ def sigmoid_focal_loss(
     class_axis: int = 1,
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Sigmoid focal loss (Lin et al. 2017, RetinaNet), elementwise.
+    """Sigmoid focal loss (Lin et al. 2017, RetinaNet), elementwise.
 
     l = -w alpha_t (1 - p_t)^gamma log p_t,  p_t = p y + (1 - p)(1 - y),
     alpha_t = alpha y + (1 - alpha)(1 - y)
@@ -198,11 +225,28 @@ def sigmoid_focal_loss(
     ``alpha=None``); ``optax.sigmoid_focal_loss`` is ``reduction="none"``.
 
     Args:
-        {{binary_inputs}}
-        {{focal_options}}
-        {{binary_options}}
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
+        y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
+        alpha: weight of positives in [0, 1], or None.
+        gamma: focusing exponent (>= 0).
+        from_logits: ``y_pred`` holds logits (default) or probabilities.
+        weight: w: a scalar, one per class along ``class_axis``, or a map broadcasting to ``y_pred`` (e.g.
+            ``unet_weight_map``); it multiplies each element's loss and leaves the mean's count alone.
+        ignore_index: integer ``y_true`` value whose elements enter no sum (integer targets only).
+        class_axis: where per-class weights are laid; validated on every call.
+        reduction: ``"mean"`` (over the non-ignored elements), ``"sum"`` or ``"none"``.
 
-    {{binary_end}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
         >>> round(float(pl.sigmoid_focal_loss(x, y)), 4)
         0.0114
 
@@ -214,7 +258,6 @@ def sigmoid_focal_loss(
     return _finish_elements(seg, loss, weight, reduction)
 
 
-@fill_doc(PIXEL_DOCS)
 def poly1_focal_loss(
     y_pred: Array,
     y_true: Array,
@@ -229,7 +272,7 @@ def poly1_focal_loss(
     class_axis: int = 1,
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Poly-1 focal loss (Leng et al. 2022), sigmoid form, elementwise.
+    """Poly-1 focal loss (Leng et al. 2022), sigmoid form, elementwise.
 
     l = w [FL + epsilon (1 - p_t)^(gamma + 1)]
 
@@ -237,12 +280,29 @@ def poly1_focal_loss(
     the polynomial term is not alpha-weighted, as in the paper's code.
 
     Args:
-        {{binary_inputs}}
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), floating.
+        y_true: targets of ``y_pred``'s shape: 0/1 (integer, bool) or in [0, 1] (floating).
         epsilon: weight of the polynomial term.
-        {{focal_options}}
-        {{binary_options}}
+        alpha: weight of positives in [0, 1], or None.
+        gamma: focusing exponent (>= 0).
+        from_logits: ``y_pred`` holds logits (default) or probabilities.
+        weight: w: a scalar, one per class along ``class_axis``, or a map broadcasting to ``y_pred`` (e.g.
+            ``unet_weight_map``); it multiplies each element's loss and leaves the mean's count alone.
+        ignore_index: integer ``y_true`` value whose elements enter no sum (integer targets only).
+        class_axis: where per-class weights are laid; validated on every call.
+        reduction: ``"mean"`` (over the non-ignored elements), ``"sum"`` or ``"none"``.
 
-    {{binary_end}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
         >>> round(float(pl.poly1_focal_loss(x, y)), 4)
         0.0364
 
@@ -263,7 +323,6 @@ def _softmax(fn: str, y_pred: Array, y_true: Array, class_axis: int, from_logits
                    reduction=reduction)
 
 
-@fill_doc(PIXEL_DOCS)
 def cross_entropy(
     y_pred: Array,
     y_true: Array,
@@ -276,7 +335,7 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Multiclass cross entropy over ``class_axis``.
+    """Multiclass cross entropy over ``class_axis``.
 
     Integer targets: l_i = -(1 - s) w_{y_i} log p_{i,y_i} - (s / C) sum_c w_c log p_{i,c};
     ``"mean"`` divides by sum_i w_{y_i} over non-ignored pixels (by their count
@@ -294,11 +353,29 @@ def cross_entropy(
     ``softmax_cross_entropy_with_integer_labels`` is ``reduction="none"``.
 
     Args:
-        {{softmax_inputs}}
-        {{ce_options}}
-        {{softmax_tail}}
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with
+            ``class_axis=1`` or ``(N, *spatial, C)`` with ``-1``.
+        y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
+            ``y_pred``'s shape (floating).
+        class_axis: the class axis of ``y_pred``.
+        from_logits: ``y_pred`` holds logits (default) or probabilities.
+        weight: one weight per class, ``(C,)``.
+        ignore_index: integer label whose pixels are left out (integer targets only).
+        label_smoothing: s in [0, 1]; the target becomes (1 - s) t + s / C, t the one-hot labels or the
+            class probabilities (torch's rule).
+        reduction: ``"mean"`` (over the non-ignored pixels), ``"sum"`` or ``"none"``.
 
-    {{softmax_end}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.cross_entropy(x, y)), 4)
         0.0334
 
@@ -314,7 +391,6 @@ def cross_entropy(
     return _finish(seg, loss, reduction, denominator)
 
 
-@fill_doc(PIXEL_DOCS)
 def poly1_cross_entropy(
     y_pred: Array,
     y_true: Array,
@@ -328,19 +404,37 @@ def poly1_cross_entropy(
     label_smoothing: float = 0.0,
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Poly-1 cross entropy (Leng et al. 2022): CE + epsilon (1 - p_t).
+    """Poly-1 cross entropy (Leng et al. 2022): CE + epsilon (1 - p_t).
 
     p_t = sum_c t'_c p_c with the (smoothed) one-hot or probability target t'.
     For integer targets the epsilon term carries the pixel's class weight and
     shares cross_entropy's denominator; every other option is cross_entropy's.
 
     Args:
-        {{softmax_inputs}}
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with
+            ``class_axis=1`` or ``(N, *spatial, C)`` with ``-1``.
+        y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
+            ``y_pred``'s shape (floating).
         epsilon: weight of the polynomial term.
-        {{ce_options}}
-        {{softmax_tail}}
+        class_axis: the class axis of ``y_pred``.
+        from_logits: ``y_pred`` holds logits (default) or probabilities.
+        weight: one weight per class, ``(C,)``.
+        ignore_index: integer label whose pixels are left out (integer targets only).
+        label_smoothing: s in [0, 1]; the target becomes (1 - s) t + s / C, t the one-hot labels or the
+            class probabilities (torch's rule).
+        reduction: ``"mean"`` (over the non-ignored pixels), ``"sum"`` or ``"none"``.
 
-    {{softmax_end}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.poly1_cross_entropy(x, y)), 4)
         0.0661
 
@@ -363,7 +457,6 @@ def poly1_cross_entropy(
     return _finish(seg, loss, reduction, denominator)
 
 
-@fill_doc(PIXEL_DOCS)
 def softmax_focal_loss(
     y_pred: Array,
     y_true: Array,
@@ -376,7 +469,7 @@ def softmax_focal_loss(
     ignore_index: int | None = None,
     reduction: Reduction = "mean",
 ) -> Array:
-    r"""Softmax focal loss (Lin et al. 2017), per pixel.
+    """Softmax focal loss (Lin et al. 2017), per pixel.
 
     l_i = -sum_c alpha_c t_{i,c} (1 - p_{i,c})^gamma log p_{i,c}
 
@@ -388,12 +481,28 @@ def softmax_focal_loss(
     average over classes x pixels, so they equal this divided by C.
 
     Args:
-        {{softmax_inputs}}
+        y_pred: scores (logits, or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with
+            ``class_axis=1`` or ``(N, *spatial, C)`` with ``-1``.
+        y_true: integer labels (``y_pred``'s shape without the class axis) or class probabilities of
+            ``y_pred``'s shape (floating).
         alpha: one weight per class, a scalar (1 - alpha on class 0, alpha on the others), or None.
         gamma: focusing exponent (>= 0).
-        {{softmax_tail}}
+        class_axis: the class axis of ``y_pred``.
+        from_logits: ``y_pred`` holds logits (default) or probabilities.
+        ignore_index: integer label whose pixels are left out (integer targets only).
+        reduction: ``"mean"`` (over the non-ignored pixels), ``"sum"`` or ``"none"``.
 
-    {{softmax_end}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; for ``"none"`` one value per element (per pixel for the multiclass
+        losses); in ``y_pred``'s dtype (computed in at least float32), on its device.
+
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.softmax_focal_loss(x, y)), 4)
         0.0001
 

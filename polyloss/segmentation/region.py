@@ -1,10 +1,11 @@
 """Region (overlap) losses: Dice, Jaccard, Tversky and their kin, built on soft confusion statistics.
 
-Every loss here takes the shared region options (``**options``, the
-``RegionOptions`` record of ``_confusion``: ``mode``, ``class_axis``,
-``from_logits``, ``ignore_index``, ``classes``, ``per_image``,
-``smooth=1e-5``, ``eps=1e-7``, ``weight``, ``reduction``, ``soft_label``,
-``label_smoothing``, ``all_reduce``), documented once in docs/conventions.md ("Region options").
+Every loss here takes the shared region options as keyword-only parameters
+(``mode``, ``class_axis``, ``from_logits``, ``ignore_index``, ``classes``,
+``per_image``, ``smooth=1e-5``, ``eps=1e-7``, ``weight``, ``reduction``,
+``soft_label``, ``label_smoothing``, ``all_reduce``; docs/conventions.md,
+"Region options"), builds them into one ``_confusion.RegionOptions`` record
+and hands it to ``_confusion.region``, which validates once.
 A class empty in both target and prediction scores index 1 (loss 0)
 whatever ``smooth``. The compounds (a region term plus a pixel-wise term)
 live in ``compound``.
@@ -13,15 +14,13 @@ live in ``compound``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 from .._backend import Array, clip, stop_gradient
 from .._core import checks
-from .._core.docs import fill_doc
-from .._core.inputs import Mode
+from .._core.inputs import Mode, Reduction, Weight
 from .._core.reduce import reduce_loss, restore
 from ._confusion import (
-    REGION_DOCS,
     AllReduce,
     RegionOptions,
     dice_index,
@@ -33,9 +32,6 @@ from ._confusion import (
     region,
     tversky_index,
 )
-
-if TYPE_CHECKING:  # Python 3.10 lacks typing.Unpack; annotations are strings at run time
-    from typing_extensions import Unpack
 
 __all__ = [
     "dice_loss",
@@ -52,7 +48,6 @@ WeightType = Literal["square", "simple", "uniform"]
 WEIGHT_TYPES = ("square", "simple", "uniform")
 
 
-@fill_doc(REGION_DOCS)
 def soft_confusion(
     y_pred: Array,
     y_true: Array,
@@ -68,7 +63,7 @@ def soft_confusion(
     label_smoothing: float = 0.0,
     all_reduce: AllReduce = None,
 ) -> tuple[Array, Array, Array]:
-    r"""Soft TP, FP and FN per class: the statistics every region loss is built on.
+    """Soft TP, FP and FN per class: the statistics every region loss is built on.
 
     TP_c = sum p_c t_c,  FP_c = sum p_c (1 - t_c),  FN_c = sum (1 - p_c) t_c
 
@@ -86,24 +81,34 @@ def soft_confusion(
     statistics (counts overflow float16).
 
     Args:
-        {{inputs}}
-        mode: ``"binary"``, ``"multilabel"`` or ``"multiclass"``.
-        class_axis: 1 or -1.
-        from_logits: apply sigmoid / softmax inside.
-        ignore_index: integer label whose pixels enter no sum.
-        classes: class indices to return (all by default).
-        per_image: statistics per sample.
-        soft_label: TP from the L1 form (off here: the plain sums of p t).
-        label_smoothing: s in [0, 1].
-        all_reduce: callable applied to the stacked statistics (a cross-device sum).
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
     Returns:
         ``(tp, fp, fn)``, each ``(C,)`` or ``(N, C)`` with ``per_image=True``, in ``y_pred``'s dtype
         (float32 for half precision).
 
-    {{raises}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
 
-    {{example_inputs}}
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> tp, fp, fn = pl.soft_confusion(x, y)
         >>> tuple(round(float(v), 4) for v in tp)
         (0.9526, 0.982)
@@ -111,20 +116,20 @@ def soft_confusion(
     References:
         Milletari et al., V-Net, 2016. https://arxiv.org/abs/1606.04797
     """
-    r = region("soft_confusion", y_pred, y_true, {
-        "mode": mode, "class_axis": class_axis, "from_logits": from_logits, "ignore_index": ignore_index,
-        "classes": classes, "per_image": per_image, "soft_label": soft_label, "label_smoothing": label_smoothing,
-        "all_reduce": all_reduce,
-    })
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, soft_label=soft_label,
+                            label_smoothing=label_smoothing, all_reduce=all_reduce)
+    r = region("soft_confusion", y_pred, y_true, options)
     return r.st.tp, r.st.fp, r.st.fn
 
 
-@fill_doc(REGION_DOCS)
 def dice_loss(
     y_pred: Array, y_true: Array, /, *, log_loss: bool = False, squared: bool = False,
-    **options: Unpack[RegionOptions],
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
-    r"""Soft Dice loss (Milletari et al. 2016, V-Net), per class.
+    """Soft Dice loss (Milletari et al. 2016, V-Net), per class.
 
     D_c = (2 TP_c + s) / max(2 TP_c + FP_c + FN_c + s, eps);  L_c = 1 - D_c  (``log_loss``: -log D_c)
 
@@ -142,30 +147,62 @@ def dice_loss(
     denominator.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         log_loss: return -log(D_c) instead of 1 - D_c.
         squared: the V-Net denominator, sums of squares.
-        {{options}}
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
+        reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
+            class, or per sample and class with ``per_image``).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
-    {{returns_raises}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.dice_loss(x, y)), 4)
         0.0327
 
     References:
         Milletari et al., V-Net, 2016. https://arxiv.org/abs/1606.04797
     """
-    r = region("dice_loss", y_pred, y_true, dict(options), squared=squared)
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    r = region("dice_loss", y_pred, y_true, options, squared=squared)
     index = dice_index(r)
     return finish(r, neg_log(index, r.opts["eps"], xp=r.xp) if log_loss else 1 - index)
 
 
-@fill_doc(REGION_DOCS)
 def jaccard_loss(
-    y_pred: Array, y_true: Array, /, *, log_loss: bool = False, **options: Unpack[RegionOptions]
+    y_pred: Array, y_true: Array, /, *, log_loss: bool = False,
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
-    r"""Soft Jaccard (IoU) loss, per class.
+    """Soft Jaccard (IoU) loss, per class.
 
     J_c = (TP_c + s) / max(TP_c + FP_c + FN_c + s, eps);  L_c = 1 - J_c  (``log_loss``: -log J_c)
 
@@ -176,13 +213,40 @@ def jaccard_loss(
     ``monai.losses.DiceLoss(jaccard=True)`` with smooth s is ``smooth=s/2``.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         log_loss: return -log(J_c) instead of 1 - J_c.
-        {{options}}
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
+        reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
+            class, or per sample and class with ``per_image``).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
-    {{returns_raises}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.jaccard_loss(x, y)), 4)
         0.0634
 
@@ -190,13 +254,15 @@ def jaccard_loss(
         Rahman & Wang, Optimizing intersection-over-union in deep neural networks, 2016.
         https://doi.org/10.1007/978-3-319-50835-1_22
     """
-    r = region("jaccard_loss", y_pred, y_true, dict(options))
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    r = region("jaccard_loss", y_pred, y_true, options)
     index = jaccard_index(r)
     return finish(r, neg_log(index, r.opts["eps"], xp=r.xp) if log_loss else 1 - index)
 
 
 def _tversky(fn: str, y_pred: Array, y_true: Array, alpha: float, beta: float, gamma: float,
-             options: dict[str, Any]) -> Array:
+             options: RegionOptions) -> Array:
     """(1 - TI_c)^gamma per class, reduced: the body of both Tversky losses."""
     checks.check_nonnegative(fn, "alpha", alpha)
     checks.check_nonnegative(fn, "beta", beta)
@@ -205,12 +271,14 @@ def _tversky(fn: str, y_pred: Array, y_true: Array, alpha: float, beta: float, g
     return finish(r, power(1 - tversky_index(r, alpha, beta), gamma, xp=r.xp))
 
 
-@fill_doc(REGION_DOCS)
 def tversky_loss(
     y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, beta: float = 0.5, gamma: float = 1.0,
-    **options: Unpack[RegionOptions],
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
-    r"""Tversky loss (Salehi et al. 2017), focal when ``gamma != 1``.
+    """Tversky loss (Salehi et al. 2017), focal when ``gamma != 1``.
 
     TI_c = (TP_c + s) / max(TP_c + alpha FP_c + beta FN_c + s, eps);  L_c = (1 - TI_c)^gamma
 
@@ -224,30 +292,61 @@ def tversky_loss(
     FP as well) with ``smooth_nr=smooth_dr=s`` equals ``smooth=s``.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         alpha: weight of false positives (>= 0).
         beta: weight of false negatives (>= 0).
         gamma: exponent applied per class (>= 0).
-        {{options}}
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
+        reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
+            class, or per sample and class with ``per_image``).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
-    {{returns_raises}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.tversky_loss(x, y, alpha=0.3, beta=0.7)), 4)
         0.0328
 
     References:
         Salehi et al., Tversky loss function for image segmentation, 2017. https://arxiv.org/abs/1706.05721
     """
-    return _tversky("tversky_loss", y_pred, y_true, alpha, beta, gamma, dict(options))
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    return _tversky("tversky_loss", y_pred, y_true, alpha, beta, gamma, options)
 
 
-@fill_doc(REGION_DOCS)
 def focal_tversky_loss(
     y_pred: Array, y_true: Array, /, *, alpha: float = 0.3, beta: float = 0.7, gamma: float = 0.75,
-    **options: Unpack[RegionOptions],
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
-    r"""Focal Tversky loss (Abraham & Khan 2019).
+    """Focal Tversky loss (Abraham & Khan 2019).
 
     L_c = (1 - TI_c)^gamma, TI_c as in ``tversky_loss``
 
@@ -256,51 +355,121 @@ def focal_tversky_loss(
     ``beta=0.7`` on FN). Same as ``tversky_loss`` with these defaults.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         alpha: weight of false positives (>= 0).
         beta: weight of false negatives (>= 0).
         gamma: focal exponent per class (>= 0), the paper's 1/gamma.
-        {{options}}
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
+        reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
+            class, or per sample and class with ``per_image``).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
-    {{returns_raises}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.focal_tversky_loss(x, y)), 4)
         0.0767
 
     References:
         Abraham & Khan, A novel focal Tversky loss function, 2019. https://arxiv.org/abs/1810.07842
     """
-    return _tversky("focal_tversky_loss", y_pred, y_true, alpha, beta, gamma, dict(options))
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    return _tversky("focal_tversky_loss", y_pred, y_true, alpha, beta, gamma, options)
 
 
-@fill_doc(REGION_DOCS)
-def log_cosh_dice_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) -> Array:
-    r"""Log-cosh Dice loss (Jadon 2020), per class.
+def log_cosh_dice_loss(
+    y_pred: Array, y_true: Array, /, *,
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
+) -> Array:
+    """Log-cosh Dice loss (Jadon 2020), per class.
 
     L_c = log(cosh(1 - D_c)), D_c as in ``dice_loss``
 
     Applied per class, then reduced (the paper has one class). Options as in
     ``dice_loss``.
 
-    {{args}}
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
+        reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
+            class, or per sample and class with ``per_image``).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
-    {{returns_raises}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.log_cosh_dice_loss(x, y)), 4)
         0.0005
 
     References:
         Jadon, A survey of loss functions for semantic segmentation, 2020. https://arxiv.org/abs/2006.14822
     """
-    r = region("log_cosh_dice_loss", y_pred, y_true, dict(options))
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    r = region("log_cosh_dice_loss", y_pred, y_true, options)
     return finish(r, r.xp.log(r.xp.cosh(1 - dice_index(r))))
 
 
-@fill_doc(REGION_DOCS)
-def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) -> Array:
-    r"""Soft Matthews correlation loss (Abhishek & Hamarneh 2021), one-vs-rest per class.
+def mcc_loss(
+    y_pred: Array, y_true: Array, /, *,
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
+) -> Array:
+    """Soft Matthews correlation loss (Abhishek & Hamarneh 2021), one-vs-rest per class.
 
     MCC_c = (TP TN - FP FN) / max(sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)), eps);  L_c = 1 - MCC_c
 
@@ -310,18 +479,49 @@ def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) 
     Peers: ``smp.losses.MCCLoss(eps=e)`` takes probabilities and one channel:
     it equals ``mode="binary", from_logits=False, smooth=e``.
 
-    {{args}}
+    Args:
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, of the mean over classes; None: equal.
+        reduction: ``"mean"`` (over classes, weighted by ``weight``), ``"sum"`` or ``"none"`` (one value per
+            class, or per sample and class with ``per_image``).
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
-    {{returns_raises}}
+    Returns:
+        0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
+        ``"none"``; in ``y_pred``'s dtype (computed in at least float32), on its device.
 
-    {{example_inputs}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
+
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.mcc_loss(x, y)), 4)
         0.065
 
     References:
         Abhishek & Hamarneh, Matthews correlation coefficient loss, 2021. https://arxiv.org/abs/2010.13454
     """
-    r = region("mcc_loss", y_pred, y_true, dict(options))
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    r = region("mcc_loss", y_pred, y_true, options)
     xp, st, smooth = r.xp, r.st, r.opts["smooth"]
     tn = clip(st.n - st.tp - st.fp - st.fn, 0, None, xp=xp) + smooth
     tp, fp, fn_ = st.tp + smooth, st.fp + smooth, st.fn + smooth
@@ -333,11 +533,14 @@ def mcc_loss(y_pred: Array, y_true: Array, /, **options: Unpack[RegionOptions]) 
     return finish(r, 1 - mcc)
 
 
-@fill_doc(REGION_DOCS)
 def generalized_dice_loss(
-    y_pred: Array, y_true: Array, /, *, weight_type: WeightType = "square", **options: Unpack[RegionOptions]
+    y_pred: Array, y_true: Array, /, *, weight_type: WeightType = "square",
+    mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
+    classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
+    weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
+    all_reduce: AllReduce = None,
 ) -> Array:
-    r"""Generalised Dice loss (Sudre et al. 2017): one value per sample or per batch.
+    """Generalised Dice loss (Sudre et al. 2017): one value per sample or per batch.
 
     GD = (2 sum_c w_c TP_c + s) / max(sum_c w_c (2 TP_c + FP_c + FN_c) + s, eps);  L = 1 - GD
 
@@ -352,17 +555,39 @@ def generalized_dice_loss(
     ``per_image=True`` and ``include_background=False`` ``classes=range(1, C)``.
 
     Args:
-        {{inputs}}
+        y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
+            ``(N, ...)`` in binary mode.
+        y_true: integer labels ``(N, *spatial)``, or targets of ``y_pred``'s shape (conventions.md, "Modes").
         weight_type: ``"square"`` (1/G^2), ``"simple"`` (1/G) or ``"uniform"`` (1).
-        {{options}}
+        mode: ``"multiclass"`` (softmax over ``class_axis``), ``"binary"`` (sigmoid, one channel) or
+            ``"multilabel"`` (sigmoid per channel); docs/conventions.md, "Modes".
+        class_axis: the class axis of ``y_pred``: 1 (``(N, C, *spatial)``) or -1 (``(N, *spatial, C)``).
+        from_logits: ``True``: ``y_pred`` holds logits, activated inside; ``False``: probabilities.
+        ignore_index: integer targets only: the label whose pixels enter no sum; None: every pixel counts.
+        classes: the class indices scored, in this order; None: every class.
+        per_image: statistics per sample, ``(N, C)``, instead of summed over the batch.
+        smooth: s >= 0, added to the numerator and the denominator of every index.
+        eps: the lower clamp (>= 0) of every denominator.
+        weight: per-class weights ``(C,)``, a sequence or an array, multiplying w_c; None: all 1.
+        reduction: ``"mean"`` or ``"sum"`` over samples (``per_image``), or ``"none"``: see Returns.
+        soft_label: take TP from the L1 form (sum p + sum t - sum |p - t|) / 2 (Wang & Blaschko 2023), equal to
+            sum p t for hard targets; with fractional targets an index then peaks at ``y_pred == y_true`` only.
+        label_smoothing: s in [0, 1]; the target t becomes t (1 - s) + s / K, K the softmax's classes
+            (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
+        all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
+            cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
 
     Returns:
         A 0-d array for ``"mean"`` and ``"sum"``; for ``"none"`` one value per sample ``(N,)`` with
         ``per_image=True``, else the batch value (0-d). In ``y_pred``'s dtype, on its device.
 
-    {{raises}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
 
-    {{example_inputs}}
+    Example:
+        >>> import numpy as np, polyloss as pl
+        >>> x, y = np.array([[[[2.0, -1.0]], [[-1.0, 3.0]]]]), np.array([[[0, 1]]])  # (1, 2, 1, 2), (1, 1, 2)
         >>> round(float(pl.generalized_dice_loss(x, y)), 4)
         0.0327
 
@@ -372,7 +597,9 @@ def generalized_dice_loss(
     """
     fn = "generalized_dice_loss"
     checks.check_option(fn, "weight_type", weight_type, WEIGHT_TYPES)
-    r = region(fn, y_pred, y_true, dict(options))
+    options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
+                            reduction, soft_label, label_smoothing, all_reduce)
+    r = region(fn, y_pred, y_true, options)
     xp, st = r.xp, r.st
     volume = stop_gradient(st.tp + st.fn, xp=xp)
     present = volume > 0

@@ -20,17 +20,14 @@ from __future__ import annotations
 from typing import Any, cast
 
 from .._backend import Array, clamped_log, clip, log_softmax, numel
-from .._core.docs import fill_doc
 from .._core.inputs import Mode, Reduction
 from .._core.reduce import reduce_loss, restore
-from ._channels import TOPOLOGY_DOCS, channels_first, check_layout, target_channels
-from ._confusion import REGION_DOCS, AllReduce, PixelInputs, finish, ratio, region
+from ._channels import channels_first, check_layout, target_channels
+from ._confusion import AllReduce, PixelInputs, RegionOptions, finish, ratio, region
 from ._pixel import bce
 from ._skeleton import soft_skeleton, surface
 
 __all__ = ["boundary_dou_loss", "cl_cross_entropy_loss", "skeleton_recall_loss", "tubed_skeleton"]
-
-_DOCS = {**TOPOLOGY_DOCS, "raises": REGION_DOCS["raises"]}
 
 
 # --------------------------------------------------------------------------- #
@@ -124,13 +121,12 @@ def tubed_skeleton(
     return out.reshape(arr.shape)
 
 
-@fill_doc(_DOCS)
 def skeleton_recall_loss(
     y_pred: Array, skeleton: Array, /, *, mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True,
     ignore_index: int | None = None, per_image: bool = False, smooth: float = 1e-5, reduction: Reduction = "mean",
     all_reduce: AllReduce = None,
 ) -> Array:
-    r"""Skeleton Recall loss: 1 - soft recall of the prediction on the tubed skeleton.
+    """Skeleton Recall loss: 1 - soft recall of the prediction on the tubed skeleton.
 
     R_c = (sum_x p_c(x) K_c(x) + s) / max(sum_x K_c(x) + s, 1e-8);  L = mean_c (1 - R_c)
 
@@ -145,19 +141,27 @@ def skeleton_recall_loss(
     ``smooth=1e-5`` (the default here); their loss is -R, ours 1 - R.
 
     Args:
-        {{y_pred}}
+        y_pred: logits (or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with 1 to 3
+            spatial axes, or channels-last with ``class_axis=-1``.
         skeleton: the tubed skeleton: integer labels ``(N, *spatial)`` for
             ``"multiclass"``, or ``y_pred``'s shape (one-hot or binary).
-        {{layout}}
-        per_image: recall per sample (``"none"`` then gives ``(N, C')``).
+        mode: ``"multiclass"`` (default, softmax), ``"binary"`` (one channel) or ``"multilabel"`` (sigmoid).
+        class_axis: 1 (default) or -1.
+        from_logits: True (default): ``y_pred`` holds logits.
+        ignore_index: integer targets: pixels with this label count nowhere.
+        per_image: statistics per sample (``"none"`` then gives ``(N, C')``) instead of summed over the batch.
         smooth: s >= 0, added to numerator and denominator.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``(C',)``
             or ``(N, C')``, C' the foreground channels).
-        {{all_reduce}}
+        all_reduce: a cross-device sum of the stacked statistics, or None (needs ``per_image=False``).
 
-    {{returns}}
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, in ``y_pred``'s dtype (computed in at least float32),
+        on its device.
 
-    {{raises}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -171,11 +175,11 @@ def skeleton_recall_loss(
         Resource Efficient Segmentation of Thin Tubular Structures, ECCV 2024.
         https://arxiv.org/abs/2404.03010
     """
-    r = region("skeleton_recall_loss", y_pred, skeleton, {
-        "mode": mode, "class_axis": class_axis, "from_logits": from_logits, "ignore_index": ignore_index,
-        "per_image": per_image, "smooth": smooth, "eps": 1e-8, "reduction": reduction, "soft_label": False,
-        "all_reduce": all_reduce,
-    })
+    r = region("skeleton_recall_loss", y_pred, skeleton, RegionOptions(
+        mode=mode, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
+        per_image=per_image, smooth=smooth, eps=1e-8, reduction=reduction, soft_label=False,
+        all_reduce=all_reduce,
+    ))
     check_layout(r.seg)
     st = r.st
     tp, fn = (st.tp[..., 1:], st.fn[..., 1:]) if mode == "multiclass" else (st.tp, st.fn)  # the foreground classes
@@ -188,12 +192,11 @@ def skeleton_recall_loss(
 # --------------------------------------------------------------------------- #
 
 
-@fill_doc(_DOCS)
 def cl_cross_entropy_loss(
     y_pred: Array, y_true: Array, /, *, iterations: int = 3, mode: Mode = "multiclass", class_axis: int = 1,
     from_logits: bool = True, ignore_index: int | None = None, reduction: Reduction = "mean",
 ) -> Array:
-    r"""Centerline cross entropy (clCE): cross entropy weighted by the soft skeletons of target and prediction.
+    """Centerline cross entropy (clCE): cross entropy weighted by the soft skeletons of target and prediction.
 
     L = mean_x CE(x) sum_{c >= 1} S(t)_c(x) + mean_x CE(x) sum_{c >= 1} S(p)_c(x)
 
@@ -209,17 +212,26 @@ def cl_cross_entropy_loss(
     clCE with weight 1).
 
     Args:
-        {{y_pred}}
-        {{y_true}}
+        y_pred: logits (or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with 1 to 3
+            spatial axes, or channels-last with ``class_axis=-1``.
+        y_true: integer labels ``(N, *spatial)`` for ``"multiclass"``, or targets of ``y_pred``'s shape
+            (probabilities, one-hot or binary).
         iterations: soft-skeleton iterations, >= 0 (default 3, the authors').
-        {{layout}}
+        mode: ``"multiclass"`` (default, softmax), ``"binary"`` (one channel) or ``"multilabel"`` (sigmoid).
+        class_axis: 1 (default) or -1.
+        from_logits: True (default): ``y_pred`` holds logits.
+        ignore_index: integer targets: pixels with this label count nowhere.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``: one value per
             pixel ``(N, *spatial)`` for multiclass, per element (``y_pred``'s
             shape, channels first) otherwise.
 
-    {{returns}}
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, in ``y_pred``'s dtype (computed in at least float32),
+        on its device.
 
-    {{raises}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -263,13 +275,12 @@ def cl_cross_entropy_loss(
 # --------------------------------------------------------------------------- #
 
 
-@fill_doc(_DOCS)
 def boundary_dou_loss(
     y_pred: Array, y_true: Array, /, *, mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True,
     ignore_index: int | None = None, include_background: bool = True, per_image: bool = False, smooth: float = 1e-5,
     alpha_max: float = 0.8, reduction: Reduction = "mean", all_reduce: AllReduce = None,
 ) -> Array:
-    r"""Boundary Difference over Union loss of Sun et al. 2023, with the boundary-adaptive alpha.
+    """Boundary Difference over Union loss of Sun et al. 2023, with the boundary-adaptive alpha.
 
     alpha_c = min(1 - 2 (B_c + s) / (S_c + s), alpha_max)
     L_c = (sum p^2 + sum t^2 - 2 sum pt + s) / (sum p^2 + sum t^2 - (1 + alpha_c) sum pt + s)
@@ -288,19 +299,28 @@ def boundary_dou_loss(
     background included (``include_background=True``).
 
     Args:
-        {{y_pred}}
-        {{y_true}}
-        {{layout}}
+        y_pred: logits (or probabilities with ``from_logits=False``), ``(N, C, *spatial)`` with 1 to 3
+            spatial axes, or channels-last with ``class_axis=-1``.
+        y_true: integer labels ``(N, *spatial)`` for ``"multiclass"``, or targets of ``y_pred``'s shape
+            (probabilities, one-hot or binary).
+        mode: ``"multiclass"`` (default, softmax), ``"binary"`` (one channel) or ``"multilabel"`` (sigmoid).
+        class_axis: 1 (default) or -1.
+        from_logits: True (default): ``y_pred`` holds logits.
+        ignore_index: integer targets: pixels with this label count nowhere.
         include_background: False drops channel 0 in ``"multiclass"`` mode.
-        per_image: the loss per sample (``"none"`` then gives ``(N, C')``).
+        per_image: statistics per sample (``"none"`` then gives ``(N, C')``) instead of summed over the batch.
         smooth: s >= 0 (the authors: 1e-5).
         alpha_max: the upper clip of alpha (the authors recommend 0.8); < 1.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``(C',)`` or ``(N, C')``).
-        {{all_reduce}}
+        all_reduce: a cross-device sum of the stacked statistics, or None (needs ``per_image=False``).
 
-    {{returns}}
+    Returns:
+        A 0-d array for ``"mean"``/``"sum"``, in ``y_pred``'s dtype (computed in at least float32),
+        on its device.
 
-    {{raises}}
+    Raises:
+        ValueError: bad option values, shapes, class axis, labels or targets (docs/conventions.md, "Errors").
+        TypeError: bad dtypes, unknown option names, or inputs that are not arrays of one library.
 
     Example:
         >>> import numpy as np, polyloss as pl
@@ -330,10 +350,10 @@ def boundary_dou_loss(
         return xp.reshape(xp.stack([xp.sum(hard, axis=axes), xp.sum(edges, axis=axes)]), (-1,))
 
     # squared statistics: TP = sum pt, TP + FP = sum p^2, TP + FN = sum t^2
-    r = region(fn, y_pred, y_true, {
-        "mode": mode, "class_axis": class_axis, "from_logits": from_logits, "ignore_index": ignore_index,
-        "per_image": per_image, "smooth": smooth, "reduction": reduction, "all_reduce": all_reduce,
-    }, squared=True, extra=target_counts)
+    r = region(fn, y_pred, y_true, RegionOptions(
+        mode=mode, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
+        per_image=per_image, smooth=smooth, reduction=reduction, all_reduce=all_reduce,
+    ), squared=True, extra=target_counts)
     xp, st = r.xp, r.st
     area, edge = (xp.reshape(cast(Array, st.extra), (2, *st.tp.shape))[i, ...] for i in range(2))
     pt, pp, tt = st.tp, st.tp + st.fp, st.tp + st.fn
