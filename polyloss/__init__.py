@@ -50,12 +50,17 @@ from .region import (
     tversky_loss,
 )
 from .rotated import box_to_gaussian, gwd_loss, kfiou_loss, kld_loss, probiou_loss, rotated_box_iou
+from .set_prediction import generalized_box_iou, hungarian_match, linear_sum_assignment, set_prediction_loss
 from .supervision import deep_supervision
 from .topology import boundary_dou_loss, cl_cross_entropy_loss, skeleton_recall_loss, tubed_skeleton
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # set prediction (DETR)
+    "hungarian_match",
+    "linear_sum_assignment",
+    "set_prediction_loss",
     # adapters
     "keras_loss",
     # boundary and distance
@@ -77,6 +82,7 @@ __all__ = [
     "diou_loss",
     "eiou_loss",
     "encode_boxes",
+    "generalized_box_iou",
     "giou_loss",
     "hard_negative_mining",
     "huber_loss",
