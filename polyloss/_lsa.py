@@ -124,7 +124,7 @@ class _Context:
     """What every step reads: the costs, the order of valid rows, index ramps, and the step itself."""
 
     def __init__(self, cost: Array, order: Array, count: Array, inf: Array, /, *, xp: ModuleType) -> None:
-        b, r, k = cost.shape
+        _, r, k = cost.shape
         self.cost, self.order, self.count, self.inf, self.xp = cost, order, count, inf, xp
         self.rows = xp.arange(r, dtype=order.dtype, device=device(cost))[None, :]
         self.cols = xp.arange(k, dtype=order.dtype, device=device(cost))[None, :]

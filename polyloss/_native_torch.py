@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from . import _xp_generic as generic
 from ._native_numpy import scipy_assignment, scipy_edt
@@ -189,7 +189,8 @@ def while_loop(cond: Callable[[tuple[Array, ...]], Array], body: Callable[[tuple
     def step(*state: Array) -> tuple[Array, ...]:  # the op wants the carried layouts kept: contiguous both ways
         return tuple(x.contiguous() for x in body(state))
 
-    return tuple(torch_while_loop(lambda *state: cond(state), step, tuple(x.contiguous() for x in init)))
+    loop = cast(Callable[..., tuple[Array, ...]], torch_while_loop)  # untyped in torch
+    return tuple(loop(lambda *state: cond(state), step, tuple(x.contiguous() for x in init)))
 
 
 def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleType) -> Array | None:

@@ -367,7 +367,7 @@ def set_prediction_loss(
 ) -> Any:
     r"""DETR's set criterion: Hungarian matching, then classification over all queries and box losses on pairs.
 
-    L = w_cls L_class + w_L1 sum_matched |b - b̂|_1 / N + w_giou sum_matched (1 - GIoU(b, b̂)) / N, per decoder layer, summed.
+    L = w_cls L_class + w_L1 sum_m |b - b̂|_1 / N + w_giou sum_m (1 - GIoU(b, b̂)) / N, per decoder layer, summed.
 
     N is ``num_boxes``, or the count of valid ground truth in ``gt_valid`` passed
     through ``all_reduce`` (the global batch), at least 1. L_class is, for
@@ -486,8 +486,11 @@ def _layer_match(fn: str, match: Array | None, x: Array, bx: Array, gt_labels: A
         return xp.broadcast_to(match, shape)
     layers = shape[0]
     g = gt_labels.shape[-1]
-    cost = _match_cost(stop_gradient(x, xp=xp), stop_gradient(bx, xp=xp), xp.broadcast_to(gt_labels, (layers, *gt_labels.shape)),
-                       xp.broadcast_to(gt_boxes, (layers, *gt_boxes.shape)), xp.broadcast_to(gt_valid, (layers, *gt_valid.shape)),
-                       weights=tuple(float(w) for w in weights), class_cost="softmax" if class_loss == "ce" else "focal",
-                       alpha=float(alpha), gamma=float(gamma), box_format=box_format, xp=xp)
+    w_cls, w_l1, w_giou = (float(w) for w in weights)
+    cost = _match_cost(stop_gradient(x, xp=xp), stop_gradient(bx, xp=xp),
+                       xp.broadcast_to(gt_labels, (layers, *gt_labels.shape)),
+                       xp.broadcast_to(gt_boxes, (layers, *gt_boxes.shape)),
+                       xp.broadcast_to(gt_valid, (layers, *gt_valid.shape)), weights=(w_cls, w_l1, w_giou),
+                       class_cost="softmax" if class_loss == "ce" else "focal", alpha=float(alpha), gamma=float(gamma),
+                       box_format=box_format, xp=xp)
     return linear_sum_assignment(cost, col_valid=xp.broadcast_to(gt_valid, (layers, *shape[1:2], g)))

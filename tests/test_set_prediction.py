@@ -288,7 +288,7 @@ def _reference_loss(logits, boxes, labels, gt, valid, match, class_loss, eos=0.1
             if hit:
                 t[labels[b, m]] = 1.0
             p = _sigmoid(x)
-            bce = lambda tt: -(tt * np.log(p) + (1 - tt) * np.log(1 - p))  # noqa: E731
+            bce = lambda tt, p=p: -(tt * np.log(p) + (1 - tt) * np.log(1 - p))  # noqa: E731
             if class_loss == "focal":
                 p_t = p * t + (1 - p) * (1 - t)
                 cls_num += (bce(t) * (1 - p_t) ** gamma * (alpha * t + (1 - alpha) * (1 - t))).sum()
