@@ -336,9 +336,12 @@ def test_set_prediction_loss_matches_reference(backend, rng, class_loss):
         assert_close(got[k], want[k], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("class_loss", ["ce", "focal", "varifocal"])
+@pytest.mark.parametrize("class_loss", ["ce", "focal"])
 def test_set_prediction_loss_gradient(backend, rng, class_loss):
-    """Gradients in the logits and the boxes against central differences, with the matching held fixed."""
+    """Gradients in the logits and the boxes against central differences, with the matching held fixed.
+
+    (Varifocal detaches its weight and IoU target, as RT-DETR, so central differences do not apply to it.)
+    """
     logits, boxes, labels, gt, valid = _detr(rng, b=2, q=4, g=3, c=2)
     logits = logits if class_loss == "ce" else logits[..., :-1]
     match = backend.asarray(_reference_match(logits, boxes, labels, gt, valid,
