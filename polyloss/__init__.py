@@ -14,6 +14,7 @@ from .detection.boxes import (
 )
 from .detection.generalized_focal import distribution_focal_loss, integral_decode, quality_focal_loss, varifocal_loss
 from .detection.rotated import box_to_gaussian, gwd_loss, kfiou_loss, kld_loss, probiou_loss, rotated_box_iou
+from .detection.set_prediction import generalized_box_iou, hungarian_match, linear_sum_assignment, set_prediction_loss
 from .detection.ssd import (
     balanced_l1_loss,
     decode_boxes,
@@ -58,6 +59,10 @@ from .segmentation.topology import boundary_dou_loss, cl_cross_entropy_loss, ske
 __version__ = "0.1.0"
 
 __all__ = [
+    # set prediction (DETR)
+    "hungarian_match",
+    "linear_sum_assignment",
+    "set_prediction_loss",
     # adapters
     "keras_loss",
     # boundary and distance
@@ -79,6 +84,7 @@ __all__ = [
     "diou_loss",
     "eiou_loss",
     "encode_boxes",
+    "generalized_box_iou",
     "giou_loss",
     "hard_negative_mining",
     "huber_loss",

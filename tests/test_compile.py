@@ -86,6 +86,17 @@ def _scores(rng, z):
     return rng.normal(size=(z.priors, C)), rng.random((z.priors, C)) * (rng.random((z.priors, C)) < 0.4)
 
 
+def _detr(rng, z, layers=None, c=C + 1):
+    """DETR inputs: logits and cxcywh boxes for ``z.priors`` queries, padded ground truth of ``z.boxes`` slots."""
+    lead = (z.n,) if layers is None else (layers, z.n)
+    cxcy = rng.random((*lead, z.priors, 2)) * 0.6 + 0.2
+    boxes = np.concatenate([cxcy, rng.random((*lead, z.priors, 2)) * 0.3 + 0.05], axis=-1)
+    gt = np.concatenate([rng.random((z.n, z.boxes, 2)) * 0.6 + 0.2, rng.random((z.n, z.boxes, 2)) * 0.3 + 0.05], -1)
+    valid = rng.random((z.n, z.boxes)) < 0.7
+    valid[:, 0] = True
+    return rng.normal(size=(*lead, z.priors, c)), boxes, rng.integers(0, C, size=(z.n, z.boxes)), gt, valid
+
+
 def _masks(rng, z):
     return (rng.random((z.n, z.h, z.w)) < 0.6).astype(np.float64)
 
@@ -173,6 +184,12 @@ CASES = {
     "probiou_loss": lambda rng, z: ((_rboxes(rng, z.boxes), _rboxes(rng, z.boxes)), {}, True),
     "kfiou_loss": lambda rng, z: ((_rboxes(rng, z.boxes), _rboxes(rng, z.boxes)), {"fun": "ln"}, True),
     "rotated_box_iou": lambda rng, z: ((_rboxes(rng, z.boxes), _rboxes(rng, z.boxes - 2)), {}, True),
+    # set prediction (issue 19)
+    "linear_sum_assignment": lambda rng, z: ((np.where(rng.random((z.n, z.boxes, z.boxes + 2)) < 0.2, np.inf,
+                                                       rng.random((z.n, z.boxes, z.boxes + 2))),), {}, False),
+    "generalized_box_iou": lambda rng, z: ((_boxes(rng, z.boxes), _boxes(rng, z.boxes - 2)), {}, True),
+    "hungarian_match": lambda rng, z: (_detr(rng, z), {}, False),
+    "set_prediction_loss": lambda rng, z: (_detr(rng, z), {}, True),
 }
 
 
@@ -212,6 +229,9 @@ CASES.update({
 # option variants that take another code path: "name[variant]" (label_smoothing, issue 13: the L1 form on smoothed
 # labels, the fused product form, both terms of a compound)
 CASES.update({
+    "linear_sum_assignment[tall]": lambda rng, z: ((rng.integers(0, 3, size=(z.n, z.boxes + 2, z.boxes)),), {}, False),
+    "set_prediction_loss[focal,layers]": lambda rng, z: (_detr(rng, z, layers=2, c=C), {"class_loss": "focal"}, True),
+    "set_prediction_loss[varifocal]": lambda rng, z: (_detr(rng, z, c=C), {"class_loss": "varifocal"}, True),
     "soft_confusion[label_smoothing]": _region("soft_confusion", label_smoothing=0.1),
     "dice_loss[label_smoothing]": _region("dice_loss", label_smoothing=0.1),
     "dice_loss[label_smoothing,product]": _region("dice_loss", label_smoothing=0.1, soft_label=False),

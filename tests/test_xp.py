@@ -279,9 +279,13 @@ TESTED_ALONE = {
         ignore_index=None, label_smoothing=0.0, reduction="none", xp=backend.xp),
     "binary_cross_entropy": lambda backend: _xp.native_binary_cross_entropy(
         backend.asarray(np.zeros(2)), backend.asarray(np.ones(2)), pos_weight=None, reduction="sum", xp=backend.xp),
+    "linear_sum_assignment": lambda backend: _xp.native_linear_sum_assignment(
+        backend.asarray(np.zeros((1, 2, 2))), backend.asarray(np.ones((1, 2), bool)),
+        backend.asarray(np.ones((1, 2), bool)), xp=backend.xp),
+    "while_loop": lambda backend: _collatz(backend.asarray(np.array([6, 7, 1])), xp=backend.xp),
 }
 # entries without a generic twin: the backend's own kernel or None, through ``_xp.native_<name>``
-NATIVE_ONLY = ("distance_transform", "cross_entropy", "binary_cross_entropy")
+NATIVE_ONLY = ("distance_transform", "cross_entropy", "binary_cross_entropy", "linear_sum_assignment")
 
 
 def _signature(f):
@@ -336,7 +340,7 @@ def test_every_primitive_has_a_case():
     primitives = {n for n in _xp.__all__ if inspect.isfunction(f := getattr(_xp, n))
                   and ("xp", inspect.Parameter.KEYWORD_ONLY) in [(p.name, p.kind) for p in _signature(f)]}
     tested_elsewhere = {"zero_like", "value_range", "native_distance_transform", "native_cross_entropy",
-                        "native_binary_cross_entropy"}
+                        "native_binary_cross_entropy", "native_linear_sum_assignment", "while_loop"}
     assert primitives - tested_elsewhere <= {_name(c) for c in PRIMITIVES}
 
 
@@ -353,6 +357,48 @@ def test_sort_descending_is_a_stable_descending_permutation(backend, rng, dtype)
     np.testing.assert_array_equal(to_numpy(perm), want)
     np.testing.assert_array_equal(to_numpy(values), np.take_along_axis(x, want, -1))
     assert values.dtype == backend.float_dtype(dtype)
+
+
+def _collatz(x, *, xp):
+    """Collatz steps of each positive integer of ``x`` until every one reaches 1: ``(steps, x)`` via ``while_loop``."""
+
+    def body(state):
+        steps, v = state
+        going = v != 1
+        return steps + xp.astype(going, steps.dtype), xp.where(going, xp.where(v % 2 == 0, v // 2, 3 * v + 1), v)
+
+    return _xp.while_loop(lambda state: xp.any(state[1] != 1), body, (xp.zeros_like(x), x), xp=xp)
+
+
+def _np_collatz(n):
+    steps = 0
+    while n != 1:
+        n, steps = (n // 2 if n % 2 == 0 else 3 * n + 1), steps + 1
+    return steps
+
+
+def test_while_loop_native_equals_generic(backend, rng):
+    """The backend's loop (``lax.while_loop``; torch's higher-order op while compiling) against the Python loop
+    and a per-element NumPy count: a data-dependent step count, several carried arrays."""
+    start = rng.integers(1, 60, size=(3, 5))
+    want = np.vectorize(_np_collatz)(start)
+    x = backend.asarray(start)
+    native = _collatz(x, xp=backend.xp)
+    with _generic_only():
+        plain = _collatz(x, xp=backend.xp)
+    for got in (native, plain):
+        assert_close(got[0], want, rtol=0, atol=0)
+        assert_close(got[1], np.ones_like(start), rtol=0, atol=0)
+    if backend.is_jax:
+        import jax
+
+        assert_close(jax.jit(lambda v: _collatz(v, xp=backend.xp))(x)[0], want, rtol=0, atol=0)
+    elif backend.is_torch:
+        import torch
+
+        torch._dynamo.reset()
+        compiled = torch.compile(lambda v: _collatz(v, xp=backend.xp), fullgraph=True, backend="aot_eager")
+        assert_close(compiled(x)[0], want, rtol=0, atol=0)
 
 
 def test_value_range(backend, rng):

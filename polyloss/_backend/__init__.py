@@ -72,6 +72,7 @@ __all__ = [
     "native_cross_entropy",
     "native_distance_transform",
     "native_kind",
+    "native_linear_sum_assignment",
     "numel",
     "one_hot",
     "segment_max",
@@ -86,6 +87,7 @@ __all__ = [
     "unpermute",
     "unstack",
     "value_range",
+    "while_loop",
     "zero_like",
 ]
 
@@ -282,6 +284,11 @@ def max_pool(x: Array, /, *, window: tuple[int, ...], pad_value: float | None = 
     return _delegate(generic.max_pool, xp)(x, window=window, pad_value=pad_value, xp=xp)
 
 
+def while_loop(cond: Callable[[tuple[Array, ...]], Array], body: Callable[[tuple[Array, ...]], tuple[Array, ...]],
+               init: tuple[Array, ...], /, *, xp: ModuleType) -> tuple[Array, ...]:
+    return _delegate(generic.while_loop, xp)(cond, body, init, xp=xp)
+
+
 def min_pool(x: Array, /, *, window: tuple[int, ...], pad_value: float | None = None, xp: ModuleType) -> Array:
     """Moving minimum (erosion), ``-max_pool(-x)``; outside counts as ``pad_value`` (``None``: left out)."""
     return -max_pool(-x, window=window, pad_value=None if pad_value is None else -pad_value, xp=xp)
@@ -339,3 +346,18 @@ def native_binary_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | fl
     """
     kernel = NATIVE[native_kind(xp)].get("binary_cross_entropy")
     return None if kernel is None else kernel(x, t, pos_weight=pos_weight, reduction=reduction, xp=xp)
+
+
+def native_linear_sum_assignment(cost: Array, row_valid: Array, col_valid: Array, /, *, xp: ModuleType
+                                 ) -> Array | None:
+    """A host kernel's min-cost matching of each problem of float64 ``cost`` ``(B, R, K)``, or ``None``.
+
+    The ``linear_sum_assignment`` entry of ``xp``'s table: SciPy per problem
+    for NumPy and eager torch CPU tensors, restricted to the rows and columns
+    that ``row_valid`` ``(B, R)`` and ``col_valid`` ``(B, K)`` keep; +inf
+    entries are forbidden. Returns the column of each row, -1 where unmatched
+    (int64). ``None`` elsewhere, without SciPy, or when a problem has no
+    complete matching of finite entries: the caller runs its solver.
+    """
+    kernel = NATIVE[native_kind(xp)].get("linear_sum_assignment")
+    return None if kernel is None else kernel(cost, row_valid, col_valid, xp=xp)

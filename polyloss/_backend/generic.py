@@ -213,6 +213,22 @@ def _max_along(x: Array, axis: int, size: int, pad_value: float | None, /, *, xp
     return out
 
 
+def while_loop(cond: Callable[[tuple[Array, ...]], Array], body: Callable[[tuple[Array, ...]], tuple[Array, ...]],
+               init: tuple[Array, ...], /, *, xp: ModuleType) -> tuple[Array, ...]:
+    """``state = init; while cond(state): state = body(state)``; returns the final state.
+
+    ``state`` is a tuple of arrays whose shapes and dtypes ``body`` keeps;
+    ``cond`` returns a 0-d boolean array. Here a Python loop reads the
+    condition each step (concrete arrays: NumPy, array-api-strict); native
+    entries keep the loop on the device (``jax.lax.while_loop``, torch's
+    ``while_loop`` higher-order op while compiling). Not differentiable.
+    """
+    state = tuple(init)
+    while bool(cond(state)):
+        state = tuple(body(state))
+    return state
+
+
 # --------------------------------------------------------------------------- #
 # Building blocks shared by native entries (array API code, not primitives)
 # --------------------------------------------------------------------------- #

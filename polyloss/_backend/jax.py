@@ -117,7 +117,13 @@ def _max_along(x: Array, axis: int, size: int, pad_value: float | None) -> Array
     return jax.lax.reduce_window(x, -math.inf, jax.lax.max, tuple(dims), (1,) * x.ndim, padding)
 
 
+def while_loop(cond: Callable[[tuple[Array, ...]], Array], body: Callable[[tuple[Array, ...]], tuple[Array, ...]],
+               init: tuple[Array, ...], /, *, xp: ModuleType) -> tuple[Array, ...]:
+    """``jax.lax.while_loop``: one XLA loop, traced once, the condition read on the device."""
+    return tuple(_jax().lax.while_loop(cond, lambda state: tuple(body(state)), tuple(init)))
+
+
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
     log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, unpermute, softmax_nll,
-    segment_max, stop_gradient, max_pool,
+    segment_max, stop_gradient, max_pool, while_loop,
 )}

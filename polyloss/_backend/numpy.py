@@ -127,7 +127,40 @@ def _scipy_ndimage() -> ModuleType | None:
     return cast(ModuleType, ndimage)
 
 
+def linear_sum_assignment(cost: Array, row_valid: Array, col_valid: Array, /, *, xp: ModuleType) -> Array | None:
+    """SciPy's ``linear_sum_assignment`` on each problem's valid rows and columns; ``None`` without SciPy.
+
+    ``scipy_assignment`` on NumPy arrays.
+    """
+    return scipy_assignment(cost, row_valid, col_valid)
+
+
+def scipy_assignment(cost: Array, row_valid: Array, col_valid: Array) -> Array | None:
+    """The column of each row of the min-cost matching of each problem of float64 NumPy ``cost`` ``(B, R, K)``
+    (+inf: forbidden) restricted to the rows and columns ``row_valid`` ``(B, R)`` and ``col_valid`` ``(B, K)``
+    keep: ``(B, R)`` int64, -1 where unmatched.
+
+    One C call per problem (Jonker-Volgenant shortest augmenting paths,
+    O(n^3)). ``None`` where SciPy is not installed or a problem has no
+    complete matching of finite entries (SciPy raises; the caller's solver
+    defines that case).
+    """
+    try:
+        from scipy.optimize import linear_sum_assignment as scipy_lsa
+    except ImportError:  # pragma: no cover - exercised only where SciPy is absent
+        return None
+    out = np.full(cost.shape[:2], -1, dtype=np.int64)
+    for b in range(cost.shape[0]):
+        rows, cols = np.flatnonzero(row_valid[b]), np.flatnonzero(col_valid[b])
+        try:
+            r, c = scipy_lsa(cost[b][np.ix_(rows, cols)])
+        except ValueError:  # infeasible
+            return None
+        out[b, rows[r]] = cols[c]
+    return out
+
+
 _SCIPY = (log_softmax, softmax, log_sigmoid, sigmoid, sigmoid_cross_entropy) if special is not None else ()
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
-    *_SCIPY, sort_descending, unpermute, class_sums, segment_max, distance_transform,
+    *_SCIPY, sort_descending, unpermute, class_sums, segment_max, distance_transform, linear_sum_assignment,
 )}

@@ -15,10 +15,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from . import generic
-from .numpy import scipy_edt
+from .numpy import scipy_assignment, scipy_edt
 
 Array = Any
 
@@ -180,6 +180,24 @@ def _max_along(x: Array, axis: int, nd: int, size: int, pad_value: float | None)
     return pool(flat, tuple(kernel), stride=1, padding=tuple(padding)).reshape(shape)
 
 
+def while_loop(cond: Callable[[tuple[Array, ...]], Array], body: Callable[[tuple[Array, ...]], tuple[Array, ...]],
+               init: tuple[Array, ...], /, *, xp: ModuleType) -> tuple[Array, ...]:
+    """While ``torch.compile`` traces: the ``while_loop`` higher-order op (one loop in the graph, no
+    graph break; the condition is read on the device). Eagerly: the generic Python loop (the op's own
+    eager mode is the same loop), which reads the condition back each step, a host sync per step on
+    CUDA: a data-dependent stop cannot be known on the host otherwise."""
+    torch = _torch()
+    if not torch.compiler.is_compiling():
+        return generic.while_loop(cond, body, init, xp=xp)
+    from torch._higher_order_ops import while_loop as torch_while_loop
+
+    def step(*state: Array) -> tuple[Array, ...]:  # the op wants the carried layouts kept: contiguous both ways
+        return tuple(x.contiguous() for x in body(state))
+
+    loop = cast(Callable[..., tuple[Array, ...]], torch_while_loop)  # untyped in torch
+    return tuple(loop(lambda *state: cond(state), step, tuple(x.contiguous() for x in init)))
+
+
 def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleType) -> Array | None:
     """Eager CPU tensors: SciPy's EDT on a zero-copy NumPy view; ``None`` otherwise.
 
@@ -193,6 +211,22 @@ def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleT
         return None
     out = scipy_edt(fg.numpy(), sampling)
     return None if out is None else torch.from_numpy(out)
+
+
+def linear_sum_assignment(cost: Array, row_valid: Array, col_valid: Array, /, *, xp: ModuleType) -> Array | None:
+    """Eager CPU tensors: SciPy per problem on zero-copy NumPy views (``scipy_assignment``); ``None``
+    while compiling, under ``torch.func`` transforms and on other devices (the caller's solver)."""
+    torch = _torch()
+    if cost.device.type != "cpu" or torch.compiler.is_compiling() or _functorch_wrapped(cost):
+        return None
+    out = scipy_assignment(cost.detach().numpy(), row_valid.numpy(), col_valid.numpy())
+    return None if out is None else torch.from_numpy(out)
+
+
+def _functorch_wrapped(x: Array) -> bool:
+    """True for a tensor inside ``torch.func.grad``/``vmap`` (it has no NumPy view)."""
+    functorch = getattr(_torch()._C, "_functorch", None)
+    return functorch is not None and bool(functorch.is_functorch_wrapped_tensor(x))
 
 
 def cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
@@ -222,5 +256,5 @@ NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
     clip, cumulative_sum, log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sigmoid_cross_entropy,
     take_along_axis, unpermute, sort_descending, softmax_nll, value_range, one_hot, class_sums, max_argmax, segment_max,
     unstack, stop_gradient, max_pool, distance_transform, cross_entropy,
-    binary_cross_entropy,
+    binary_cross_entropy, while_loop, linear_sum_assignment,
 )}

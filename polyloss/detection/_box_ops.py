@@ -56,15 +56,24 @@ def pairwise_iou(a: Corners, b: Corners, /, *, xp: ModuleType) -> Array:
     0-d arrays (array-api-compat's ``clip`` costs several passes on torch):
     11 passes over the pair grid.
     """
+    inter, union = inter_union(a, b, xp=xp)
+    return inter / xp.maximum(union, tiny_like(union, xp=xp))
+
+
+def inter_union(a: Corners, b: Corners, /, *, xp: ModuleType) -> tuple[Array, Array]:
+    """Intersection and union areas of the boxes ``a`` and ``b`` (corners that broadcast against each other)."""
     ax1, ay1, ax2, ay2 = a
     bx1, by1, bx2, by2 = b
     zero = xp.zeros((), dtype=ax1.dtype, device=device(ax1))
     w = xp.maximum(xp.minimum(ax2, bx2) - xp.maximum(ax1, bx1), zero)
     h = xp.maximum(xp.minimum(ay2, by2) - xp.maximum(ay1, by1), zero)
     inter = w * h
-    union = ((ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)) - inter
-    tiny = xp.asarray(xp.finfo(union.dtype).smallest_normal, dtype=union.dtype, device=device(ax1))
-    return inter / xp.maximum(union, tiny)
+    return inter, ((ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)) - inter
+
+
+def tiny_like(x: Array, /, *, xp: ModuleType) -> Array:
+    """The smallest normal number of ``x``'s dtype as a 0-d array on its device (a floor for denominators)."""
+    return xp.asarray(xp.finfo(x.dtype).smallest_normal, dtype=x.dtype, device=device(x))
 
 
 def smooth_l1(d: Array, beta: float, *, xp: ModuleType) -> Array:
