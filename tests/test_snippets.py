@@ -1,5 +1,5 @@
 """Every Python block of README.md and docs/*.md runs as written; the docstrings' examples run; the
-README's measured numbers equal the files the measuring scripts wrote.
+measured numbers of README.md and docs/benchmarks.md equal the files the measuring scripts wrote.
 
 Each ```python block runs alone in a fresh interpreter, from an empty folder, as a reader would paste
 it. A block that imports a framework this session lacks is skipped with that reason;
@@ -133,23 +133,27 @@ def test_docstring_examples_run(module: str) -> None:
 
 
 # --------------------------------------------------------------------------- #
-# the README's measured numbers
+# the measured numbers of README.md and docs/benchmarks.md
 # --------------------------------------------------------------------------- #
 
 
 def test_readme_numbers_equal_their_sources() -> None:
-    """Each marked region of README.md is exactly what tools/readme_numbers.py renders from its source file."""
+    """Each marked region of README.md and docs/benchmarks.md is what tools/readme_numbers.py renders."""
     sys.path.insert(0, str(ROOT / "tools"))
     try:
         import readme_numbers
     finally:
         sys.path.remove(str(ROOT / "tools"))
-    text = readme_numbers.README.read_text()
-    have = readme_numbers.regions(text)
-    assert set(have) == set(readme_numbers.RENDERERS), "README.md lost or gained a marked region"
-    want = readme_numbers.regions(readme_numbers.rewrite(text))
-    for name in have:
-        assert have[name] == want[name], f"README.md region {name} is stale: run python tools/readme_numbers.py"
+    found = []
+    for path, names in readme_numbers.DOCUMENTS.items():
+        text = path.read_text()
+        have = readme_numbers.regions(text)
+        assert set(have) == set(names), f"{path.name} lost or gained a marked region"
+        want = readme_numbers.regions(readme_numbers.rewrite(text))
+        for name in have:
+            assert have[name] == want[name], f"{path.name} region {name} is stale: run python tools/readme_numbers.py"
+        found += names
+    assert sorted(found) == sorted(readme_numbers.RENDERERS), "a region is rendered into no document, or twice"
 
 
 def test_benchmark_rows_read_single_runs_and_ranges() -> None:
