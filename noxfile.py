@@ -1,6 +1,12 @@
-"""Sessions: one test session per backend, parity with peers, lint, docs, build, demo, bench.
+"""Sessions: the backend test sessions, parity with peers, lint, docs, build, demo, bench.
 
-``nox -t cpu`` runs the whole CPU matrix (what ``.ci/run`` and the README run).
+``nox -t cpu`` runs the whole CPU matrix (what ``.ci/run`` and the README run): the NumPy and
+array-api-strict backends share one environment and one pytest run (``tests-numpy``), torch and JAX
+have a session each, and the NumPy and JAX sessions also run on the oldest and newest Python that
+``pyproject.toml`` claims (``tests-numpy-3.10``, ``tests-jax-3.13``, ...; ``nox -s tests-numpy`` runs
+every Python). Each test session prints its 20 slowest tests and runs hypothesis with the short,
+derandomized ``ci`` profile (tests/conftest.py); ``nox -s tests-numpy-3.11 -- --hypothesis-profile=slow``
+sweeps many more examples.
 GPU sessions (``tests-cupy``, ``tests-torch-cuda``, ``tests-jax-gpu``) skip
 cleanly on a machine without an NVIDIA GPU; they install the CUDA 13 builds
 (the driver of the H200 machines is CUDA 13; a machine without network runs
@@ -18,6 +24,9 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
 PYTHON = "3.11"
+# The other Pythons pyproject.toml claims (requires-python >= 3.10; classifiers up to 3.13). JAX 0.7+
+# needs 3.11, so 3.10 gets JAX 0.6 and Flax 0.10, whose NNX lacks what the Flax example uses.
+EXTRA_PYTHONS = ["3.10", "3.13"]
 # A CPU build of this torch lies on the CI machines' disk; an unpinned torch pulls a CUDA build.
 TORCH = "torch==2.13.*"
 # torchvision from PyPI imports only beside this (larger) torch; used only where torchvision is needed.
@@ -25,11 +34,16 @@ TORCH_WITH_VISION = ["torch==2.14.1", "torchvision==0.29.1"]
 TEST = ".[test]"
 
 
-def _pytest(session: nox.Session, backends: str) -> None:
-    """The backend-matrix tests (the peers' own parity tests have their own session), one worker per core."""
+def _pytest(session: nox.Session, backends: str, *args: str) -> None:
+    """The backend-matrix tests (the peers' own parity tests have their own session), one worker per core.
+
+    ``args`` (test files, ``--ignore=``) narrow the run. The 20 slowest tests are printed at the end,
+    and hypothesis runs its ``ci`` profile unless the command line names another.
+    """
+    profile = [] if any(a.startswith("--hypothesis-profile") for a in session.posargs) else ["--hypothesis-profile=ci"]
     session.run(
-        "python", "-m", "pytest", "tests", "--ignore=tests/parity", "-n", "auto", *session.posargs,
-        env={"POLYLOSS_BACKENDS": backends},
+        "python", "-m", "pytest", *(args or ["tests"]), "--ignore=tests/parity", "-n", "auto", "--durations=20",
+        *profile, *session.posargs, env={"POLYLOSS_BACKENDS": backends},
     )
 
 
@@ -37,16 +51,19 @@ def _has_gpu() -> bool:
     return shutil.which("nvidia-smi") is not None
 
 
-@nox.session(name="tests-numpy", python=PYTHON, tags=["cpu"])
+@nox.session(name="tests-numpy", python=[PYTHON, *EXTRA_PYTHONS], tags=["cpu"])
 def tests_numpy(session: nox.Session) -> None:
-    session.install(TEST)
-    _pytest(session, "numpy")
+    """NumPy and array-api-strict in one environment and one run (both need only the test tools).
 
-
-@nox.session(name="tests-array_api_strict", python=PYTHON, tags=["cpu"])
-def tests_array_api_strict(session: nox.Session) -> None:
-    session.install(TEST, "array-api-strict>=2.3")
-    _pytest(session, "array_api_strict")
+    On the extra Pythons NumPy alone: what depends on the Python version is the library and
+    NumPy, not the strict namespace.
+    """
+    if session.python == PYTHON:
+        session.install(TEST, "array-api-strict>=2.3")
+        _pytest(session, "numpy,array_api_strict")
+    else:
+        session.install(TEST)
+        _pytest(session, "numpy")
 
 
 @nox.session(name="tests-torch", python=PYTHON, tags=["cpu"])
@@ -55,10 +72,24 @@ def tests_torch(session: nox.Session) -> None:
     _pytest(session, "torch")
 
 
-@nox.session(name="tests-jax", python=PYTHON, tags=["cpu"])
+# On the extra Pythons, JAX runs the files that exercise what differs between JAX versions: the
+# dispatch layer, every export under jax.jit against eager (value and gradient: the compile matrix),
+# the sharded all_reduce, and the documents' blocks. The family modules, which run every public
+# function under jax.jit against its float64 reference (lazy_xp_modules), run on PYTHON, and the
+# compile matrix is left to the extra Pythons there: 3.13 installs the same (newest) JAX, so each
+# jit check runs once on it, and 3.10 runs the matrix on the oldest JAX that Python allows.
+JAX_FAST = ["tests/test_xp.py", "tests/test_inputs.py", "tests/test_compile.py", "tests/test_all_reduce.py",
+            "tests/test_snippets.py"]
+
+
+@nox.session(name="tests-jax", python=[PYTHON, *EXTRA_PYTHONS], tags=["cpu"])
 def tests_jax(session: nox.Session) -> None:
-    session.install(TEST, "jax", "optax", "flax", "keras>=3")
-    _pytest(session, "jax")
+    if session.python == PYTHON:
+        session.install(TEST, "jax", "optax", "flax", "keras>=3")
+        _pytest(session, "jax", "tests", "--ignore=tests/test_compile.py")
+    else:
+        session.install(TEST, "jax")
+        _pytest(session, "jax", *JAX_FAST)
 
 
 @nox.session(name="parity", python=PYTHON, tags=["cpu"])
