@@ -2,11 +2,11 @@
 
 ``nox -t cpu`` runs the whole CPU matrix (what ``.ci/run`` and the README run): the NumPy and
 array-api-strict backends share one environment and one pytest run (``tests-numpy``), torch and JAX
-have a session each, and the NumPy and JAX sessions also run on the oldest and newest Python that
-``pyproject.toml`` claims (``tests-numpy-3.10``, ``tests-jax-3.13``, ...; ``nox -s tests-numpy`` runs
-every Python). Each test session prints its 20 slowest tests and runs hypothesis with the short,
-derandomized ``ci`` profile (tests/conftest.py); ``nox -s tests-numpy-3.11 -- --hypothesis-profile=slow``
-sweeps many more examples.
+have a session each, and ``tests-python-3.10`` and ``tests-python-3.13`` run NumPy and JAX on the
+oldest and newest Python that ``pyproject.toml`` claims, one environment each. Every test session
+prints its 20 slowest tests and runs hypothesis with the short, derandomized ``ci`` profile
+(tests/conftest.py); ``nox -s tests-numpy -- tests/test_properties.py --hypothesis-profile=slow``
+sweeps ten times the examples.
 GPU sessions (``tests-cupy``, ``tests-torch-cuda``, ``tests-jax-gpu``) skip
 cleanly on a machine without an NVIDIA GPU; they install the CUDA 13 builds
 (the driver of the H200 machines is CUDA 13; a machine without network runs
@@ -16,6 +16,7 @@ cleanly on a machine without an NVIDIA GPU; they install the CUDA 13 builds
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -40,10 +41,15 @@ def _pytest(session: nox.Session, backends: str, *args: str) -> None:
     ``args`` (test files, ``--ignore=``) narrow the run. The 20 slowest tests are printed at the end,
     and hypothesis runs its ``ci`` profile unless the command line names another.
     """
-    profile = [] if any(a.startswith("--hypothesis-profile") for a in session.posargs) else ["--hypothesis-profile=ci"]
+    posargs = session.posargs
+    profile = [] if any(a.startswith("--hypothesis-profile") for a in posargs) else ["--hypothesis-profile=ci"]
+    # test files named after `--` replace the session's own
+    paths = [a for a in args if not a.startswith("-")] or ["tests"]
+    if any(Path(a.split("::")[0]).exists() for a in posargs if not a.startswith("-")):
+        paths = []
     session.run(
-        "python", "-m", "pytest", *(args or ["tests"]), "--ignore=tests/parity", "-n", "auto", "--durations=20",
-        *profile, *session.posargs, env={"POLYLOSS_BACKENDS": backends},
+        "python", "-m", "pytest", *paths, *(a for a in args if a.startswith("-")), "--ignore=tests/parity",
+        "-n", "auto", "--durations=20", *profile, *posargs, env={"POLYLOSS_BACKENDS": backends},
     )
 
 
@@ -51,19 +57,11 @@ def _has_gpu() -> bool:
     return shutil.which("nvidia-smi") is not None
 
 
-@nox.session(name="tests-numpy", python=[PYTHON, *EXTRA_PYTHONS], tags=["cpu"])
+@nox.session(name="tests-numpy", python=PYTHON, tags=["cpu"])
 def tests_numpy(session: nox.Session) -> None:
-    """NumPy and array-api-strict in one environment and one run (both need only the test tools).
-
-    On the extra Pythons NumPy alone: what depends on the Python version is the library and
-    NumPy, not the strict namespace.
-    """
-    if session.python == PYTHON:
-        session.install(TEST, "array-api-strict>=2.3")
-        _pytest(session, "numpy,array_api_strict")
-    else:
-        session.install(TEST)
-        _pytest(session, "numpy")
+    """NumPy and array-api-strict in one environment and one run (both need only the test tools)."""
+    session.install(TEST, "array-api-strict>=2.3")
+    _pytest(session, "numpy,array_api_strict")
 
 
 @nox.session(name="tests-torch", python=PYTHON, tags=["cpu"])
@@ -72,24 +70,31 @@ def tests_torch(session: nox.Session) -> None:
     _pytest(session, "torch")
 
 
-# On the extra Pythons, JAX runs the files that exercise what differs between JAX versions: the
-# dispatch layer, every export under jax.jit against eager (value and gradient: the compile matrix),
-# the sharded all_reduce, and the documents' blocks. The family modules, which run every public
-# function under jax.jit against its float64 reference (lazy_xp_modules), run on PYTHON, and the
-# compile matrix is left to the extra Pythons there: 3.13 installs the same (newest) JAX, so each
-# jit check runs once on it, and 3.10 runs the matrix on the oldest JAX that Python allows.
+@nox.session(name="tests-jax", python=PYTHON, tags=["cpu"])
+def tests_jax(session: nox.Session) -> None:
+    """Every test module on JAX, the family modules running every public function under jax.jit
+    (lazy_xp_modules) against its float64 reference; the compile matrix (jit against eager) runs in
+    ``tests-python-3.13``, which installs the same JAX, so that each jit check runs once."""
+    session.install(TEST, "jax", "optax", "flax", "keras>=3")
+    _pytest(session, "jax", "--ignore=tests/test_compile.py")
+
+
+# What JAX runs on the extra Pythons: what differs between JAX versions (the dispatch layer, every
+# export under jax.jit against eager, value and gradient, the sharded all_reduce, the documents' blocks).
 JAX_FAST = ["tests/test_xp.py", "tests/test_inputs.py", "tests/test_compile.py", "tests/test_all_reduce.py",
             "tests/test_snippets.py"]
 
 
-@nox.session(name="tests-jax", python=[PYTHON, *EXTRA_PYTHONS], tags=["cpu"])
-def tests_jax(session: nox.Session) -> None:
-    if session.python == PYTHON:
-        session.install(TEST, "jax", "optax", "flax", "keras>=3")
-        _pytest(session, "jax", "tests", "--ignore=tests/test_compile.py")
-    else:
-        session.install(TEST, "jax")
-        _pytest(session, "jax", *JAX_FAST)
+@nox.session(name="tests-python", python=EXTRA_PYTHONS, tags=["cpu"])
+def tests_python(session: nox.Session) -> None:
+    """The other Pythons pyproject.toml claims, in one environment each: NumPy, every test; JAX, JAX_FAST.
+
+    3.10 gets the last JAX that supports it (0.6) and no Flax or optax (the Flax example needs Flax
+    0.11, which needs 3.11); 3.13 gets the newest JAX.
+    """
+    session.install(TEST, "jax")
+    _pytest(session, "numpy")
+    _pytest(session, "jax", *JAX_FAST)
 
 
 @nox.session(name="parity", python=PYTHON, tags=["cpu"])

@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # The third-party frameworks each CPU session of noxfile.py installs beyond NumPy and the test tools.
 NOX_CPU_SESSIONS = {
-    "tests-numpy-3.11": {"array_api_strict"},
+    "tests-numpy": {"array_api_strict"},
     "tests-torch": {"torch", "keras"},
-    "tests-jax-3.11": {"jax", "optax", "flax", "keras"},
+    "tests-jax": {"jax", "optax", "flax", "keras"},
 }
 ALWAYS_THERE = {"polyloss", "numpy", "array_api_compat", *sys.stdlib_module_names}
 _BLOCK = re.compile(r"^```python\n(.*?)^```\n", re.S | re.M)
