@@ -105,15 +105,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, np.ndarray]]:
-    """What each of the 2 ranks saved."""
-    torch = pytest.importorskip("torch", reason="torch is not installed")
-    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
-        pytest.skip("this torch build has no torch.distributed with gloo")
-    out = tmp_path_factory.mktemp("ddp")
-    torch.multiprocessing.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
-    return [dict(np.load(out / f"rank{r}.npz")) for r in range(WORLD)]
+def _spawn(tmp_path: Path) -> list[dict[str, np.ndarray]]:
+    """Run the 2 ranks; what each saved."""
+    import torch
+
+    torch.multiprocessing.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    return [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(WORLD)]
 
 
 def _full_batch(name: str, options: dict) -> dict[str, np.ndarray]:
@@ -129,24 +126,29 @@ def _full_batch(name: str, options: dict) -> dict[str, np.ndarray]:
             **{p_name: p.grad.numpy() for p_name, p in model.named_parameters()}}
 
 
-@pytest.mark.parametrize(("name", "options"), CASES, ids=[c[0] for c in CASES])
-@pytest.mark.parametrize("mode", MODES)
-def test_ddp_with_all_reduce_equals_the_full_batch(backend, request, name, options, mode) -> None:
+def test_ddp_with_all_reduce_equals_the_full_batch(backend, tmp_path) -> None:
+    """Every case and mode in one test: the ranks are spawned once (one xdist worker, not one per worker)."""
     if backend.name != "torch":
         pytest.skip("runs in the torch (CPU) session only")
-    ranks = request.getfixturevalue("ranks")  # spawned once, in the torch session only
-    want = _full_batch(name, options)
-    assert np.abs(want["weight"]).max() > 0
-    n = len(want["input"]) // WORLD
-    # the plain all_reduce's gradient is 1/world_size of the full batch's; the differentiable ones are exact
-    param_scale = 1 / WORLD if mode == "plain" else 1.0
-    # before DDP averages: a differentiable all_reduce sums every rank's (identical) upstream gradient
-    input_scale = 1.0 if mode == "plain" else WORLD
-    for rank, got in enumerate(ranks):
-        key = f"{name}/{mode}"
-        np.testing.assert_allclose(got[f"{key}/value"], want["value"], rtol=1e-12, err_msg=f"rank {rank}")
-        np.testing.assert_allclose(got[f"{key}/input"], input_scale * want["input"][rank * n:(rank + 1) * n],
-                                   rtol=1e-10, atol=1e-15, err_msg=f"rank {rank}: input gradient")
-        for p_name in ("weight", "bias"):
-            np.testing.assert_allclose(got[f"{key}/{p_name}"], param_scale * want[p_name], rtol=1e-10, atol=1e-15,
-                                       err_msg=f"rank {rank}: DDP's gradient of {p_name}")
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("this torch build has no torch.distributed with gloo")
+    ranks = _spawn(tmp_path)
+    for name, options in CASES:
+        want = _full_batch(name, options)
+        assert np.abs(want["weight"]).max() > 0
+        n = len(want["input"]) // WORLD
+        for mode in MODES:
+            # the plain all_reduce's gradient is 1/world_size of the full batch's; the differentiable ones are exact
+            param_scale = 1 / WORLD if mode == "plain" else 1.0
+            # before DDP averages: a differentiable all_reduce sums every rank's (identical) upstream gradient
+            input_scale = 1.0 if mode == "plain" else WORLD
+            key = f"{name}/{mode}"
+            for rank, got in enumerate(ranks):
+                where = f"{key}, rank {rank}"
+                np.testing.assert_allclose(got[f"{key}/value"], want["value"], rtol=1e-12, err_msg=where)
+                np.testing.assert_allclose(got[f"{key}/input"], input_scale * want["input"][rank * n:(rank + 1) * n],
+                                           rtol=1e-10, atol=1e-15, err_msg=f"{where}: input gradient")
+                for p_name in ("weight", "bias"):
+                    np.testing.assert_allclose(got[f"{key}/{p_name}"], param_scale * want[p_name], rtol=1e-10,
+                                               atol=1e-15, err_msg=f"{where}: DDP's gradient of {p_name}")
