@@ -6,7 +6,8 @@ have a session each, and ``tests-python-3.10`` and ``tests-python-3.13`` run Num
 oldest and newest Python that ``pyproject.toml`` claims, one environment each. Every test session
 prints its 20 slowest tests and runs hypothesis with the short, derandomized ``ci`` profile
 (tests/conftest.py); ``nox -s tests-numpy -- tests/test_properties.py --hypothesis-profile=slow``
-sweeps ten times the examples.
+sweeps ten times the examples. ``.ci/run`` runs two sessions at a time (``-j 2``): one session's
+install, collection and last slow test overlap another's tests.
 GPU sessions (``tests-cupy``, ``tests-torch-cuda``, ``tests-jax-gpu``) skip
 cleanly on a machine without an NVIDIA GPU; they install the CUDA 13 builds
 (the driver of the H200 machines is CUDA 13; a machine without network runs
@@ -23,6 +24,10 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
+# `nox -j 2` (what .ci/run runs) may run any two sessions at once: each has its own environment, and
+# hypothesis's ci profile keeps no example database. The sessions are defined longest first, the
+# order in which -j starts them.
+nox.options.allow_parallel = True
 
 PYTHON = "3.11"
 # The other Pythons pyproject.toml claims (requires-python >= 3.10; classifiers up to 3.13). JAX 0.7+
@@ -57,19 +62,6 @@ def _has_gpu() -> bool:
     return shutil.which("nvidia-smi") is not None
 
 
-@nox.session(name="tests-numpy", python=PYTHON, tags=["cpu"])
-def tests_numpy(session: nox.Session) -> None:
-    """NumPy and array-api-strict in one environment and one run (both need only the test tools)."""
-    session.install(TEST, "array-api-strict>=2.3")
-    _pytest(session, "numpy,array_api_strict")
-
-
-@nox.session(name="tests-torch", python=PYTHON, tags=["cpu"])
-def tests_torch(session: nox.Session) -> None:
-    session.install(TEST, TORCH, "keras>=3")
-    _pytest(session, "torch")
-
-
 @nox.session(name="tests-jax", python=PYTHON, tags=["cpu"])
 def tests_jax(session: nox.Session) -> None:
     """Every test module on JAX, the family modules running every public function under jax.jit
@@ -77,6 +69,12 @@ def tests_jax(session: nox.Session) -> None:
     ``tests-python-3.13``, which installs the same JAX, so that each jit check runs once."""
     session.install(TEST, "jax", "optax", "flax", "keras>=3")
     _pytest(session, "jax", "--ignore=tests/test_compile.py")
+
+
+@nox.session(name="tests-torch", python=PYTHON, tags=["cpu"])
+def tests_torch(session: nox.Session) -> None:
+    session.install(TEST, TORCH, "keras>=3")
+    _pytest(session, "torch")
 
 
 # What JAX runs on the extra Pythons: what differs between JAX versions (the dispatch layer and the
@@ -96,6 +94,13 @@ def tests_python(session: nox.Session) -> None:
     session.install(TEST, "jax")
     _pytest(session, "numpy")
     _pytest(session, "jax", *JAX_FAST)
+
+
+@nox.session(name="tests-numpy", python=PYTHON, tags=["cpu"])
+def tests_numpy(session: nox.Session) -> None:
+    """NumPy and array-api-strict in one environment and one run (both need only the test tools)."""
+    session.install(TEST, "array-api-strict>=2.3")
+    _pytest(session, "numpy,array_api_strict")
 
 
 @nox.session(name="parity", python=PYTHON, tags=["cpu"])
