@@ -1,6 +1,13 @@
-"""Sessions: one test session per backend, parity with peers, lint, docs, build, demo, bench.
+"""Sessions: the backend test sessions, parity with peers, lint, docs, build, demo, bench.
 
-``nox -t cpu`` runs the whole CPU matrix (what ``.ci/run`` and the README run).
+``nox -t cpu`` runs the whole CPU matrix (what ``.ci/run`` and the README run): the NumPy and
+array-api-strict backends share one environment and one pytest run (``tests-numpy``), torch and JAX
+have a session each, and ``tests-python-3.10`` and ``tests-python-3.13`` run NumPy and JAX on the
+oldest and newest Python that ``pyproject.toml`` claims, one environment each. Every test session
+prints its 20 slowest tests and runs hypothesis with the short, derandomized ``ci`` profile
+(tests/conftest.py); ``nox -s tests-numpy -- tests/test_properties.py --hypothesis-profile=slow``
+sweeps ten times the examples. ``.ci/run`` runs two sessions at a time (``-j 2``): one session's
+install, collection and last slow test overlap another's tests.
 GPU sessions (``tests-cupy``, ``tests-torch-cuda``, ``tests-jax-gpu``) skip
 cleanly on a machine without an NVIDIA GPU; they install the CUDA 13 builds
 (the driver of the H200 machines is CUDA 13; a machine without network runs
@@ -10,14 +17,22 @@ cleanly on a machine without an NVIDIA GPU; they install the CUDA 13 builds
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
+# `nox -j 2` (what .ci/run runs) may run any two sessions at once: each has its own environment, and
+# hypothesis's ci profile keeps no example database. The sessions are defined longest first, the
+# order in which -j starts them.
+nox.options.allow_parallel = True
 
 PYTHON = "3.11"
+# The other Pythons pyproject.toml claims (requires-python >= 3.10; classifiers up to 3.13). JAX 0.7+
+# needs 3.11, so 3.10 gets JAX 0.6 and Flax 0.10, whose NNX lacks what the Flax example uses.
+EXTRA_PYTHONS = ["3.10", "3.13"]
 # A CPU build of this torch lies on the CI machines' disk; an unpinned torch pulls a CUDA build.
 TORCH = "torch==2.13.*"
 # torchvision from PyPI imports only beside this (larger) torch; used only where torchvision is needed.
@@ -25,11 +40,21 @@ TORCH_WITH_VISION = ["torch==2.14.1", "torchvision==0.29.1"]
 TEST = ".[test]"
 
 
-def _pytest(session: nox.Session, backends: str) -> None:
-    """The backend-matrix tests (the peers' own parity tests have their own session), one worker per core."""
+def _pytest(session: nox.Session, backends: str, *args: str) -> None:
+    """The backend-matrix tests (the peers' own parity tests have their own session), one worker per core.
+
+    ``args`` (test files, ``--ignore=``) narrow the run. The 20 slowest tests are printed at the end,
+    and hypothesis runs its ``ci`` profile unless the command line names another.
+    """
+    posargs = session.posargs
+    profile = [] if any(a.startswith("--hypothesis-profile") for a in posargs) else ["--hypothesis-profile=ci"]
+    # test files named after `--` replace the session's own
+    paths = [a for a in args if not a.startswith("-")] or ["tests"]
+    if any(Path(a.split("::")[0]).exists() for a in posargs if not a.startswith("-")):
+        paths = []
     session.run(
-        "python", "-m", "pytest", "tests", "--ignore=tests/parity", "-n", "auto", *session.posargs,
-        env={"POLYLOSS_BACKENDS": backends},
+        "python", "-m", "pytest", *paths, *(a for a in args if a.startswith("-")), "--ignore=tests/parity",
+        "-n", "auto", "--durations=20", *profile, *posargs, env={"POLYLOSS_BACKENDS": backends},
     )
 
 
@@ -37,16 +62,13 @@ def _has_gpu() -> bool:
     return shutil.which("nvidia-smi") is not None
 
 
-@nox.session(name="tests-numpy", python=PYTHON, tags=["cpu"])
-def tests_numpy(session: nox.Session) -> None:
-    session.install(TEST)
-    _pytest(session, "numpy")
-
-
-@nox.session(name="tests-array_api_strict", python=PYTHON, tags=["cpu"])
-def tests_array_api_strict(session: nox.Session) -> None:
-    session.install(TEST, "array-api-strict>=2.3")
-    _pytest(session, "array_api_strict")
+@nox.session(name="tests-jax", python=PYTHON, tags=["cpu"])
+def tests_jax(session: nox.Session) -> None:
+    """Every test module on JAX, the family modules running every public function under jax.jit
+    (lazy_xp_modules) against its float64 reference; the compile matrix (jit against eager) runs in
+    ``tests-python-3.13``, which installs the same JAX, so that each jit check runs once."""
+    session.install(TEST, "jax", "optax", "flax", "keras>=3")
+    _pytest(session, "jax", "--ignore=tests/test_compile.py")
 
 
 @nox.session(name="tests-torch", python=PYTHON, tags=["cpu"])
@@ -55,10 +77,30 @@ def tests_torch(session: nox.Session) -> None:
     _pytest(session, "torch")
 
 
-@nox.session(name="tests-jax", python=PYTHON, tags=["cpu"])
-def tests_jax(session: nox.Session) -> None:
-    session.install(TEST, "jax", "optax", "flax", "keras>=3")
-    _pytest(session, "jax")
+# What JAX runs on the extra Pythons: what differs between JAX versions (the dispatch layer and the
+# input checks, every export under jax.jit against eager, value and gradient, the sharded all_reduce).
+# The documents' JAX blocks run in the NumPy pass before it (test_snippets runs every block whose
+# frameworks are installed, whatever the backend).
+JAX_FAST = ["tests/test_xp.py", "tests/test_inputs.py", "tests/test_compile.py", "tests/test_all_reduce.py"]
+
+
+@nox.session(name="tests-python", python=EXTRA_PYTHONS, tags=["cpu"])
+def tests_python(session: nox.Session) -> None:
+    """The other Pythons pyproject.toml claims, in one environment each: NumPy, every test; JAX, JAX_FAST.
+
+    3.10 gets the last JAX that supports it (0.6) and no Flax or optax (the Flax example needs Flax
+    0.11, which needs 3.11); 3.13 gets the newest JAX.
+    """
+    session.install(TEST, "jax")
+    _pytest(session, "numpy")
+    _pytest(session, "jax", *JAX_FAST)
+
+
+@nox.session(name="tests-numpy", python=PYTHON, tags=["cpu"])
+def tests_numpy(session: nox.Session) -> None:
+    """NumPy and array-api-strict in one environment and one run (both need only the test tools)."""
+    session.install(TEST, "array-api-strict>=2.3")
+    _pytest(session, "numpy,array_api_strict")
 
 
 @nox.session(name="parity", python=PYTHON, tags=["cpu"])

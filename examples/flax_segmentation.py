@@ -1,9 +1,11 @@
-"""A small Flax U-Net trained with a polyloss region loss on the imbalanced synthetic set.
+"""A small Flax NNX U-Net trained with a polyloss region loss on the imbalanced synthetic set.
 
-Channels-last throughout (``class_axis=-1``); the whole training step (forward,
-loss, gradient, optax Adam update) is one ``jax.jit``-compiled function.
+Flax's NNX API: the model is a plain Python object holding its parameters,
+``nnx.Optimizer`` wraps an optax Adam, and the whole training step (forward,
+loss, gradient, update) is one ``nnx.jit``-compiled function that updates the
+model and the optimizer in place. Channels-last throughout (``class_axis=-1``).
 
-    python examples/flax_segmentation.py                       # Dice + CE, 400 steps, about 20 s on 2 CPU cores
+    python examples/flax_segmentation.py                       # Dice + CE, 400 steps
     python examples/flax_segmentation.py --loss lovasz_softmax_loss
     python examples/flax_segmentation.py --smoke               # a few steps
 
@@ -13,17 +15,17 @@ Needs ``pip install flax optax`` besides polyloss and jax.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from _data import CLASSES, NUM_CLASSES, batches, make_segmentation, mean_iou
+from flax import nnx
 
 import polyloss as pl
 
@@ -34,28 +36,40 @@ LOSSES = (
 )
 
 
-class UNet(nn.Module):
+class Block(nnx.Module):
+    """Two 3x3 convolutions, each followed by a ReLU."""
+
+    def __init__(self, cin: int, cout: int, *, rngs: nnx.Rngs) -> None:
+        self.conv1 = nnx.Conv(cin, cout, (3, 3), rngs=rngs)
+        self.conv2 = nnx.Conv(cout, cout, (3, 3), rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return nnx.relu(self.conv2(nnx.relu(self.conv1(x))))
+
+
+class UNet(nnx.Module):
     """U-Net (Ronneberger et al. 2015) in miniature: two 3x3 convs per level, max-pool down, transposed conv up."""
 
-    num_classes: int
-    features: Sequence[int] = (16, 32, 64)
+    def __init__(self, in_channels: int, num_classes: int, features: Sequence[int] = (16, 32, 64), *,
+                 rngs: nnx.Rngs) -> None:
+        widths = [in_channels, *features]
+        self.down = nnx.List([Block(a, b, rngs=rngs) for a, b in itertools.pairwise(widths[:-1])])
+        self.bottom = Block(features[-2], features[-1], rngs=rngs)
+        pairs = list(zip(features[:0:-1], features[-2::-1], strict=True))  # (from, to) going up
+        self.up = nnx.List([nnx.ConvTranspose(a, b, (2, 2), strides=(2, 2), rngs=rngs) for a, b in pairs])
+        self.merge = nnx.List([Block(2 * b, b, rngs=rngs) for _, b in pairs])
+        self.head = nnx.Conv(features[0], num_classes, (1, 1), rngs=rngs)
 
-    @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        def block(h: jax.Array, f: int) -> jax.Array:
-            h = nn.relu(nn.Conv(f, (3, 3))(h))
-            return nn.relu(nn.Conv(f, (3, 3))(h))
-
         skips = []
-        for f in self.features[:-1]:
-            x = block(x, f)
+        for down in self.down:
+            x = down(x)
             skips.append(x)
-            x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        x = block(x, self.features[-1])
-        for f, skip in zip(reversed(self.features[:-1]), reversed(skips), strict=True):
-            x = nn.ConvTranspose(f, (2, 2), strides=(2, 2))(x)
-            x = block(jnp.concatenate([x, skip], axis=-1), f)
-        return nn.Conv(self.num_classes, (1, 1))(x)
+            x = nnx.max_pool(x, (2, 2), strides=(2, 2))
+        x = self.bottom(x)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
+            x = merge(jnp.concatenate([up(x), skip], axis=-1))
+        return self.head(x)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,31 +90,33 @@ def main(argv: list[str] | None = None) -> int:
 
     x_train, y_train = make_segmentation(n_train, seed=args.seed, split="train")
     x_eval, y_eval = make_segmentation(n_eval, seed=args.seed, split="eval")
-    model = UNet(num_classes=NUM_CLASSES)
-    params = model.init(jax.random.key(args.seed), x_train[:1])
-    optimizer = optax.adam(args.lr)
-    opt_state = optimizer.init(params)
-    print(f"flax U-Net, {sum(a.size for a in jax.tree.leaves(params)):,} parameters; loss polyloss.{args.loss}"
+    model = UNet(x_train.shape[-1], NUM_CLASSES, rngs=nnx.Rngs(args.seed))
+    optimizer = nnx.Optimizer(model, optax.adam(args.lr), wrt=nnx.Param)
+    n_params = sum(a.size for a in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    print(f"flax NNX U-Net, {n_params:,} parameters; loss polyloss.{args.loss}"
           f"(class_axis=-1); {n_train} train / {n_eval} eval images {x_train.shape[1:]}")
 
-    @jax.jit
-    def step(params: Any, opt_state: Any, x: jax.Array, y: jax.Array) -> tuple[Any, Any, jax.Array]:
-        def objective(params: Any) -> jax.Array:
-            return loss_fn(model.apply(params, x), y, class_axis=-1)
+    @nnx.jit
+    def step(model: UNet, optimizer: nnx.Optimizer, x: jax.Array, y: jax.Array) -> jax.Array:
+        def objective(model: UNet) -> jax.Array:
+            return loss_fn(model(x), y, class_axis=-1)
 
-        loss, grads = jax.value_and_grad(objective)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        loss, grads = nnx.value_and_grad(objective)(model)
+        optimizer.update(model, grads)  # in place: the model's parameters and Adam's state
+        return loss
 
-    predict = jax.jit(lambda params, x: jnp.argmax(model.apply(params, x), axis=-1))
+    @nnx.jit
+    def predict(model: UNet, x: jax.Array) -> jax.Array:
+        return jnp.argmax(model(x), axis=-1)
+
     start = time.perf_counter()
     for i, idx in enumerate(batches(n_train, args.batch_size, steps, seed=args.seed), start=1):
-        params, opt_state, loss = step(params, opt_state, x_train[idx], y_train[idx])
+        loss = step(model, optimizer, x_train[idx], y_train[idx])
         if i % max(1, steps // 8) == 0 or i == steps:
-            miou, _ = mean_iou(np.asarray(predict(params, x_eval)), y_eval)
+            miou, _ = mean_iou(np.asarray(predict(model, x_eval)), y_eval)
             print(f"step {i:4d}/{steps}  loss {float(loss):.4f}  eval mean IoU {miou:.3f}  "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
-    miou, per_class = mean_iou(np.asarray(predict(params, x_eval)), y_eval)
+    miou, per_class = mean_iou(np.asarray(predict(model, x_eval)), y_eval)
     print(f"final eval mean IoU {miou:.3f} (all-background baseline 0.000); per class: "
           + ", ".join(f"{c} {v:.3f}" for c, v in zip(CLASSES, per_class, strict=True)))
     return 0

@@ -19,7 +19,8 @@ for flakes); an integer replays a base. The seed is printed, so a failure
 shows it with the replay command. ``POLYLOSS_SEEDS=K`` repeats every test
 that takes ``rng`` over K derived seeds (``tests/seed_sweep.py`` drives it).
 Hypothesis runs derandomized (its examples depend on the test only) except
-in random mode.
+in random mode; profiles ``ci``, ``dev`` (the default) and ``slow`` are
+registered below (``--hypothesis-profile=NAME``).
 """
 
 from __future__ import annotations
@@ -63,9 +64,20 @@ SEED_ROUNDS = int(os.environ.get("POLYLOSS_SEEDS", "1"))
 try:
     from hypothesis import settings as _hypothesis_settings
 
+    # Examples per property test and backend: JAX compiles every primitive for every new shape when
+    # run eagerly, so a session that runs JAX takes fewer.
+    _EXAMPLES = 12 if any(b.startswith("jax") for b in BACKENDS) else 25
     # deadline=None: a first call under jax.jit or torch.compile compiles, which says nothing about speed.
-    _hypothesis_settings.register_profile("polyloss", derandomize=SEED_MODE != "random", deadline=None)
-    _hypothesis_settings.load_profile("polyloss")
+    # "ci" (what every nox session loads): short, derandomized, no example database, the failing example's
+    # blob printed; "dev" (the default): the same bounds, random in POLYLOSS_SEED=random mode;
+    # "slow" (``--hypothesis-profile=slow``): ten times the examples, fresh ones each run (a sweep).
+    _hypothesis_settings.register_profile("ci", max_examples=_EXAMPLES, derandomize=True, deadline=None,
+                                          database=None, print_blob=True)
+    _hypothesis_settings.register_profile("dev", max_examples=_EXAMPLES, derandomize=SEED_MODE != "random",
+                                          deadline=None)
+    _hypothesis_settings.register_profile("slow", max_examples=10 * _EXAMPLES, derandomize=False, deadline=None,
+                                          print_blob=True)
+    _hypothesis_settings.load_profile("dev")  # --hypothesis-profile NAME, read after this, loads NAME instead
 except ImportError:  # pragma: no cover - hypothesis is a test dependency
     pass
 

@@ -178,3 +178,18 @@ def test_torch_compile_smoke() -> None:
     _require("torch")
     out = _run("torch_segmentation.py", "--smoke", "--compile", "--compile-backend", "aot_eager")
     assert "under torch.compile" in out and "final eval mean IoU" in out
+
+
+def test_ddp_smoke() -> None:
+    """Two gloo ranks under torchrun (``--standalone``: a free port); each step's loss is the whole batch's."""
+    _require("torch")
+    import torch
+
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("this torch build has no torch.distributed with gloo")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(EXAMPLES / "ddp_segmentation.py"), "--smoke"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=ENV)
+    assert proc.returncode == 0, f"{' '.join(command)} failed:\n{proc.stdout}\n{proc.stderr}"
+    assert "DDP over 2 rank(s) (gloo)" in proc.stdout and "final eval mean IoU" in proc.stdout
+    assert proc.stdout.count("step ") == 3  # printed by rank 0 only

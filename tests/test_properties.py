@@ -1,8 +1,10 @@
 """Properties of the segmentation losses over random shapes, dtypes and masks (hypothesis).
 
-Examples are derandomized (a fixed sequence per test, so CI never depends on
-the clock) and bounded (``MAX_EXAMPLES`` per test and backend: 25, or 12 in a
-session that runs JAX, whose eager mode compiles each primitive per shape). Shapes
+How many examples, and whether derandomized, is the loaded hypothesis profile's
+(tests/conftest.py): ``ci`` and the default take a fixed sequence per test (CI
+never depends on the clock) of 25 examples per test and backend, or 12 in a
+session that runs JAX, whose eager mode compiles each primitive per shape;
+``--hypothesis-profile=slow`` sweeps many more. Shapes
 include empty batches, empty spatial axes and 1x1 images; label dtypes every
 integer width the backend has; prediction dtypes half to double; masks with
 nothing, some or everything ignored. The losses run eagerly here (no
@@ -10,8 +12,6 @@ nothing, some or everything ignored. The losses run eagerly here (no
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
@@ -23,9 +23,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-# JAX compiles every primitive for every new shape when run eagerly: a JAX session takes fewer examples
-MAX_EXAMPLES = 12 if "jax" in os.environ.get("POLYLOSS_BACKENDS", "jax") else 25
-SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+# max_examples and derandomize: the profile loaded by tests/conftest.py (or --hypothesis-profile)
+SETTINGS = settings(deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 REGION = ["dice_loss", "jaccard_loss", "tversky_loss", "focal_tversky_loss", "generalized_dice_loss",

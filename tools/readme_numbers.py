@@ -1,24 +1,26 @@
-"""Write every measured number of README.md from the files the measuring scripts wrote.
+"""Write every measured number of README.md and docs/benchmarks.md from the files the measuring scripts wrote.
 
-README.md holds marked regions, ``<!-- begin: NAME ... -->`` ... ``<!-- end: NAME -->``; this
+The documents hold marked regions, ``<!-- begin: NAME ... -->`` ... ``<!-- end: NAME -->``; this
 script renders each region from its source file and replaces it. Nothing between the markers is
 edited by hand, and ``tests/test_snippets.py`` fails when a region differs from what its source
-renders, so the README cannot drift from the measurements.
+renders, so the documents cannot drift from the measurements.
 
-============  =====================================  ======================================
-region        source                                 written by
-============  =====================================  ======================================
-demo-table    ``examples/results/demo.json``         ``python examples/demo.py`` (``nox -s demo``),
-                                                     copied there with ``--demo``
-demo-thin     ``examples/results/demo.json``         the same run (its thin-structure task)
-ci-duration   ``.ci/last-run.json``                  ``.ci/run`` (times ``nox -t cpu``)
-bench-table   ``benchmarks/results/cpu.md``          ``nox -s bench`` (``benchmarks/run.py``)
-bench-targets ``benchmarks/results/cpu.md``          the same run, read against issue 12's targets
-============  =====================================  ======================================
+============  ======================  =============================  ======================================
+region        document                source                         written by
+============  ======================  =============================  ======================================
+demo-table    README.md               ``examples/results/demo.json`` ``python examples/demo.py``
+                                                                     (``nox -s demo``), copied there with
+                                                                     ``--demo``
+demo-thin     README.md               ``examples/results/demo.json`` the same run (its thin-structure task)
+ci-duration   README.md               ``.ci/last-run.json``          ``.ci/run`` (times ``nox -t cpu``)
+bench-table   docs/benchmarks.md      ``benchmarks/results/cpu.md``  ``nox -s bench`` (``benchmarks/run.py``)
+bench-targets docs/benchmarks.md      ``benchmarks/results/cpu.md``  the same run, read against the
+                                                                     performance targets (``TARGETS``)
+============  ======================  =============================  ======================================
 
-    python tools/readme_numbers.py                                # re-render README.md from the sources
+    python tools/readme_numbers.py                                # re-render the documents from the sources
     python tools/readme_numbers.py --demo examples/out/demo.json  # adopt a new demo run, then re-render
-    python tools/readme_numbers.py --check                        # exit 1 if README.md is out of date
+    python tools/readme_numbers.py --check                        # exit 1 if a document is out of date
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+BENCH_DOC = ROOT / "docs" / "benchmarks.md"
 DEMO_JSON = ROOT / "examples" / "results" / "demo.json"
 CI_JSON = ROOT / ".ci" / "last-run.json"
 BENCH_MD = ROOT / "benchmarks" / "results" / "cpu.md"
@@ -150,7 +153,7 @@ def render_bench(path: Path = BENCH_MD) -> str:
 
 
 class Target(NamedTuple):
-    """One of issue 12's targets, read off a row of the benchmark file (the worst of its runs).
+    """One performance target, read off a row of the benchmark file (the worst of its runs).
 
     ``row`` and ``versus`` are (section, case, backend, implementation) regexes, the case matched from its
     start. With ``versus`` the
@@ -246,7 +249,7 @@ def _find(rows: list[dict[str, str]], key: tuple[str, str, str, str]) -> list[di
 
 
 def render_targets(path: Path = BENCH_MD) -> str:
-    """Issue 12's targets against the benchmark file: the measured range, met (every run) or missed, and why."""
+    """The performance targets against the benchmark file: the measured range, met (every run) or missed, and why."""
     rows = _table_rows(path.read_text())
     lines = ["| target | measured | |", "|---|---:|---|"]
     causes = []
@@ -273,6 +276,9 @@ def render_targets(path: Path = BENCH_MD) -> str:
 RENDERERS: dict[str, Callable[[], str]] = {"demo-table": render_demo, "demo-thin": render_demo_thin,
                                            "ci-duration": render_ci, "bench-table": render_bench,
                                            "bench-targets": render_targets}
+# which document holds which regions (each region lives in exactly one)
+DOCUMENTS: dict[Path, tuple[str, ...]] = {README: ("demo-table", "demo-thin", "ci-duration"),
+                                          BENCH_DOC: ("bench-table", "bench-targets")}
 
 
 def regions(text: str) -> dict[str, str]:
@@ -294,20 +300,23 @@ def rewrite(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--demo", type=Path, help="a demo.json written by examples/demo.py: copied to " + str(DEMO_JSON))
-    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if README.md is out of date")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a document is out of date")
     args = p.parse_args(argv)
     if args.demo:
         shutil.copyfile(args.demo, DEMO_JSON)
-    text = README.read_text()
-    new = rewrite(text)
-    if args.check:
-        stale = [name for name, body in regions(new).items() if regions(text)[name] != body]
-        if stale:
-            print(f"README.md is stale in {', '.join(stale)}: run python tools/readme_numbers.py", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(new)
-    print(f"README.md: regions {', '.join(regions(new))} rendered")
+    stale = []
+    for path in DOCUMENTS:
+        text = path.read_text()
+        new = rewrite(text)
+        name = path.relative_to(ROOT)
+        if args.check:
+            stale += [f"{name}: {region}" for region, body in regions(new).items() if regions(text)[region] != body]
+            continue
+        path.write_text(new)
+        print(f"{name}: regions {', '.join(regions(new))} rendered")
+    if stale:
+        print(f"stale: {'; '.join(stale)}: run python tools/readme_numbers.py", file=sys.stderr)
+        return 1
     return 0
 
 
