@@ -38,6 +38,7 @@ TORCH = "torch==2.13.*"
 # torchvision from PyPI imports only beside this (larger) torch; used only where torchvision is needed.
 TORCH_WITH_VISION = ["torch==2.14.1", "torchvision==0.29.1"]
 TEST = ".[test]"
+TEST_COCO = ".[test,coco]"  # + pycocotools: examples/set_prediction.py scores its detectors with it
 
 
 def _pytest(session: nox.Session, backends: str, *args: str) -> None:
@@ -67,13 +68,13 @@ def tests_jax(session: nox.Session) -> None:
     """Every test module on JAX, the family modules running every public function under jax.jit
     (lazy_xp_modules) against its float64 reference; the compile matrix (jit against eager) runs in
     ``tests-python-3.13``, which installs the same JAX, so that each jit check runs once."""
-    session.install(TEST, "jax", "optax", "flax", "keras>=3")
+    session.install(TEST_COCO, "jax", "optax", "flax", "keras>=3")
     _pytest(session, "jax", "--ignore=tests/test_compile.py")
 
 
 @nox.session(name="tests-torch", python=PYTHON, tags=["cpu"])
 def tests_torch(session: nox.Session) -> None:
-    session.install(TEST, TORCH, "keras>=3")
+    session.install(TEST_COCO, TORCH, "keras>=3")
     _pytest(session, "torch")
 
 
