@@ -273,3 +273,68 @@ def test_jax_jit(backend, rng, form, squared, activation):
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(to_numpy(g), to_numpy(w), rtol=1e-12, atol=1e-14)
 
+
+
+# --------------------------------------------------------------------------- #
+# torch usage modes: double backward, torch.func, autocast (the fused Function against the unfused composition)
+# --------------------------------------------------------------------------- #
+
+
+def _torch_or_skip(backend):
+    if not backend.is_torch:
+        pytest.skip("the autograd.Function is torch's")
+    import torch
+
+    return torch
+
+
+def _curved(impl, backend, t, v, a, b, kw):
+    """A scalar that is not linear in the sums, so its Hessian holds both the softmax's and the ratio's curvature."""
+
+    def f(z):
+        s = impl(backend, z, t, v, **kw)
+        return backend.xp.sum(a * s.tp / (s.psum + s.tsum + 1.0) + b * s.psum * s.psum)
+
+    return f
+
+
+@OPTIONS
+def test_torch_double_backward_equals_unfused(backend, rng, axis, activation, form, masked, squared):
+    """Gradient (with create_graph) and a Hessian-vector product through it equal the unfused composition's."""
+    torch = _torch_or_skip(backend)
+    x, target, valid = make_inputs(rng, axis=axis, form=form, masked=masked)
+    _, t, v = on(backend, x, target, valid)
+    a, b = (backend.asarray(rng.normal(size=(N, C))) for _ in range(2))
+    direction = backend.asarray(rng.normal(size=x.shape))
+    kw = dict(axis=axis, activation=activation, squared=squared)
+    results = []
+    for impl in (fused, unfused):
+        z = backend.asarray(x).requires_grad_(True)
+        (grad,) = torch.autograd.grad(_curved(impl, backend, t, v, a, b, kw)(z), z, create_graph=True)
+        (hvp,) = torch.autograd.grad(torch.sum(grad * direction), z)
+        results.append((grad.detach(), hvp))
+    (grad, hvp), (want_grad, want_hvp) = results
+    assert_close(grad, to_numpy(want_grad), rtol=1e-10, atol=1e-12)
+    assert float(torch.linalg.vector_norm(want_hvp)) > 1e-3  # the check below can fail
+    assert_close(hvp, to_numpy(want_hvp), rtol=1e-9, atol=1e-11)  # float64, two summation orders
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_torch_hessian_vector_product_matches_finite_differences(backend, rng, squared):
+    """An independent check of the second derivative: central differences of the first-order gradient."""
+    torch = _torch_or_skip(backend)
+    x, target, valid = make_inputs(rng, axis=1, form="labels", masked=True, n=2, c=3, m=7)
+    _, t, v = on(backend, x, target, valid)
+    a, b = (backend.asarray(rng.normal(size=(2, 3))) for _ in range(2))
+    f = _curved(fused, backend, t, v, a, b, dict(axis=1, activation="softmax", squared=squared))
+    direction = rng.normal(size=x.shape)
+    z = backend.asarray(x).requires_grad_(True)
+    (grad,) = torch.autograd.grad(f(z), z, create_graph=True)
+    (hvp,) = torch.autograd.grad(torch.sum(grad * backend.asarray(direction)), z)
+
+    def first(shift):
+        z = backend.asarray(x + shift * direction).requires_grad_(True)
+        return to_numpy(torch.autograd.grad(f(z), z)[0])
+
+    eps = 1e-5
+    assert_close(hvp, (first(eps) - first(-eps)) / (2 * eps), rtol=1e-6, atol=1e-8)

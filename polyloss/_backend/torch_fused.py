@@ -19,6 +19,12 @@ matrix-vector product), ``a`` scattered in at the labels, times ``p`` in
 place: no second full-size buffer. Scatters at the labels accumulate in
 float64 (a sequential float32 one drifts by 1e-5 over 10^6 pixels); they
 touch ``(N, M)`` values, not ``(N, C, M)``.
+
+Second derivatives: ``p`` is saved untracked, so the in-place fast backward
+is invisible to autograd. When the backward itself is recorded
+(``create_graph=True``: Hessian-vector products, gradient penalties), it
+recomputes ``p`` from the saved logits and writes the same closed form in
+out-of-place ops instead, which autograd differentiates again.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ class FusedClassSums(torch.autograd.Function):
             zeros = torch.zeros((x.shape[0], x.shape[axis]), dtype=wide, device=x.device)
             tp = zeros.scatter_add(1, target, at_label.to(wide)).to(x.dtype)
             tsum = zeros.scatter_add(1, target, counted).to(x.dtype)
-            pm, saved = p, (p, target, at_label)
+            pm, saved = p, (x, target, valid, p, at_label)
         else:  # an element mask: a masked class still moves its pixel's softmax, so p stays whole
             t = target.to(x.dtype)
             pm = p
@@ -58,7 +64,7 @@ class FusedClassSums(torch.autograd.Function):
                 t, pm = torch.where(valid, t, 0), torch.where(valid, p, 0)
             tp = _dot(pm, t, axis)
             tsum = (t.square() if squared else t).sum(pix)
-            saved = (p, target, valid)
+            saved = (x, target, valid, p, None)
         psum = _dot(pm, pm, axis) if squared else pm.sum(pix)
         ctx.save_for_backward(*saved)
         ctx.axis, ctx.use_sigmoid, ctx.squared = axis, use_sigmoid, squared
@@ -67,8 +73,11 @@ class FusedClassSums(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_psum: Any, grad_tp: Any, grad_tsum: Any) -> Any:
-        p, target, extra = ctx.saved_tensors  # extra: p at the labels (labels), or the element mask (dense)
+        x, target, valid, p, at_label = ctx.saved_tensors  # at_label: p at the labels (None for dense targets)
         axis, pix, squared = ctx.axis, 3 - ctx.axis, ctx.squared
+        if torch.is_grad_enabled():  # create_graph: a gradient autograd can differentiate again
+            g = _differentiable_grad(x, target, valid, grad_psum, grad_tp, axis, ctx.use_sigmoid, squared)
+            return g, None, None, None, None, None
         b = grad_psum.unsqueeze(pix)
         if target.ndim == 2:
             y = target.unsqueeze(axis)
@@ -77,7 +86,7 @@ class FusedClassSums(torch.autograd.Function):
                 g = p * (2 * b) if squared else b.expand(p.shape).contiguous()
                 g.scatter_add_(axis, y, a_y).mul_(p)
                 return g.addcmul_(g, p, value=-1), None, None, None, None, None
-            at_label = extra.unsqueeze(axis)  # p_y
+            at_label = at_label.unsqueeze(axis)  # p_y
             if squared:  # W = 2 b p + a at the label: p W - p S with S = sum_c p W
                 g = torch.mul(p, 2 * b).mul_(p)
                 g.addcmul_(p, g.sum(axis, keepdim=True).addcmul_(at_label, a_y), value=-1)
@@ -94,12 +103,32 @@ class FusedClassSums(torch.autograd.Function):
             g.addcmul_(p, b, value=2)
         else:
             g.add_(b)
-        if extra is not None:
-            g.masked_fill_(~extra, 0)
+        if valid is not None:
+            g.masked_fill_(~valid, 0)
         g.mul_(p)  # p W
         if ctx.use_sigmoid:
             return g.addcmul_(g, p, value=-1), None, None, None, None, None  # p (1 - p) W
         return g.addcmul_(p, g.sum(axis, keepdim=True), value=-1), None, None, None, None, None  # p (W - sum_k p W)
+
+
+def _differentiable_grad(x: Any, target: Any, valid: Any, grad_psum: Any, grad_tp: Any, axis: int,
+                         use_sigmoid: bool, squared: bool) -> Any:
+    """The closed-form gradient in out-of-place ops of ``x`` (``p`` recomputed), so that autograd can
+    differentiate it again (double backward, Hessian-vector products, gradient penalties)."""
+    pix = 3 - axis
+    p = _activate(x, axis, use_sigmoid)
+    if target.ndim == 2:
+        classes = torch.arange(x.shape[axis], device=x.device).view((-1, 1) if axis == 1 else (-1,))
+        t = (target.unsqueeze(axis) == classes).to(x.dtype)
+        mask = None if valid is None else valid.unsqueeze(axis)
+    else:
+        t, mask = target.to(x.dtype), valid
+    w = grad_tp.unsqueeze(pix) * t + grad_psum.unsqueeze(pix) * (2 * p if squared else 1)
+    if mask is not None:
+        w = torch.where(mask, w, 0)
+    if use_sigmoid:
+        return p * (1 - p) * w
+    return p * (w - (p * w).sum(axis, keepdim=True))
 
 
 def _dot(u: Any, v: Any, axis: int) -> Any:
