@@ -338,3 +338,59 @@ def test_torch_hessian_vector_product_matches_finite_differences(backend, rng, s
 
     eps = 1e-5
     assert_close(hvp, (first(eps) - first(-eps)) / (2 * eps), rtol=1e-6, atol=1e-8)
+
+
+@pytest.fixture
+def generic_only(monkeypatch):
+    """``_backend`` with every native table emptied: the unfused composition in the namespace's plain ops."""
+    from polyloss import _backend
+
+    monkeypatch.setattr(_backend, "NATIVE", {kind: {} for kind in _backend.NATIVE})
+
+
+def _torch_fused(z, t, v, **kw):
+    """The torch Function itself (the reference below runs with the native tables emptied)."""
+    from polyloss._backend.torch_fused import fused_class_sums as torch_sums
+
+    return _fused.SoftSums(*torch_sums(z, t, v, kw["axis"], kw["activation"] == "sigmoid", kw["squared"]))
+
+
+@OPTIONS
+def test_torch_func_transforms_equal_unfused(backend, rng, generic_only, axis, activation, form, masked, squared):
+    """``torch.func``: per-sample gradients (``vmap(grad)``), ``jacrev`` and ``hessian`` (forward over reverse)."""
+    torch = _torch_or_skip(backend)
+    func = torch.func
+    x, target, valid = make_inputs(rng, axis=axis, form=form, masked=masked, n=3, c=4, m=6)
+    xs, t, v = on(backend, x, target, valid)
+    v = torch.ones(t.shape, dtype=torch.bool) if v is None else v  # vmap needs an array to map over
+    kw = dict(axis=axis, activation=activation, squared=squared)
+    impls = {"fused": _torch_fused, "unfused": lambda z, t, v, **kw: _fused._generic_sums(z, t, v, xp=backend.xp, **kw)}
+
+    def scalar(impl):
+        def f(z, t, v):
+            s = impl(z[None], t[None], v[None], **kw)
+            return torch.sum(s.tp / (s.psum + s.tsum + 1.0) + s.psum * s.psum)
+
+        return f
+
+    got, want = ({"per_sample": func.vmap(func.grad(scalar(impl)))(xs, t, v),
+                  "jacrev": func.jacrev(lambda z, impl=impl: impl(z, t, v, **kw).tp)(xs),
+                  "hessian": func.hessian(lambda z, impl=impl: scalar(impl)(z, t[0], v[0]))(xs[0])}
+                 for impl in impls.values())
+    for name in got:
+        assert got[name].shape == want[name].shape, name
+        assert_close(got[name], to_numpy(want[name]), rtol=1e-10, atol=1e-12)
+
+
+def test_torch_func_grad_of_region_losses(backend, rng):
+    """``torch.func.grad`` of the public losses (the fused path) equals ``backward()``'s gradient."""
+    torch = _torch_or_skip(backend)
+    import polyloss as pl
+
+    x = backend.asarray(random_logits(rng, (2, 3, 5, 4)))
+    y = backend.asarray(random_labels(rng, (2, 5, 4), 3))
+    for loss in (pl.dice_loss, pl.jaccard_loss, pl.tversky_loss, lambda z, y: pl.dice_loss(z, y, squared=True)):
+        got = torch.func.grad(lambda z, loss=loss: loss(z, y))(x)
+        z = x.clone().requires_grad_(True)
+        loss(z, y).backward()
+        assert_close(got, to_numpy(z.grad), rtol=1e-12, atol=1e-14)

@@ -39,16 +39,24 @@ def _activate(x: Any, axis: int, use_sigmoid: bool) -> Any:
 
 
 class FusedClassSums(torch.autograd.Function):
-    """``SoftSums`` of ``activate(x)``; saves ``p`` (0 at ignored pixels) and the targets for the backward."""
+    """``SoftSums`` of ``activate(x)``, and ``p`` (0 at ignored pixels) and ``p`` at the labels for the backward.
+
+    Forward and ``setup_context`` are apart and the vmap rule generated, so
+    ``torch.func`` (``grad``, ``vmap``, ``jacrev``) transforms it; the two
+    extra outputs carry what the backward reads (``setup_context`` sees only
+    inputs and outputs) and are not differentiable.
+    """
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx: Any, x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bool, squared: bool) -> Any:
+    def forward(x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bool, squared: bool) -> Any:
         pix = 3 - axis
-        labels = target.ndim == 2
         p = _activate(x, axis, use_sigmoid)
-        if labels:  # the mask covers whole pixels: zero p there in place, so no sum and no gradient sees them
-            if valid is not None:
-                p.masked_fill_(~valid.unsqueeze(axis), 0)
+        if target.ndim == 2:  # the mask covers whole pixels: zero p there, so no sum and no gradient sees them
+            if valid is not None:  # in place, but for functorch (a batched mask on an unbatched p)
+                hidden = ~valid.unsqueeze(axis)
+                p = p.masked_fill(hidden, 0) if torch._C._are_functorch_transforms_active() else p.masked_fill_(hidden, 0)
             wide = torch.float64 if torch.finfo(x.dtype).bits <= 32 else x.dtype
             at_label = torch.gather(p, axis, target.unsqueeze(axis)).squeeze(axis)  # 0 where ignored
             counted = torch.ones((), dtype=wide, device=x.device).expand(target.shape) if valid is None \
@@ -56,59 +64,114 @@ class FusedClassSums(torch.autograd.Function):
             zeros = torch.zeros((x.shape[0], x.shape[axis]), dtype=wide, device=x.device)
             tp = zeros.scatter_add(1, target, at_label.to(wide)).to(x.dtype)
             tsum = zeros.scatter_add(1, target, counted).to(x.dtype)
-            pm, saved = p, (x, target, valid, p, at_label)
-        else:  # an element mask: a masked class still moves its pixel's softmax, so p stays whole
-            t = target.to(x.dtype)
             pm = p
+        else:  # an element mask: a masked class still moves its pixel's softmax, so p stays whole
+            t, pm = target.to(x.dtype), p
             if valid is not None:
                 t, pm = torch.where(valid, t, 0), torch.where(valid, p, 0)
             tp = _dot(pm, t, axis)
             tsum = (t.square() if squared else t).sum(pix)
-            saved = (x, target, valid, p, None)
+            at_label = x.new_zeros(())  # unused
         psum = _dot(pm, pm, axis) if squared else pm.sum(pix)
-        ctx.save_for_backward(*saved)
-        ctx.axis, ctx.use_sigmoid, ctx.squared = axis, use_sigmoid, squared
-        ctx.mark_non_differentiable(tsum)
-        return psum, tp, tsum
+        return psum, tp, tsum, p, at_label
 
     @staticmethod
-    def backward(ctx: Any, grad_psum: Any, grad_tp: Any, grad_tsum: Any) -> Any:
-        x, target, valid, p, at_label = ctx.saved_tensors  # at_label: p at the labels (None for dense targets)
-        axis, pix, squared = ctx.axis, 3 - ctx.axis, ctx.squared
-        if torch.is_grad_enabled():  # create_graph: a gradient autograd can differentiate again
-            g = _differentiable_grad(x, target, valid, grad_psum, grad_tp, axis, ctx.use_sigmoid, squared)
-            return g, None, None, None, None, None
-        b = grad_psum.unsqueeze(pix)
-        if target.ndim == 2:
-            y = target.unsqueeze(axis)
-            a_y = torch.gather(grad_tp, 1, target).unsqueeze(axis)
-            if ctx.use_sigmoid:  # p (1 - p) W, W = b (2 b p when squared) + a at the label
-                g = p * (2 * b) if squared else b.expand(p.shape).contiguous()
-                g.scatter_add_(axis, y, a_y).mul_(p)
-                return g.addcmul_(g, p, value=-1), None, None, None, None, None
-            at_label = at_label.unsqueeze(axis)  # p_y
-            if squared:  # W = 2 b p + a at the label: p W - p S with S = sum_c p W
-                g = torch.mul(p, 2 * b).mul_(p)
-                g.addcmul_(p, g.sum(axis, keepdim=True).addcmul_(at_label, a_y), value=-1)
-                return g.scatter_add_(axis, y, a_y.mul_(at_label)), None, None, None, None, None
-            # (W - S) p with S = b . p + a_y p_y, built in the (N, M) buffer of a_y
-            s = a_y.mul_(at_label)
-            s = s.baddbmm_(grad_psum.unsqueeze(1), p) if axis == 1 else s.baddbmm_(p, grad_psum.unsqueeze(2))
-            g = b - s
-            del s, a_y  # before the next (N, M) buffer: the peak is p, the gradient, p_y and S
-            g.scatter_add_(axis, y, torch.gather(grad_tp, 1, target).unsqueeze(axis))
-            return g.mul_(p), None, None, None, None, None
-        g = target.to(p.dtype) * grad_tp.unsqueeze(pix)  # W = a t + b (2 b p when squared)
-        if squared:
-            g.addcmul_(p, b, value=2)
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Any, ...]) -> None:
+        x, target, valid, axis, use_sigmoid, squared = inputs
+        _, _, tsum, p, at_label = output
+        ctx.save_for_backward(x, target, valid, p, at_label)
+        ctx.save_for_forward(x, target, valid)
+        ctx.axis, ctx.use_sigmoid, ctx.squared = axis, use_sigmoid, squared
+        ctx.mark_non_differentiable(tsum, p, at_label)
+
+    @staticmethod
+    def backward(ctx: Any, grad_psum: Any, grad_tp: Any, *_: Any) -> Any:
+        x, target, valid, p, at_label = ctx.saved_tensors
+        if torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
+            # a recorded backward (create_graph, torch.func): out-of-place ops autograd can differentiate again
+            g = _differentiable_grad(x, target, valid, grad_psum, grad_tp, ctx.axis, ctx.use_sigmoid, ctx.squared)
+        elif target.ndim == 2:
+            g = _label_grad(p, target, at_label, grad_psum, grad_tp, ctx.axis, ctx.use_sigmoid, ctx.squared)
         else:
-            g.add_(b)
-        if valid is not None:
-            g.masked_fill_(~valid, 0)
-        g.mul_(p)  # p W
-        if ctx.use_sigmoid:
-            return g.addcmul_(g, p, value=-1), None, None, None, None, None  # p (1 - p) W
-        return g.addcmul_(p, g.sum(axis, keepdim=True), value=-1), None, None, None, None, None  # p (W - sum_k p W)
+            g = _dense_grad(p, target, valid, grad_psum, grad_tp, ctx.axis, ctx.use_sigmoid, ctx.squared)
+        return g, None, None, None, None, None
+
+
+class FusedClassSumsForward(FusedClassSums):
+    """``FusedClassSums`` with forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``), for eager calls:
+    Dynamo refuses to trace a Function that defines ``jvp``, so compiled graphs take the parent."""
+
+    @staticmethod
+    def jvp(ctx: Any, dx: Any, *_: Any) -> Any:
+        """Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``): the sums' tangents in out-of-place ops."""
+        x, target, valid = ctx.saved_tensors
+        p, t, mask = _recompute(x, target, valid, ctx.axis, ctx.use_sigmoid)
+        dp = p * (1 - p) * dx if ctx.use_sigmoid else p * (dx - (p * dx).sum(ctx.axis, keepdim=True))
+        if mask is not None:
+            dp = torch.where(mask, dp, 0)
+        pix = 3 - ctx.axis
+        return (2 * p * dp if ctx.squared else dp).sum(pix), (t * dp).sum(pix), None, None, None
+
+
+def fused_class_sums(x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bool, squared: bool
+                     ) -> tuple[Any, Any, Any]:
+    """``FusedClassSums.apply`` (typed; ``Function.apply`` is untyped in torch), without the saved outputs."""
+    apply: Any = FusedClassSums.apply if torch.compiler.is_compiling() else FusedClassSumsForward.apply
+    psum, tp, tsum, _, _ = apply(x, target, valid, axis, use_sigmoid, squared)
+    return psum, tp, tsum
+
+
+def _label_grad(p: Any, target: Any, at_label: Any, grad_psum: Any, grad_tp: Any, axis: int, use_sigmoid: bool,
+                squared: bool) -> Any:
+    """The in-place closed form for integer labels (the module docstring's derivation)."""
+    pix = 3 - axis
+    b = grad_psum.unsqueeze(pix)
+    y = target.unsqueeze(axis)
+    a_y = torch.gather(grad_tp, 1, target).unsqueeze(axis)
+    if use_sigmoid:  # p (1 - p) W, W = b (2 b p when squared) + a at the label
+        g = p * (2 * b) if squared else b.expand(p.shape).contiguous()
+        g.scatter_add_(axis, y, a_y).mul_(p)
+        return g.addcmul_(g, p, value=-1)
+    p_y = at_label.unsqueeze(axis)
+    if squared:  # W = 2 b p + a at the label: p W - p S with S = sum_c p W
+        g = torch.mul(p, 2 * b).mul_(p)
+        g.addcmul_(p, g.sum(axis, keepdim=True).addcmul_(p_y, a_y), value=-1)
+        return g.scatter_add_(axis, y, a_y.mul_(p_y))
+    # (W - S) p with S = b . p + a_y p_y, built in the (N, M) buffer of a_y
+    s = a_y.mul_(p_y)
+    s = s.baddbmm_(grad_psum.unsqueeze(1), p) if axis == 1 else s.baddbmm_(p, grad_psum.unsqueeze(2))
+    g = b - s
+    del s, a_y  # before the next (N, M) buffer: the peak is p, the gradient, p_y and S
+    g.scatter_add_(axis, y, torch.gather(grad_tp, 1, target).unsqueeze(axis))
+    return g.mul_(p)
+
+
+def _dense_grad(p: Any, target: Any, valid: Any, grad_psum: Any, grad_tp: Any, axis: int, use_sigmoid: bool,
+                squared: bool) -> Any:
+    """The in-place closed form for dense targets: W = a t + b (2 b p when squared), masked, then the activation's."""
+    pix = 3 - axis
+    b = grad_psum.unsqueeze(pix)
+    g = target.to(p.dtype) * grad_tp.unsqueeze(pix)
+    if squared:
+        g.addcmul_(p, b, value=2)
+    else:
+        g.add_(b)
+    if valid is not None:
+        g.masked_fill_(~valid, 0)
+    g.mul_(p)  # p W
+    if use_sigmoid:
+        return g.addcmul_(g, p, value=-1)  # p (1 - p) W
+    return g.addcmul_(p, g.sum(axis, keepdim=True), value=-1)  # p (W - sum_k p W)
+
+
+def _recompute(x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bool) -> tuple[Any, Any, Any]:
+    """``p`` from the logits, the targets as floats (labels one-hot) and the mask in ``x``'s rank, out of place."""
+    p = _activate(x, axis, use_sigmoid)
+    if target.ndim == 2:
+        classes = torch.arange(x.shape[axis], device=x.device).view((-1, 1) if axis == 1 else (-1,))
+        t = (target.unsqueeze(axis) == classes).to(x.dtype)
+        return p, t, None if valid is None else valid.unsqueeze(axis)
+    return p, target.to(x.dtype), valid
 
 
 def _differentiable_grad(x: Any, target: Any, valid: Any, grad_psum: Any, grad_tp: Any, axis: int,
@@ -116,13 +179,7 @@ def _differentiable_grad(x: Any, target: Any, valid: Any, grad_psum: Any, grad_t
     """The closed-form gradient in out-of-place ops of ``x`` (``p`` recomputed), so that autograd can
     differentiate it again (double backward, Hessian-vector products, gradient penalties)."""
     pix = 3 - axis
-    p = _activate(x, axis, use_sigmoid)
-    if target.ndim == 2:
-        classes = torch.arange(x.shape[axis], device=x.device).view((-1, 1) if axis == 1 else (-1,))
-        t = (target.unsqueeze(axis) == classes).to(x.dtype)
-        mask = None if valid is None else valid.unsqueeze(axis)
-    else:
-        t, mask = target.to(x.dtype), valid
+    p, t, mask = _recompute(x, target, valid, axis, use_sigmoid)
     w = grad_tp.unsqueeze(pix) * t + grad_psum.unsqueeze(pix) * (2 * p if squared else 1)
     if mask is not None:
         w = torch.where(mask, w, 0)
@@ -134,10 +191,3 @@ def _differentiable_grad(x: Any, target: Any, valid: Any, grad_psum: Any, grad_t
 def _dot(u: Any, v: Any, axis: int) -> Any:
     """``sum(u * v)`` over the pixel axis, ``(N, C)``, as a batched dot (no full-size temporary)."""
     return torch.einsum("ncm,ncm->nc" if axis == 1 else "nmc,nmc->nc", u, v)
-
-
-def _bdot(p: Any, b: Any, axis: int) -> Any:
-    """``sum_c p_mc b_c`` over the class axis, kept as a size-1 class axis: a batched matrix-vector product."""
-    if axis == 1:
-        return torch.bmm(b.unsqueeze(1), p)  # (N, 1, C) @ (N, C, M)
-    return torch.bmm(p, b.unsqueeze(2))  # (N, M, C) @ (N, C, 1)

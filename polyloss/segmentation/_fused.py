@@ -74,11 +74,10 @@ def fused_class_sums(
                          f"axis {axis}")
     kind = native_kind(xp)
     if kind == "torch":
-        from .._backend.torch_fused import FusedClassSums  # a module of its own: importing polyloss never imports torch
+        from .._backend.torch_fused import fused_class_sums as torch_sums  # importing polyloss never imports torch
 
         labels_or_t = target if target.ndim == 3 else target.long()
-        apply = cast(Callable[..., tuple[Array, Array, Array]], FusedClassSums.apply)
-        return SoftSums(*apply(x, labels_or_t, valid, axis, activation == "sigmoid", squared))
+        return SoftSums(*torch_sums(x, labels_or_t, valid, axis, activation == "sigmoid", squared))
     if kind == "jax":
         return SoftSums(*_jax_sums(x, target, valid, axis, activation == "sigmoid", squared))
     return _generic_sums(x, target, valid, axis=axis, activation=activation, squared=squared, xp=xp)
