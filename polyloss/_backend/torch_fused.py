@@ -56,7 +56,8 @@ class FusedClassSums(torch.autograd.Function):
         if target.ndim == 2:  # the mask covers whole pixels: zero p there, so no sum and no gradient sees them
             if valid is not None:  # in place, but for functorch (a batched mask on an unbatched p)
                 hidden = ~valid.unsqueeze(axis)
-                p = p.masked_fill(hidden, 0) if torch._C._are_functorch_transforms_active() else p.masked_fill_(hidden, 0)
+                functorch = torch._C._are_functorch_transforms_active()
+                p = p.masked_fill(hidden, 0) if functorch else p.masked_fill_(hidden, 0)
             wide = torch.float64 if torch.finfo(x.dtype).bits <= 32 else x.dtype
             at_label = torch.gather(p, axis, target.unsqueeze(axis)).squeeze(axis)  # 0 where ignored
             counted = torch.ones((), dtype=wide, device=x.device).expand(target.shape) if valid is None \

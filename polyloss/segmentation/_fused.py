@@ -27,9 +27,8 @@ region sums are those of Milletari et al., V-Net, 2016, https://arxiv.org/abs/16
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple
 
 from .._backend import Array, class_sums, device, native_kind, sigmoid, softmax
 
