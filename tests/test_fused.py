@@ -394,3 +394,35 @@ def test_torch_func_grad_of_region_losses(backend, rng):
         z = x.clone().requires_grad_(True)
         loss(z, y).backward()
         assert_close(got, to_numpy(z.grad), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(("form", "activation"), [("labels", "softmax"), ("dense", "sigmoid")])
+def test_torch_autocast_keeps_float32(backend, rng, form, activation):
+    """Under ``torch.autocast("cpu", bfloat16)`` (forward and backward inside it) float32 logits give the float32
+    values and gradients: autocast would run the squared sums' matrix products in bfloat16 (1e-3 off)."""
+    torch = _torch_or_skip(backend)
+    import polyloss as pl
+
+    x, target, valid = make_inputs(rng, axis=1, form=form, masked=True, n=2, c=4, m=300)
+    xs, t, v = on(backend, x, target, valid, "float32")
+    a = backend.asarray(rng.normal(size=(2, 4)), dtype=torch.float32)
+
+    def run(f, z0):
+        z = z0.clone().requires_grad_(True)
+        value = f(z)
+        value.backward()
+        return value.detach(), z.grad
+
+    def sums(z):
+        s = fused(backend, z, t, v, axis=1, activation=activation, squared=True)
+        return torch.sum(a * s.tp / (s.psum + 1.0))
+
+    labels = backend.asarray(random_labels(rng, (2, 5, 6), 4))
+    logits = backend.asarray(random_logits(rng, (2, 4, 5, 6)), dtype=torch.float32)
+    for f, z0 in ((sums, xs), (lambda z: pl.dice_loss(z, labels, squared=True), logits)):
+        want = run(f, z0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = run(f, z0)
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == torch.float32
+            assert_close(g, to_numpy(w), rtol=1e-6, atol=1e-7)  # float32 arithmetic, maybe reordered

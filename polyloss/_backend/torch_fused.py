@@ -29,6 +29,7 @@ out-of-place ops instead, which autograd differentiates again.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -88,6 +89,12 @@ class FusedClassSums(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_psum: Any, grad_tp: Any, *_: Any) -> Any:
         x, target, valid, p, at_label = ctx.saved_tensors
+        with _full_precision(x):  # a backward called under autocast
+            return FusedClassSums._backward(ctx, x, target, valid, p, at_label, grad_psum, grad_tp)
+
+    @staticmethod
+    def _backward(ctx: Any, x: Any, target: Any, valid: Any, p: Any, at_label: Any, grad_psum: Any, grad_tp: Any
+                  ) -> Any:
         if torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
             # a recorded backward (create_graph, torch.func): out-of-place ops autograd can differentiate again
             g = _differentiable_grad(x, target, valid, grad_psum, grad_tp, ctx.axis, ctx.use_sigmoid, ctx.squared)
@@ -118,8 +125,18 @@ def fused_class_sums(x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bo
                      ) -> tuple[Any, Any, Any]:
     """``FusedClassSums.apply`` (typed; ``Function.apply`` is untyped in torch), without the saved outputs."""
     apply: Any = FusedClassSums.apply if torch.compiler.is_compiling() else FusedClassSumsForward.apply
-    psum, tp, tsum, _, _ = apply(x, target, valid, axis, use_sigmoid, squared)
+    with _full_precision(x):
+        psum, tp, tsum, _, _ = apply(x, target, valid, axis, use_sigmoid, squared)
     return psum, tp, tsum
+
+
+def _full_precision(x: Any) -> Any:
+    """Autocast off on ``x``'s device: the sums (einsum, bmm) and the gradient stay in ``x``'s dtype, as the
+    unfused composition in float32 would compute them (autocast would run the matrix products in bfloat16)."""
+    device_type = x.device.type
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _label_grad(p: Any, target: Any, at_label: Any, grad_psum: Any, grad_tp: Any, axis: int, use_sigmoid: bool,
