@@ -1,17 +1,20 @@
-"""``_fused.fused_class_sums``: values, gradients, masks and compilation against unfused references.
+"""``_backend.fused_class_sums``: values, gradients, masks and compilation against unfused references.
 
 References: a float64 NumPy loop over samples and classes (values), the unfused
-composition (``softmax``/``sigmoid`` then the masked sums) differentiated by the
-backend's own autodiff, and central finite differences (gradients).
+composition (``generic.fused_class_sums``: the activation, then the masked sums)
+differentiated by the backend's own autodiff, and central finite differences (gradients).
 """
 
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
 from helpers import assert_close, random_labels, random_logits, to_numpy
 
-from polyloss.segmentation import _fused
+from polyloss import _backend
+from polyloss._backend import generic
 
 N, C, M = 3, 5, 37  # odd sizes: no power-of-two coincidences
 
@@ -70,12 +73,22 @@ def on(backend, x, target, valid, dtype="float64"):
     return xs, ts, None if valid is None else backend.asarray(valid)
 
 
-def fused(backend, x, target, valid, **kw):
-    return _fused.fused_class_sums(x, target, valid, xp=backend.xp, **kw)
+class Sums(NamedTuple):
+    psum: Any
+    tp: Any
+    tsum: Any
 
 
-def unfused(backend, x, target, valid, **kw):
-    return _fused._generic_sums(x, target, valid, xp=backend.xp, **kw)
+def fused(backend, x, target, valid, *, axis, activation="softmax", squared=False):
+    """The primitive as the region losses call it: the backend's native entry where it has one."""
+    return Sums(*_backend.fused_class_sums(x, target, valid, axis=axis, activation=activation, squared=squared,
+                                           xp=backend.xp))
+
+
+def unfused(backend, x, target, valid, *, axis, activation="softmax", squared=False):
+    """The generic twin: the activation, then the masked sums, in the namespace's plain operations."""
+    return Sums(*generic.fused_class_sums(x, target, valid, axis=axis, activation=activation, squared=squared,
+                                          xp=backend.xp))
 
 
 OPTIONS = pytest.mark.parametrize(
@@ -105,11 +118,13 @@ def test_values_match_float64_loops(backend, rng, axis, activation, form, masked
 @pytest.mark.parametrize("axis", [1, 2])
 @pytest.mark.parametrize("masked", [False, True])
 def test_float32_equals_unfused_path(backend, rng, axis, masked):
-    """Same float32 arithmetic: bit-for-bit on torch and NumPy; JAX reorders its sums under XLA (1e-6)."""
+    """Same float32 arithmetic as the dispatched softmax and ``class_sums``: bit-for-bit on torch and NumPy; JAX
+    reorders its sums under XLA (1e-6)."""
     x, target, valid = make_inputs(rng, axis=axis, form="labels", masked=masked, n=2, c=4, m=301)
     args = on(backend, x, target, valid, "float32")
     got = fused(backend, *args, axis=axis, activation="softmax", squared=False)
-    want = unfused(backend, *args, axis=axis, activation="softmax", squared=False)
+    p = _backend.softmax(args[0], axis=axis, xp=backend.xp)
+    want = _backend.class_sums(p, args[1], args[2], axis=axis, xp=backend.xp)
     for g, w in zip(got, want, strict=True):
         assert g.dtype == w.dtype == backend.xp.float32
         if backend.is_jax:
@@ -221,7 +236,8 @@ def test_torch_backward_twice_with_retained_graph(backend, rng, form, activation
 def test_rejects_bad_layout(backend):
     x = backend.asarray(np.zeros((2, 3, 4, 5)))
     with pytest.raises(ValueError, match="fused_class_sums: x must be 3-D"):
-        _fused.fused_class_sums(x, backend.asarray(np.zeros((2, 20), dtype=np.int64)), axis=1, xp=backend.xp)
+        _backend.fused_class_sums(x, backend.asarray(np.zeros((2, 20), dtype=np.int64)), None, axis=1,
+                                  activation="softmax", squared=False, xp=backend.xp)
 
 
 # --------------------------------------------------------------------------- #
@@ -340,23 +356,8 @@ def test_torch_hessian_vector_product_matches_finite_differences(backend, rng, s
     assert_close(hvp, (first(eps) - first(-eps)) / (2 * eps), rtol=1e-6, atol=1e-8)
 
 
-@pytest.fixture
-def generic_only(monkeypatch):
-    """``_backend`` with every native table emptied: the unfused composition in the namespace's plain ops."""
-    from polyloss import _backend
-
-    monkeypatch.setattr(_backend, "NATIVE", {kind: {} for kind in _backend.NATIVE})
-
-
-def _torch_fused(z, t, v, **kw):
-    """The torch Function itself (the reference below runs with the native tables emptied)."""
-    from polyloss._backend.torch_fused import fused_class_sums as torch_sums
-
-    return _fused.SoftSums(*torch_sums(z, t, v, kw["axis"], kw["activation"] == "sigmoid", kw["squared"]))
-
-
 @OPTIONS
-def test_torch_func_transforms_equal_unfused(backend, rng, generic_only, axis, activation, form, masked, squared):
+def test_torch_func_transforms_equal_unfused(backend, rng, axis, activation, form, masked, squared):
     """``torch.func``: per-sample gradients (``vmap(grad)``), ``jacrev`` and ``hessian`` (forward over reverse)."""
     torch = _torch_or_skip(backend)
     func = torch.func
@@ -364,7 +365,7 @@ def test_torch_func_transforms_equal_unfused(backend, rng, generic_only, axis, a
     xs, t, v = on(backend, x, target, valid)
     v = torch.ones(t.shape, dtype=torch.bool) if v is None else v  # vmap needs an array to map over
     kw = dict(axis=axis, activation=activation, squared=squared)
-    impls = {"fused": _torch_fused, "unfused": lambda z, t, v, **kw: _fused._generic_sums(z, t, v, xp=backend.xp, **kw)}
+    impls = {"fused": lambda *a, **kw: fused(backend, *a, **kw), "unfused": lambda *a, **kw: unfused(backend, *a, **kw)}
 
     def scalar(impl):
         def f(z, t, v):

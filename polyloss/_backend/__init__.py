@@ -334,3 +334,20 @@ def native_binary_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | fl
     """
     kernel = NATIVE[native_kind(xp)].get("binary_cross_entropy")
     return None if kernel is None else kernel(x, t, pos_weight=pos_weight, reduction=reduction, xp=xp)
+
+
+# --------------------------------------------------------------------------- #
+# Fused region sums
+# --------------------------------------------------------------------------- #
+
+__all__ += ["fused_class_sums"]
+
+
+def fused_class_sums(x: Array, target: Array, valid: Array | None, /, *, axis: int, activation: str, squared: bool,
+                     xp: ModuleType) -> tuple[Array, Array, Array]:
+    """``(psum, tp, tsum)`` of ``activation(x)`` against labels or dense targets (``generic.fused_class_sums``)."""
+    if axis not in (1, 2) or x.ndim != 3:
+        raise ValueError(f"fused_class_sums: x must be 3-D with class axis 1 or 2, got shape {tuple(x.shape)}, "
+                         f"axis {axis}")
+    return _delegate(generic.fused_class_sums, xp)(x, target, valid, axis=axis, activation=activation,
+                                                   squared=squared, xp=xp)

@@ -1,4 +1,4 @@
-"""torch half of ``_fused.fused_class_sums``: an autograd.Function (imported only where torch is in use).
+"""torch entry of ``_backend.fused_class_sums``: an autograd.Function (imported only where torch is in use).
 
 The forward keeps ``p`` (zeroed at ignored pixels) and ``p`` at each label
 for the backward, which writes the gradient into one new full-size buffer.

@@ -21,11 +21,21 @@ from textwrap import indent
 from types import ModuleType
 from typing import Any, TypedDict
 
-from .._backend import Array, clamped_log, class_sums, clip, device, log_softmax, numel, sigmoid, softmax
+from .._backend import (
+    Array,
+    clamped_log,
+    class_sums,
+    clip,
+    device,
+    fused_class_sums,
+    log_softmax,
+    numel,
+    sigmoid,
+    softmax,
+)
 from .._core import checks
 from .._core.inputs import Dense, Labels, Mode, Reduction, Segmentation, Weight, class_vector, prepare
 from .._core.reduce import reduce_classes, restore
-from ._fused import fused_class_sums
 
 AllReduce = Callable[[Array], Array] | None
 
@@ -251,7 +261,7 @@ def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft
                 all_reduce: AllReduce, squared: bool, extra: Array | None, fused: bool = False) -> Stats:
     """TP, FP, FN and the valid count of every channel; ``squared`` takes the V-Net sums of squares.
 
-    ``fused``: ``p`` holds the logits of integer-labelled pixels, and ``_fused.fused_class_sums``
+    ``fused``: ``p`` holds the logits of integer-labelled pixels, and ``_backend.fused_class_sums``
     takes the softmax and the sums in one primitive with a closed-form backward. ``label_s``:
     the smoothing of integer labels (``_smoothed_label_sums``).
     """
@@ -261,7 +271,8 @@ def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft
         labels = xp.reshape(target.labels, (p.shape[0], p.shape[pix]))
         valid = None if target.valid is None else xp.reshape(target.valid, labels.shape)
         if fused:
-            psum, tp, tsum = fused_class_sums(p, labels, valid, axis=axis, squared=squared, xp=xp)
+            psum, tp, tsum = fused_class_sums(p, labels, valid, axis=axis, activation="softmax", squared=squared,
+                                              xp=xp)
         else:
             psum, tp, tsum = class_sums(p, labels, valid, axis=axis, xp=xp)
         n = xp.broadcast_to(xp.sum(tsum, axis=-1, keepdims=True), tsum.shape)
