@@ -427,3 +427,174 @@ def test_torch_autocast_keeps_float32(backend, rng, form, activation):
         for g, w in zip(got, want, strict=True):
             assert g.dtype == torch.float32
             assert_close(g, to_numpy(w), rtol=1e-6, atol=1e-7)  # float32 arithmetic, maybe reordered
+
+
+# --------------------------------------------------------------------------- #
+# The compound's pixel term folded in: fused_class_sums_nll
+# --------------------------------------------------------------------------- #
+
+NLL_OPTIONS = pytest.mark.parametrize(
+    ("axis", "masked", "squared", "gamma", "weighted"),
+    [(1, False, False, 0.0, False), (2, True, False, 0.0, True), (1, True, True, 0.0, True),
+     (1, True, False, 2.0, True), (2, False, True, 1.0, False), (1, True, False, 3.5, False)],
+)
+
+
+def _nll_inputs(rng, backend, *, axis, masked, weighted, n=N, c=C, m=M):
+    x, target, valid = make_inputs(rng, axis=axis, form="labels", masked=masked, n=n, c=c, m=m)
+    weight = rng.uniform(0.2, 2.0, size=c) if weighted else None
+    return x, target, valid, weight
+
+
+def nll_fused(backend, x, t, v, w, **kw):
+    return _backend.fused_class_sums_nll(x, t, v, w, xp=backend.xp, **kw)
+
+
+def nll_unfused(backend, x, t, v, w, **kw):
+    return generic.fused_class_sums_nll(x, t, v, w, xp=backend.xp, **kw)
+
+
+def ref_nll(x, target, valid, weight, *, axis, gamma):
+    """float64 loops: per sample, sum over valid pixels of -w_y (1 - p_y)^gamma log p_y."""
+    xc = np.moveaxis(np.asarray(x, dtype=np.float64), axis, 1)
+    n, _, m = xc.shape
+    out = np.zeros(n)
+    for i in range(n):
+        for j in range(m):
+            if valid is not None and not valid[i, j]:
+                continue
+            z = xc[i, :, j]
+            log_q = z[target[i, j]] - z.max() - np.log(np.exp(z - z.max()).sum())
+            w = 1.0 if weight is None else weight[target[i, j]]
+            out[i] -= w * (1 - np.exp(log_q)) ** gamma * log_q
+    return out
+
+
+@NLL_OPTIONS
+def test_nll_values_match_float64_loops(backend, rng, axis, masked, squared, gamma, weighted):
+    x, target, valid, weight = _nll_inputs(rng, backend, axis=axis, masked=masked, weighted=weighted)
+    xs, t, v = on(backend, x, target, valid)
+    w = None if weight is None else backend.asarray(weight)
+    got = nll_fused(backend, xs, t, v, w, axis=axis, gamma=gamma, squared=squared)
+    want = ref_sums(x, target, valid, axis=axis, activation="softmax", squared=squared)
+    for g, expected in zip(got, (*want, ref_nll(x, target, valid, weight, axis=axis, gamma=gamma)), strict=True):
+        assert_close(g, expected, rtol=1e-12, atol=1e-12)
+
+
+@NLL_OPTIONS
+def test_nll_first_and_second_derivatives_equal_unfused(backend, rng, axis, masked, squared, gamma, weighted):
+    """The gradient (closed form) and, on torch, a Hessian-vector product through it (create_graph) equal the
+    generic composition's autodiff."""
+    if not backend.has_autodiff:
+        pytest.skip(f"{backend.name} has no automatic differentiation")
+    x, target, valid, weight = _nll_inputs(rng, backend, axis=axis, masked=masked, weighted=weighted)
+    _, t, v = on(backend, x, target, valid)
+    w = None if weight is None else backend.asarray(weight)
+    a, b = (backend.asarray(rng.normal(size=(N, C))) for _ in range(2))
+    d = backend.asarray(rng.normal(size=N))
+    kw = dict(axis=axis, gamma=gamma, squared=squared)
+
+    def objective(impl):
+        def f(z):
+            psum, tp, tsum, nll = impl(backend, z, t, v, w, **kw)
+            return backend.xp.sum(a * tp / (psum + tsum + 1.0) + b * psum) + backend.xp.sum(d * nll * nll)
+
+        return f
+
+    xs = backend.asarray(x)
+    got_value, got = backend.value_and_grad(objective(nll_fused), xs)
+    want_value, want = backend.value_and_grad(objective(nll_unfused), xs)
+    np.testing.assert_allclose(got_value, want_value, rtol=1e-12)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    if backend.is_torch:
+        import torch
+
+        direction = backend.asarray(rng.normal(size=x.shape))
+        hvps = []
+        for impl in (nll_fused, nll_unfused):
+            z = backend.asarray(x).requires_grad_(True)
+            (grad,) = torch.autograd.grad(objective(impl)(z), z, create_graph=True)
+            hvps.append(torch.autograd.grad(torch.sum(grad * direction), z)[0])
+        assert_close(hvps[0], to_numpy(hvps[1]), rtol=1e-9, atol=1e-11)
+
+
+@pytest.fixture
+def generic_only(monkeypatch):
+    """A context manager: ``_backend`` with every native table emptied (the unfused composition in plain ops)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def patched():
+        with monkeypatch.context() as patch:
+            patch.setattr(_backend, "NATIVE", {kind: {} for kind in _backend.NATIVE})
+            yield
+
+    return patched
+
+
+COMPOUNDS = pytest.mark.parametrize(("name", "options"), [
+    ("dice_cross_entropy_loss", {}),
+    ("dice_cross_entropy_loss", {"weight": [0.5, 2.0, 1.0, 0.25], "ignore_index": 255}),
+    ("dice_cross_entropy_loss", {"class_axis": -1, "per_image": True, "reduction": "sum", "lambda_ce": 0.7}),
+    ("dice_focal_loss", {"ignore_index": 255}),
+    ("dice_focal_loss", {"gamma": 1.0, "alpha": 0.25, "class_axis": -1}),
+    ("dice_focal_loss", {"gamma": 3.0, "alpha": [0.1, 0.2, 0.3, 0.4], "ignore_index": 255, "per_image": True}),
+])
+
+
+def _compound_inputs(rng, backend, options):
+    x = random_logits(rng, (2, 4, 5, 3))
+    y = random_labels(rng, (2, 5, 3), 4)
+    if "ignore_index" in options:
+        y[0, 1, :2] = 255
+    if options.get("class_axis") == -1:
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    return x, backend.asarray(y)
+
+
+def _compound(name, options):
+    import polyloss as pl
+
+    return lambda z, y: getattr(pl, name)(z, y, **options)
+
+
+@COMPOUNDS
+def test_compound_values_and_derivatives_equal_unfused(backend, rng, generic_only, name, options):
+    """The compound through the fused primitive (the pixel term folded in) against the same compound with every
+    native table emptied: value, gradient, and on torch a Hessian-vector product (create_graph)."""
+    if not backend.has_autodiff:
+        pytest.skip(f"{backend.name} has no automatic differentiation")
+    x, y = _compound_inputs(rng, backend, options)
+    loss = _compound(name, options)
+    got_value, got = backend.value_and_grad(lambda z: loss(z, y), backend.asarray(x))
+    with generic_only():
+        want_value, want = backend.value_and_grad(lambda z: loss(z, y), backend.asarray(x))
+    np.testing.assert_allclose(got_value, want_value, rtol=1e-12)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    if not backend.is_torch:
+        return
+    import torch
+
+    direction = backend.asarray(rng.normal(size=x.shape))
+
+    def hvp():
+        z = backend.asarray(x).requires_grad_(True)
+        (grad,) = torch.autograd.grad(loss(z, y), z, create_graph=True)
+        return torch.autograd.grad(torch.sum(grad * direction), z)[0]
+
+    got_hvp = hvp()
+    with generic_only():
+        want_hvp = hvp()
+    assert float(torch.linalg.vector_norm(want_hvp)) > 1e-3
+    assert_close(got_hvp, to_numpy(want_hvp), rtol=1e-9, atol=1e-11)
+
+
+def test_dice_cross_entropy_is_dice_plus_cross_entropy(backend, rng):
+    """An independent reference: the public dice_loss plus cross_entropy (unweighted, ignored pixels)."""
+    import polyloss as pl
+
+    x, y = _compound_inputs(rng, backend, {"ignore_index": 255})
+    xs = backend.asarray(x)
+    got = pl.dice_cross_entropy_loss(xs, y, ignore_index=255)
+    want = pl.dice_loss(xs, y, ignore_index=255) + pl.cross_entropy(xs, y, ignore_index=255)
+    assert_close(got, to_numpy(want), rtol=1e-12, atol=1e-12)

@@ -351,3 +351,12 @@ def fused_class_sums(x: Array, target: Array, valid: Array | None, /, *, axis: i
                          f"axis {axis}")
     return _delegate(generic.fused_class_sums, xp)(x, target, valid, axis=axis, activation=activation,
                                                    squared=squared, xp=xp)
+
+__all__ += ["fused_class_sums_nll"]
+
+
+def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
+                         gamma: float, squared: bool, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
+    """``fused_class_sums`` of the softmax and a compound's pixel term (``generic.fused_class_sums_nll``)."""
+    return _delegate(generic.fused_class_sums_nll, xp)(x, labels, valid, weight, axis=axis, gamma=gamma,
+                                                       squared=squared, xp=xp)

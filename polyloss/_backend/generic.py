@@ -305,3 +305,34 @@ def _masked_sums_input(v: Array, valid: Array | None, axis: int, /, *, xp: Modul
         return v
     mask = xp.expand_dims(valid, axis=axis) if valid.ndim == 2 else valid
     return xp.where(mask, v, zero_like(v, xp=xp))
+
+
+def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
+                         gamma: float, squared: bool, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
+    """``fused_class_sums`` of the softmax against integer labels, and a compound's pixel term beside them.
+
+    The fourth output, ``(N,)``: per sample, the sum over valid pixels of
+    ``-w_y (1 - p_y)**gamma log p_y`` (``w``: ``weight`` ``(C,)`` at the label,
+    1 without): the cross entropy at ``gamma = 0``, the focal loss otherwise
+    (``gamma`` 0 or at least 1: below 1 the closed-form gradient of the native
+    entries is 0 * inf at ``p_y = 1``). Native entries share the softmax and
+    fold the term's gradient, ``c_m (p_m - onehot_m)`` with ``c = w_y ((1 - q)**gamma
+    - gamma (1 - q)**(gamma - 1) q log q)``, ``q = p_y``, into the sums' backward.
+    Here: ``fused_class_sums`` and the term from ``log_softmax``.
+    """
+    sums = fused_class_sums(x, labels, valid, axis=axis, activation="softmax", squared=squared, xp=xp)
+    return (*sums, focal_label_sums(log_softmax(x, axis=axis, xp=xp), labels, valid, weight, axis=axis, gamma=gamma,
+                                    xp=xp))
+
+
+def focal_label_sums(log_p: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
+                     gamma: float, xp: ModuleType) -> Array:
+    """Per sample, the sum over valid pixels of ``-w_y (1 - p_y)**gamma log p_y`` from the log-probabilities
+    ``log_p`` (``fused_class_sums_nll``'s fourth output; a building block its native entries share)."""
+    log_q = xp.squeeze(take_along_axis(log_p, xp.expand_dims(labels, axis=axis), axis=axis, xp=xp), axis=axis)
+    loss = -log_q if gamma == 0 else -((1 - xp.exp(log_q)) ** gamma) * log_q
+    if weight is not None:
+        loss = loss * xp.reshape(xp.take(weight, xp.reshape(labels, (-1,)), axis=0), labels.shape)
+    if valid is not None:
+        loss = xp.where(valid, loss, zero_like(loss, xp=xp))
+    return xp.sum(loss, axis=1)

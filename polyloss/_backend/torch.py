@@ -238,3 +238,17 @@ def fused_class_sums(x: Array, target: Array, valid: Array | None, /, *, axis: i
 
 
 NATIVE[fused_class_sums.__name__] = fused_class_sums
+
+
+def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
+                         gamma: float, squared: bool, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
+    """The same autograd.Function with the pixel term: one log-softmax (its exponential, in place, is ``p``)
+    and the term's gradient added into the one gradient buffer."""
+    from .torch_fused import fused_class_sums as torch_fused_class_sums
+
+    psum, tp, tsum, nll = torch_fused_class_sums(x, labels.to(_torch().int64), valid, axis, False, squared, weight,
+                                                 float(gamma))
+    return psum, tp, tsum, nll
+
+
+NATIVE[fused_class_sums_nll.__name__] = fused_class_sums_nll

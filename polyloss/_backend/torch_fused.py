@@ -40,69 +40,71 @@ def _activate(x: Any, axis: int, use_sigmoid: bool) -> Any:
 
 
 class FusedClassSums(torch.autograd.Function):
-    """``SoftSums`` of ``activate(x)``, and ``p`` (0 at ignored pixels) and ``p`` at the labels for the backward.
+    """``(psum, tp, tsum, nll)``, and ``p`` (0 at ignored pixels), ``p`` at the labels and the pixel term's
+    gradient coefficient for the backward.
 
-    Forward and ``setup_context`` are apart and the vmap rule generated, so
-    ``torch.func`` (``grad``, ``vmap``, ``jacrev``) transforms it; the two
-    extra outputs carry what the backward reads (``setup_context`` sees only
-    inputs and outputs) and are not differentiable.
+    ``gamma`` None: no pixel term (``nll`` a placeholder). Otherwise (softmax over labels) ``nll`` is the
+    per-sample sum of ``-w_y (1 - p_y)**gamma log p_y`` over valid pixels (``w``: ``weight`` at the label, 1
+    without), whose gradient ``c_m (p_m - onehot_m)``, ``c = w_y ((1 - q)**gamma - gamma (1 - q)**(gamma - 1)
+    q log q)`` at ``q = p_y``, the backward adds into the same buffer. Forward and ``setup_context`` are apart
+    and the vmap rule generated, so ``torch.func`` transforms it; the extra outputs carry what the backward
+    reads (``setup_context`` sees only inputs and outputs) and are not differentiable.
     """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bool, squared: bool) -> Any:
-        pix = 3 - axis
-        p = _activate(x, axis, use_sigmoid)
-        if target.ndim == 2:  # the mask covers whole pixels: zero p there, so no sum and no gradient sees them
-            if valid is not None:  # in place, but for functorch (a batched mask on an unbatched p)
-                hidden = ~valid.unsqueeze(axis)
-                functorch = torch._C._are_functorch_transforms_active()
-                p = p.masked_fill(hidden, 0) if functorch else p.masked_fill_(hidden, 0)
-            wide = torch.float64 if torch.finfo(x.dtype).bits <= 32 else x.dtype
-            at_label = torch.gather(p, axis, target.unsqueeze(axis)).squeeze(axis)  # 0 where ignored
-            counted = torch.ones((), dtype=wide, device=x.device).expand(target.shape) if valid is None \
-                else valid.to(wide)
-            zeros = torch.zeros((x.shape[0], x.shape[axis]), dtype=wide, device=x.device)
-            tp = zeros.scatter_add(1, target, at_label.to(wide)).to(x.dtype)
-            tsum = zeros.scatter_add(1, target, counted).to(x.dtype)
-            pm = p
-        else:  # an element mask: a masked class still moves its pixel's softmax, so p stays whole
-            t, pm = target.to(x.dtype), p
-            if valid is not None:
-                t, pm = torch.where(valid, t, 0), torch.where(valid, p, 0)
-            tp = _dot(pm, t, axis)
-            tsum = (t.square() if squared else t).sum(pix)
-            at_label = x.new_zeros(())  # unused
-        psum = _dot(pm, pm, axis) if squared else pm.sum(pix)
-        return psum, tp, tsum, p, at_label
+    def forward(x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bool, squared: bool, weight: Any,
+                gamma: float | None) -> Any:
+        if target.ndim == 3:
+            return (*_dense_sums(x, target, valid, axis, use_sigmoid, squared), x.new_zeros(()))
+        functorch = torch._C._are_functorch_transforms_active()  # in-place updates of batched tensors fail
+        if gamma is None:
+            p, log_q = _activate(x, axis, use_sigmoid), None
+        else:  # log p at the labels from the log-softmax, whose exponential is p (in place)
+            p = torch.log_softmax(x, dim=axis)
+            log_q = torch.gather(p, axis, target.unsqueeze(axis)).squeeze(axis)
+            p = p.exp() if functorch else p.exp_()
+        if valid is not None:  # the mask covers whole pixels: zero p there, so no sum and no gradient sees them
+            hidden = ~valid.unsqueeze(axis)
+            p = p.masked_fill(hidden, 0) if functorch else p.masked_fill_(hidden, 0)
+        wide = torch.float64 if torch.finfo(x.dtype).bits <= 32 else x.dtype
+        at_label = torch.gather(p, axis, target.unsqueeze(axis)).squeeze(axis)  # 0 where ignored
+        counted = torch.ones((), dtype=wide, device=x.device).expand(target.shape) if valid is None \
+            else valid.to(wide)
+        zeros = torch.zeros((x.shape[0], x.shape[axis]), dtype=wide, device=x.device)
+        tp = zeros.scatter_add(1, target, at_label.to(wide)).to(x.dtype)
+        tsum = zeros.scatter_add(1, target, counted).to(x.dtype)
+        psum = _dot(p, p, axis) if squared else p.sum(3 - axis)
+        if gamma is None or log_q is None:
+            return psum, tp, tsum, x.new_zeros(()), p, at_label, x.new_zeros(())
+        loss, coefficient = _pixel_term(at_label, log_q, _pixel_weight(target, valid, weight, x), gamma)
+        return psum, tp, tsum, loss.to(wide).sum(1).to(x.dtype), p, at_label, coefficient
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Any, ...]) -> None:
-        x, target, valid, axis, use_sigmoid, squared = inputs
-        _, _, tsum, p, at_label = output
-        ctx.save_for_backward(x, target, valid, p, at_label)
-        ctx.save_for_forward(x, target, valid)
-        ctx.axis, ctx.use_sigmoid, ctx.squared = axis, use_sigmoid, squared
-        ctx.mark_non_differentiable(tsum, p, at_label)
+        x, target, valid, axis, use_sigmoid, squared, weight, gamma = inputs
+        _, _, tsum, _, p, at_label, coefficient = output
+        ctx.save_for_backward(x, target, valid, weight, p, at_label, coefficient)
+        ctx.save_for_forward(x, target, valid, weight)
+        ctx.axis, ctx.use_sigmoid, ctx.squared, ctx.gamma = axis, use_sigmoid, squared, gamma
+        ctx.mark_non_differentiable(tsum, p, at_label, coefficient)
 
     @staticmethod
-    def backward(ctx: Any, grad_psum: Any, grad_tp: Any, *_: Any) -> Any:
-        x, target, valid, p, at_label = ctx.saved_tensors
+    def backward(ctx: Any, grad_psum: Any, grad_tp: Any, _: Any, grad_nll: Any, *__: Any) -> Any:
+        x, target, valid, weight, p, at_label, coefficient = ctx.saved_tensors
+        axis, use_sigmoid, squared, gamma = ctx.axis, ctx.use_sigmoid, ctx.squared, ctx.gamma
         with _full_precision(x):  # a backward called under autocast
-            return FusedClassSums._backward(ctx, x, target, valid, p, at_label, grad_psum, grad_tp)
-
-    @staticmethod
-    def _backward(ctx: Any, x: Any, target: Any, valid: Any, p: Any, at_label: Any, grad_psum: Any, grad_tp: Any
-                  ) -> Any:
-        if torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
-            # a recorded backward (create_graph, torch.func): out-of-place ops autograd can differentiate again
-            g = _differentiable_grad(x, target, valid, grad_psum, grad_tp, ctx.axis, ctx.use_sigmoid, ctx.squared)
-        elif target.ndim == 2:
-            g = _label_grad(p, target, at_label, grad_psum, grad_tp, ctx.axis, ctx.use_sigmoid, ctx.squared)
-        else:
-            g = _dense_grad(p, target, valid, grad_psum, grad_tp, ctx.axis, ctx.use_sigmoid, ctx.squared)
-        return g, None, None, None, None, None
+            if torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
+                # a recorded backward (create_graph, torch.func): out-of-place ops autograd can differentiate again
+                g = _differentiable_grad(x, target, valid, weight, grad_psum, grad_tp, grad_nll, axis, use_sigmoid,
+                                         squared, gamma)
+            elif target.ndim == 2:
+                e = None if gamma is None else grad_nll.unsqueeze(1) * coefficient
+                g = _label_grad(p, target, at_label, e, grad_psum, grad_tp, axis, use_sigmoid, squared)
+            else:
+                g = _dense_grad(p, target, valid, grad_psum, grad_tp, axis, use_sigmoid, squared)
+        return g, None, None, None, None, None, None, None
 
 
 class FusedClassSumsForward(FusedClassSums):
@@ -111,23 +113,61 @@ class FusedClassSumsForward(FusedClassSums):
 
     @staticmethod
     def jvp(ctx: Any, dx: Any, *_: Any) -> Any:
-        """Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``): the sums' tangents in out-of-place ops."""
-        x, target, valid = ctx.saved_tensors
-        p, t, mask = _recompute(x, target, valid, ctx.axis, ctx.use_sigmoid)
-        dp = p * (1 - p) * dx if ctx.use_sigmoid else p * (dx - (p * dx).sum(ctx.axis, keepdim=True))
+        """The tangents of ``psum``, ``tp`` and ``nll`` in out-of-place ops."""
+        x, target, valid, weight = ctx.saved_tensors
+        axis, pix = ctx.axis, 3 - ctx.axis
+        p, t, mask = _recompute(x, target, valid, axis, ctx.use_sigmoid)
+        dp = p * (1 - p) * dx if ctx.use_sigmoid else p * (dx - (p * dx).sum(axis, keepdim=True))
         if mask is not None:
             dp = torch.where(mask, dp, 0)
-        pix = 3 - ctx.axis
-        return (2 * p * dp if ctx.squared else dp).sum(pix), (t * dp).sum(pix), None, None, None
+        dpsum, dtp = (2 * p * dp if ctx.squared else dp).sum(pix), (t * dp).sum(pix)
+        if ctx.gamma is None:
+            return dpsum, dtp, None, None, None, None, None
+        c = _differentiable_coefficient(x, target, valid, weight, axis, ctx.gamma)
+        dnll = (c * ((p * dx).sum(axis) - torch.gather(dx, axis, target.unsqueeze(axis)).squeeze(axis))).sum(1)
+        return dpsum, dtp, None, dnll, None, None, None
 
 
-def fused_class_sums(x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bool, squared: bool
-                     ) -> tuple[Any, Any, Any]:
-    """``FusedClassSums.apply`` (typed; ``Function.apply`` is untyped in torch), without the saved outputs."""
+def fused_class_sums(x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bool, squared: bool,
+                     weight: Any = None, gamma: float | None = None) -> tuple[Any, ...]:
+    """``FusedClassSums.apply`` (typed; ``Function.apply`` is untyped in torch): ``(psum, tp, tsum)``, and
+    ``nll`` after them when ``gamma`` is given."""
     apply: Any = FusedClassSums.apply if torch.compiler.is_compiling() else FusedClassSumsForward.apply
     with _full_precision(x):
-        psum, tp, tsum, _, _ = apply(x, target, valid, axis, use_sigmoid, squared)
-    return psum, tp, tsum
+        psum, tp, tsum, nll, _, _, _ = apply(x, target, valid, axis, use_sigmoid, squared, weight, gamma)
+    return (psum, tp, tsum) if gamma is None else (psum, tp, tsum, nll)
+
+
+def _dense_sums(x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bool, squared: bool) -> tuple[Any, ...]:
+    """Dense targets: an element mask (a masked class still moves its pixel's softmax, so p stays whole)."""
+    pix = 3 - axis
+    p = _activate(x, axis, use_sigmoid)
+    t, pm = target.to(x.dtype), p
+    if valid is not None:
+        t, pm = torch.where(valid, t, 0), torch.where(valid, p, 0)
+    tsum = (t.square() if squared else t).sum(pix)
+    psum = _dot(pm, pm, axis) if squared else pm.sum(pix)
+    return psum, _dot(pm, t, axis), tsum, x.new_zeros(()), p, x.new_zeros(())
+
+
+def _pixel_weight(target: Any, valid: Any, weight: Any, x: Any) -> Any:
+    """``w_y`` at each pixel, 0 where ignored, ``(N, M)`` in ``x``'s dtype."""
+    w = torch.ones((), dtype=x.dtype, device=x.device).expand(target.shape) if weight is None else weight[target]
+    return w if valid is None else torch.where(valid, w, 0)
+
+
+def _pixel_term(q: Any, log_q: Any, w: Any, gamma: float) -> tuple[Any, Any]:
+    """The focal (cross entropy at ``gamma = 0``) loss per pixel and its gradient coefficient ``c``."""
+    if gamma == 0:
+        return -w * log_q, w
+    one_minus = 1 - q
+    modulation = one_minus**gamma
+    return -w * modulation * log_q, w * (modulation - gamma * one_minus ** (gamma - 1) * q * log_q)
+
+
+def _differentiable_coefficient(x: Any, target: Any, valid: Any, weight: Any, axis: int, gamma: float) -> Any:
+    log_q = torch.gather(torch.log_softmax(x, dim=axis), axis, target.unsqueeze(axis)).squeeze(axis)
+    return _pixel_term(log_q.exp(), log_q, _pixel_weight(target, valid, weight, x), gamma)[1]
 
 
 def _full_precision(x: Any) -> Any:
@@ -139,9 +179,10 @@ def _full_precision(x: Any) -> Any:
     return contextlib.nullcontext()
 
 
-def _label_grad(p: Any, target: Any, at_label: Any, grad_psum: Any, grad_tp: Any, axis: int, use_sigmoid: bool,
-                squared: bool) -> Any:
-    """The in-place closed form for integer labels (the module docstring's derivation)."""
+def _label_grad(p: Any, target: Any, at_label: Any, e: Any, grad_psum: Any, grad_tp: Any, axis: int,
+                use_sigmoid: bool, squared: bool) -> Any:
+    """The in-place closed form for integer labels (the module docstring's derivation); ``e`` ``(N, M)``: the
+    pixel term's ``dL/dnll * c``, which adds ``e (p - onehot)`` (softmax only)."""
     pix = 3 - axis
     b = grad_psum.unsqueeze(pix)
     y = target.unsqueeze(axis)
@@ -151,17 +192,23 @@ def _label_grad(p: Any, target: Any, at_label: Any, grad_psum: Any, grad_tp: Any
         g.scatter_add_(axis, y, a_y).mul_(p)
         return g.addcmul_(g, p, value=-1)
     p_y = at_label.unsqueeze(axis)
-    if squared:  # W = 2 b p + a at the label: p W - p S with S = sum_c p W
+    e = None if e is None else e.unsqueeze(axis)
+    if squared:  # W = 2 b p + a at the label: p W - p S with S = sum_c p W (- e: the pixel term)
         g = torch.mul(p, 2 * b).mul_(p)
-        g.addcmul_(p, g.sum(axis, keepdim=True).addcmul_(p_y, a_y), value=-1)
-        return g.scatter_add_(axis, y, a_y.mul_(p_y))
-    # (W - S) p with S = b . p + a_y p_y, built in the (N, M) buffer of a_y
+        s = g.sum(axis, keepdim=True).addcmul_(p_y, a_y)
+        g.addcmul_(p, s if e is None else s.sub_(e), value=-1)
+        at_y = a_y.mul_(p_y)
+        return g.scatter_add_(axis, y, at_y if e is None else at_y.sub_(e))
+    # (W - S + e) p with S = b . p + a_y p_y, built in the (N, M) buffer of a_y; then -e at the labels
     s = a_y.mul_(p_y)
     s = s.baddbmm_(grad_psum.unsqueeze(1), p) if axis == 1 else s.baddbmm_(p, grad_psum.unsqueeze(2))
+    if e is not None:
+        s.sub_(e)
     g = b - s
     del s, a_y  # before the next (N, M) buffer: the peak is p, the gradient, p_y and S
     g.scatter_add_(axis, y, torch.gather(grad_tp, 1, target).unsqueeze(axis))
-    return g.mul_(p)
+    g.mul_(p)
+    return g if e is None else g.scatter_add_(axis, y, e.neg_())
 
 
 def _dense_grad(p: Any, target: Any, valid: Any, grad_psum: Any, grad_tp: Any, axis: int, use_sigmoid: bool,
@@ -192,8 +239,8 @@ def _recompute(x: Any, target: Any, valid: Any, axis: int, use_sigmoid: bool) ->
     return p, target.to(x.dtype), valid
 
 
-def _differentiable_grad(x: Any, target: Any, valid: Any, grad_psum: Any, grad_tp: Any, axis: int,
-                         use_sigmoid: bool, squared: bool) -> Any:
+def _differentiable_grad(x: Any, target: Any, valid: Any, weight: Any, grad_psum: Any, grad_tp: Any, grad_nll: Any,
+                         axis: int, use_sigmoid: bool, squared: bool, gamma: float | None) -> Any:
     """The closed-form gradient in out-of-place ops of ``x`` (``p`` recomputed), so that autograd can
     differentiate it again (double backward, Hessian-vector products, gradient penalties)."""
     pix = 3 - axis
@@ -203,7 +250,11 @@ def _differentiable_grad(x: Any, target: Any, valid: Any, grad_psum: Any, grad_t
         w = torch.where(mask, w, 0)
     if use_sigmoid:
         return p * (1 - p) * w
-    return p * (w - (p * w).sum(axis, keepdim=True))
+    g = p * (w - (p * w).sum(axis, keepdim=True))
+    if gamma is None:
+        return g
+    e = grad_nll.unsqueeze(1) * _differentiable_coefficient(x, target, valid, weight, axis, gamma)
+    return g + e.unsqueeze(axis) * (p - t)
 
 
 def _dot(u: Any, v: Any, axis: int) -> Any:
