@@ -84,16 +84,22 @@ class FusedClassSums(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Any, ...]) -> None:
         x, target, valid, axis, use_sigmoid, squared, weight, gamma = inputs
-        _, _, tsum, _, p, at_label, coefficient = output
+        _, _, tsum, nll, p, at_label, coefficient = output
         ctx.save_for_backward(x, target, valid, weight, p, at_label, coefficient)
         ctx.save_for_forward(x, target, valid, weight)
         ctx.axis, ctx.use_sigmoid, ctx.squared, ctx.gamma = axis, use_sigmoid, squared, gamma
-        ctx.mark_non_differentiable(tsum, p, at_label, coefficient)
+        ctx.mark_non_differentiable(tsum, p, at_label, coefficient, *(() if gamma is not None else (nll,)))
+        if not torch._C._are_functorch_transforms_active():  # (functorch's forward-over-reverse wants them)
+            ctx.set_materialize_grads(False)  # else the backward gets a zero-filled full-size gradient of ``p``
 
     @staticmethod
     def backward(ctx: Any, grad_psum: Any, grad_tp: Any, _: Any, grad_nll: Any, *__: Any) -> Any:
         x, target, valid, weight, p, at_label, coefficient = ctx.saved_tensors
         axis, use_sigmoid, squared, gamma = ctx.axis, ctx.use_sigmoid, ctx.squared, ctx.gamma
+        zeros = x.new_zeros((x.shape[0], x.shape[axis])).expand  # a sum nothing depends on: zero gradient
+        grad_psum = zeros(-1, -1) if grad_psum is None else grad_psum
+        grad_tp = zeros(-1, -1) if grad_tp is None else grad_tp
+        grad_nll = x.new_zeros(x.shape[:1]) if grad_nll is None and gamma is not None else grad_nll
         with _full_precision(x):  # a backward called under autocast
             if torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
                 # a recorded backward (create_graph, torch.func): out-of-place ops autograd can differentiate again
