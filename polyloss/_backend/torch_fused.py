@@ -69,7 +69,10 @@ class FusedClassSums(torch.autograd.Function):
             hidden = ~valid.unsqueeze(axis)
             p = p.masked_fill(hidden, 0) if functorch else p.masked_fill_(hidden, 0)
         wide = torch.float64 if torch.finfo(x.dtype).bits <= 32 else x.dtype
-        at_label = torch.gather(p, axis, target.unsqueeze(axis)).squeeze(axis)  # 0 where ignored
+        if log_q is None:
+            at_label = torch.gather(p, axis, target.unsqueeze(axis)).squeeze(axis)  # 0 where ignored
+        else:  # the same exponential as p's entry, without a second gather over the classes
+            at_label = log_q.exp() if valid is None else torch.where(valid, log_q.exp(), 0)
         counted = torch.ones((), dtype=wide, device=x.device).expand(target.shape) if valid is None \
             else valid.to(wide)
         zeros = torch.zeros((x.shape[0], x.shape[axis]), dtype=wide, device=x.device)
@@ -205,16 +208,23 @@ def _label_grad(p: Any, target: Any, at_label: Any, e: Any, grad_psum: Any, grad
         g.addcmul_(p, s if e is None else s.sub_(e), value=-1)
         at_y = a_y.mul_(p_y)
         return g.scatter_add_(axis, y, at_y if e is None else at_y.sub_(e))
-    # (W - S + e) p with S = b . p + a_y p_y, built in the (N, M) buffer of a_y; then -e at the labels
-    s = a_y.mul_(p_y)
-    s = s.baddbmm_(grad_psum.unsqueeze(1), p) if axis == 1 else s.baddbmm_(p, grad_psum.unsqueeze(2))
-    if e is not None:
-        s.sub_(e)
+    if e is not None:  # (W - S + e) p with S = b . p + a_y p_y, then a_y p_y - e at the labels: one scatter
+        at_y = a_y.mul_(p_y).sub_(e)
+        s = _add_bdot(at_y.clone(), grad_psum, p, axis)  # S - e
+        g = b - s
+        del s
+        return g.mul_(p).scatter_add_(axis, y, at_y)
+    # (W - S) p with S = b . p + a_y p_y, built in the (N, M) buffer of a_y
+    s = _add_bdot(a_y.mul_(p_y), grad_psum, p, axis)
     g = b - s
     del s, a_y  # before the next (N, M) buffer: the peak is p, the gradient, p_y and S
     g.scatter_add_(axis, y, torch.gather(grad_tp, 1, target).unsqueeze(axis))
-    g.mul_(p)
-    return g if e is None else g.scatter_add_(axis, y, e.neg_())
+    return g.mul_(p)
+
+
+def _add_bdot(s: Any, b: Any, p: Any, axis: int) -> Any:
+    """``s += sum_c p_mc b_c`` in place, ``s`` ``(N, 1, M)`` or ``(N, M, 1)``: a batched matrix-vector product."""
+    return s.baddbmm_(b.unsqueeze(1), p) if axis == 1 else s.baddbmm_(p, b.unsqueeze(2))
 
 
 def _dense_grad(p: Any, target: Any, valid: Any, grad_psum: Any, grad_tp: Any, axis: int, use_sigmoid: bool,
