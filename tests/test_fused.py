@@ -598,3 +598,26 @@ def test_dice_cross_entropy_is_dice_plus_cross_entropy(backend, rng):
     got = pl.dice_cross_entropy_loss(xs, y, ignore_index=255)
     want = pl.dice_loss(xs, y, ignore_index=255) + pl.cross_entropy(xs, y, ignore_index=255)
     assert_close(got, to_numpy(want), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("gamma", "weighted"), [(0.0, True), (2.0, False)])
+def test_nll_torch_func_transforms_equal_unfused(backend, rng, gamma, weighted):
+    """Per-sample gradients and ``hessian`` (forward over reverse) through the pixel term too."""
+    torch = _torch_or_skip(backend)
+    func = torch.func
+    x, target, valid, weight = _nll_inputs(rng, backend, axis=1, masked=True, weighted=weighted, n=3, c=4, m=6)
+    xs, t, v = on(backend, x, target, valid)
+    w = None if weight is None else backend.asarray(weight)
+
+    def scalar(impl):
+        def f(z, t, v):
+            psum, tp, tsum, nll = impl(backend, z[None], t[None], v[None], w, axis=1, gamma=gamma, squared=False)
+            return torch.sum(tp / (psum + tsum + 1.0)) + torch.sum(nll * nll)
+
+        return f
+
+    got, want = ({"per_sample": func.vmap(func.grad(scalar(impl)))(xs, t, v),
+                  "hessian": func.hessian(lambda z, impl=impl: scalar(impl)(z, t[0], v[0]))(xs[0])}
+                 for impl in (nll_fused, nll_unfused))
+    for name in got:
+        assert_close(got[name], to_numpy(want[name]), rtol=1e-10, atol=1e-12)

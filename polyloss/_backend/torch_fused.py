@@ -1,4 +1,5 @@
-"""torch entry of ``_backend.fused_class_sums``: an autograd.Function (imported only where torch is in use).
+"""torch entries of ``_backend.fused_class_sums`` and ``fused_class_sums_nll``: one autograd.Function (imported
+only where torch is in use).
 
 The forward keeps ``p`` (zeroed at ignored pixels) and ``p`` at each label
 for the backward, which writes the gradient into one new full-size buffer.
@@ -24,7 +25,18 @@ Second derivatives: ``p`` is saved untracked, so the in-place fast backward
 is invisible to autograd. When the backward itself is recorded
 (``create_graph=True``: Hessian-vector products, gradient penalties), it
 recomputes ``p`` from the saved logits and writes the same closed form in
-out-of-place ops instead, which autograd differentiates again.
+out-of-place ops instead, which autograd differentiates again; so does every
+``torch.func`` transform (the Function has ``setup_context``, a generated vmap
+rule, and, for eager calls, a ``jvp``). Autocast is off inside forward and
+backward: float32 logits get float32 sums and gradients.
+
+The compound's pixel term (``fused_class_sums_nll``: cross entropy, or focal
+with ``gamma``): one log-softmax whose exponential, in place, is ``p``; the
+term's gradient ``e_m (p_m - onehot_m)`` (``e = dL/dnll * c``) joins the
+buffer as ``b_c - S_m + e_m`` before the multiplication by ``p``, and
+``a_y p_y - e_m`` is scattered at the labels after it: still one full-size
+buffer and one scatter (2.5x the logits' peak on the 3-D case, against 5.3x
+for the unfused Dice + CE).
 """
 
 from __future__ import annotations
