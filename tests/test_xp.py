@@ -47,6 +47,16 @@ def _reference_fused_sums(x, target, valid, axis, activation, squared):
     return (v * p**power).sum(-1), (v * p * t).sum(-1), (v * t**power).sum(-1)
 
 
+def _reference_fused_nll(x, labels, valid, weight, axis, gamma, squared):
+    """``fused_class_sums_nll``: the sums, and per sample sum of -w_y (1 - p_y)^gamma log p_y over valid pixels."""
+    sums = _reference_fused_sums(x, labels, valid, axis, "softmax", squared)
+    log_p = np_log_softmax(x, axis)
+    log_q = np.take_along_axis(log_p, np.expand_dims(labels, axis), axis).squeeze(axis)
+    w = np.ones(labels.shape) if weight is None else weight[labels]
+    loss = -w * (1 - np.exp(log_q)) ** gamma * log_q * (1.0 if valid is None else valid)
+    return (*sums, loss.sum(-1))
+
+
 def _reference_max_pool(x, window, pad_value):
     """Moving maximum by an explicit loop over window offsets (float64 NumPy)."""
     nd = len(window)
@@ -116,6 +126,14 @@ PRIMITIVES = {
         _logits(rng, (3, 4, 30)), (rng.random((3, 4, 30)), rng.random((3, 4, 30)) < 0.7),
         {"axis": 1, "activation": "sigmoid", "squared": True}, True,
         lambda x, t, v: _reference_fused_sums(x, t, v, 1, "sigmoid", True)),
+    "fused_class_sums_nll": lambda rng: (
+        _logits(rng, (3, 4, 30)), (rng.integers(0, 4, size=(3, 30)), rng.random((3, 30)) < 0.7, rng.random(4) + 0.5),
+        {"axis": 1, "gamma": 0.0, "squared": False}, True,
+        lambda x, y, v, w: _reference_fused_nll(x, y, v, w, 1, 0.0, False)),
+    "fused_class_sums_nll_focal": lambda rng: (
+        _logits(rng, (3, 30, 4)), (rng.integers(0, 4, size=(3, 30)), None, None),
+        {"axis": 2, "gamma": 2.0, "squared": True}, True,
+        lambda x, y, v, w: _reference_fused_nll(x, y, v, w, 2, 2.0, True)),
     "max_argmax": lambda rng: (_logits(rng), (), {"axis": 1}, True, lambda x: (x.max(1), x.argmax(1))),
     # ties: the first maximum wins (not differentiable there: torch's max(dim) and amax split the gradient apart)
     "max_argmax_ties": lambda rng: (np.round(_logits(rng)), (), {"axis": 1}, False,
