@@ -71,6 +71,13 @@ def _torch_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator)
         dce["monai.losses.DiceCELoss"] = torch_step(monai.DiceCELoss(softmax=True, to_onehot_y=True), x, labels_1)
     table.bench(f"dice_cross_entropy_loss {case}", backend, dce, x)
 
+    # the fused Dice + focal path (gamma 2); MONAI's focal term is ours / C (its mean runs over classes too)
+    dfl = {"polyloss": torch_step(lambda a, b: pl.dice_focal_loss(a, b, per_image=True, smooth=1e-5), x, labels)}
+    if monai is not None:
+        dfl["monai.losses.DiceFocalLoss"] = torch_step(monai.DiceFocalLoss(softmax=True, to_onehot_y=True), x,
+                                                      labels_1)
+    table.bench(f"dice_focal_loss {case}", backend, dfl, x)
+
 
 def _fused_jax():
     """Hand-written fused jax.numpy versions of each formula: one-hot by comparison, channels-last."""

@@ -3,12 +3,12 @@
 Logits (2, 14, 64, 96, 96) float32 (63 MiB; ``--quick``: (1, 4, 16, 32, 32), 256 KiB, the smallest size
 the CPU memory measurement resolves).
 torch eager (or cuda, ``POLYLOSS_BENCH_DEVICE=cuda``): polyloss vs MONAI
-(DiceLoss, DiceCELoss, HausdorffDTLoss), torch.nn.functional.cross_entropy,
+(DiceLoss, DiceCELoss, DiceFocalLoss, HausdorffDTLoss), torch.nn.functional.cross_entropy,
 and kornia (dice_loss, lovasz_softmax_loss: 2-D only, so the volume is viewed
 as (N, C, D, H*W); both sum over every voxel of an image, so the view changes
 nothing). boundary_loss has no peer (MONAI and kornia have none); its signed
 distance map is computed once, outside the step, as a user would.
-jax.jit(value_and_grad): polyloss's Dice, Dice + CE and CE on the
+jax.jit(value_and_grad): polyloss's Dice, Dice + CE, Dice + focal and CE on the
 channels-last volume.
 Run: python benchmarks/volume.py [--quick]
 """
@@ -71,6 +71,12 @@ def _torch_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator,
         dce["monai.losses.DiceCELoss"] = torch_step(monai.DiceCELoss(softmax=True, to_onehot_y=True), x, labels_1)
     table.bench(f"dice_cross_entropy_loss {case}", backend, dce, x, rounds=rounds)
 
+    dfl = {"polyloss": torch_step(lambda a, b: pl.dice_focal_loss(a, b, per_image=True, smooth=1e-5), x, labels)}
+    if monai is not None:
+        dfl["monai.losses.DiceFocalLoss"] = torch_step(monai.DiceFocalLoss(softmax=True, to_onehot_y=True), x,
+                                                      labels_1)
+    table.bench(f"dice_focal_loss {case}", backend, dfl, x, rounds=rounds)
+
     table.bench(f"cross_entropy {case}", backend, {
         "polyloss": torch_step(pl.cross_entropy, x, labels),
         "torch.nn.functional.cross_entropy": torch_step(F.cross_entropy, x, labels),
@@ -103,7 +109,7 @@ def _jax_cases(table: Table, shape: tuple[int, ...], rng: np.random.Generator, r
     labels = jnp.asarray(rng.integers(0, c, size=(n, d, h, w)))
     case = f"{(n, d, h, w, c)}"
     for name, loss in (("dice_loss", pl.dice_loss), ("dice_cross_entropy_loss", pl.dice_cross_entropy_loss),
-                       ("cross_entropy", pl.cross_entropy)):
+                       ("dice_focal_loss", pl.dice_focal_loss), ("cross_entropy", pl.cross_entropy)):
         table.bench(f"{name} {case}", "jax.jit", {
             "polyloss": jax_step(lambda a, b, loss=loss: loss(a, b, class_axis=-1), x, labels)}, x, rounds=rounds)
 

@@ -1,17 +1,20 @@
-"""``_fused.fused_class_sums``: values, gradients, masks and compilation against unfused references.
+"""``_backend.fused_class_sums``: values, gradients, masks and compilation against unfused references.
 
 References: a float64 NumPy loop over samples and classes (values), the unfused
-composition (``softmax``/``sigmoid`` then the masked sums) differentiated by the
-backend's own autodiff, and central finite differences (gradients).
+composition (``generic.fused_class_sums``: the activation, then the masked sums)
+differentiated by the backend's own autodiff, and central finite differences (gradients).
 """
 
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
 from helpers import assert_close, random_labels, random_logits, to_numpy
 
-from polyloss.segmentation import _fused
+from polyloss import _backend
+from polyloss._backend import generic
 
 N, C, M = 3, 5, 37  # odd sizes: no power-of-two coincidences
 
@@ -70,12 +73,22 @@ def on(backend, x, target, valid, dtype="float64"):
     return xs, ts, None if valid is None else backend.asarray(valid)
 
 
-def fused(backend, x, target, valid, **kw):
-    return _fused.fused_class_sums(x, target, valid, xp=backend.xp, **kw)
+class Sums(NamedTuple):
+    psum: Any
+    tp: Any
+    tsum: Any
 
 
-def unfused(backend, x, target, valid, **kw):
-    return _fused._generic_sums(x, target, valid, xp=backend.xp, **kw)
+def fused(backend, x, target, valid, *, axis, activation="softmax", squared=False):
+    """The primitive as the region losses call it: the backend's native entry where it has one."""
+    return Sums(*_backend.fused_class_sums(x, target, valid, axis=axis, activation=activation, squared=squared,
+                                           xp=backend.xp))
+
+
+def unfused(backend, x, target, valid, *, axis, activation="softmax", squared=False):
+    """The generic twin: the activation, then the masked sums, in the namespace's plain operations."""
+    return Sums(*generic.fused_class_sums(x, target, valid, axis=axis, activation=activation, squared=squared,
+                                          xp=backend.xp))
 
 
 OPTIONS = pytest.mark.parametrize(
@@ -105,11 +118,13 @@ def test_values_match_float64_loops(backend, rng, axis, activation, form, masked
 @pytest.mark.parametrize("axis", [1, 2])
 @pytest.mark.parametrize("masked", [False, True])
 def test_float32_equals_unfused_path(backend, rng, axis, masked):
-    """Same float32 arithmetic: bit-for-bit on torch and NumPy; JAX reorders its sums under XLA (1e-6)."""
+    """Same float32 arithmetic as the dispatched softmax and ``class_sums``: bit-for-bit on torch and NumPy; JAX
+    reorders its sums under XLA (1e-6)."""
     x, target, valid = make_inputs(rng, axis=axis, form="labels", masked=masked, n=2, c=4, m=301)
     args = on(backend, x, target, valid, "float32")
     got = fused(backend, *args, axis=axis, activation="softmax", squared=False)
-    want = unfused(backend, *args, axis=axis, activation="softmax", squared=False)
+    p = _backend.softmax(args[0], axis=axis, xp=backend.xp)
+    want = _backend.class_sums(p, args[1], args[2], axis=axis, xp=backend.xp)
     for g, w in zip(got, want, strict=True):
         assert g.dtype == w.dtype == backend.xp.float32
         if backend.is_jax:
@@ -221,7 +236,8 @@ def test_torch_backward_twice_with_retained_graph(backend, rng, form, activation
 def test_rejects_bad_layout(backend):
     x = backend.asarray(np.zeros((2, 3, 4, 5)))
     with pytest.raises(ValueError, match="fused_class_sums: x must be 3-D"):
-        _fused.fused_class_sums(x, backend.asarray(np.zeros((2, 20), dtype=np.int64)), axis=1, xp=backend.xp)
+        _backend.fused_class_sums(x, backend.asarray(np.zeros((2, 20), dtype=np.int64)), None, axis=1,
+                                  activation="softmax", squared=False, xp=backend.xp)
 
 
 # --------------------------------------------------------------------------- #
@@ -273,3 +289,335 @@ def test_jax_jit(backend, rng, form, squared, activation):
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(to_numpy(g), to_numpy(w), rtol=1e-12, atol=1e-14)
 
+
+
+# --------------------------------------------------------------------------- #
+# torch usage modes: double backward, torch.func, autocast (the fused Function against the unfused composition)
+# --------------------------------------------------------------------------- #
+
+
+def _torch_or_skip(backend):
+    if not backend.is_torch:
+        pytest.skip("the autograd.Function is torch's")
+    import torch
+
+    return torch
+
+
+def _curved(impl, backend, t, v, a, b, kw):
+    """A scalar that is not linear in the sums, so its Hessian holds both the softmax's and the ratio's curvature."""
+
+    def f(z):
+        s = impl(backend, z, t, v, **kw)
+        return backend.xp.sum(a * s.tp / (s.psum + s.tsum + 1.0) + b * s.psum * s.psum)
+
+    return f
+
+
+@OPTIONS
+def test_torch_double_backward_equals_unfused(backend, rng, axis, activation, form, masked, squared):
+    """Gradient (with create_graph) and a Hessian-vector product through it equal the unfused composition's."""
+    torch = _torch_or_skip(backend)
+    x, target, valid = make_inputs(rng, axis=axis, form=form, masked=masked)
+    _, t, v = on(backend, x, target, valid)
+    a, b = (backend.asarray(rng.normal(size=(N, C))) for _ in range(2))
+    direction = backend.asarray(rng.normal(size=x.shape))
+    kw = dict(axis=axis, activation=activation, squared=squared)
+    results = []
+    for impl in (fused, unfused):
+        z = backend.asarray(x).requires_grad_(True)
+        (grad,) = torch.autograd.grad(_curved(impl, backend, t, v, a, b, kw)(z), z, create_graph=True)
+        (hvp,) = torch.autograd.grad(torch.sum(grad * direction), z)
+        results.append((grad.detach(), hvp))
+    (grad, hvp), (want_grad, want_hvp) = results
+    assert_close(grad, to_numpy(want_grad), rtol=1e-10, atol=1e-12)
+    assert float(torch.linalg.vector_norm(want_hvp)) > 1e-3  # the check below can fail
+    assert_close(hvp, to_numpy(want_hvp), rtol=1e-9, atol=1e-11)  # float64, two summation orders
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_torch_hessian_vector_product_matches_finite_differences(backend, rng, squared):
+    """An independent check of the second derivative: central differences of the first-order gradient."""
+    torch = _torch_or_skip(backend)
+    x, target, valid = make_inputs(rng, axis=1, form="labels", masked=True, n=2, c=3, m=7)
+    _, t, v = on(backend, x, target, valid)
+    a, b = (backend.asarray(rng.normal(size=(2, 3))) for _ in range(2))
+    f = _curved(fused, backend, t, v, a, b, dict(axis=1, activation="softmax", squared=squared))
+    direction = rng.normal(size=x.shape)
+    z = backend.asarray(x).requires_grad_(True)
+    (grad,) = torch.autograd.grad(f(z), z, create_graph=True)
+    (hvp,) = torch.autograd.grad(torch.sum(grad * backend.asarray(direction)), z)
+
+    def first(shift):
+        z = backend.asarray(x + shift * direction).requires_grad_(True)
+        return to_numpy(torch.autograd.grad(f(z), z)[0])
+
+    eps = 1e-5
+    assert_close(hvp, (first(eps) - first(-eps)) / (2 * eps), rtol=1e-6, atol=1e-8)
+
+
+@OPTIONS
+def test_torch_func_transforms_equal_unfused(backend, rng, axis, activation, form, masked, squared):
+    """``torch.func``: per-sample gradients (``vmap(grad)``), ``jacrev`` and ``hessian`` (forward over reverse)."""
+    torch = _torch_or_skip(backend)
+    func = torch.func
+    x, target, valid = make_inputs(rng, axis=axis, form=form, masked=masked, n=3, c=4, m=6)
+    xs, t, v = on(backend, x, target, valid)
+    v = torch.ones(t.shape, dtype=torch.bool) if v is None else v  # vmap needs an array to map over
+    kw = dict(axis=axis, activation=activation, squared=squared)
+    impls = {"fused": lambda *a, **kw: fused(backend, *a, **kw), "unfused": lambda *a, **kw: unfused(backend, *a, **kw)}
+
+    def scalar(impl):
+        def f(z, t, v):
+            s = impl(z[None], t[None], v[None], **kw)
+            return torch.sum(s.tp / (s.psum + s.tsum + 1.0) + s.psum * s.psum)
+
+        return f
+
+    got, want = ({"per_sample": func.vmap(func.grad(scalar(impl)))(xs, t, v),
+                  "jacrev": func.jacrev(lambda z, impl=impl: impl(z, t, v, **kw).tp)(xs),
+                  "hessian": func.hessian(lambda z, impl=impl: scalar(impl)(z, t[0], v[0]))(xs[0])}
+                 for impl in impls.values())
+    for name in got:
+        assert got[name].shape == want[name].shape, name
+        assert_close(got[name], to_numpy(want[name]), rtol=1e-10, atol=1e-12)
+
+
+def test_torch_func_grad_of_region_losses(backend, rng):
+    """``torch.func.grad`` of the public losses (the fused path) equals ``backward()``'s gradient."""
+    torch = _torch_or_skip(backend)
+    import polyloss as pl
+
+    x = backend.asarray(random_logits(rng, (2, 3, 5, 4)))
+    y = backend.asarray(random_labels(rng, (2, 5, 4), 3))
+    for loss in (pl.dice_loss, pl.jaccard_loss, pl.tversky_loss, lambda z, y: pl.dice_loss(z, y, squared=True)):
+        got = torch.func.grad(lambda z, loss=loss: loss(z, y))(x)
+        z = x.clone().requires_grad_(True)
+        loss(z, y).backward()
+        assert_close(got, to_numpy(z.grad), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(("form", "activation"), [("labels", "softmax"), ("dense", "sigmoid")])
+def test_torch_autocast_keeps_float32(backend, rng, form, activation):
+    """Under ``torch.autocast("cpu", bfloat16)`` (forward and backward inside it) float32 logits give the float32
+    values and gradients: autocast would run the squared sums' matrix products in bfloat16 (1e-3 off)."""
+    torch = _torch_or_skip(backend)
+    import polyloss as pl
+
+    x, target, valid = make_inputs(rng, axis=1, form=form, masked=True, n=2, c=4, m=300)
+    xs, t, v = on(backend, x, target, valid, "float32")
+    a = backend.asarray(rng.normal(size=(2, 4)), dtype=torch.float32)
+
+    def run(f, z0):
+        z = z0.clone().requires_grad_(True)
+        value = f(z)
+        value.backward()
+        return value.detach(), z.grad
+
+    def sums(z):
+        s = fused(backend, z, t, v, axis=1, activation=activation, squared=True)
+        return torch.sum(a * s.tp / (s.psum + 1.0))
+
+    labels = backend.asarray(random_labels(rng, (2, 5, 6), 4))
+    logits = backend.asarray(random_logits(rng, (2, 4, 5, 6)), dtype=torch.float32)
+    for f, z0 in ((sums, xs), (lambda z: pl.dice_loss(z, labels, squared=True), logits)):
+        want = run(f, z0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = run(f, z0)
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == torch.float32
+            assert_close(g, to_numpy(w), rtol=1e-6, atol=1e-7)  # float32 arithmetic, maybe reordered
+
+
+# --------------------------------------------------------------------------- #
+# The compound's pixel term folded in: fused_class_sums_nll
+# --------------------------------------------------------------------------- #
+
+NLL_OPTIONS = pytest.mark.parametrize(
+    ("axis", "masked", "squared", "gamma", "weighted"),
+    [(1, False, False, 0.0, False), (2, True, False, 0.0, True), (1, True, True, 0.0, True),
+     (1, True, False, 2.0, True), (2, False, True, 1.0, False), (1, True, False, 3.5, False)],
+)
+
+
+def _nll_inputs(rng, backend, *, axis, masked, weighted, n=N, c=C, m=M):
+    x, target, valid = make_inputs(rng, axis=axis, form="labels", masked=masked, n=n, c=c, m=m)
+    weight = rng.uniform(0.2, 2.0, size=c) if weighted else None
+    return x, target, valid, weight
+
+
+def nll_fused(backend, x, t, v, w, **kw):
+    return _backend.fused_class_sums_nll(x, t, v, w, xp=backend.xp, **kw)
+
+
+def nll_unfused(backend, x, t, v, w, **kw):
+    return generic.fused_class_sums_nll(x, t, v, w, xp=backend.xp, **kw)
+
+
+def ref_nll(x, target, valid, weight, *, axis, gamma):
+    """float64 loops: per sample, sum over valid pixels of -w_y (1 - p_y)^gamma log p_y."""
+    xc = np.moveaxis(np.asarray(x, dtype=np.float64), axis, 1)
+    n, _, m = xc.shape
+    out = np.zeros(n)
+    for i in range(n):
+        for j in range(m):
+            if valid is not None and not valid[i, j]:
+                continue
+            z = xc[i, :, j]
+            log_q = z[target[i, j]] - z.max() - np.log(np.exp(z - z.max()).sum())
+            w = 1.0 if weight is None else weight[target[i, j]]
+            out[i] -= w * (1 - np.exp(log_q)) ** gamma * log_q
+    return out
+
+
+@NLL_OPTIONS
+def test_nll_values_match_float64_loops(backend, rng, axis, masked, squared, gamma, weighted):
+    x, target, valid, weight = _nll_inputs(rng, backend, axis=axis, masked=masked, weighted=weighted)
+    xs, t, v = on(backend, x, target, valid)
+    w = None if weight is None else backend.asarray(weight)
+    got = nll_fused(backend, xs, t, v, w, axis=axis, gamma=gamma, squared=squared)
+    want = ref_sums(x, target, valid, axis=axis, activation="softmax", squared=squared)
+    for g, expected in zip(got, (*want, ref_nll(x, target, valid, weight, axis=axis, gamma=gamma)), strict=True):
+        assert_close(g, expected, rtol=1e-12, atol=1e-12)
+
+
+@NLL_OPTIONS
+def test_nll_first_and_second_derivatives_equal_unfused(backend, rng, axis, masked, squared, gamma, weighted):
+    """The gradient (closed form) and, on torch, a Hessian-vector product through it (create_graph) equal the
+    generic composition's autodiff."""
+    if not backend.has_autodiff:
+        pytest.skip(f"{backend.name} has no automatic differentiation")
+    x, target, valid, weight = _nll_inputs(rng, backend, axis=axis, masked=masked, weighted=weighted)
+    _, t, v = on(backend, x, target, valid)
+    w = None if weight is None else backend.asarray(weight)
+    a, b = (backend.asarray(rng.normal(size=(N, C))) for _ in range(2))
+    d = backend.asarray(rng.normal(size=N))
+    kw = dict(axis=axis, gamma=gamma, squared=squared)
+
+    def objective(impl):
+        def f(z):
+            psum, tp, tsum, nll = impl(backend, z, t, v, w, **kw)
+            return backend.xp.sum(a * tp / (psum + tsum + 1.0) + b * psum) + backend.xp.sum(d * nll * nll)
+
+        return f
+
+    xs = backend.asarray(x)
+    got_value, got = backend.value_and_grad(objective(nll_fused), xs)
+    want_value, want = backend.value_and_grad(objective(nll_unfused), xs)
+    np.testing.assert_allclose(got_value, want_value, rtol=1e-12)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    if backend.is_torch:
+        import torch
+
+        direction = backend.asarray(rng.normal(size=x.shape))
+        hvps = []
+        for impl in (nll_fused, nll_unfused):
+            z = backend.asarray(x).requires_grad_(True)
+            (grad,) = torch.autograd.grad(objective(impl)(z), z, create_graph=True)
+            hvps.append(torch.autograd.grad(torch.sum(grad * direction), z)[0])
+        assert_close(hvps[0], to_numpy(hvps[1]), rtol=1e-9, atol=1e-11)
+
+
+@pytest.fixture
+def generic_only(monkeypatch):
+    """A context manager: ``_backend`` with every native table emptied (the unfused composition in plain ops)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def patched():
+        with monkeypatch.context() as patch:
+            patch.setattr(_backend, "NATIVE", {kind: {} for kind in _backend.NATIVE})
+            yield
+
+    return patched
+
+
+COMPOUNDS = pytest.mark.parametrize(("name", "options"), [
+    ("dice_cross_entropy_loss", {}),
+    ("dice_cross_entropy_loss", {"weight": [0.5, 2.0, 1.0, 0.25], "ignore_index": 255}),
+    ("dice_cross_entropy_loss", {"class_axis": -1, "per_image": True, "reduction": "sum", "lambda_ce": 0.7}),
+    ("dice_focal_loss", {"ignore_index": 255}),
+    ("dice_focal_loss", {"gamma": 1.0, "alpha": 0.25, "class_axis": -1}),
+    ("dice_focal_loss", {"gamma": 3.0, "alpha": [0.1, 0.2, 0.3, 0.4], "ignore_index": 255, "per_image": True}),
+])
+
+
+def _compound_inputs(rng, backend, options):
+    x = random_logits(rng, (2, 4, 5, 3))
+    y = random_labels(rng, (2, 5, 3), 4)
+    if "ignore_index" in options:
+        y[0, 1, :2] = 255
+    if options.get("class_axis") == -1:
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    return x, backend.asarray(y)
+
+
+def _compound(name, options):
+    import polyloss as pl
+
+    return lambda z, y: getattr(pl, name)(z, y, **options)
+
+
+@COMPOUNDS
+def test_compound_values_and_derivatives_equal_unfused(backend, rng, generic_only, name, options):
+    """The compound through the fused primitive (the pixel term folded in) against the same compound with every
+    native table emptied: value, gradient, and on torch a Hessian-vector product (create_graph)."""
+    if not backend.has_autodiff:
+        pytest.skip(f"{backend.name} has no automatic differentiation")
+    x, y = _compound_inputs(rng, backend, options)
+    loss = _compound(name, options)
+    got_value, got = backend.value_and_grad(lambda z: loss(z, y), backend.asarray(x))
+    with generic_only():
+        want_value, want = backend.value_and_grad(lambda z: loss(z, y), backend.asarray(x))
+    np.testing.assert_allclose(got_value, want_value, rtol=1e-12)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    if not backend.is_torch:
+        return
+    import torch
+
+    direction = backend.asarray(rng.normal(size=x.shape))
+
+    def hvp():
+        z = backend.asarray(x).requires_grad_(True)
+        (grad,) = torch.autograd.grad(loss(z, y), z, create_graph=True)
+        return torch.autograd.grad(torch.sum(grad * direction), z)[0]
+
+    got_hvp = hvp()
+    with generic_only():
+        want_hvp = hvp()
+    assert float(torch.linalg.vector_norm(want_hvp)) > 1e-3
+    assert_close(got_hvp, to_numpy(want_hvp), rtol=1e-9, atol=1e-11)
+
+
+def test_dice_cross_entropy_is_dice_plus_cross_entropy(backend, rng):
+    """An independent reference: the public dice_loss plus cross_entropy (unweighted, ignored pixels)."""
+    import polyloss as pl
+
+    x, y = _compound_inputs(rng, backend, {"ignore_index": 255})
+    xs = backend.asarray(x)
+    got = pl.dice_cross_entropy_loss(xs, y, ignore_index=255)
+    want = pl.dice_loss(xs, y, ignore_index=255) + pl.cross_entropy(xs, y, ignore_index=255)
+    assert_close(got, to_numpy(want), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("gamma", "weighted"), [(0.0, True), (2.0, False)])
+def test_nll_torch_func_transforms_equal_unfused(backend, rng, gamma, weighted):
+    """Per-sample gradients and ``hessian`` (forward over reverse) through the pixel term too."""
+    torch = _torch_or_skip(backend)
+    func = torch.func
+    x, target, valid, weight = _nll_inputs(rng, backend, axis=1, masked=True, weighted=weighted, n=3, c=4, m=6)
+    xs, t, v = on(backend, x, target, valid)
+    w = None if weight is None else backend.asarray(weight)
+
+    def scalar(impl):
+        def f(z, t, v):
+            psum, tp, tsum, nll = impl(backend, z[None], t[None], v[None], w, axis=1, gamma=gamma, squared=False)
+            return torch.sum(tp / (psum + tsum + 1.0)) + torch.sum(nll * nll)
+
+        return f
+
+    got, want = ({"per_sample": func.vmap(func.grad(scalar(impl)))(xs, t, v),
+                  "hessian": func.hessian(lambda z, impl=impl: scalar(impl)(z, t[0], v[0]))(xs[0])}
+                 for impl in (nll_fused, nll_unfused))
+    for name in got:
+        assert_close(got[name], to_numpy(want[name]), rtol=1e-10, atol=1e-12)

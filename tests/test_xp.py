@@ -36,6 +36,27 @@ def _reference_class_sums(p, labels, valid, axis):
     return total, (pc * hot).sum(-1), hot.sum(-1)
 
 
+def _reference_fused_sums(x, target, valid, axis, activation, squared):
+    """psum, tp, tsum of activation(x) by dense float64 arrays, everything moved to (N, C, M) first."""
+    xc = x if axis == 1 else np.moveaxis(x, 2, 1)
+    p = np_softmax(xc, 1) if activation == "softmax" else np_sigmoid(xc)
+    t = np_one_hot(target, xc.shape[1]) if target.ndim == 2 else (target if axis == 1 else np.moveaxis(target, 2, 1))
+    v = np.ones(p.shape) if valid is None else (valid[:, None] if valid.ndim == 2 else
+                                               (valid if axis == 1 else np.moveaxis(valid, 2, 1)))
+    power = 2 if squared else 1
+    return (v * p**power).sum(-1), (v * p * t).sum(-1), (v * t**power).sum(-1)
+
+
+def _reference_fused_nll(x, labels, valid, weight, axis, gamma, squared):
+    """``fused_class_sums_nll``: the sums, and per sample sum of -w_y (1 - p_y)^gamma log p_y over valid pixels."""
+    sums = _reference_fused_sums(x, labels, valid, axis, "softmax", squared)
+    log_p = np_log_softmax(x, axis)
+    log_q = np.take_along_axis(log_p, np.expand_dims(labels, axis), axis).squeeze(axis)
+    w = np.ones(labels.shape) if weight is None else weight[labels]
+    loss = -w * (1 - np.exp(log_q)) ** gamma * log_q * (1.0 if valid is None else valid)
+    return (*sums, loss.sum(-1))
+
+
 def _reference_max_pool(x, window, pad_value):
     """Moving maximum by an explicit loop over window offsets (float64 NumPy)."""
     nd = len(window)
@@ -104,6 +125,25 @@ PRIMITIVES = {
     "class_sums_valid": lambda rng: (rng.random((3, 30, 4)), (rng.integers(0, 4, size=(3, 30)),
                                                               rng.random((3, 30)) < 0.7), {"axis": 2}, True,
                                      lambda p, y, v: _reference_class_sums(p, y, v, 2)),
+    "fused_class_sums": lambda rng: (_logits(rng, (3, 4, 30)), (rng.integers(0, 4, size=(3, 30)), None),
+                                     {"axis": 1, "activation": "softmax", "squared": False}, True,
+                                     lambda x, y, v: _reference_fused_sums(x, y, v, 1, "softmax", False)),
+    "fused_class_sums_masked_squared": lambda rng: (
+        _logits(rng, (3, 30, 4)), (rng.integers(0, 4, size=(3, 30)), rng.random((3, 30)) < 0.7),
+        {"axis": 2, "activation": "softmax", "squared": True}, True,
+        lambda x, y, v: _reference_fused_sums(x, y, v, 2, "softmax", True)),
+    "fused_class_sums_dense_sigmoid": lambda rng: (
+        _logits(rng, (3, 4, 30)), (rng.random((3, 4, 30)), rng.random((3, 4, 30)) < 0.7),
+        {"axis": 1, "activation": "sigmoid", "squared": True}, True,
+        lambda x, t, v: _reference_fused_sums(x, t, v, 1, "sigmoid", True)),
+    "fused_class_sums_nll": lambda rng: (
+        _logits(rng, (3, 4, 30)), (rng.integers(0, 4, size=(3, 30)), rng.random((3, 30)) < 0.7, rng.random(4) + 0.5),
+        {"axis": 1, "gamma": 0.0, "squared": False}, True,
+        lambda x, y, v, w: _reference_fused_nll(x, y, v, w, 1, 0.0, False)),
+    "fused_class_sums_nll_focal": lambda rng: (
+        _logits(rng, (3, 30, 4)), (rng.integers(0, 4, size=(3, 30)), None, None),
+        {"axis": 2, "gamma": 2.0, "squared": True}, True,
+        lambda x, y, v, w: _reference_fused_nll(x, y, v, w, 2, 2.0, True)),
     "max_argmax": lambda rng: (_logits(rng), (), {"axis": 1}, True, lambda x: (x.max(1), x.argmax(1))),
     # ties: the first maximum wins (not differentiable there: torch's max(dim) and amax split the gradient apart)
     "max_argmax_ties": lambda rng: (np.round(_logits(rng)), (), {"axis": 1}, False,

@@ -361,3 +361,29 @@ def native_linear_sum_assignment(cost: Array, row_valid: Array, col_valid: Array
     """
     kernel = NATIVE[native_kind(xp)].get("linear_sum_assignment")
     return None if kernel is None else kernel(cost, row_valid, col_valid, xp=xp)
+
+
+# --------------------------------------------------------------------------- #
+# Fused region sums
+# --------------------------------------------------------------------------- #
+
+__all__ += ["fused_class_sums"]
+
+
+def fused_class_sums(x: Array, target: Array, valid: Array | None, /, *, axis: int, activation: str, squared: bool,
+                     xp: ModuleType) -> tuple[Array, Array, Array]:
+    """``(psum, tp, tsum)`` of ``activation(x)`` against labels or dense targets (``generic.fused_class_sums``)."""
+    if axis not in (1, 2) or x.ndim != 3:
+        raise ValueError(f"fused_class_sums: x must be 3-D with class axis 1 or 2, got shape {tuple(x.shape)}, "
+                         f"axis {axis}")
+    return _delegate(generic.fused_class_sums, xp)(x, target, valid, axis=axis, activation=activation,
+                                                   squared=squared, xp=xp)
+
+__all__ += ["fused_class_sums_nll"]
+
+
+def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
+                         gamma: float, squared: bool, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
+    """``fused_class_sums`` of the softmax and a compound's pixel term (``generic.fused_class_sums_nll``)."""
+    return _delegate(generic.fused_class_sums_nll, xp)(x, labels, valid, weight, axis=axis, gamma=gamma,
+                                                       squared=squared, xp=xp)

@@ -77,3 +77,30 @@ def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleT
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
     log_softmax, softmax, log_sigmoid, sigmoid, sigmoid_cross_entropy, class_sums, segment_max, distance_transform,
 )}
+
+
+# --------------------------------------------------------------------------- #
+# Fused region sums
+# --------------------------------------------------------------------------- #
+
+
+def fused_class_sums(x: Array, target: Array, valid: Array | None, /, *, axis: int, activation: str, squared: bool,
+                     xp: ModuleType) -> tuple[Array, Array, Array]:
+    """The generic composition over this table's kernels:
+    ``cupyx.scipy.special``'s activations and the ``bincount`` class sums; no autodiff to fuse."""
+    p = softmax(x, axis=axis, xp=xp) if activation == "softmax" else sigmoid(x, xp=xp)
+    return generic.sums_of_probabilities(p, target, valid, axis=axis, squared=squared, class_sums=class_sums, xp=xp)
+
+
+NATIVE[fused_class_sums.__name__] = fused_class_sums
+
+
+def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
+                         gamma: float, squared: bool, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
+    """This table's ``fused_class_sums`` and ``log_softmax``, composed as the generic twin composes its own."""
+    sums = fused_class_sums(x, labels, valid, axis=axis, activation="softmax", squared=squared, xp=xp)
+    log_p = log_softmax(x, axis=axis, xp=xp)
+    return (*sums, generic.focal_label_sums(log_p, labels, valid, weight, axis=axis, gamma=gamma, xp=xp))
+
+
+NATIVE[fused_class_sums_nll.__name__] = fused_class_sums_nll

@@ -274,3 +274,92 @@ def packed_argsort(key: Array, /, *, xp: ModuleType) -> Array:
     index = xp.arange(key.shape[-1], dtype=xp.int64, device=device(key))
     packed = xp.sort(xp.bitwise_left_shift(xp.astype(key, xp.int64), 32) | index, axis=-1, stable=False)
     return packed & 0xFFFFFFFF
+
+
+# --------------------------------------------------------------------------- #
+# Fused region sums (a primitive: the unfused composition; torch's and JAX's entries fuse it)
+# --------------------------------------------------------------------------- #
+
+
+def fused_class_sums(x: Array, target: Array, valid: Array | None, /, *, axis: int, activation: str, squared: bool,
+                     xp: ModuleType) -> tuple[Array, Array, Array]:
+    """Soft confusion sums of ``p = activation(x)`` against ``target``, per sample and class.
+
+    ``x``: logits ``(N, C, M)`` (``axis=1``) or ``(N, M, C)`` (``axis=2``),
+    float32 or wider. ``target``: integer labels ``(N, M)`` in ``[0, C)``
+    (ignored pixels replaced by an in-range value), or dense floating targets
+    of ``x``'s shape; no gradient. ``valid``: bool mask of the pixels that
+    count, ``(N, M)``, or ``x``'s shape for dense targets (or None).
+    ``activation``: ``"softmax"`` over the class axis or ``"sigmoid"``.
+    Returns ``(psum, tp, tsum)``, each ``(N, C)`` in ``x``'s dtype: the
+    sums over valid pixels of ``p`` (``p**2`` when ``squared``), ``p t`` and
+    ``t`` (``t**2``), ``t`` the one-hot of the labels or the dense targets.
+
+    Here: the activation, then the masked sums (``class_sums`` for labels).
+    The native entries (torch's autograd.Function, JAX's custom_vjp) keep
+    less for the backward and write it in closed form; with ``a = dL/dtp``,
+    ``b = dL/dpsum``: ``W = a t + b (2 p if squared else 1)`` (0 where
+    masked), ``dL/dx = p (W - sum_c p W)`` (softmax) or ``p (1 - p) W``
+    (sigmoid). References: Bridle 1990 (the softmax's vector-Jacobian
+    product); Milletari et al., V-Net, 2016 (the squared sums).
+    """
+    p = softmax(x, axis=axis, xp=xp) if activation == "softmax" else sigmoid(x, xp=xp)
+    return sums_of_probabilities(p, target, valid, axis=axis, squared=squared, class_sums=class_sums, xp=xp)
+
+
+def sums_of_probabilities(p: Array, target: Array, valid: Array | None, /, *, axis: int, squared: bool,
+                          class_sums: Callable[..., tuple[Array, Array, Array]], xp: ModuleType
+                          ) -> tuple[Array, Array, Array]:
+    """``fused_class_sums``'s sums from the probabilities ``p``, with a given ``class_sums`` kernel for labels
+    (a building block the NumPy and CuPy entries share with their ``bincount`` kernel)."""
+    pix = 3 - axis
+    if target.ndim == 2:
+        psum, tp, count = class_sums(p, target, valid, axis=axis, xp=xp)
+        if squared:
+            psum = xp.sum(_masked_sums_input(p * p, valid, axis, xp=xp), axis=pix)
+        return psum, tp, count
+    t = target if target.dtype == p.dtype else xp.astype(target, p.dtype)
+    pm, tm = _masked_sums_input(p, valid, axis, xp=xp), _masked_sums_input(t, valid, axis, xp=xp)
+    tp = xp.sum(pm * tm, axis=pix)
+    if squared:
+        return xp.sum(pm * pm, axis=pix), tp, xp.sum(tm * tm, axis=pix)
+    return xp.sum(pm, axis=pix), tp, xp.sum(tm, axis=pix)
+
+
+def _masked_sums_input(v: Array, valid: Array | None, axis: int, /, *, xp: ModuleType) -> Array:
+    """``v`` with the entries outside ``valid`` (a pixel mask, or one of ``v``'s shape) set to 0."""
+    if valid is None:
+        return v
+    mask = xp.expand_dims(valid, axis=axis) if valid.ndim == 2 else valid
+    return xp.where(mask, v, zero_like(v, xp=xp))
+
+
+def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
+                         gamma: float, squared: bool, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
+    """``fused_class_sums`` of the softmax against integer labels, and a compound's pixel term beside them.
+
+    The fourth output, ``(N,)``: per sample, the sum over valid pixels of
+    ``-w_y (1 - p_y)**gamma log p_y`` (``w``: ``weight`` ``(C,)`` at the label,
+    1 without): the cross entropy at ``gamma = 0``, the focal loss otherwise
+    (``gamma`` 0 or at least 1: below 1 the closed-form gradient of the native
+    entries is 0 * inf at ``p_y = 1``). Native entries share the softmax and
+    fold the term's gradient, ``c_m (p_m - onehot_m)`` with ``c = w_y ((1 - q)**gamma
+    - gamma (1 - q)**(gamma - 1) q log q)``, ``q = p_y``, into the sums' backward.
+    Here: ``fused_class_sums`` and the term from ``log_softmax``.
+    """
+    sums = fused_class_sums(x, labels, valid, axis=axis, activation="softmax", squared=squared, xp=xp)
+    return (*sums, focal_label_sums(log_softmax(x, axis=axis, xp=xp), labels, valid, weight, axis=axis, gamma=gamma,
+                                    xp=xp))
+
+
+def focal_label_sums(log_p: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
+                     gamma: float, xp: ModuleType) -> Array:
+    """Per sample, the sum over valid pixels of ``-w_y (1 - p_y)**gamma log p_y`` from the log-probabilities
+    ``log_p`` (``fused_class_sums_nll``'s fourth output; a building block its native entries share)."""
+    log_q = xp.squeeze(take_along_axis(log_p, xp.expand_dims(labels, axis=axis), axis=axis, xp=xp), axis=axis)
+    loss = -log_q if gamma == 0 else -((1 - xp.exp(log_q)) ** gamma) * log_q
+    if weight is not None:
+        loss = loss * xp.reshape(xp.take(weight, xp.reshape(labels, (-1,)), axis=0), labels.shape)
+    if valid is not None:
+        loss = xp.where(valid, loss, zero_like(loss, xp=xp))
+    return xp.sum(loss, axis=1)

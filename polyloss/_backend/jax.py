@@ -127,3 +127,84 @@ NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
     log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, unpermute, softmax_nll,
     segment_max, stop_gradient, max_pool, while_loop,
 )}
+
+
+# --------------------------------------------------------------------------- #
+# Fused region sums: a custom_vjp built on first use (importing polyloss never imports JAX)
+# --------------------------------------------------------------------------- #
+
+_FUSED: dict[str, Any] = {}
+
+
+def fused_class_sums(x: Array, target: Array, valid: Array | None, /, *, axis: int, activation: str, squared: bool,
+                     xp: ModuleType) -> tuple[Array, Array, Array]:
+    """``jax.custom_vjp`` saving the logits only: the backward recomputes the activation, which XLA fuses into
+    the closed-form gradient (``generic.fused_class_sums`` gives it). Differentiable again (``grad`` of
+    ``grad``): the backward is written in JAX operations."""
+    if "sums" not in _FUSED:
+        _FUSED["sums"] = _make_fused_class_sums()
+    sums: tuple[Array, Array, Array] = _FUSED["sums"](x, target, valid, axis, activation == "sigmoid", squared)
+    return sums
+
+
+def _fused_parts(x: Array, target: Array, valid: Array | None, axis: int, use_sigmoid: bool
+                 ) -> tuple[Array, Array, Array | None]:
+    """``p``, the targets in ``x``'s dtype (labels one-hot by a comparison XLA fuses into its consumer) and the
+    mask in ``x``'s rank."""
+    jax = _jax()
+    jnp = jax.numpy
+    p = jax.nn.sigmoid(x) if use_sigmoid else jax.nn.softmax(x, axis=axis)
+    if target.ndim == 3:
+        return p, target.astype(x.dtype), valid
+    classes = jnp.arange(x.shape[axis]).reshape((-1, 1) if axis == 1 else (-1,))
+    t = (jnp.expand_dims(target, axis) == classes).astype(x.dtype)
+    return p, t, None if valid is None else jnp.expand_dims(valid, axis)
+
+
+def _make_fused_class_sums() -> Any:
+    jax = _jax()
+    jnp = jax.numpy
+
+    def forward(x: Array, target: Array, valid: Array | None, axis: int, use_sigmoid: bool, squared: bool
+                ) -> tuple[Array, Array, Array]:
+        p, t, m = _fused_parts(x, target, valid, axis, use_sigmoid)
+        if m is not None:
+            p, t = jnp.where(m, p, 0), jnp.where(m, t, 0)
+        pix = 3 - axis
+        if squared:
+            return jnp.sum(p * p, axis=pix), jnp.sum(p * t, axis=pix), jnp.sum(t * t, axis=pix)
+        return jnp.sum(p, axis=pix), jnp.sum(p * t, axis=pix), jnp.sum(t, axis=pix)
+
+    sums = jax.custom_vjp(forward, nondiff_argnums=(3, 4, 5))
+
+    def fwd(x: Array, target: Array, valid: Array | None, axis: int, use_sigmoid: bool, squared: bool) -> Any:
+        return forward(x, target, valid, axis, use_sigmoid, squared), (x, target, valid)
+
+    def bwd(axis: int, use_sigmoid: bool, squared: bool, res: Any, cotangents: Any) -> Any:
+        x, target, valid = res
+        b, a, _ = cotangents
+        pix = 3 - axis
+        p, t, m = _fused_parts(x, target, valid, axis, use_sigmoid)
+        a, b = jnp.expand_dims(a, pix), jnp.expand_dims(b, pix)
+        w = a * t + (2 * b * p if squared else b)
+        if m is not None:
+            w = jnp.where(m, w, 0)
+        g = p * (1 - p) * w if use_sigmoid else p * (w - jnp.sum(p * w, axis=axis, keepdims=True))
+        return g, None, None
+
+    sums.defvjp(fwd, bwd)
+    return sums
+
+
+NATIVE[fused_class_sums.__name__] = fused_class_sums
+
+
+def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
+                         gamma: float, squared: bool, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
+    """This table's ``fused_class_sums`` and ``log_softmax``, composed as the generic twin composes its own."""
+    sums = fused_class_sums(x, labels, valid, axis=axis, activation="softmax", squared=squared, xp=xp)
+    log_p = log_softmax(x, axis=axis, xp=xp)
+    return (*sums, generic.focal_label_sums(log_p, labels, valid, weight, axis=axis, gamma=gamma, xp=xp))
+
+
+NATIVE[fused_class_sums_nll.__name__] = fused_class_sums_nll

@@ -258,3 +258,36 @@ NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
     unstack, stop_gradient, max_pool, distance_transform, cross_entropy,
     binary_cross_entropy, while_loop, linear_sum_assignment,
 )}
+
+
+# --------------------------------------------------------------------------- #
+# Fused region sums
+# --------------------------------------------------------------------------- #
+
+
+def fused_class_sums(x: Array, target: Array, valid: Array | None, /, *, axis: int, activation: str, squared: bool,
+                     xp: ModuleType) -> tuple[Array, Array, Array]:
+    """One autograd.Function (``torch_fused.FusedClassSums``): the activation and the sums in one forward,
+    ``p`` kept, the closed-form gradient written in place into one buffer (out of place, so differentiable
+    again, under ``create_graph`` and ``torch.func``); autocast off inside."""
+    from .torch_fused import fused_class_sums as torch_fused_class_sums  # its own module: torch imported lazily
+
+    labels_or_t = target.to(_torch().int64) if target.ndim == 2 else target
+    return torch_fused_class_sums(x, labels_or_t, valid, axis, activation == "sigmoid", squared)
+
+
+NATIVE[fused_class_sums.__name__] = fused_class_sums
+
+
+def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
+                         gamma: float, squared: bool, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
+    """The same autograd.Function with the pixel term: one log-softmax (its exponential, in place, is ``p``)
+    and the term's gradient added into the one gradient buffer."""
+    from .torch_fused import fused_class_sums as torch_fused_class_sums
+
+    psum, tp, tsum, nll = torch_fused_class_sums(x, labels.to(_torch().int64), valid, axis, False, squared, weight,
+                                                 float(gamma))
+    return psum, tp, tsum, nll
+
+
+NATIVE[fused_class_sums_nll.__name__] = fused_class_sums_nll

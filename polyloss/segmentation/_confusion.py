@@ -20,11 +20,22 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .._backend import Array, clamped_log, class_sums, clip, device, log_softmax, numel, sigmoid, softmax
+from .._backend import (
+    Array,
+    clamped_log,
+    class_sums,
+    clip,
+    device,
+    fused_class_sums,
+    fused_class_sums_nll,
+    log_softmax,
+    numel,
+    sigmoid,
+    softmax,
+)
 from .._core import checks
 from .._core.inputs import Dense, Labels, Mode, Reduction, Segmentation, Weight, class_vector, prepare
 from .._core.reduce import reduce_classes, restore
-from ._fused import fused_class_sums
 
 AllReduce = Callable[[Array], Array] | None
 
@@ -76,6 +87,22 @@ PixelSum = Callable[[PixelInputs], Array]  # a compound's pixel-wise [sum, count
 
 
 @dataclass(frozen=True)
+class FusedPixel:
+    """A compound's pixel term that ``_backend.fused_class_sums_nll`` computes with the statistics.
+
+    Per valid pixel ``-w_y (1 - p_y)**gamma log p_y`` on the softmax of logits
+    against integer labels, unsmoothed; elsewhere (and for ``0 < gamma < 1``)
+    the compound's ``extra`` runs instead. ``weight(seg, class_weight)``: the
+    ``(C,)`` weights ``w`` (or None); ``by_weight``: the mean divides by the
+    summed ``w_y`` (torch's weighted cross entropy) instead of the pixel count.
+    """
+
+    weight: Callable[[Segmentation, Array | None], Array | None]
+    gamma: float = 0.0
+    by_weight: bool = False
+
+
+@dataclass(frozen=True)
 class Region:
     """Statistics of the scored classes and everything a loss needs to finish."""
 
@@ -101,12 +128,13 @@ def resolve(fn: str, options: RegionOptions) -> dict[str, Any]:
 
 
 def region(fn: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, squared: bool = False,
-           extra: PixelSum | None = None, need_log_p: bool = False) -> Region:
+           extra: PixelSum | None = None, need_log_p: bool = False, pixel: FusedPixel | None = None) -> Region:
     """Validate once and build the statistics of a region loss.
 
     ``extra(PixelInputs)``: a compound's pixel-wise ``[sum, count]``, reduced
     with the statistics. ``need_log_p``: keep the multiclass log-probabilities (the softmax is then
-    taken once, as their exponential).
+    taken once, as their exponential). ``pixel``: ``extra``'s term in the form the fused primitive computes
+    (one softmax and one backward for both terms) where the inputs allow it.
     """
     opts = resolve(fn, options)
     seg = prepare(fn, y_pred, y_true, mode=opts["mode"], class_axis=opts["class_axis"],
@@ -125,18 +153,25 @@ def region(fn: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, squa
         seg = replace(seg, target=_smoothed(seg, seg.target, s))
     label_s = s if isinstance(seg.target, Labels) else 0.0
     full_weight = None if opts["weight"] is None else class_vector(seg, "weight", opts["weight"])
+    plain_labels = seg.mode == "multiclass" and seg.from_logits and isinstance(seg.target, Labels)
+    if pixel is not None and not (plain_labels and not label_s and (pixel.gamma == 0 or pixel.gamma >= 1)):
+        pixel = None
     log_p = None
-    if need_log_p and seg.mode == "multiclass":
+    if need_log_p and seg.mode == "multiclass" and pixel is None:
         log_p = log_softmax(seg.x, axis=seg.axis, xp=seg.xp) if seg.from_logits else clamped_log(seg.x, xp=seg.xp)
     # Softmax over integer labels: the fused primitive saves only the logits for its backward (issue 12). Smoothed
     # labels need the probabilities themselves for the L1 form (soft_label) and for the plain sum under ``squared``.
     fused = (log_p is None and seg.from_logits and isinstance(seg.target, Labels)
              and not (label_s and (squared or opts["soft_label"])))
     p, axis = _layout(seg, log_p, activate=not fused)
+    if pixel is not None:
+        pixel_sum = (pixel.weight(seg, full_weight), pixel.gamma, pixel.by_weight)
+    elif extra is not None:
+        pixel_sum = extra(PixelInputs(seg, log_p, label_s, full_weight))
+    else:
+        pixel_sum = None
     full = _statistics(seg, p, axis, per_image=per_image, soft_label=opts["soft_label"], label_s=label_s,
-                       all_reduce=all_reduce, squared=squared,
-                       extra=None if extra is None else extra(PixelInputs(seg, log_p, label_s, full_weight)),
-                       fused=fused)
+                       all_reduce=all_reduce, squared=squared, extra=pixel_sum, fused=fused)
     st, idx = _select(fn, full, opts["classes"], seg, xp=seg.xp)
     weight = full_weight if full_weight is None or idx is None else seg.xp.take(full_weight, idx, axis=0)
     return Region(seg, opts, st, full, weight, log_p)
@@ -177,11 +212,13 @@ def _pixels(spatial: tuple[int, ...]) -> int:
 
 
 def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft_label: bool, label_s: float,
-                all_reduce: AllReduce, squared: bool, extra: Array | None, fused: bool = False) -> Stats:
+                all_reduce: AllReduce, squared: bool, extra: Array | tuple[Array | None, float, bool] | None,
+                fused: bool = False) -> Stats:
     """TP, FP, FN and the valid count of every channel; ``squared`` takes the V-Net sums of squares.
 
-    ``fused``: ``p`` holds the logits of integer-labelled pixels, and ``_fused.fused_class_sums``
-    takes the softmax and the sums in one primitive with a closed-form backward. ``label_s``:
+    ``fused``: ``p`` holds the logits of integer-labelled pixels, and ``_backend.fused_class_sums``
+    takes the softmax and the sums in one primitive with a closed-form backward; an ``extra`` of
+    ``(weight, gamma, by_weight)`` (``FusedPixel``) is the pixel term that primitive adds. ``label_s``:
     the smoothing of integer labels (``_smoothed_label_sums``).
     """
     xp, target = seg.xp, seg.target
@@ -189,8 +226,14 @@ def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft
     if isinstance(target, Labels):
         labels = xp.reshape(target.labels, (p.shape[0], p.shape[pix]))
         valid = None if target.valid is None else xp.reshape(target.valid, labels.shape)
-        if fused:
-            psum, tp, tsum = fused_class_sums(p, labels, valid, axis=axis, squared=squared, xp=xp)
+        if fused and isinstance(extra, tuple):
+            w, gamma, by_weight = extra
+            psum, tp, tsum, nll = fused_class_sums_nll(p, labels, valid, w, axis=axis, gamma=gamma, squared=squared,
+                                                       xp=xp)
+            extra = xp.stack([xp.sum(nll), xp.sum(tsum if w is None or not by_weight else tsum * w)])
+        elif fused:
+            psum, tp, tsum = fused_class_sums(p, labels, valid, axis=axis, activation="softmax", squared=squared,
+                                              xp=xp)
         else:
             psum, tp, tsum = class_sums(p, labels, valid, axis=axis, xp=xp)
         n = xp.broadcast_to(xp.sum(tsum, axis=-1, keepdims=True), tsum.shape)

@@ -22,6 +22,7 @@ from .._core.inputs import Dense, Mode, Reduction, Segmentation, Weight, along_c
 from .._core.reduce import reduce_classes, restore, safe_divide
 from ._confusion import (
     AllReduce,
+    FusedPixel,
     PixelInputs,
     Region,
     RegionOptions,
@@ -166,7 +167,9 @@ def dice_cross_entropy_loss(
         loss = bce(seg.x, seg.dense.target, from_logits=seg.from_logits, xp=seg.xp)
         return _pixel_sum(seg, loss if w is None else loss * along_class_axis(w, seg))
 
-    r = region(fn, y_pred, y_true, opts, extra=ce, need_log_p=True)
+    # softmax over labels: the CE inside the fused statistics (one softmax, one backward); ``ce`` elsewhere
+    fused_ce = FusedPixel(lambda seg, w: w, gamma=0.0, by_weight=True)
+    r = region(fn, y_pred, y_true, opts, extra=ce, need_log_p=True, pixel=fused_ce)
     return restore(lambda_dice * _region_term(r, 1 - dice_index(r)) + lambda_ce * _pixel_mean(r), r.seg.dtype,
                    xp=r.xp)
 
@@ -261,7 +264,9 @@ def dice_focal_loss(
             loss = (1 - s) * loss + s * masked(seg.target.valid, uniform, xp=xp)
         return _pixel_sum(seg, loss)
 
-    r = region(fn, y_pred, y_true, opts, extra=focal, need_log_p=True)
+    # softmax over labels (gamma 0 or >= 1): the focal term inside the fused statistics; ``focal`` elsewhere
+    fused_focal = FusedPixel(lambda seg, w: focal_alpha(seg, alpha), gamma=float(gamma))
+    r = region(fn, y_pred, y_true, opts, extra=focal, need_log_p=True, pixel=fused_focal)
     return restore(lambda_dice * _region_term(r, 1 - dice_index(r)) + lambda_focal * _pixel_mean(r), r.seg.dtype,
                    xp=r.xp)
 
