@@ -62,6 +62,7 @@ __all__ = [
     "device",
     "index_dtype",
     "is_concrete",
+    "kth_largest",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
@@ -238,6 +239,10 @@ def take_along_axis(x: Array, index: Array, /, *, axis: int, xp: ModuleType) -> 
 
 def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array, Array]:
     return _delegate(generic.sort_descending, xp)(x, stable=stable, xp=xp)
+
+
+def kth_largest(x: Array, k: Array, /, *, xp: ModuleType) -> Array:
+    return _delegate(generic.kth_largest, xp)(x, k, xp=xp)
 
 
 def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Array:

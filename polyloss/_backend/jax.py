@@ -72,6 +72,19 @@ def _descending_key(x: Array) -> Array:
     return generic.descending_key(bits, width=8 * bits.dtype.itemsize)
 
 
+def kth_largest(x: Array, k: Array, /, *, xp: ModuleType) -> Array:
+    """float32/float64: ``generic.kth_largest_key`` on the bits, no sort (XLA's CPU sort is slow)."""
+    jax = _jax()
+    jnp, lax = jax.numpy, jax.lax
+    if x.dtype not in (jnp.float32, jnp.float64):
+        return generic.kth_largest(x, k, xp=xp)
+    itype = jnp.int32 if x.dtype == jnp.float32 else jnp.int64
+    width = 8 * jnp.dtype(itype).itemsize
+    key = generic.ascending_key(lax.bitcast_convert_type(x + 0.0, itype), width=width)
+    t = generic.ascending_key(generic.kth_largest_key(key, k, width=width, xp=xp), width=width)
+    return lax.bitcast_convert_type(t, x.dtype)
+
+
 def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Array:
     """``logsumexp(x) - x[label]`` with the shift held out of the gradient (``lax.stop_gradient``)."""
     index = xp.expand_dims(labels, axis=axis)
@@ -111,6 +124,6 @@ def _max_along(x: Array, axis: int, size: int, pad_value: float | None) -> Array
 
 
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
-    log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, softmax_nll, segment_max,
-    stop_gradient, max_pool,
+    log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, kth_largest, softmax_nll,
+    segment_max, stop_gradient, max_pool,
 )}

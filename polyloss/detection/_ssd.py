@@ -19,6 +19,7 @@ from .._backend import (
     device,
     index_dtype,
     is_concrete,
+    kth_largest,
     max_argmax,
     segment_max,
     softmax_nll,
@@ -245,16 +246,15 @@ def match(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, iou
 
 
 def mine(conf_loss: Array, positive: Array, neg_pos_ratio: float, *, xp: ModuleType) -> Array:
-    """Rank selection without a second sort: every negative above the k-th largest loss, then the
-    first (lowest-index) negatives tied with it until k are kept; positives sort last as -inf."""
+    """Rank selection without a sort of the rows: every negative above the k-th largest loss
+    (``kth_largest``: bisection on the float bits on torch and JAX), then the first (lowest-index)
+    negatives tied with it until k are kept; positives rank last as -inf."""
     dtype, num_priors = conf_loss.dtype, conf_loss.shape[-1]
     if num_priors == 0:  # no prior, no negative
         return xp.zeros(conf_loss.shape, dtype=xp.bool, device=device(conf_loss))
     key = xp.where(positive, -xp.inf, stop_gradient(conf_loss, xp=xp))
     k = xp.floor(neg_pos_ratio * xp.sum(xp.astype(positive, dtype), axis=-1, keepdims=True))
-    values = xp.sort(key, axis=-1, descending=True, stable=False)
-    kth = take_along_axis(values, xp.astype(clip(k - 1, 0, num_priors - 1, xp=xp), index_dtype(xp, device(values))),
-                          axis=-1, xp=xp)
+    kth = kth_largest(key, xp.astype(clip(k, 1, num_priors, xp=xp), index_dtype(xp, device(key))), xp=xp)
     above = key > kth
     tied = key == kth
     room = k - xp.sum(xp.astype(above, dtype), axis=-1, keepdims=True)
