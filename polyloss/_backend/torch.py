@@ -226,7 +226,6 @@ def binary_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | N
 
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
     clip, cumulative_sum, log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sigmoid_cross_entropy,
-    take_along_axis, sort_descending, kth_largest, softmax_nll, value_range, one_hot, class_sums, max_argmax, segment_max,
-    unstack, stop_gradient, max_pool, distance_transform, cross_entropy,
-    binary_cross_entropy,
+    take_along_axis, sort_descending, kth_largest, softmax_nll, value_range, one_hot, class_sums, max_argmax,
+    segment_max, unstack, stop_gradient, max_pool, distance_transform, cross_entropy, binary_cross_entropy,
 )}
