@@ -255,11 +255,11 @@ def mine(conf_loss: Array, positive: Array, neg_pos_ratio: float, *, xp: ModuleT
     key = xp.where(positive, -xp.inf, stop_gradient(conf_loss, xp=xp))
     k = xp.floor(neg_pos_ratio * xp.sum(xp.astype(positive, dtype), axis=-1, keepdims=True))
     kth = kth_largest(key, xp.astype(clip(k, 1, num_priors, xp=xp), index_dtype(xp, device(key))), xp=xp)
-    above = key > kth
-    tied = key == kth
+    above = key > kth  # never a positive (-inf)
+    tied = (key == kth) & ~positive  # a negative of loss -inf ties with the positives' key: rank negatives only
     room = k - xp.sum(xp.astype(above, dtype), axis=-1, keepdims=True)
     tie_rank = cumulative_sum(xp.astype(tied, dtype), axis=-1, xp=xp)  # 1, 2, ... along the row, in prior order
-    return (above | (tied & (tie_rank <= room))) & ~positive
+    return above | (tied & (tie_rank <= room))
 
 
 def multibox_terms(loc: Array, conf: Array, gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array,
