@@ -25,6 +25,7 @@ from .._backend import (
     softmax_nll,
     stop_gradient,
     take_along_axis,
+    unstack,
     value_range,
 )
 from .._core import checks
@@ -275,10 +276,11 @@ def multibox_terms(loc: Array, conf: Array, gt_boxes: Array, gt_labels: Array, g
     ce = xp.reshape(softmax_nll(xp.reshape(conf, (-1, num_classes)), xp.reshape(labels, (-1,)), axis=1, xp=xp),
                     (n, num_priors))
     keep = positive | mine(ce, positive, neg_pos_ratio, xp=xp)
-    matched = take_along_axis(gt_boxes, xp.broadcast_to(index[..., None], (n, num_priors, 4)), axis=1, xp=xp)
-    cx, cy, w, h = centre_size(matched, box_format, xp=xp)
-    prior = centre_size(priors, prior_format, xp=xp)
-    # off the positives the matched box may be padding of size 0: encode the prior itself there (no log 0)
-    w, h = xp.where(positive, w, prior[2]), xp.where(positive, h, prior[3])
-    d = loc - encode((cx, cy, w, h), prior, v, xp=xp)
+    # centre-size form on the (N, G) ground truth, then one gather to (N, P, 4); off the positives the matched
+    # box may be padding of size 0: ``encode`` clips sizes at the smallest normal (no log 0), and the caller
+    # masks those offsets out
+    gt_centre_size = xp.stack(centre_size(gt_boxes, box_format, xp=xp), axis=-1)
+    matched = take_along_axis(gt_centre_size, xp.broadcast_to(index[..., None], (n, num_priors, 4)), axis=1, xp=xp)
+    cx, cy, w, h = unstack(matched, axis=-1, xp=xp)
+    d = loc - encode((cx, cy, w, h), centre_size(priors, prior_format, xp=xp), v, xp=xp)
     return xp.sum(xp.where(keep, ce, 0)), d, positive, xp.sum(xp.astype(positive, loc.dtype))
