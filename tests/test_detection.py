@@ -293,6 +293,19 @@ def test_hard_negative_mining_equals_oracle(backend, rng, ratio):
     assert not np.any(to_numpy(got)[0, 0])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_hard_negative_mining_signed_zeros_and_infinities(backend, rng, dtype):
+    """-0 ties with +0 (taken in prior order), negative and infinite losses rank by value: the k-th
+    largest is found on the float bits on torch and JAX, which must agree with the value order."""
+    values = np.array([-0.0, 0.0, -1.5, 2.0, np.inf, -np.inf, 0.25, -0.0, 3.0])
+    loss = rng.choice(values, size=(4, 23)).astype(dtype)
+    positive = rng.random(loss.shape) < 0.2
+    positive[:, 0] = True
+    for ratio in (1, 3, 30):
+        got = pl.hard_negative_mining(backend.asarray(loss), backend.asarray(positive), neg_pos_ratio=ratio)
+        np.testing.assert_array_equal(to_numpy(got), mining_oracle(loss, positive, ratio))
+
+
 # --------------------------------------------------------------------------- #
 # MultiBox
 # --------------------------------------------------------------------------- #

@@ -106,6 +106,11 @@ PRIMITIVES = {
     "sort_descending_ties": lambda rng: (np.round(_logits(rng, (2, 50))) + 0.0, (), {"stable": True}, True, None),
     "unpermute": lambda rng: (_logits(rng, (3, 2, 30)), (np.argsort(rng.random((3, 2, 30)), axis=-1),), {}, True,
                               lambda x, perm: _reference_unpermute(x, perm)),
+    # k-th largest per row: ties, -0 beside +0, -inf and +inf, k from 1 to the row length
+    "kth_largest": lambda rng: (
+        np.concatenate([np.round(_logits(rng, (4, 30))), np.array([[-0.0, 0.0, -np.inf, np.inf]] * 4)], axis=1),
+        (np.array([[1], [7], [33], [34]]),), {}, False,
+        lambda x, k: np.take_along_axis(-np.sort(-x, axis=-1), k - 1, axis=-1)),
     "softmax_nll": lambda rng: (_logits(rng), (rng.integers(0, 4, size=(3, 5)),), {"axis": 1}, True,
                                 lambda x, y: -np.take_along_axis(np_log_softmax(x, 1), y[:, None], 1)[:, 0]),
     "softmax_nll_last": lambda rng: (_logits(rng), (rng.integers(0, 5, size=(3, 4)),), {"axis": -1}, True,

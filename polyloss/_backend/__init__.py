@@ -62,6 +62,7 @@ __all__ = [
     "device",
     "index_dtype",
     "is_concrete",
+    "kth_largest",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
@@ -245,6 +246,10 @@ def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array
 
 def unpermute(x: Array, perm: Array, /, *, xp: ModuleType) -> Array:
     return _delegate(generic.unpermute, xp)(x, perm, xp=xp)
+
+
+def kth_largest(x: Array, k: Array, /, *, xp: ModuleType) -> Array:
+    return _delegate(generic.kth_largest, xp)(x, k, xp=xp)
 
 
 def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Array:

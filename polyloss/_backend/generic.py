@@ -112,6 +112,33 @@ def sort_descending(x: Array, /, *, stable: bool, xp: ModuleType) -> tuple[Array
     return take_along_axis(x, perm, axis=-1, xp=xp), perm
 
 
+def kth_largest(x: Array, k: Array, /, *, xp: ModuleType) -> Array:
+    """The ``k``-th largest value of each row of real ``x`` (last axis), shape ``(..., 1)``.
+
+    ``k`` is an integer array of shape ``(..., 1)`` with values in ``[1, M]``
+    (1: the maximum); a descending sort of each row, read at ``k - 1``.
+    """
+    values = xp.sort(x, axis=-1, descending=True, stable=False)
+    return take_along_axis(values, k - 1, axis=-1, xp=xp)
+
+
+def kth_largest_key(key: Array, k: Array, /, *, width: int, xp: ModuleType) -> Array:
+    """``kth_largest`` of signed ``width``-bit integer ``key`` without a sort: the largest ``t`` with
+    ``count(key >= t) >= k``, built one bit at a time from the sign bit down (``width`` passes of a
+    compare and a row count). The natives run it on a float's bits (``ascending_key``)."""
+    t = xp.full_like(k, -(1 << (width - 1)), dtype=key.dtype)
+    for bit in range(width - 1, -1, -1):
+        candidate = xp.zeros_like(t) if bit == width - 1 else t | (1 << bit)
+        t = xp.where(xp.sum(key >= candidate, axis=-1, keepdims=True) >= k, candidate, t)
+    return t
+
+
+def ascending_key(bits: Array, /, *, width: int) -> Array:
+    """From a float array's bits (viewed as the same-width signed integer): an integer whose ascending
+    order is the floats' ascending order (-0 sorts below +0). Its own inverse."""
+    return bits ^ ((bits >> (width - 1)) & ((1 << (width - 1)) - 1))
+
+
 def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Array:
     """``-log_softmax(x, axis)`` at in-range integer ``labels`` (the class axis dropped), computed as
     ``logsumexp(x) - x[label]`` without the full log-softmax."""

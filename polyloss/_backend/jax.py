@@ -79,6 +79,19 @@ def unpermute(x: Array, perm: Array, /, *, xp: ModuleType) -> Array:
     return jnp.empty_like(x).at[(*rows, perm)].set(x, unique_indices=True)
 
 
+def kth_largest(x: Array, k: Array, /, *, xp: ModuleType) -> Array:
+    """float32/float64: ``generic.kth_largest_key`` on the bits, no sort (XLA's CPU sort is slow)."""
+    jax = _jax()
+    jnp, lax = jax.numpy, jax.lax
+    if x.dtype not in (jnp.float32, jnp.float64):
+        return generic.kth_largest(x, k, xp=xp)
+    itype = jnp.int32 if x.dtype == jnp.float32 else jnp.int64
+    width = 8 * jnp.dtype(itype).itemsize
+    key = generic.ascending_key(lax.bitcast_convert_type(x + 0.0, itype), width=width)
+    t = generic.ascending_key(generic.kth_largest_key(key, k, width=width, xp=xp), width=width)
+    return lax.bitcast_convert_type(t, x.dtype)
+
+
 def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Array:
     """``logsumexp(x) - x[label]`` with the shift held out of the gradient (``lax.stop_gradient``)."""
     index = xp.expand_dims(labels, axis=axis)
@@ -124,8 +137,8 @@ def while_loop(cond: Callable[[tuple[Array, ...]], Array], body: Callable[[tuple
 
 
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
-    log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, unpermute, softmax_nll,
-    segment_max, stop_gradient, max_pool, while_loop,
+    log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, unpermute, kth_largest,
+    softmax_nll, segment_max, stop_gradient, max_pool, while_loop,
 )}
 
 

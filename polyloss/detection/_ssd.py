@@ -17,11 +17,13 @@ from .._backend import (
     device,
     index_dtype,
     is_concrete,
+    kth_largest,
     max_argmax,
     segment_max,
     softmax_nll,
     stop_gradient,
     take_along_axis,
+    unstack,
     value_range,
 )
 from .._core import checks
@@ -223,21 +225,20 @@ def match(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array, iou
 
 
 def mine(conf_loss: Array, positive: Array, neg_pos_ratio: float, *, xp: ModuleType) -> Array:
-    """Rank selection without a second sort: every negative above the k-th largest loss, then the
-    first (lowest-index) negatives tied with it until k are kept; positives sort last as -inf."""
+    """Rank selection without a sort of the rows: every negative above the k-th largest loss
+    (``kth_largest``: bisection on the float bits on torch and JAX), then the first (lowest-index)
+    negatives tied with it until k are kept; positives rank last as -inf."""
     dtype, num_priors = conf_loss.dtype, conf_loss.shape[-1]
     if num_priors == 0:  # no prior, no negative
         return xp.zeros(conf_loss.shape, dtype=xp.bool, device=device(conf_loss))
     key = xp.where(positive, -xp.inf, stop_gradient(conf_loss, xp=xp))
     k = xp.floor(neg_pos_ratio * xp.sum(xp.astype(positive, dtype), axis=-1, keepdims=True))
-    values = xp.sort(key, axis=-1, descending=True, stable=False)
-    kth = take_along_axis(values, xp.astype(clip(k - 1, 0, num_priors - 1, xp=xp), index_dtype(xp, device(values))),
-                          axis=-1, xp=xp)
-    above = key > kth
-    tied = key == kth
+    kth = kth_largest(key, xp.astype(clip(k, 1, num_priors, xp=xp), index_dtype(xp, device(key))), xp=xp)
+    above = key > kth  # never a positive (-inf)
+    tied = (key == kth) & ~positive  # a negative of loss -inf ties with the positives' key: rank negatives only
     room = k - xp.sum(xp.astype(above, dtype), axis=-1, keepdims=True)
     tie_rank = cumulative_sum(xp.astype(tied, dtype), axis=-1, xp=xp)  # 1, 2, ... along the row, in prior order
-    return (above | (tied & (tie_rank <= room))) & ~positive
+    return above | (tied & (tie_rank <= room))
 
 
 def multibox_terms(loc: Array, conf: Array, gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Array,
@@ -253,10 +254,11 @@ def multibox_terms(loc: Array, conf: Array, gt_boxes: Array, gt_labels: Array, g
     ce = xp.reshape(softmax_nll(xp.reshape(conf, (-1, num_classes)), xp.reshape(labels, (-1,)), axis=1, xp=xp),
                     (n, num_priors))
     keep = positive | mine(ce, positive, neg_pos_ratio, xp=xp)
-    matched = take_along_axis(gt_boxes, xp.broadcast_to(index[..., None], (n, num_priors, 4)), axis=1, xp=xp)
-    cx, cy, w, h = centre_size(matched, box_format, xp=xp)
-    prior = centre_size(priors, prior_format, xp=xp)
-    # off the positives the matched box may be padding of size 0: encode the prior itself there (no log 0)
-    w, h = xp.where(positive, w, prior[2]), xp.where(positive, h, prior[3])
-    d = loc - encode((cx, cy, w, h), prior, v, xp=xp)
+    # centre-size form on the (N, G) ground truth, then one gather to (N, P, 4); off the positives the matched
+    # box may be padding of size 0: ``encode`` clips sizes at the smallest normal (no log 0), and the caller
+    # masks those offsets out
+    gt_centre_size = xp.stack(centre_size(gt_boxes, box_format, xp=xp), axis=-1)
+    matched = take_along_axis(gt_centre_size, xp.broadcast_to(index[..., None], (n, num_priors, 4)), axis=1, xp=xp)
+    cx, cy, w, h = unstack(matched, axis=-1, xp=xp)
+    d = loc - encode((cx, cy, w, h), centre_size(priors, prior_format, xp=xp), v, xp=xp)
     return xp.sum(xp.where(keep, ce, 0)), d, positive, xp.sum(xp.astype(positive, loc.dtype))
