@@ -47,8 +47,7 @@ from . import generic
 from . import jax as _native_jax
 from . import numpy as _native_numpy
 from . import torch as _native_torch
-
-Array = Any
+from .generic import Array
 
 __all__ = [
     "NATIVE",

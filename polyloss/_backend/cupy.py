@@ -18,9 +18,8 @@ from typing import Any
 from array_api_compat import device
 
 from . import generic
+from .generic import Array
 from .numpy import bincount_class_sums
-
-Array = Any
 
 
 def _special() -> Any:

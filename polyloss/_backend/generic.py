@@ -23,6 +23,7 @@ from typing import Any
 from array_api_compat import device
 
 Array = Any
+"""An array of any namespace that conforms to the array API standard (the one declaration of the alias)."""
 
 
 def zero_like(x: Array, /, *, xp: ModuleType) -> Array:

@@ -16,8 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from . import generic
-
-Array = Any
+from .generic import Array
 
 
 def _jax() -> ModuleType:

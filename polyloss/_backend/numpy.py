@@ -18,13 +18,13 @@ import numpy as np
 from array_api_compat import device
 
 from . import generic
+from .generic import Array
 
 try:  # optional: fused NumPy kernels; the generic path serves without SciPy
     import scipy.special as special
 except ImportError:  # pragma: no cover - exercised only where SciPy is absent
     special = None
 
-Array = Any
 
 
 def log_softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:

@@ -18,9 +18,8 @@ from types import ModuleType
 from typing import Any
 
 from . import generic
+from .generic import Array
 from .numpy import scipy_edt
-
-Array = Any
 
 
 def _torch() -> ModuleType:

@@ -29,21 +29,18 @@ Rules held here, and only here (docs/conventions.md states them for users):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal, TypeAlias, get_args
+from typing import Any, TypeAlias, get_args
 
 from array_api_compat import is_array_api_obj
 
 from .._backend import Array, array_namespace, device, index_dtype, is_concrete, numel, stop_gradient, value_range
 from . import checks
 from .reduce import as_float, promote
+from .typing import Mode
 
-Mode = Literal["binary", "multilabel", "multiclass"]
-Reduction = Literal["mean", "sum", "none"]
 MODES: tuple[str, ...] = get_args(Mode)
-Weight: TypeAlias = Sequence[float] | Array | None  # per-class weights, (C,)
 _PY_SCALARS = (int, float, complex)  # not arrays, though array_namespace skips them
 
 

@@ -7,13 +7,10 @@ it), the namespace passed as ``xp=``.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Literal
 
 from .._backend import Array, device, unstack
 
 Corners = tuple[Array, Array, Array, Array]
-BoxFormat = Literal["xyxy", "xywh", "cxcywh"]
-Reduction = Literal["mean", "sum", "none"]
 
 
 def corners(boxes: Array, box_format: str, /, *, xp: ModuleType) -> Corners:

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from textwrap import indent
 from types import ModuleType
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from .._backend import Array, array_namespace, clip, device, take_along_axis, unstack
 from .._core import checks
 from .._core.reduce import check_weighting, promote, restore, weighted_reduction
 
-RotatedBoxFormat = Literal["xywhr", "cxcywhr"]
 ROTATED_FORMATS = ("xywhr", "cxcywhr")
 
 # mmrotate clamps sizes to [1e-7, 1e7] before building Sigma (GWD, KLD, KFIoU)

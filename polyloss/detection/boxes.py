@@ -16,8 +16,9 @@ from .._backend import Array, array_namespace, clip, stop_gradient
 from .._core import checks
 from .._core.docs import fill_doc
 from .._core.reduce import promote, reduce_loss, restore
-from ._box_ops import BoxFormat, Reduction, corners, pairwise_iou
-from ._rotated_ops import ROTATED_FORMATS, RotatedBoxFormat, rotated_box_convert
+from .._core.typing import BoxFormat, Reduction, RotatedBoxFormat
+from ._box_ops import corners, pairwise_iou
+from ._rotated_ops import ROTATED_FORMATS, rotated_box_convert
 
 __all__ = [
     "box_area",

@@ -9,7 +9,7 @@ it, typically the number of positive anchors, instead of the element count).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from .._backend import (
     Array,
@@ -26,11 +26,11 @@ from .._backend import (
 from .._core import checks
 from .._core.docs import fill_doc
 from .._core.reduce import as_float, check_weighting, promote, restore, weighted_reduction
+from .._core.typing import Reduction
 from ..segmentation._pixel import focal_modulation
 
 __all__ = ["distribution_focal_loss", "integral_decode", "quality_focal_loss", "varifocal_loss"]
 
-Reduction = Literal["mean", "sum", "none"]
 
 GFL_DOCS = {"gfl_reference": """\
 References:

@@ -19,8 +19,9 @@ from .._backend import Array, array_namespace, take_along_axis
 from .._core import checks
 from .._core.docs import fill_doc
 from .._core.reduce import promote, reduce_loss, restore, safe_divide
+from .._core.typing import BoxFormat, Reduction
 from . import _ssd as ssd
-from ._box_ops import BoxFormat, Reduction, centre_size, smooth_l1
+from ._box_ops import centre_size, smooth_l1
 from ._ssd import SSD_DOCS
 
 __all__ = [

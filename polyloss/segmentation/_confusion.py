@@ -23,11 +23,10 @@ from typing import Any, TypedDict
 
 from .._backend import Array, clamped_log, class_sums, clip, device, log_softmax, numel, sigmoid, softmax
 from .._core import checks
-from .._core.inputs import Dense, Labels, Mode, Reduction, Segmentation, Weight, class_vector, prepare
+from .._core.inputs import Dense, Labels, Segmentation, class_vector, prepare
 from .._core.reduce import reduce_classes, restore
+from .._core.typing import AllReduce, Mode, Reduction, Weight
 from ._fused import fused_class_sums
-
-AllReduce = Callable[[Array], Array] | None
 
 
 class RegionOptions(TypedDict, total=False):

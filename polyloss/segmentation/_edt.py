@@ -20,8 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from .._backend import Array, default_float, device, native_distance_transform, numel, stop_gradient
-
-Sampling = float | Sequence[float] | None
+from .._core.typing import Sampling
 
 CHUNK_ELEMENTS = 1 << 22  # scratch per chunk of the exact minimum along an axis
 

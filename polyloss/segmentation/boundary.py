@@ -31,8 +31,9 @@ from typing import Literal
 from .._backend import Array, default_float, device, numel, stop_gradient
 from .._core import checks
 from .._core.docs import fill_doc
-from .._core.inputs import Mode, Reduction, check_scores, mask_weight, namespace
+from .._core.inputs import check_scores, mask_weight, namespace
 from .._core.reduce import promote, reduce_loss, restore
+from .._core.typing import Mode, Reduction, Sampling
 from ._boundary_ops import (
     BOUNDARY_DOCS,
     activate,
@@ -49,7 +50,7 @@ from ._boundary_ops import (
     weighted_mean,
     weighted_sum,
 )
-from ._edt import Sampling, check_mask, foreground, spacing_of, spatial_ndim_of
+from ._edt import check_mask, foreground, spacing_of, spatial_ndim_of
 from ._skeleton import soft_skeleton
 
 __all__ = ["boundary_iou", "boundary_iou_loss", "boundary_loss", "hausdorff_dt_loss", "soft_cldice_loss"]

@@ -17,7 +17,8 @@ from typing import Any
 from .._backend import Array, array_namespace, device
 from .._core import checks
 from .._core.docs import fill_doc
-from ._edt import DISTANCE_DOCS, Sampling, any_spatial, check_mask, diagonal, edt, foreground, out_dtype, spacing_of
+from .._core.typing import Sampling
+from ._edt import DISTANCE_DOCS, any_spatial, check_mask, diagonal, edt, foreground, out_dtype, spacing_of
 
 __all__ = ["distance_transform", "signed_distance_map", "unet_weight_map"]
 

@@ -35,8 +35,9 @@ from typing import Literal
 from .._backend import Array, cumulative_sum, device, numel, softmax, sort_descending, take_along_axis
 from .._core import checks
 from .._core.docs import fill_doc
-from .._core.inputs import Labels, Reduction, class_vector, prepare
+from .._core.inputs import Labels, class_vector, prepare
 from .._core.reduce import reduce_loss, restore, safe_divide
+from .._core.typing import Reduction
 from ._confusion import REGION_DOCS
 
 __all__ = ["lovasz_hinge_loss", "lovasz_softmax_loss"]

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from .._backend import Array, clip, native_binary_cross_entropy, numel, softmax
 from .._core import checks
 from .._core.docs import fill_doc
-from .._core.inputs import Dense, Reduction, Segmentation, Weight, class_vector, element_weight, prepare
+from .._core.inputs import Dense, Segmentation, class_vector, element_weight, prepare
 from .._core.reduce import reduce_loss, restore
+from .._core.typing import ElementWeight, Reduction, Weight
 from ._pixel import (
     PIXEL_DOCS,
     balanced_bce,
@@ -42,7 +43,6 @@ __all__ = [
     "softmax_focal_loss",
 ]
 
-ElementWeight = Weight | float
 
 
 def _finish(seg: Segmentation, loss: Array, reduction: str, denominator: Array | None = None) -> Array:

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._backend import Array, clip, stop_gradient
 from .._core import checks
 from .._core.docs import fill_doc
-from .._core.inputs import Mode
 from .._core.reduce import reduce_loss, restore
+from .._core.typing import AllReduce, Mode
 from ._confusion import (
     REGION_DOCS,
-    AllReduce,
     RegionOptions,
     dice_index,
     finish,

@@ -21,10 +21,10 @@ from typing import Any, cast
 
 from .._backend import Array, clamped_log, clip, log_softmax, numel
 from .._core.docs import fill_doc
-from .._core.inputs import Mode, Reduction
 from .._core.reduce import reduce_loss, restore
+from .._core.typing import AllReduce, Mode, Reduction
 from ._channels import TOPOLOGY_DOCS, channels_first, check_layout, target_channels
-from ._confusion import REGION_DOCS, AllReduce, PixelInputs, finish, ratio, region
+from ._confusion import REGION_DOCS, PixelInputs, finish, ratio, region
 from ._pixel import bce
 from ._skeleton import soft_skeleton, surface
 
