@@ -14,11 +14,11 @@ import math
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .._backend import Array, device, min_pool, numel, one_hot, sigmoid, softmax, stop_gradient
+from .._backend import Array, any_spatial, device, min_pool, numel, one_hot, sigmoid, softmax, stop_gradient
 from .._core import checks
 from .._core.inputs import Labels, pixel_weight, prepare
 from .._core.reduce import as_float, safe_divide
-from ._edt import DISTANCE_DOCS, any_spatial, edt
+from ._edt import DISTANCE_DOCS, edt
 
 _Y_PRED = """\
 y_pred: logits (or probabilities with ``from_logits=False``), floating, shape

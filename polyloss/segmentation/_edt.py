@@ -1,28 +1,20 @@
-"""The exact Euclidean distance transform, the mask plumbing and the mask Args shared by distance and boundary.
+"""The Euclidean distance transform of masks, the mask plumbing and the mask Args shared by distance and boundary.
 
 Private kernels: names without a leading underscore because the module itself
-is private. The transform is separable (Felzenszwalb & Huttenlocher 2012,
-Meijster et al. 2000): squared distances are built one axis at a time,
-d_k(x) = min_y d_{k-1}(y) + ((x_k - y_k) s_k)^2 along axis k,
-the last axis by a prefix-max/suffix-min scan over the positions of zeros in
-O(P log n) (P elements, n the axis length) and every further axis by an exact
-minimum over that axis, O(P n), computed in chunks of at most
-``CHUNK_ELEMENTS`` of scratch. ``native=True`` hands the transform to a host
-kernel first where one serves the array (``_xp.native_distance_transform``:
-SciPy for NumPy and torch CPU tensors, cupyx for CuPy).
+is private. The transform is the ``distance_transform`` primitive of
+``_backend`` (SciPy for NumPy and eager torch CPU tensors, cupyx for CuPy, the
+exact separable array-API transform elsewhere); ``native=False`` forces the
+array-API one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from .._backend import Array, default_float, device, native_distance_transform, numel, stop_gradient
+from .._backend import Array, default_float, device, distance_transform, generic, stop_gradient
 from .._core.typing import Sampling
-
-CHUNK_ELEMENTS = 1 << 22  # scratch per chunk of the exact minimum along an axis
 
 _SAMPLING = """\
 sampling: the grid spacing ``s_k`` (voxel size), a positive number or one per spatial axis;
@@ -135,70 +127,11 @@ def out_dtype(fn: str, mask: Array, dtype: Any, *, xp: ModuleType) -> Any:
     return default_float(xp, device(mask))
 
 
-def diagonal(shape: Sequence[int], spacing: tuple[float, ...]) -> float:
-    """Length of the image diagonal, sqrt(sum (n_k s_k)^2): longer than any in-image distance."""
-    return math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing, strict=True)))
-
-
-def any_spatial(fg: Array, nd: int, *, xp: ModuleType) -> Array:
-    """Whether each image of ``fg`` has a True element, kept broadcastable against ``fg``."""
-    return xp.any(fg, axis=tuple(range(fg.ndim - nd, fg.ndim)), keepdims=True)
-
-
-def _scan_last_axis(fg: Array, step: float, far2: float, dtype: Any, *, xp: ModuleType) -> Array:
-    """Squared distance to the nearest zero along the last axis; ``far2`` where a row has none.
-
-    The nearest zero at or left of x is a prefix maximum of the zero positions,
-    the one at or right of x a suffix minimum; both by doubling shifts, log2(n)
-    steps of O(P).
-    """
-    n = fg.shape[-1]
-    dev = device(fg)
-    pos = xp.arange(n, dtype=dtype, device=dev)
-    far = float(2 * n)
-    left = xp.where(fg, -far, pos)
-    right = xp.where(fg, far + n, pos)
-    shift = 1
-    while shift < n:
-        fill = xp.full((*fg.shape[:-1], shift), far, dtype=dtype, device=dev)
-        left = xp.maximum(left, xp.concat([-fill, left[..., :-shift]], axis=-1))
-        right = xp.minimum(right, xp.concat([right[..., shift:], fill + n], axis=-1))
-        shift *= 2
-    d = xp.minimum(pos - left, right - pos)  # >= 2n where the row has no zero
-    return xp.where(d < n, (d * step) ** 2, far2)
-
-
-def _min_along(g: Array, axis: int, step: float, *, xp: ModuleType) -> Array:
-    """Exact d(x) = min_y g(y) + ((x - y) step)^2 along negative ``axis``: O(P n), chunked over x."""
-    n = g.shape[axis]
-    rest = -axis - 1  # axes after ``axis``
-    dev = device(g)
-    y = xp.arange(n, dtype=g.dtype, device=dev)
-    expanded = xp.expand_dims(g, axis=axis - 1)  # (..., 1, n, *rest)
-    chunk = max(1, min(n, CHUNK_ELEMENTS // max(numel(g), 1)))
-    parts = []
-    for start in range(0, n, chunk):
-        x = xp.arange(start, min(start + chunk, n), dtype=g.dtype, device=dev)
-        offsets = ((x[:, None] - y[None, :]) * step) ** 2
-        offsets = xp.reshape(offsets, (x.shape[0], n) + (1,) * rest)
-        parts.append(xp.min(expanded + offsets, axis=axis))
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis)
-
-
 def edt(fg: Array, /, *, spacing: tuple[float, ...], dtype: Any, native: bool, xp: ModuleType) -> Array:
     """Distance of every True element of boolean ``fg`` to the nearest False one (trailing axes).
 
     An image with no False element gets its diagonal length everywhere.
+    ``native=False`` forces the exact array-API transform (``generic``'s).
     """
-    nd = len(spacing)
-    diag = diagonal(fg.shape[fg.ndim - nd :], spacing)
-    if native:
-        d = native_distance_transform(fg, sampling=spacing, xp=xp)
-        if d is not None:
-            return xp.astype(xp.where(any_spatial(~fg, nd, xp=xp), d, diag), dtype)
-    far2 = diag * diag
-    g = _scan_last_axis(fg, spacing[-1], far2, dtype, xp=xp)
-    for k in range(2, nd + 1):
-        g = _min_along(g, -k, spacing[-k], xp=xp)
-    # an image with a zero has every squared distance < diag^2; one without has all >= diag^2
-    return xp.sqrt(xp.where(g < far2, g, far2))  # not clip: far2 is symbolic under torch.compile(dynamic=True)
+    kernel = distance_transform if native else generic.distance_transform
+    return kernel(fg, sampling=spacing, dtype=dtype, xp=xp)

@@ -11,9 +11,9 @@ itself is private.
 
 from __future__ import annotations
 
-from .._backend import Array, array_namespace, clip, default_float, device, index_dtype, take_along_axis
+from .._backend import Array, array_namespace, clip, default_float, device, diagonal, index_dtype, take_along_axis
 from .._core.typing import Sampling
-from ._edt import check_mask, diagonal, foreground, spacing_of
+from ._edt import check_mask, foreground, spacing_of
 from ._skeleton import surface
 from .distance import distance_transform
 
