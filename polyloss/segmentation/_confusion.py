@@ -23,7 +23,7 @@ from typing import Any, TypedDict
 
 from .._backend import Array, clamped_log, class_sums, clip, device, log_softmax, numel, sigmoid, softmax
 from .._core import checks
-from .._core.inputs import Dense, Labels, Segmentation, class_vector, prepare
+from .._core.inputs import REGION, Dense, Labels, Segmentation, class_vector, prepare
 from .._core.reduce import reduce_classes, restore
 from .._core.typing import AllReduce, Mode, Reduction, Weight
 from ._fused import fused_class_sums
@@ -158,19 +158,19 @@ class Region:
         return self.seg.xp
 
 
-def resolve(fn: str, options: dict[str, Any]) -> dict[str, Any]:
+def resolve(caller: str, options: dict[str, Any]) -> dict[str, Any]:
     """``options`` over ``REGION_DEFAULTS``; an unknown name is a TypeError, as for any keyword argument."""
     unknown = sorted(set(options) - set(REGION_DEFAULTS))
     if unknown:
-        raise TypeError(f"{fn}() got an unexpected keyword argument {unknown[0]!r}")
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
     opts: dict[str, Any] = {**REGION_DEFAULTS, **options}
-    checks.check_nonnegative(fn, "smooth", opts["smooth"])
-    checks.check_nonnegative(fn, "eps", opts["eps"])
-    checks.check_in_unit_interval(fn, "label_smoothing", opts["label_smoothing"])
+    checks.check_nonnegative(caller, "smooth", opts["smooth"])
+    checks.check_nonnegative(caller, "eps", opts["eps"])
+    checks.check_in_unit_interval(caller, "label_smoothing", opts["label_smoothing"])
     return opts
 
 
-def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squared: bool = False,
+def region(caller: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squared: bool = False,
            extra: PixelSum | None = None, need_log_p: bool = False) -> Region:
     """Validate once and build the statistics of a region loss.
 
@@ -178,17 +178,17 @@ def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squ
     with the statistics. ``need_log_p``: keep the multiclass log-probabilities (the softmax is then
     taken once, as their exponential).
     """
-    opts = resolve(fn, options)
-    seg = prepare(fn, y_pred, y_true, mode=opts["mode"], class_axis=opts["class_axis"],
+    opts = resolve(caller, options)
+    seg = prepare(caller, y_pred, y_true, mode=opts["mode"], class_axis=opts["class_axis"],
                   from_logits=opts["from_logits"], ignore_index=opts["ignore_index"], reduction=opts["reduction"],
-                  region=True)
+                  layout=REGION)
     all_reduce, per_image, s = opts["all_reduce"], opts["per_image"], opts["label_smoothing"]
     if all_reduce is not None:
         if not callable(all_reduce):
-            raise TypeError(f"{fn}: all_reduce must be a callable or None, got {all_reduce!r}")
+            raise TypeError(f"{caller}: all_reduce must be a callable or None, got {all_reduce!r}")
         if per_image:
             raise ValueError(
-                f"{fn}: all_reduce needs per_image=False (per-image statistics belong to one device's samples; "
+                f"{caller}: all_reduce needs per_image=False (per-image statistics belong to one device's samples; "
                 "reduce the per-image losses instead)"
             )
     if s and isinstance(seg.target, Dense):
@@ -207,7 +207,7 @@ def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squ
                        all_reduce=all_reduce, squared=squared,
                        extra=None if extra is None else extra(PixelInputs(seg, log_p, label_s, full_weight)),
                        fused=fused)
-    st, idx = _select(fn, full, opts["classes"], seg, xp=seg.xp)
+    st, idx = _select(caller, full, opts["classes"], seg, xp=seg.xp)
     weight = full_weight if full_weight is None or idx is None else seg.xp.take(full_weight, idx, axis=0)
     return Region(seg, opts, st, full, weight, log_p)
 
@@ -322,16 +322,16 @@ def _smoothed_label_sums(p: Array, labels: Array, valid: Array | None, psum: Arr
     return tp, (1 - s) * count + low * pixels
 
 
-def _select(fn: str, st: Stats, classes: Sequence[int] | None, seg: Segmentation, *, xp: ModuleType
+def _select(caller: str, st: Stats, classes: Sequence[int] | None, seg: Segmentation, *, xp: ModuleType
             ) -> tuple[Stats, Array | None]:
     """Statistics of the scored classes, and their indices (None for all)."""
     if classes is None:
         return st, None
     if seg.mode == "binary":
-        raise ValueError(f"{fn}: classes applies to mode 'multiclass' or 'multilabel', got mode='binary'")
-    idx = xp.asarray(checks.check_class_subset(fn, classes, seg.num_classes), device=device(st.tp))
-    tp, fp, fn_, n = (xp.take(s, idx, axis=-1) for s in (st.tp, st.fp, st.fn, st.n))
-    return Stats(tp, fp, fn_, n, st.extra), idx
+        raise ValueError(f"{caller}: classes applies to mode 'multiclass' or 'multilabel', got mode='binary'")
+    idx = xp.asarray(checks.check_class_subset(caller, classes, seg.num_classes), device=device(st.tp))
+    tp, fp, fn, n = (xp.take(s, idx, axis=-1) for s in (st.tp, st.fp, st.fn, st.n))
+    return Stats(tp, fp, fn, n, st.extra), idx
 
 
 # --------------------------------------------------------------------------- #

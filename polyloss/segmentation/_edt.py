@@ -37,7 +37,7 @@ native: use a host kernel where one serves the array (SciPy for NumPy and eager 
 }
 
 
-def spatial_ndim_of(fn: str, name: str, x: Array, spatial_ndim: int | None, *, channels: bool = True) -> int:
+def spatial_ndim_of(caller: str, name: str, x: Array, spatial_ndim: int | None, *, channels: bool = True) -> int:
     """The number of trailing spatial axes of ``x``: ``spatial_ndim``, or inferred from ``x.ndim``.
 
     The rule for ``spatial_ndim=None`` follows the library's layouts: a batch
@@ -68,20 +68,20 @@ def spatial_ndim_of(fn: str, name: str, x: Array, spatial_ndim: int | None, *, c
             else:
                 hint = "the spatial axes cannot be inferred from that rank"
             raise ValueError(
-                f"{fn}: {name} of shape {tuple(x.shape)} is ambiguous ({hint}); "
+                f"{caller}: {name} of shape {tuple(x.shape)} is ambiguous ({hint}); "
                 "pass spatial_ndim=2 or spatial_ndim=3 (the trailing axes that form one image)"
             )
         return inferred
     if isinstance(spatial_ndim, bool) or spatial_ndim not in (1, 2, 3):
-        raise ValueError(f"{fn}: spatial_ndim must be 1, 2 or 3 (or None to infer it), got {spatial_ndim!r}")
+        raise ValueError(f"{caller}: spatial_ndim must be 1, 2 or 3 (or None to infer it), got {spatial_ndim!r}")
     if x.ndim < spatial_ndim:
         raise ValueError(
-            f"{fn}: {name} must have at least spatial_ndim={spatial_ndim} axes, got shape {tuple(x.shape)}"
+            f"{caller}: {name} must have at least spatial_ndim={spatial_ndim} axes, got shape {tuple(x.shape)}"
         )
     return int(spatial_ndim)
 
 
-def spacing_of(fn: str, sampling: Sampling, spatial_ndim: int) -> tuple[float, ...]:
+def spacing_of(caller: str, sampling: Sampling, spatial_ndim: int) -> tuple[float, ...]:
     """``sampling`` as one positive finite spacing per spatial axis."""
     if sampling is None:
         return (1.0,) * spatial_ndim
@@ -91,21 +91,21 @@ def spacing_of(fn: str, sampling: Sampling, spatial_ndim: int) -> tuple[float, .
     )
     if not ok:
         raise ValueError(
-            f"{fn}: sampling must be None, a positive number or {spatial_ndim} positive numbers "
+            f"{caller}: sampling must be None, a positive number or {spatial_ndim} positive numbers "
             f"(one per spatial axis), got {sampling!r}"
         )
     return tuple(float(v) for v in values)
 
 
 def check_mask(
-    fn: str, name: str, mask: Array, spatial_ndim: int | None, *, channels: bool = True, xp: ModuleType
+    caller: str, name: str, mask: Array, spatial_ndim: int | None, *, channels: bool = True, xp: ModuleType
 ) -> int:
     """Validate a mask and return its number of spatial axes (see ``spatial_ndim_of``)."""
-    nd = spatial_ndim_of(fn, name, mask, spatial_ndim, channels=channels)
+    nd = spatial_ndim_of(caller, name, mask, spatial_ndim, channels=channels)
     if 0 in mask.shape[mask.ndim - nd :]:
-        raise ValueError(f"{fn}: {name} must have non-empty spatial axes, got shape {tuple(mask.shape)}")
+        raise ValueError(f"{caller}: {name} must have non-empty spatial axes, got shape {tuple(mask.shape)}")
     if not (xp.isdtype(mask.dtype, "bool") or xp.isdtype(mask.dtype, ("integral", "real floating"))):
-        raise TypeError(f"{fn}: {name} must have a boolean, integer or real floating dtype, got {mask.dtype}")
+        raise TypeError(f"{caller}: {name} must have a boolean, integer or real floating dtype, got {mask.dtype}")
     return nd
 
 
@@ -116,11 +116,11 @@ def foreground(mask: Array, /, *, xp: ModuleType) -> Array:
     return stop_gradient(mask, xp=xp) != 0
 
 
-def out_dtype(fn: str, mask: Array, dtype: Any, *, xp: ModuleType) -> Any:
+def out_dtype(caller: str, mask: Array, dtype: Any, *, xp: ModuleType) -> Any:
     """``dtype`` if given; else a floating mask's dtype (at least float32); else the default float."""
     if dtype is not None:
         if not xp.isdtype(dtype, "real floating"):
-            raise TypeError(f"{fn}: dtype must be a real floating dtype, got {dtype}")
+            raise TypeError(f"{caller}: dtype must be a real floating dtype, got {dtype}")
         return dtype
     if xp.isdtype(mask.dtype, "real floating") and xp.finfo(mask.dtype).bits >= 32:
         return mask.dtype
