@@ -213,27 +213,8 @@ def softmax_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Arra
     ``"mean"``: the sum over the summed ``w_y`` of the kept pixels (their count without ``weight``;
     NaN when every pixel is ignored, as torch).
     """
-    axis = axis % x.ndim
-    keep = None if ignore_index is None else labels != ignore_index
-    safe = labels if keep is None else xp.where(keep, labels, xp.zeros((), dtype=labels.dtype, device=device(labels)))
-    if label_smoothing:
-        log_p = log_softmax(x, axis=axis, xp=xp)
-        nll = -xp.squeeze(take_along_axis(log_p, xp.expand_dims(safe, axis=axis), axis=axis, xp=xp), axis=axis)
-    else:
-        nll = softmax_nll(x, safe, axis=axis, xp=xp)
-    w_y = None if weight is None else xp.reshape(xp.take(weight, xp.reshape(safe, (-1,)), axis=0), safe.shape)
-    loss = nll if w_y is None else w_y * nll
-    if label_smoothing:
-        w_c = log_p if weight is None else xp.reshape(weight, (-1,) + (1,) * (x.ndim - 1 - axis)) * log_p
-        loss = (1 - label_smoothing) * loss - (label_smoothing / x.shape[axis]) * xp.sum(w_c, axis=axis)
-    if keep is not None:
-        loss = xp.where(keep, loss, zero_like(loss, xp=xp))
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return xp.sum(loss)
-    counted = xp.ones(loss.shape, dtype=loss.dtype, device=device(loss)) if w_y is None else w_y
-    return xp.sum(loss) / xp.sum(counted if keep is None else xp.where(keep, counted, zero_like(counted, xp=xp)))
+    return cross_entropy_with(x, labels, nll=softmax_nll, log_softmax=log_softmax, axis=axis, weight=weight,
+                              ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction, xp=xp)
 
 
 def reduced_sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None, reduction: str,
@@ -372,3 +353,30 @@ def with_diagonal(d: Array, fg: Array, /, *, sampling: tuple[float, ...], dtype:
     nd = len(sampling)
     diag = diagonal(fg.shape[fg.ndim - nd :], sampling)
     return xp.astype(xp.where(any_spatial(~fg, nd, xp=xp), d, diag), dtype)
+
+
+def cross_entropy_with(x: Array, labels: Array, /, *, nll: Callable[..., Array], log_softmax: Callable[..., Array],
+                       axis: int, weight: Array | None, ignore_index: int | None, label_smoothing: float,
+                       reduction: str, xp: ModuleType) -> Array:
+    """``softmax_cross_entropy`` composed from a given ``nll`` (``softmax_nll``) and ``log_softmax``."""
+    axis = axis % x.ndim
+    keep = None if ignore_index is None else labels != ignore_index
+    safe = labels if keep is None else xp.where(keep, labels, xp.zeros((), dtype=labels.dtype, device=device(labels)))
+    if label_smoothing:
+        log_p = log_softmax(x, axis=axis, xp=xp)
+        nll_y = -xp.squeeze(xp.take_along_axis(log_p, xp.expand_dims(safe, axis=axis), axis=axis), axis=axis)
+    else:
+        nll_y = nll(x, safe, axis=axis, xp=xp)
+    w_y = None if weight is None else xp.reshape(xp.take(weight, xp.reshape(safe, (-1,)), axis=0), safe.shape)
+    loss = nll_y if w_y is None else w_y * nll_y
+    if label_smoothing:
+        w_c = log_p if weight is None else xp.reshape(weight, (-1,) + (1,) * (x.ndim - 1 - axis)) * log_p
+        loss = (1 - label_smoothing) * loss - (label_smoothing / x.shape[axis]) * xp.sum(w_c, axis=axis)
+    if keep is not None:
+        loss = xp.where(keep, loss, zero_like(loss, xp=xp))
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return xp.sum(loss)
+    counted = xp.ones(loss.shape, dtype=loss.dtype, device=device(loss)) if w_y is None else w_y
+    return xp.sum(loss) / xp.sum(counted if keep is None else xp.where(keep, counted, zero_like(counted, xp=xp)))

@@ -79,6 +79,15 @@ def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Arr
     return xp.log(xp.sum(xp.exp(x - m), axis=axis)) + xp.squeeze(m, axis=axis) - picked
 
 
+def softmax_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
+                          label_smoothing: float, reduction: str, xp: ModuleType) -> Array:
+    """The generic composition over this table's ``softmax_nll`` and ``jax.nn.log_softmax``, which hold the
+    shift out of the gradient (the generic ones differentiate through the maximum: about 2x the backward)."""
+    return generic.cross_entropy_with(x, labels, nll=softmax_nll, log_softmax=log_softmax, axis=axis, weight=weight,
+                                      ignore_index=ignore_index, label_smoothing=label_smoothing,
+                                      reduction=reduction, xp=xp)
+
+
 def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | float, xp: ModuleType) -> Array:
     jax = _jax()
     return jax.numpy.maximum(jax.ops.segment_max(values, ids, num_segments=num_segments), fill)
@@ -110,6 +119,6 @@ def _max_along(x: Array, axis: int, size: int, pad_value: float | None) -> Array
 
 
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
-    log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, softmax_nll, segment_max,
-    stop_gradient, max_pool,
+    log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, softmax_nll,
+    softmax_cross_entropy, segment_max, stop_gradient, max_pool,
 )}
