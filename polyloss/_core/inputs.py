@@ -140,19 +140,9 @@ LABELS = Layout(batched=True, dense=False)  # batched integer labels (Lovasz-Sof
 LABELS_OF_PROBABILITIES = Layout(batched=True, dense=False, min_classes=1)  # ... from probabilities
 
 
-def prepare(
-    caller: str,
-    y_pred: Any,
-    y_true: Any,
-    /,
-    *,
-    mode: Any = "multiclass",
-    class_axis: Any = 1,
-    from_logits: bool = True,
-    ignore_index: Any = None,
-    reduction: Any = "mean",
-    layout: Layout = PIXEL,
-) -> Segmentation:
+def prepare(caller: str, y_pred: Any, y_true: Any, /, *, mode: Any = "multiclass", class_axis: Any = 1,
+            from_logits: bool = True, ignore_index: Any = None, reduction: Any = "mean", layout: Layout = PIXEL
+            ) -> Segmentation:
     """Validate and lay out the inputs of a segmentation loss, by the rules of the family's ``layout``."""
     xp = namespace(caller, y_pred=y_pred, y_true=y_true)
     axis = check_scores(caller, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, layout=layout, xp=xp)
