@@ -240,17 +240,24 @@ def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], dtype: Any,
     O(P log n) (P elements, n the axis length), every further axis by an exact
     minimum, O(P n), in chunks of at most ``CHUNK_ELEMENTS`` of scratch.
     """
+    return exact_edt(fg, sampling, dtype, device(fg), xp=xp)
+
+
+def exact_edt(fg: Array, sampling: tuple[float, ...], dtype: Any, dev: Any, /, *, xp: ModuleType) -> Array:
+    """``distance_transform`` on device ``dev`` (``fg``'s), given rather than looked up: a native entry
+    passes its array's own device (array-api-compat's ``device`` is ``lru_cache``-wrapped, which Dynamo warns
+    about)."""
     nd = len(sampling)
     diag = diagonal(fg.shape[fg.ndim - nd :], sampling)
     far2 = diag * diag
-    g = _scan_last_axis(fg, sampling[-1], far2, dtype, xp=xp)
+    g = _scan_last_axis(fg, sampling[-1], far2, dtype, dev, xp=xp)
     for k in range(2, nd + 1):
-        g = _min_along(g, -k, sampling[-k], xp=xp)
+        g = _min_along(g, -k, sampling[-k], dev, xp=xp)
     # an image with a zero has every squared distance < diag^2; one without has all >= diag^2
     return xp.sqrt(xp.where(g < far2, g, far2))  # not clip: far2 may be a symbolic bound (a traced shape)
 
 
-def _scan_last_axis(fg: Array, step: float, far2: float, dtype: Any, *, xp: ModuleType) -> Array:
+def _scan_last_axis(fg: Array, step: float, far2: float, dtype: Any, dev: Any, *, xp: ModuleType) -> Array:
     """Squared distance to the nearest zero along the last axis; ``far2`` where a row has none.
 
     The nearest zero at or left of x is a prefix maximum of the zero positions,
@@ -258,7 +265,6 @@ def _scan_last_axis(fg: Array, step: float, far2: float, dtype: Any, *, xp: Modu
     steps of O(P).
     """
     n = fg.shape[-1]
-    dev = device(fg)
     pos = xp.arange(n, dtype=dtype, device=dev)
     far = float(2 * n)
     left = xp.where(fg, -far, pos)
@@ -273,11 +279,10 @@ def _scan_last_axis(fg: Array, step: float, far2: float, dtype: Any, *, xp: Modu
     return xp.where(d < n, (d * step) ** 2, far2)
 
 
-def _min_along(g: Array, axis: int, step: float, *, xp: ModuleType) -> Array:
+def _min_along(g: Array, axis: int, step: float, dev: Any, *, xp: ModuleType) -> Array:
     """Exact d(x) = min_y g(y) + ((x - y) step)^2 along negative ``axis``: O(P n), chunked over x."""
     n = g.shape[axis]
     rest = -axis - 1  # axes after ``axis``
-    dev = device(g)
     y = xp.arange(n, dtype=g.dtype, device=dev)
     expanded = xp.expand_dims(g, axis=axis - 1)  # (..., 1, n, *rest)
     chunk = max(1, min(n, CHUNK_ELEMENTS // max(math.prod(g.shape), 1)))

@@ -211,7 +211,7 @@ def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], dtype: Any,
     if fg.device.type == "cpu" and not torch.compiler.is_compiling():
         out = scipy_edt(fg.numpy(), sampling)
     if out is None:
-        return generic.distance_transform(fg, sampling=sampling, dtype=dtype, xp=xp)
+        return generic.exact_edt(fg, sampling, dtype, fg.device, xp=xp)
     return generic.with_diagonal(torch.from_numpy(out), fg, sampling=sampling, dtype=dtype, xp=xp)
 
 
