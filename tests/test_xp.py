@@ -1,6 +1,6 @@
-"""The primitives of ``polyloss._xp``: every native path against the generic core, on every backend.
+"""The primitives of ``polyloss._backend``: every native path against the generic core, on every backend.
 
-``_backend`` hands each backend the entry of its native table (``_xp.NATIVE``)
+``_backend`` hands each backend the entry of its native table (``_backend.NATIVE``)
 and the generic core (``_backend.generic``) otherwise. Here each primitive is
 called both ways on the same inputs, the generic way by emptying the tables:
 values must agree (to float64 rounding, exactly for permutations and counts)
@@ -24,9 +24,8 @@ import pytest
 from helpers import assert_close, to_numpy
 from reference import np_log_sigmoid, np_log_softmax, np_one_hot, np_sigmoid, np_softmax
 
-from polyloss import _backend as _xp
+from polyloss import _backend
 from polyloss._backend import generic
-from polyloss.segmentation import _edt
 
 
 def _reference_class_sums(p, labels, valid, axis):
@@ -76,6 +75,67 @@ def _reference_unpermute(x, perm):
     for row in np.ndindex(*x.shape[:-1]):
         out[row][perm[row]] = x[row]
     return out
+
+
+def _reference_edt(fg, sampling):
+    """Distance of every element of each image to its nearest zero by brute force (float64 NumPy); the
+    image diagonal in an image without zeros."""
+    nd = len(sampling)
+    images = fg.reshape(-1, *fg.shape[fg.ndim - nd :])
+    points = np.stack(np.indices(images.shape[1:]), axis=-1).reshape(-1, nd) * np.asarray(sampling)
+    out = []
+    for image in images:
+        zeros = points[~image.reshape(-1)]
+        if len(zeros) == 0:
+            out.append(np.full(image.shape, np.sqrt(((np.asarray(image.shape) * sampling) ** 2).sum())))
+            continue
+        d2 = ((points[:, None, :] - zeros[None, :, :]) ** 2).sum(-1).min(1)
+        out.append(np.sqrt(d2).reshape(image.shape))
+    return np.stack(out).reshape(fg.shape)
+
+
+def _edt_case(rng, shape, sampling):
+    fg = rng.random(shape) < 0.7
+    fg[0] = True  # an image without zeros: its diagonal everywhere
+    return fg, (), {"sampling": sampling, "dtype": "float64"}, False, lambda x: _reference_edt(x, sampling)
+
+
+def _reference_ce(x, y, w, ignore, s, reduction):
+    """l_m = -(1 - s) w_y log p_my - s/C sum_c w_c log p_mc for kept pixels (0 at ignored ones), by a loop
+    (float64 NumPy, class axis 1); "mean" divides the sum by sum_m w_{y_m} over kept pixels (torch's rule)."""
+    n, c, m = x.shape
+    w = np.ones(c) if w is None else w
+    loss, den = np.zeros((n, m)), 0.0
+    for i in range(n):
+        for j in range(m):
+            if y[i, j] == ignore:
+                continue
+            logp = x[i, :, j] - np.log(np.exp(x[i, :, j]).sum())
+            loss[i, j] = -(1 - s) * w[y[i, j]] * logp[y[i, j]] - s / c * (w * logp).sum()
+            den += w[y[i, j]]
+    return {"none": loss, "sum": loss.sum(), "mean": loss.sum() / den}[reduction]
+
+
+def _ce_case(rng, *, axis, weight, ignore, s, reduction):
+    x, y = rng.normal(size=(2, 3, 5)), rng.integers(0, 3, size=(2, 5))
+    if ignore is not None:
+        y[0, 1] = ignore
+    w = None if weight is None else np.asarray(weight)
+    options = {"axis": axis, "weight": w, "ignore_index": ignore, "label_smoothing": s, "reduction": reduction}
+    return (x if axis == 1 else np.moveaxis(x, 1, 2)), (y,), options, True, \
+        lambda *_: _reference_ce(x, y, w, ignore, s, reduction)
+
+
+def _bce_case(rng, *, pos_weight, reduction):
+    """l = -(b t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))), b = pos_weight (1 without), mean or sum."""
+    x, t = rng.normal(size=(2, 3, 4)), rng.random((2, 3, 4))
+    b = 1.0 if pos_weight is None else pos_weight
+
+    def reference(x, t):
+        loss = -(b * t * -np.logaddexp(0, -x) + (1 - t) * -np.logaddexp(0, x))
+        return loss.mean() if reduction == "mean" else loss.sum()
+
+    return x, (t,), {"pos_weight": pos_weight, "reduction": reduction}, True, reference
 
 
 def _logits(rng, shape=(3, 4, 5)):
@@ -166,6 +226,19 @@ PRIMITIVES = {
                                        lambda x: _reference_max_pool(x, (3, 1, 3), 0.0)),
     "max_pool_1d": lambda rng: (_logits(rng, (3, 9)), (), {"window": (5,)}, True,
                                 lambda x: _reference_max_pool(x, (5,), None)),
+    "softmax_cross_entropy": lambda rng: _ce_case(rng, axis=1, weight=None, ignore=None, s=0.0, reduction="none"),
+    "softmax_cross_entropy_smoothed_sum": lambda rng: _ce_case(rng, axis=2, weight=[0.5, 2.0, 1.0], ignore=255,
+                                                               s=0.1, reduction="sum"),
+    "softmax_cross_entropy_weighted_mean": lambda rng: _ce_case(rng, axis=1, weight=[0.5, 2.0, 1.0], ignore=255,
+                                                                s=0.0, reduction="mean"),
+    "softmax_cross_entropy_smoothed_mean": lambda rng: _ce_case(rng, axis=-1, weight=None, ignore=255, s=0.2,
+                                                                reduction="mean"),
+    "reduced_sigmoid_cross_entropy": lambda rng: _bce_case(rng, pos_weight=None, reduction="mean"),
+    "reduced_sigmoid_cross_entropy_pos_weight": lambda rng: _bce_case(rng, pos_weight=2.5, reduction="sum"),
+    "reduced_sigmoid_cross_entropy_per_class": lambda rng: _bce_case(
+        rng, pos_weight=np.array([0.5, 1.0, 3.0])[:, None], reduction="mean"),
+    "distance_transform": lambda rng: _edt_case(rng, (3, 7, 6), (1.0, 1.5)),
+    "distance_transform_3d": lambda rng: _edt_case(rng, (2, 4, 5, 6), (0.5, 2.0, 1.5)),
     "min_pool_2d": lambda rng: (_logits(rng, (2, 6, 7)), (), {"window": (3, 3), "pad_value": 1.0}, True,
                                 lambda x: -_reference_max_pool(-x, (3, 3), -1.0)),
 }
@@ -173,7 +246,7 @@ PRIMITIVES = {
 
 def _name(case):
     """The primitive a case exercises (``max_pool_2d`` -> ``max_pool``)."""
-    return next(n for n in sorted(_xp.__all__, key=len, reverse=True) if case == n or case.startswith(n + "_"))
+    return next(n for n in sorted(_backend.__all__, key=len, reverse=True) if case == n or case.startswith(n + "_"))
 
 
 def _outputs(result):
@@ -182,18 +255,18 @@ def _outputs(result):
 
 def _call(case, backend, x, inputs, options):
     """``_backend``'s primitive of ``case`` on ``x`` and the further inputs (NumPy, moved to ``backend``)."""
-    options = dict(options)
+    options = {k: backend.asarray(v) if isinstance(v, np.ndarray) else v for k, v in options.items()}
     if options.get("dtype") == "float64":
         options["dtype"] = backend.xp.float64
     inputs = [None if a is None else backend.asarray(a) for a in inputs]
-    return getattr(_xp, _name(case))(x, *inputs, **options, xp=backend.xp)
+    return getattr(_backend, _name(case))(x, *inputs, **options, xp=backend.xp)
 
 
 @contextlib.contextmanager
 def _generic_only():
     """``_backend`` with every native table emptied: each primitive takes the generic core."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_xp, "NATIVE", {kind: {} for kind in _xp.NATIVE})
+        patch.setattr(_backend, "NATIVE", {kind: {} for kind in _backend.NATIVE})
         yield
 
 
@@ -240,97 +313,21 @@ def test_native_path_equals_generic(backend, rng, case):
     assert_close(grad, grad_generic, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("sampling", [(1.0, 1.0), (0.5, 2.0, 1.5)])
-def test_native_distance_transform_equals_generic(backend, rng, sampling):
-    """The EDT kernels (SciPy, cupyx) against ``_edt``'s exact array-API transform; None where there is none."""
-    xp = backend.xp
-    fg = rng.random((2, *(7,) * len(sampling))) < 0.7
-    fg[..., 0] = False  # every image has a zero: the kernels' value for one without is the caller's to replace
-    got = _xp.native_distance_transform(backend.asarray(fg), sampling=sampling, xp=xp)
-    if "distance_transform" not in _xp.NATIVE[_xp.native_kind(xp)]:
-        assert got is None
-        return
-    want = _edt.edt(backend.asarray(fg), spacing=sampling, dtype=xp.float64, native=False, xp=xp)
-    assert_close(got, to_numpy(want), rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("options", [
-    {"weight": None, "ignore_index": None, "label_smoothing": 0.0, "reduction": "none"},
-    {"weight": [0.5, 2.0, 1.0], "ignore_index": 255, "label_smoothing": 0.1, "reduction": "sum"},
-    {"weight": [0.5, 2.0, 1.0], "ignore_index": 255, "label_smoothing": 0.0, "reduction": "mean"},
-])
-@pytest.mark.parametrize("axis", [1, 2])
-def test_native_cross_entropy_equals_its_definition(backend, rng, options, axis):
-    """The fused cross entropy (torch's) against a float64 NumPy loop over its definition; None elsewhere.
-
-    l_m = -(1 - s) w_y log p_my - s/C sum_c w_c log p_mc for kept pixels (0 at ignored ones); "mean"
-    divides the sum by sum_m w_{y_m} over kept pixels (torch's rule).
-    """
-    xp = backend.xp
-    n, c, m = 2, 3, 5
-    x = rng.normal(size=(n, c, m))
-    y = rng.integers(0, c, size=(n, m))
-    ignore, s = options["ignore_index"], options["label_smoothing"]
-    y[0, 1] = 0 if ignore is None else ignore
-    w = np.ones(c) if options["weight"] is None else np.asarray(options["weight"])
-    weight = None if options["weight"] is None else backend.asarray(w)
-    got = _xp.native_cross_entropy(backend.asarray(x if axis == 1 else np.moveaxis(x, 1, 2)), backend.asarray(y),
-                                   axis=axis, weight=weight, ignore_index=ignore, label_smoothing=s,
-                                   reduction=options["reduction"], xp=xp)
-    if "cross_entropy" not in _xp.NATIVE[_xp.native_kind(xp)]:
-        assert got is None
-        return
-    loss, den = np.zeros((n, m)), 0.0
-    for i in range(n):
-        for j in range(m):
-            if y[i, j] == ignore:
-                continue
-            logp = x[i, :, j] - np.log(np.exp(x[i, :, j]).sum())
-            loss[i, j] = -(1 - s) * w[y[i, j]] * logp[y[i, j]] - s / c * (w * logp).sum()
-            den += w[y[i, j]]
-    want = {"none": loss, "sum": loss.sum(), "mean": loss.sum() / den}[options["reduction"]]
-    assert_close(got, want, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
-@pytest.mark.parametrize("pos_weight", [None, 2.5, "per_class"])
-def test_native_binary_cross_entropy_equals_its_definition(backend, rng, reduction, pos_weight):
-    """The fused, reduced BCE from logits (torch's) against float64 NumPy; None elsewhere.
-
-    l = -(b t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))), b = pos_weight (1 without), then mean or sum.
-    """
-    x, t = rng.normal(size=(2, 3, 4)), rng.random((2, 3, 4))
-    b = {None: 1.0, 2.5: 2.5, "per_class": np.array([0.5, 1.0, 3.0])[:, None]}[pos_weight]
-    pw = backend.asarray(b) if pos_weight == "per_class" else (None if pos_weight is None else b)
-    got = _xp.native_binary_cross_entropy(backend.asarray(x), backend.asarray(t), pos_weight=pw,
-                                          reduction=reduction, xp=backend.xp)
-    if "binary_cross_entropy" not in _xp.NATIVE[_xp.native_kind(backend.xp)]:
-        assert got is None
-        return
-    log_p, log_q = -np.logaddexp(0, -x), -np.logaddexp(0, x)
-    loss = -(b * t * log_p + (1 - t) * log_q)
-    assert_close(got, loss.mean() if reduction == "mean" else loss.sum(), rtol=1e-12, atol=1e-12)
-
-
-TABLE_ENTRIES = sorted((kind, name) for kind, table in _xp.NATIVE.items() for name in table)
+TABLE_ENTRIES = sorted((kind, name) for kind, table in _backend.NATIVE.items() for name in table)
 
 # entries whose values are checked by their own test here, each with one call through ``_backend``
 TESTED_ALONE = {
-    "distance_transform": lambda backend: _xp.native_distance_transform(
-        backend.asarray(np.ones((1, 3), bool)), sampling=(1.0,), xp=backend.xp),
-    "value_range": lambda backend: _xp.value_range(backend.asarray(np.arange(3)), xp=backend.xp),
-    "cross_entropy": lambda backend: _xp.native_cross_entropy(
-        backend.asarray(np.zeros((1, 2))), backend.asarray(np.zeros(1, dtype=np.int64)), axis=1, weight=None,
-        ignore_index=None, label_smoothing=0.0, reduction="none", xp=backend.xp),
-    "binary_cross_entropy": lambda backend: _xp.native_binary_cross_entropy(
-        backend.asarray(np.zeros(2)), backend.asarray(np.ones(2)), pos_weight=None, reduction="sum", xp=backend.xp),
-    "linear_sum_assignment": lambda backend: _xp.native_linear_sum_assignment(
+    "value_range": lambda backend: _backend.value_range(backend.asarray(np.arange(3)), xp=backend.xp),
+    "linear_sum_assignment": lambda backend: _backend.native_linear_sum_assignment(
         backend.asarray(np.zeros((1, 2, 2))), backend.asarray(np.ones((1, 2), bool)),
         backend.asarray(np.ones((1, 2), bool)), xp=backend.xp),
     "while_loop": lambda backend: _collatz(backend.asarray(np.array([6, 7, 1])), xp=backend.xp),
 }
-# entries without a generic twin: the backend's own kernel or None, through ``_xp.native_<name>``
-NATIVE_ONLY = ("distance_transform", "cross_entropy", "binary_cross_entropy", "linear_sum_assignment")
+# The one entry without a generic twin: SciPy's exact matching on host arrays, reached through
+# ``_backend.native_linear_sum_assignment`` (None where it cannot serve: the caller's solver runs on the
+# device). Its generic counterpart is a kernel of its own (detection/_lsa.py), checked against SciPy in
+# tests/test_set_prediction.py.
+NATIVE_ONLY = ("linear_sum_assignment",)
 
 
 def _signature(f):
@@ -345,12 +342,12 @@ def _parameters(f):
 def test_native_entry_has_a_generic_twin_and_a_case(kind, name):
     """Every entry of every table (CuPy's too, checked here without CuPy) replaces a primitive of ``_backend``
     with the same signature, and ``PRIMITIVES`` (or a test of its own) runs it."""
-    entry = _xp.NATIVE[kind][name]
+    entry = _backend.NATIVE[kind][name]
     if name in NATIVE_ONLY:
-        assert _parameters(entry) == _parameters(getattr(_xp, f"native_{name}"))
+        assert callable(getattr(_backend, f"native_{name}")) and name in TESTED_ALONE
         return
     twin = getattr(generic, name)
-    assert _parameters(getattr(_xp, name)) == _parameters(twin), f"_xp.{name} differs from generic.{name}"
+    assert _parameters(getattr(_backend, name)) == _parameters(twin), f"_backend.{name} differs from generic.{name}"
     assert _parameters(entry) == _parameters(twin), f"{kind}'s {name} differs from its generic twin's signature"
     assert name in TESTED_ALONE or any(_name(case) == name for case in PRIMITIVES), f"no case exercises {name}"
 
@@ -365,10 +362,10 @@ def _reached(*args, **kwargs):
 
 def test_dispatch_reaches_every_native_entry(backend, rng, monkeypatch):
     """``_backend`` calls each entry of the backend's table (a typo in a key would silently serve the generic one)."""
-    kind = _xp.native_kind(backend.xp)
+    kind = _backend.native_kind(backend.xp)
     assert kind == {"array_api_strict": "generic"}.get(backend.name, backend.name.split("-")[0])
-    for name in _xp.NATIVE[kind]:
-        monkeypatch.setitem(_xp.NATIVE[kind], name, _reached)
+    for name in _backend.NATIVE[kind]:
+        monkeypatch.setitem(_backend.NATIVE[kind], name, _reached)
         with pytest.raises(_Reached):
             if name in TESTED_ALONE:
                 TESTED_ALONE[name](backend)
@@ -382,10 +379,9 @@ def test_dispatch_reaches_every_native_entry(backend, rng, monkeypatch):
 def test_every_primitive_has_a_case():
     """Each primitive of ``_backend`` (a function taking the keyword ``xp=``) is exercised by ``PRIMITIVES`` or a test
     of its own."""
-    primitives = {n for n in _xp.__all__ if inspect.isfunction(f := getattr(_xp, n))
+    primitives = {n for n in _backend.__all__ if inspect.isfunction(f := getattr(_backend, n))
                   and ("xp", inspect.Parameter.KEYWORD_ONLY) in [(p.name, p.kind) for p in _signature(f)]}
-    tested_elsewhere = {"zero_like", "value_range", "native_distance_transform", "native_cross_entropy",
-                        "native_binary_cross_entropy", "native_linear_sum_assignment", "while_loop"}
+    tested_elsewhere = {"zero_like", "value_range", "any_spatial", "native_linear_sum_assignment", "while_loop"}
     assert primitives - tested_elsewhere <= {_name(c) for c in PRIMITIVES}
 
 
@@ -397,7 +393,7 @@ def test_sort_descending_is_a_stable_descending_permutation(backend, rng, dtype)
     """
     x = np.round(rng.normal(scale=3.0, size=(4, 300))).astype(dtype) + 0.0  # + 0.0: no -0
     x[0, :3] = [np.inf, -np.inf, np.inf]
-    values, perm = _xp.sort_descending(backend.asarray(x), stable=True, xp=backend.xp)
+    values, perm = _backend.sort_descending(backend.asarray(x), stable=True, xp=backend.xp)
     want = np.argsort(-x, axis=-1, kind="stable")
     np.testing.assert_array_equal(to_numpy(perm), want)
     np.testing.assert_array_equal(to_numpy(values), np.take_along_axis(x, want, -1))
@@ -412,7 +408,7 @@ def _collatz(x, *, xp):
         going = v != 1
         return steps + xp.astype(going, steps.dtype), xp.where(going, xp.where(v % 2 == 0, v // 2, 3 * v + 1), v)
 
-    return _xp.while_loop(lambda state: xp.any(state[1] != 1), body, (xp.zeros_like(x), x), xp=xp)
+    return _backend.while_loop(lambda state: xp.any(state[1] != 1), body, (xp.zeros_like(x), x), xp=xp)
 
 
 def _np_collatz(n):
@@ -448,9 +444,9 @@ def test_while_loop_native_equals_generic(backend, rng):
 
 def test_value_range(backend, rng):
     labels = rng.integers(-3, 9, size=(5, 7))
-    assert _xp.value_range(backend.asarray(labels), xp=backend.xp) == (labels.min(), labels.max())
+    assert _backend.value_range(backend.asarray(labels), xp=backend.xp) == (labels.min(), labels.max())
     with _generic_only():
-        assert _xp.value_range(backend.asarray(labels), xp=backend.xp) == (labels.min(), labels.max())
+        assert _backend.value_range(backend.asarray(labels), xp=backend.xp) == (labels.min(), labels.max())
 
 
 def test_namespace_device_and_concreteness(backend, rng):
@@ -458,12 +454,12 @@ def test_namespace_device_and_concreteness(backend, rng):
     import array_api_compat
 
     x = backend.asarray(rng.normal(size=(2, 3)))
-    assert _xp.array_namespace(x) is array_api_compat.array_namespace(x)
-    assert _xp.array_namespace(x, None, 2.0) is array_api_compat.array_namespace(x)
-    assert _xp.device(x) == array_api_compat.device(x)
-    assert _xp.is_concrete(x)
+    assert _backend.array_namespace(x) is array_api_compat.array_namespace(x)
+    assert _backend.array_namespace(x, None, 2.0) is array_api_compat.array_namespace(x)
+    assert _backend.device(x) == array_api_compat.device(x)
+    assert _backend.is_concrete(x)
     with pytest.raises(TypeError, match="Multiple namespaces"):
-        _xp.array_namespace(x, np.ones(2) if backend.name != "numpy" else _foreign(backend))
+        _backend.array_namespace(x, np.ones(2) if backend.name != "numpy" else _foreign(backend))
 
 
 def _foreign(backend):
@@ -482,14 +478,14 @@ def test_generic_core_names_no_framework():
     """``_backend.generic`` is the standard-only core: it imports no framework and calls no native kernel."""
     code = _code(generic)
     for name in ("torch", "jax", "numpy", "cupy", "scipy"):
-        assert not re.search(rf"\b{name}\b", code), f"_xp_generic names {name}"
+        assert not re.search(rf"\b{name}\b", code), f"_backend.generic names {name}"
 
 
 @pytest.mark.parametrize("kind", ["torch", "jax", "cupy"])
 def test_native_tables_import_their_framework_lazily(kind):
     """``_backend`` loads every table at import, so a table names its framework only inside functions:
     importing polyloss never imports torch, JAX or CuPy."""
-    module = inspect.getmodule(next(iter(_xp.NATIVE[kind].values())))
+    module = inspect.getmodule(next(iter(_backend.NATIVE[kind].values())))
     top_level = [line for line in _code(module).splitlines() if re.match(r"(import|from) ", line)]
     assert not [line for line in top_level if re.search(rf"\b{kind}\b|\bcupyx\b", line)], top_level
 
@@ -499,11 +495,11 @@ def test_family_modules_call_the_primitive(name):
     """``xp.clip`` breaks ``torch.compile(dynamic=True)`` (array-api-compat calls ``math.isnan`` on the bounds),
     and it and ``xp.cumulative_sum`` make Dynamo warn (they look the namespace up through ``lru_cache``).
 
-    The package calls ``_xp.clip`` / ``_xp.cumulative_sum`` (``torch.clamp`` /
+    The package calls ``_backend.clip`` / ``_backend.cumulative_sum`` (``torch.clamp`` /
     ``torch.cumsum`` on torch) instead; this catches a new direct call before
     the compile matrix does.
     """
-    package = Path(_xp.__file__).parents[1]
+    package = Path(_backend.__file__).parents[1]
     offenders = [f"{p.relative_to(package)}:{i}" for p in sorted(package.rglob("*.py")) if p != Path(generic.__file__)
                  for i, line in enumerate(p.read_text().splitlines(), 1) if f"xp.{name}(" in line]
     assert not offenders, f"call {name}(..., xp=xp) from polyloss._backend instead of xp.{name}: {offenders}"

@@ -13,11 +13,14 @@ Three layers, one module each:
   back to the generic one. ``min_pool`` and ``clamped_log`` are composed
   here from dispatched primitives.
 
-Every primitive takes the namespace as a required keyword (``xp=``) so a
-loss looks it up once. ``tests/test_xp.py`` enumerates the tables and checks
-every entry against its generic twin on every backend present. Only this
-module and the per-framework modules beside it name a framework (besides
-``_backend.torch_fused``/``_backend.torch_autograd``).
+One dispatch rule: a backend's fast path (a fused kernel, an autograd
+Function, a host routine such as SciPy's distance transform) is the entry
+of the primitive's name in that backend's table, found by ``_delegate``; an
+entry that cannot serve a call (a device, a dtype, ``torch.compile``) calls
+its generic twin itself. Every primitive takes the namespace as a required
+keyword (``xp=``) so a loss looks it up once. ``tests/test_xp.py`` enumerates
+the tables and checks every entry against its generic twin on every backend
+present. Only this package names a framework.
 
 Under ``torch.compile``, nothing here calls array-api-compat's
 ``lru_cache``-wrapped helpers on torch tensors (``array_namespace``,
@@ -47,19 +50,21 @@ from . import generic
 from . import jax as _native_jax
 from . import numpy as _native_numpy
 from . import torch as _native_torch
-
-Array = Any
+from .generic import Array, any_spatial, diagonal
 
 __all__ = [
     "NATIVE",
     "Array",
+    "any_spatial",
     "array_namespace",
     "clamped_log",
     "class_sums",
     "clip",
     "cumulative_sum",
     "default_float",
+    "diagonal",
     "device",
+    "distance_transform",
     "index_dtype",
     "is_concrete",
     "kth_largest",
@@ -69,17 +74,16 @@ __all__ = [
     "max_argmax",
     "max_pool",
     "min_pool",
-    "native_binary_cross_entropy",
-    "native_cross_entropy",
-    "native_distance_transform",
     "native_kind",
     "native_linear_sum_assignment",
     "numel",
     "one_hot",
+    "reduced_sigmoid_cross_entropy",
     "segment_max",
     "sigmoid",
     "sigmoid_cross_entropy",
     "softmax",
+    "softmax_cross_entropy",
     "softmax_nll",
     "softplus",
     "sort_descending",
@@ -309,48 +313,16 @@ def clamped_log(p: Array, /, *, xp: ModuleType) -> Array:
     return clip(xp.log(clip(p, tiny, None, xp=xp)), -100.0, None, xp=xp)
 
 
-def native_distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleType) -> Array | None:
-    """A host or device kernel's exact EDT of boolean ``fg`` over its trailing ``len(sampling)`` axes, or ``None``.
-
-    The ``distance_transform`` entry of ``xp``'s table: SciPy for NumPy and
-    eager torch CPU tensors, ``cupyx.scipy.ndimage`` for CuPy. ``None``
-    elsewhere (JAX, torch on other devices or while compiling,
-    array-api-strict, no SciPy): the caller (``_edt``) takes its exact
-    array-API path. An image without zeros gets the kernel's value (measured
-    from outside the image); the caller replaces it. Returns float64 on
-    ``fg``'s device.
-    """
-    kernel = NATIVE[native_kind(xp)].get("distance_transform")
-    return None if kernel is None else kernel(fg, sampling=sampling, xp=xp)
+def softmax_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
+                          label_smoothing: float, reduction: str, xp: ModuleType) -> Array:
+    return _delegate(generic.softmax_cross_entropy, xp)(x, labels, axis=axis, weight=weight, ignore_index=ignore_index,
+                                                        label_smoothing=label_smoothing, reduction=reduction, xp=xp)
 
 
-def native_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
-                         label_smoothing: float, reduction: str, xp: ModuleType) -> Array | None:
-    """A backend's fused cross entropy of logits ``x`` at integer ``labels``, or ``None``.
-
-    The ``cross_entropy`` entry of ``xp``'s table (torch's ``F.cross_entropy``,
-    whose ``weight``, ``ignore_index``, ``label_smoothing`` and ``reduction``
-    these are). Labels lie in ``[0, C)`` or equal ``ignore_index``. ``None``
-    where the backend has none: the caller composes the generic kernels.
-    """
-    kernel = NATIVE[native_kind(xp)].get("cross_entropy")
-    if kernel is None:
-        return None
-    return kernel(x, labels, axis=axis, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
-                  reduction=reduction, xp=xp)
-
-
-def native_binary_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None, reduction: str,
-                                xp: ModuleType) -> Array | None:
-    """A backend's fused, reduced binary cross entropy of logits ``x`` against targets ``t``, or ``None``.
-
-    The ``binary_cross_entropy`` entry of ``xp``'s table (torch's
-    ``F.binary_cross_entropy_with_logits``; ``reduction`` ``"mean"`` or
-    ``"sum"``). ``None`` where the backend has none: the caller reduces the
-    elementwise ``sigmoid_cross_entropy``.
-    """
-    kernel = NATIVE[native_kind(xp)].get("binary_cross_entropy")
-    return None if kernel is None else kernel(x, t, pos_weight=pos_weight, reduction=reduction, xp=xp)
+def reduced_sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None, reduction: str,
+                                  xp: ModuleType) -> Array:
+    return _delegate(generic.reduced_sigmoid_cross_entropy, xp)(x, t, pos_weight=pos_weight, reduction=reduction,
+                                                                xp=xp)
 
 
 def native_linear_sum_assignment(cost: Array, row_valid: Array, col_valid: Array, /, *, xp: ModuleType
@@ -392,3 +364,7 @@ def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: A
     """``fused_class_sums`` of the softmax and a compound's pixel term (``generic.fused_class_sums_nll``)."""
     return _delegate(generic.fused_class_sums_nll, xp)(x, labels, valid, weight, axis=axis, gamma=gamma,
                                                        squared=squared, xp=xp)
+
+
+def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], dtype: Any, xp: ModuleType) -> Array:
+    return _delegate(generic.distance_transform, xp)(fg, sampling=sampling, dtype=dtype, xp=xp)

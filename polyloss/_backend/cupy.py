@@ -18,9 +18,8 @@ from typing import Any
 from array_api_compat import device
 
 from . import generic
+from .generic import Array
 from .numpy import bincount_class_sums
-
-Array = Any
 
 
 def _special() -> Any:
@@ -64,14 +63,14 @@ def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | 
     return out
 
 
-def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleType) -> Array | None:
-    """``cupyx.scipy.ndimage.distance_transform_edt`` per image (trailing ``len(sampling)`` axes), float64."""
+def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], dtype: Any, xp: ModuleType) -> Array:
+    """``cupyx.scipy.ndimage.distance_transform_edt`` per image (trailing ``len(sampling)`` axes)."""
     import cupyx.scipy.ndimage
 
     nd = len(sampling)
     images = xp.reshape(fg, (-1, *fg.shape[fg.ndim - nd :]))
     out = [cupyx.scipy.ndimage.distance_transform_edt(image, sampling=sampling) for image in images]
-    return xp.reshape(xp.stack(out), fg.shape)
+    return generic.with_diagonal(xp.reshape(xp.stack(out), fg.shape), fg, sampling=sampling, dtype=dtype, xp=xp)
 
 
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (

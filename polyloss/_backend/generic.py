@@ -16,13 +16,14 @@ cross entropy from a given ``log_sigmoid``): they are not primitives.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
 from array_api_compat import device
 
 Array = Any
+"""An array of any namespace that conforms to the array API standard (the one declaration of the alias)."""
 
 
 def zero_like(x: Array, /, *, xp: ModuleType) -> Array:
@@ -256,6 +257,98 @@ def while_loop(cond: Callable[[tuple[Array, ...]], Array], body: Callable[[tuple
     return state
 
 
+def softmax_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
+                          label_smoothing: float, reduction: str, xp: ModuleType) -> Array:
+    """Cross entropy of logits ``x`` (class ``axis``) at integer ``labels``, torch's ``F.cross_entropy``.
+
+    l_m = -(1 - s) w_y log p_my - (s / C) sum_c w_c log p_mc, s = ``label_smoothing``, w = ``weight``
+    (``(C,)`` or None: 1), p = softmax(x); 0 where the label is ``ignore_index``. Labels lie in
+    ``[0, C)`` or equal ``ignore_index``. ``reduction``: ``"none"`` (``labels``' shape), ``"sum"``, or
+    ``"mean"``: the sum over the summed ``w_y`` of the kept pixels (their count without ``weight``;
+    NaN when every pixel is ignored, as torch).
+    """
+    return cross_entropy_with(x, labels, nll=softmax_nll, log_softmax=log_softmax, axis=axis, weight=weight,
+                              ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction, xp=xp)
+
+
+def reduced_sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None, reduction: str,
+                                  xp: ModuleType) -> Array:
+    """The mean (``reduction="mean"``) or sum (``"sum"``) of ``sigmoid_cross_entropy(x, t, pos_weight)``."""
+    loss = sigmoid_cross_entropy(x, t, pos_weight=pos_weight, xp=xp)
+    return xp.mean(loss) if reduction == "mean" else xp.sum(loss)
+
+
+CHUNK_ELEMENTS = 1 << 22  # scratch per chunk of the exact minimum along an axis (``distance_transform``)
+
+
+def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], dtype: Any, xp: ModuleType) -> Array:
+    """Exact Euclidean distance of every True element of boolean ``fg`` to the nearest False one.
+
+    Over the trailing ``len(sampling)`` axes (leading axes a batch), with grid
+    spacing ``sampling``; in real floating ``dtype``. An image without a False
+    element gets its diagonal length everywhere. Not differentiable.
+
+    Separable (Felzenszwalb & Huttenlocher 2012, Meijster et al. 2000): squared
+    distances are built one axis at a time, d_k(x) = min_y d_{k-1}(y) + ((x_k - y_k) s_k)^2;
+    the last axis by a prefix-max/suffix-min scan over the positions of zeros,
+    O(P log n) (P elements, n the axis length), every further axis by an exact
+    minimum, O(P n), in chunks of at most ``CHUNK_ELEMENTS`` of scratch.
+    """
+    return exact_edt(fg, sampling, dtype, device(fg), xp=xp)
+
+
+def exact_edt(fg: Array, sampling: tuple[float, ...], dtype: Any, dev: Any, /, *, xp: ModuleType) -> Array:
+    """``distance_transform`` on device ``dev`` (``fg``'s), given rather than looked up: a native entry
+    passes its array's own device (array-api-compat's ``device`` is ``lru_cache``-wrapped, which Dynamo warns
+    about)."""
+    nd = len(sampling)
+    diag = diagonal(fg.shape[fg.ndim - nd :], sampling)
+    far2 = diag * diag
+    g = _scan_last_axis(fg, sampling[-1], far2, dtype, dev, xp=xp)
+    for k in range(2, nd + 1):
+        g = _min_along(g, -k, sampling[-k], dev, xp=xp)
+    # an image with a zero has every squared distance < diag^2; one without has all >= diag^2
+    return xp.sqrt(xp.where(g < far2, g, far2))  # not clip: far2 may be a symbolic bound (a traced shape)
+
+
+def _scan_last_axis(fg: Array, step: float, far2: float, dtype: Any, dev: Any, *, xp: ModuleType) -> Array:
+    """Squared distance to the nearest zero along the last axis; ``far2`` where a row has none.
+
+    The nearest zero at or left of x is a prefix maximum of the zero positions,
+    the one at or right of x a suffix minimum; both by doubling shifts, log2(n)
+    steps of O(P).
+    """
+    n = fg.shape[-1]
+    pos = xp.arange(n, dtype=dtype, device=dev)
+    far = float(2 * n)
+    left = xp.where(fg, -far, pos)
+    right = xp.where(fg, far + n, pos)
+    shift = 1
+    while shift < n:
+        fill = xp.full((*fg.shape[:-1], shift), far, dtype=dtype, device=dev)
+        left = xp.maximum(left, xp.concat([-fill, left[..., :-shift]], axis=-1))
+        right = xp.minimum(right, xp.concat([right[..., shift:], fill + n], axis=-1))
+        shift *= 2
+    d = xp.minimum(pos - left, right - pos)  # >= 2n where the row has no zero
+    return xp.where(d < n, (d * step) ** 2, far2)
+
+
+def _min_along(g: Array, axis: int, step: float, dev: Any, *, xp: ModuleType) -> Array:
+    """Exact d(x) = min_y g(y) + ((x - y) step)^2 along negative ``axis``: O(P n), chunked over x."""
+    n = g.shape[axis]
+    rest = -axis - 1  # axes after ``axis``
+    y = xp.arange(n, dtype=g.dtype, device=dev)
+    expanded = xp.expand_dims(g, axis=axis - 1)  # (..., 1, n, *rest)
+    chunk = max(1, min(n, CHUNK_ELEMENTS // max(math.prod(g.shape), 1)))
+    parts = []
+    for start in range(0, n, chunk):
+        x = xp.arange(start, min(start + chunk, n), dtype=g.dtype, device=dev)
+        offsets = ((x[:, None] - y[None, :]) * step) ** 2
+        offsets = xp.reshape(offsets, (x.shape[0], n) + (1,) * rest)
+        parts.append(xp.min(expanded + offsets, axis=axis))
+    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis)
+
+
 # --------------------------------------------------------------------------- #
 # Building blocks shared by native entries (array API code, not primitives)
 # --------------------------------------------------------------------------- #
@@ -390,3 +483,48 @@ def focal_label_sums(log_p: Array, labels: Array, valid: Array | None, weight: A
     if valid is not None:
         loss = xp.where(valid, loss, zero_like(loss, xp=xp))
     return xp.sum(loss, axis=1)
+
+
+def diagonal(shape: Sequence[int], spacing: Sequence[float]) -> float:
+    """Length of the image diagonal, sqrt(sum (n_k s_k)^2): longer than any in-image distance."""
+    return math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing, strict=True)))
+
+
+def any_spatial(fg: Array, nd: int, *, xp: ModuleType) -> Array:
+    """Whether each image of ``fg`` (trailing ``nd`` axes) has a True element, kept broadcastable against ``fg``."""
+    return xp.any(fg, axis=tuple(range(fg.ndim - nd, fg.ndim)), keepdims=True)
+
+
+def with_diagonal(d: Array, fg: Array, /, *, sampling: tuple[float, ...], dtype: Any, xp: ModuleType) -> Array:
+    """A host kernel's EDT ``d`` of ``fg`` in ``dtype``, with the diagonal length in images without a zero
+    (where kernels measure from outside the image): ``distance_transform``'s contract."""
+    nd = len(sampling)
+    diag = diagonal(fg.shape[fg.ndim - nd :], sampling)
+    return xp.astype(xp.where(any_spatial(~fg, nd, xp=xp), d, diag), dtype)
+
+
+def cross_entropy_with(x: Array, labels: Array, /, *, nll: Callable[..., Array], log_softmax: Callable[..., Array],
+                       axis: int, weight: Array | None, ignore_index: int | None, label_smoothing: float,
+                       reduction: str, xp: ModuleType) -> Array:
+    """``softmax_cross_entropy`` composed from a given ``nll`` (``softmax_nll``) and ``log_softmax``."""
+    axis = axis % x.ndim
+    keep = None if ignore_index is None else labels != ignore_index
+    safe = labels if keep is None else xp.where(keep, labels, xp.zeros((), dtype=labels.dtype, device=device(labels)))
+    if label_smoothing:
+        log_p = log_softmax(x, axis=axis, xp=xp)
+        nll_y = -xp.squeeze(xp.take_along_axis(log_p, xp.expand_dims(safe, axis=axis), axis=axis), axis=axis)
+    else:
+        nll_y = nll(x, safe, axis=axis, xp=xp)
+    w_y = None if weight is None else xp.reshape(xp.take(weight, xp.reshape(safe, (-1,)), axis=0), safe.shape)
+    loss = nll_y if w_y is None else w_y * nll_y
+    if label_smoothing:
+        w_c = log_p if weight is None else xp.reshape(weight, (-1,) + (1,) * (x.ndim - 1 - axis)) * log_p
+        loss = (1 - label_smoothing) * loss - (label_smoothing / x.shape[axis]) * xp.sum(w_c, axis=axis)
+    if keep is not None:
+        loss = xp.where(keep, loss, zero_like(loss, xp=xp))
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return xp.sum(loss)
+    counted = xp.ones(loss.shape, dtype=loss.dtype, device=device(loss)) if w_y is None else w_y
+    return xp.sum(loss) / xp.sum(counted if keep is None else xp.where(keep, counted, zero_like(counted, xp=xp)))

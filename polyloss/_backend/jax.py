@@ -16,8 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from . import generic
-
-Array = Any
+from .generic import Array
 
 
 def _jax() -> ModuleType:
@@ -76,7 +75,8 @@ def unpermute(x: Array, perm: Array, /, *, xp: ModuleType) -> Array:
     """One scatter along the last axis (``.at[].set`` with unique indices)."""
     jnp = _jax().numpy
     rows = jnp.indices(perm.shape, sparse=True)[:-1]
-    return jnp.empty_like(x).at[(*rows, perm)].set(x, unique_indices=True)
+    index = (*rows, perm)
+    return jnp.empty_like(x).at[index].set(x, unique_indices=True)
 
 
 def kth_largest(x: Array, k: Array, /, *, xp: ModuleType) -> Array:
@@ -98,6 +98,15 @@ def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Arr
     picked = xp.squeeze(xp.take_along_axis(x, index, axis=axis), axis=axis)
     m = _jax().lax.stop_gradient(xp.max(x, axis=axis, keepdims=True))
     return xp.log(xp.sum(xp.exp(x - m), axis=axis)) + xp.squeeze(m, axis=axis) - picked
+
+
+def softmax_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
+                          label_smoothing: float, reduction: str, xp: ModuleType) -> Array:
+    """The generic composition over this table's ``softmax_nll`` and ``jax.nn.log_softmax``, which hold the
+    shift out of the gradient (the generic ones differentiate through the maximum: about 2x the backward)."""
+    return generic.cross_entropy_with(x, labels, nll=softmax_nll, log_softmax=log_softmax, axis=axis, weight=weight,
+                                      ignore_index=ignore_index, label_smoothing=label_smoothing,
+                                      reduction=reduction, xp=xp)
 
 
 def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | float, xp: ModuleType) -> Array:
@@ -138,7 +147,7 @@ def while_loop(cond: Callable[[tuple[Array, ...]], Array], body: Callable[[tuple
 
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
     log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sort_descending, unpermute, kth_largest,
-    softmax_nll, segment_max, stop_gradient, max_pool, while_loop,
+    softmax_nll, softmax_cross_entropy, segment_max, stop_gradient, max_pool, while_loop,
 )}
 
 

@@ -18,13 +18,13 @@ import numpy as np
 from array_api_compat import device
 
 from . import generic
+from .generic import Array
 
 try:  # optional: fused NumPy kernels; the generic path serves without SciPy
     import scipy.special as special
 except ImportError:  # pragma: no cover - exercised only where SciPy is absent
     special = None
 
-Array = Any
 
 
 def log_softmax(x: Array, /, *, axis: int, xp: ModuleType) -> Array:
@@ -95,9 +95,12 @@ def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | 
     return out
 
 
-def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleType) -> Array | None:
-    """``scipy.ndimage.distance_transform_edt`` per image; ``None`` without SciPy."""
-    return scipy_edt(fg, sampling)
+def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], dtype: Any, xp: ModuleType) -> Array:
+    """``scipy.ndimage.distance_transform_edt`` per image; without SciPy, the generic one."""
+    out = scipy_edt(fg, sampling)
+    if out is None:  # pragma: no cover - exercised only where SciPy is absent
+        return generic.distance_transform(fg, sampling=sampling, dtype=dtype, xp=xp)
+    return generic.with_diagonal(out, fg, sampling=sampling, dtype=dtype, xp=xp)
 
 
 def scipy_edt(fg: Array, sampling: Sequence[float]) -> Array | None:
@@ -105,7 +108,7 @@ def scipy_edt(fg: Array, sampling: Sequence[float]) -> Array | None:
 
     One C call per image: a single call with a long spacing on a batch axis
     is exact too but about 2.5x slower. An image without zeros gets SciPy's
-    value (measured from outside the image); the caller replaces it.
+    value (measured from outside the image): ``generic.with_diagonal`` replaces it.
     ``None`` where SciPy is not installed.
     """
     ndimage = _scipy_ndimage()

@@ -2,7 +2,9 @@
 
 Loaded with ``_backend`` but naming torch only inside the functions (``_torch()``
 reads ``sys.modules``): ``_backend`` dispatches here only for torch tensors, so
-torch is imported by then, and importing polyloss never imports torch.
+torch is imported by then, and importing polyloss never imports torch. The
+autograd Functions of the primitives live here too, each built on first use
+(the module's ``__getattr__``).
 
 Everything here must trace under ``torch.compile(fullgraph=True)`` without a
 warning: no array-api-compat helper that looks the namespace up through an
@@ -18,9 +20,8 @@ from types import ModuleType
 from typing import Any, cast
 
 from . import generic
+from .generic import Array
 from .numpy import scipy_assignment, scipy_edt
-
-Array = Any
 
 
 def _torch() -> ModuleType:
@@ -67,10 +68,20 @@ def sigmoid(x: Array, /, *, xp: ModuleType) -> Array:
 
 def sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None = None, xp: ModuleType) -> Array:
     """The fused ``binary_cross_entropy_with_logits`` kernel."""
+    return _bce_with_logits(x, t, pos_weight, "none")
+
+
+def reduced_sigmoid_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None, reduction: str,
+                                  xp: ModuleType) -> Array:
+    """``binary_cross_entropy_with_logits`` with its own reduction (one pass, no elementwise loss kept)."""
+    return _bce_with_logits(x, t, pos_weight, reduction)
+
+
+def _bce_with_logits(x: Array, t: Array, pos_weight: Array | float | None, reduction: str) -> Array:
     torch = _torch()
     if pos_weight is not None and not isinstance(pos_weight, torch.Tensor):
         pos_weight = torch.as_tensor(pos_weight, dtype=x.dtype, device=x.device)
-    return torch.nn.functional.binary_cross_entropy_with_logits(x, t, pos_weight=pos_weight, reduction="none")
+    return torch.nn.functional.binary_cross_entropy_with_logits(x, t, pos_weight=pos_weight, reduction=reduction)
 
 
 def take_along_axis(x: Array, index: Array, /, *, axis: int, xp: ModuleType) -> Array:
@@ -109,12 +120,24 @@ def kth_largest(x: Array, k: Array, /, *, xp: ModuleType) -> Array:
 
 def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Array:
     """The fused ``cross_entropy`` kernel."""
+    return _cross_entropy(x, labels, axis, reduction="none")
+
+
+def softmax_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
+                          label_smoothing: float, reduction: str, xp: ModuleType) -> Array:
+    """The fused ``F.cross_entropy``, whose options these are."""
+    return _cross_entropy(x, labels, axis, weight=weight, ignore_index=-100 if ignore_index is None else ignore_index,
+                          label_smoothing=label_smoothing, reduction=reduction)
+
+
+def _cross_entropy(x: Array, labels: Array, axis: int, **options: Any) -> Array:
+    """``F.cross_entropy`` of logits ``x`` with class ``axis`` (moved to 1) at int64 ``labels``."""
     torch = _torch()
     if labels.dtype != torch.int64:
         labels = labels.to(torch.int64)
     if axis != 1:
         x = torch.movedim(x, axis, 1)
-    return torch.nn.functional.cross_entropy(x, labels, reduction="none")
+    return torch.nn.functional.cross_entropy(x, labels, **options)
 
 
 def value_range(x: Array, /, *, xp: ModuleType) -> tuple[float, float]:
@@ -132,14 +155,14 @@ def one_hot(labels: Array, /, *, num_classes: int, axis: int, dtype: Any, xp: Mo
 
 def class_sums(p: Array, labels: Array, valid: Array | None, /, *, axis: int, xp: ModuleType
                ) -> tuple[Array, Array, Array]:
-    """One custom autograd function (``torch_autograd.ClassSums``) whose backward writes ``p``'s
-    gradient in one pass; the counts by a float64 ``scatter_add``."""
+    """One autograd Function (``ClassSums``, below) whose backward writes ``p``'s gradient in one pass;
+    the counts by a float64 ``scatter_add``."""
     torch = _torch()
-    from .torch_autograd import class_sums as torch_class_sums
+    from .torch import ClassSums  # built on first use (``__getattr__``); an import runs eagerly under Dynamo
 
     num, c = labels.shape[0], p.shape[axis]
     labels = labels.to(torch.int64)
-    total, labelled = torch_class_sums(p, labels, valid, axis)
+    total, labelled = ClassSums.apply(p, labels, valid, axis)
     ones = torch.ones((), dtype=torch.float64, device=p.device).expand(labels.shape)
     counted = ones if valid is None else valid.to(torch.float64)
     count = torch.zeros((num, c), dtype=torch.float64, device=p.device).scatter_add(1, labels, counted)
@@ -209,19 +232,21 @@ def while_loop(cond: Callable[[tuple[Array, ...]], Array], body: Callable[[tuple
     return tuple(loop(lambda *state: cond(state), step, tuple(x.contiguous() for x in init)))
 
 
-def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleType) -> Array | None:
-    """Eager CPU tensors: SciPy's EDT on a zero-copy NumPy view; ``None`` otherwise.
+def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], dtype: Any, xp: ModuleType) -> Array:
+    """Eager CPU tensors: SciPy's EDT on a zero-copy NumPy view; otherwise the generic one.
 
-    While ``torch.compile`` traces, ``None``: the tracer must never call a
-    host kernel (a custom op registered lazily would have to be registered
+    While ``torch.compile`` traces, the generic one: the tracer must never call
+    a host kernel (a custom op registered lazily would have to be registered
     inside the trace, and a module-level flag would become a Dynamo guard), so
     compiled graphs take the exact array-API path; so do other devices.
     """
     torch = _torch()
-    if fg.device.type != "cpu" or torch.compiler.is_compiling():
-        return None
-    out = scipy_edt(fg.numpy(), sampling)
-    return None if out is None else torch.from_numpy(out)
+    out = None
+    if fg.device.type == "cpu" and not torch.compiler.is_compiling():
+        out = scipy_edt(fg.numpy(), sampling)
+    if out is None:
+        return generic.exact_edt(fg, sampling, dtype, fg.device, xp=xp)
+    return generic.with_diagonal(torch.from_numpy(out), fg, sampling=sampling, dtype=dtype, xp=xp)
 
 
 def linear_sum_assignment(cost: Array, row_valid: Array, col_valid: Array, /, *, xp: ModuleType) -> Array | None:
@@ -240,34 +265,11 @@ def _functorch_wrapped(x: Array) -> bool:
     return functorch is not None and bool(functorch.is_functorch_wrapped_tensor(x))
 
 
-def cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
-                  label_smoothing: float, reduction: str, xp: ModuleType) -> Array:
-    """torch's fused ``F.cross_entropy`` of logits ``x`` (class ``axis``) at integer ``labels``."""
-    torch = _torch()
-    if labels.dtype != torch.int64:
-        labels = labels.to(torch.int64)
-    if axis != 1:
-        x = torch.movedim(x, axis, 1)
-    return torch.nn.functional.cross_entropy(
-        x, labels, weight=weight, ignore_index=-100 if ignore_index is None else ignore_index,
-        label_smoothing=label_smoothing, reduction=reduction,
-    )
-
-
-def binary_cross_entropy(x: Array, t: Array, /, *, pos_weight: Array | float | None, reduction: str,
-                         xp: ModuleType) -> Array:
-    """torch's fused ``F.binary_cross_entropy_with_logits`` with its own reduction (one pass, no elementwise loss)."""
-    torch = _torch()
-    if pos_weight is not None and not isinstance(pos_weight, torch.Tensor):
-        pos_weight = torch.as_tensor(pos_weight, dtype=x.dtype, device=x.device)
-    return torch.nn.functional.binary_cross_entropy_with_logits(x, t, pos_weight=pos_weight, reduction=reduction)
-
-
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
     clip, cumulative_sum, log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sigmoid_cross_entropy,
     take_along_axis, unpermute, sort_descending, kth_largest, softmax_nll, value_range, one_hot, class_sums,
-    max_argmax, segment_max, unstack, stop_gradient, max_pool, distance_transform, cross_entropy,
-    binary_cross_entropy, while_loop, linear_sum_assignment,
+    max_argmax, segment_max, unstack, stop_gradient, max_pool, distance_transform, softmax_cross_entropy,
+    reduced_sigmoid_cross_entropy, while_loop, linear_sum_assignment,
 )}
 
 
@@ -302,3 +304,71 @@ def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: A
 
 
 NATIVE[fused_class_sums_nll.__name__] = fused_class_sums_nll
+
+
+# --------------------------------------------------------------------------- #
+# autograd Functions, built on first use: importing polyloss never imports torch
+# --------------------------------------------------------------------------- #
+
+
+ClassSums: Any  # ``class_sums``'s autograd Function: a name declared here, built by ``__getattr__``
+
+
+def __getattr__(name: str) -> Any:
+    """The module's lazily built autograd Functions (``ClassSums``), each built once and kept.
+
+    Callers write ``from .torch import ClassSums`` inside the function that
+    uses it: under ``torch.compile`` Dynamo runs an import statement for real,
+    so the class is built outside the trace even on a first, compiled call.
+    """
+    builders = {"ClassSums": _class_sums_function}
+    if name not in builders:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    built = globals()[name] = builders[name]()
+    return built
+
+
+def _class_sums_function() -> Any:
+    """``class_sums``'s autograd Function (see its docstring)."""
+    import torch
+
+    class ClassSums(torch.autograd.Function):
+        """Per-sample, per-class sums of ``p`` over valid pixels, and of ``p`` at each pixel's label.
+
+        ``p`` is ``(N, C, M)`` or ``(N, M, C)`` (class ``axis`` 1 or 2);
+        ``labels`` ``(N, M)`` int64 in range, ``valid`` the mask of pixels that
+        count (or None). The scatter at the labels accumulates in float64 (a
+        sequential float32 one drifts). The backward writes the gradient of
+        ``p`` in one pass (the per-class gradient of the total broadcast, plus
+        a scatter at the labels) instead of autograd's zero-filled scatter
+        added to a broadcast.
+        """
+
+        @staticmethod
+        def forward(p: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None, axis: int) -> Any:
+            wide = torch.float64 if torch.finfo(p.dtype).bits <= 32 else p.dtype
+            at_label = torch.gather(p, axis, labels.unsqueeze(axis)).squeeze(axis)
+            total = p.sum(3 - axis) if valid is None else torch.where(valid.unsqueeze(axis), p, 0).sum(3 - axis)
+            if valid is not None:
+                at_label = torch.where(valid, at_label, 0)
+            labelled = torch.zeros(total.shape, dtype=wide, device=p.device).scatter_add(1, labels, at_label.to(wide))
+            return total, labelled.to(p.dtype)
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+            p, labels, valid, axis = inputs
+            ctx.save_for_backward(labels, valid)
+            ctx.axis, ctx.shape = axis, p.shape
+
+        @staticmethod
+        def backward(ctx: Any, grad_total: torch.Tensor, grad_labelled: torch.Tensor) -> Any:
+            labels, valid = ctx.saved_tensors
+            axis = ctx.axis
+            grad = grad_total.unsqueeze(3 - axis).expand(ctx.shape).contiguous()
+            at_label = torch.gather(grad_labelled, 1, labels)
+            if valid is not None:
+                grad = grad.masked_fill_(~valid.unsqueeze(axis), 0)
+                at_label = at_label.masked_fill(~valid, 0)
+            return grad.scatter_add_(axis, labels.unsqueeze(axis), at_label.unsqueeze(axis)), None, None, None
+
+    return ClassSums

@@ -4,7 +4,7 @@
 namespace, the scores in their compute dtype, the class axis, and the target
 as a tagged type, ``Labels`` (integer class indices, no class axis) or
 ``Dense`` (targets of ``y_pred``'s shape). Every message names the public
-function (``fn``) and its own argument.
+function (``caller``) and its own argument.
 
 Rules held here, and only here (docs/conventions.md states them for users):
 
@@ -29,26 +29,23 @@ Rules held here, and only here (docs/conventions.md states them for users):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal, TypeAlias, get_args
+from typing import Any, NamedTuple, TypeAlias, get_args
 
 from array_api_compat import is_array_api_obj
 
 from .._backend import Array, array_namespace, device, index_dtype, is_concrete, numel, stop_gradient, value_range
 from . import checks
 from .reduce import as_float, promote
+from .typing import Mode
 
-Mode = Literal["binary", "multilabel", "multiclass"]
-Reduction = Literal["mean", "sum", "none"]
 MODES: tuple[str, ...] = get_args(Mode)
-Weight: TypeAlias = Sequence[float] | Array | None  # per-class weights, (C,)
 _PY_SCALARS = (int, float, complex)  # not arrays, though array_namespace skips them
 
 
-def namespace(fn: str, /, **arrays: Any) -> ModuleType:
-    """The one namespace of ``arrays`` (``None`` entries skipped); a TypeError naming ``fn`` and the argument."""
+def namespace(caller: str, /, **arrays: Any) -> ModuleType:
+    """The one namespace of ``arrays`` (``None`` entries skipped); a TypeError naming ``caller`` and the argument."""
     values = [a for a in arrays.values() if a is not None]
     try:
         xp = array_namespace(*values)
@@ -60,24 +57,24 @@ def namespace(fn: str, /, **arrays: Any) -> ModuleType:
     for name, a in present.items():
         if not is_array_api_obj(a):
             raise TypeError(
-                f"{fn}: {name} must be an array (NumPy, PyTorch, JAX, CuPy, ...), got {type(a).__name__}; "
+                f"{caller}: {name} must be an array (NumPy, PyTorch, JAX, CuPy, ...), got {type(a).__name__}; "
                 "convert it with your library's asarray first"
             )
     kinds = ", ".join(f"{name} is {type(a).__module__}.{type(a).__name__}" for name, a in present.items())
     raise TypeError(
-        f"{fn}: {' and '.join(present)} must come from the same array library, got {kinds}; "
+        f"{caller}: {' and '.join(present)} must come from the same array library, got {kinds}; "
         "convert them to one library first"
     )
 
 
-def class_axis_index(fn: str, class_axis: Any, ndim: int, *, first_or_last: bool = False) -> int:
+def class_axis_index(caller: str, class_axis: Any, ndim: int, *, first_or_last: bool = False) -> int:
     """``class_axis`` as a non-negative axis of an ``ndim``-array (at least 2-D for the check).
 
     ``first_or_last``: only 1 or -1 (the region losses' layouts).
     """
-    axis = checks.normalize_axis(fn, "class_axis", class_axis, max(ndim, 2))
+    axis = checks.normalize_axis(caller, "class_axis", class_axis, max(ndim, 2))
     if first_or_last and axis not in (1, max(ndim, 2) - 1):
-        raise ValueError(f"{fn}: class_axis must be 1 or -1, got {class_axis!r}")
+        raise ValueError(f"{caller}: class_axis must be 1 or -1, got {class_axis!r}")
     return axis
 
 
@@ -110,7 +107,7 @@ Target: TypeAlias = Labels | Dense
 class Segmentation:
     """Validated inputs of one call."""
 
-    fn: str  # the public function, for messages
+    caller: str  # the public function, for messages
     xp: ModuleType
     x: Array  # y_pred in the compute dtype (NaN where a traced label was out of range)
     mode: Mode
@@ -124,88 +121,116 @@ class Segmentation:
     def dense(self) -> Dense:
         """The target of a sigmoid mode, which is always ``Dense``."""
         if not isinstance(self.target, Dense):  # pragma: no cover - prepare never builds this
-            raise TypeError(f"{self.fn}: expected dense targets")
+            raise TypeError(f"{self.caller}: expected dense targets")
         return self.target
 
 
-def prepare(
-    fn: str,
-    y_pred: Any,
-    y_true: Any,
-    /,
-    *,
-    mode: Any = "multiclass",
-    class_axis: Any = 1,
-    from_logits: bool = True,
-    ignore_index: Any = None,
-    reduction: Any = "mean",
-    region: bool = False,
-    batched: bool = False,
-    dense: bool = True,
-    min_classes: int = 2,
-) -> Segmentation:
-    """Validate and lay out the inputs of a segmentation loss.
+class Layout(NamedTuple):
+    """What a family requires of ``y_pred`` and ``y_true`` beyond the shared rules (``prepare``, ``check_scores``)."""
 
-    ``region``: the region-loss rules (a batch axis, class axis 1 or -1, the
-    whole of ``y_pred`` one channel in binary mode). ``batched``: a batch axis
-    (and a class axis outside binary mode) is required. ``dense=False``: integer
-    labels only (multiclass). ``min_classes``: the fewest classes a
-    multiclass ``y_pred`` may have (2 for a softmax).
-    """
-    xp = namespace(fn, y_pred=y_pred, y_true=y_true)
-    axis = check_scores(fn, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, region=region,
-                        batched=batched, min_classes=min_classes, xp=xp)
+    region: bool = False  # the region-loss rules: a batch axis, class axis 1 or -1, binary mode one channel
+    batched: bool = False  # a batch axis (and a class axis outside binary mode) is required
+    dense: bool = True  # probability targets are accepted (False: integer labels only, multiclass)
+    min_classes: int = 2  # the fewest classes a multiclass ``y_pred`` may have (2 for a softmax)
+
+
+PIXEL = Layout()  # the pixel-wise losses
+REGION = Layout(region=True)  # the region, topology and boundary losses
+LABELS = Layout(batched=True, dense=False)  # batched integer labels (Lovasz-Softmax from logits)
+LABELS_OF_PROBABILITIES = Layout(batched=True, dense=False, min_classes=1)  # ... from probabilities
+
+
+def prepare(caller: str, y_pred: Any, y_true: Any, /, *, mode: Any = "multiclass", class_axis: Any = 1,
+            from_logits: bool = True, ignore_index: Any = None, reduction: Any = "mean", layout: Layout = PIXEL
+            ) -> Segmentation:
+    """Validate and lay out the inputs of a segmentation loss, by the rules of the family's ``layout``."""
+    xp = namespace(caller, y_pred=y_pred, y_true=y_true)
+    axis = check_scores(caller, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, layout=layout, xp=xp)
     ndim = y_pred.ndim
     x = promote(y_pred, xp=xp)
     if mode != "multiclass":
         c = 1 if mode == "binary" or axis >= ndim else y_pred.shape[axis]
-        target, x = _sigmoid_target(fn, y_pred, y_true, ignore_index, xp=xp, like=x)
-        return Segmentation(fn, xp, x, mode, axis, c, target, from_logits, y_pred.dtype)
+        target, x = _sigmoid_target(caller, y_pred, y_true, ignore_index, xp=xp, like=x)
+        return Segmentation(caller, xp, x, mode, axis, c, target, from_logits, y_pred.dtype)
     c = y_pred.shape[axis] if axis < ndim else 1
-    integer = checks.is_integer_target(fn, y_true, xp=xp)
-    checks.check_ignore_index(fn, ignore_index, integer)
+    integer = _is_integer_target(caller, y_true, xp=xp)
+    checks.check_ignore_index(caller, ignore_index, integer)
     if integer:
-        checks.check_index_target_shape(fn, y_pred, y_true, axis)
-        labels, x = _labels(fn, y_true, c, ignore_index, x, xp=xp)
-        return Segmentation(fn, xp, x, mode, axis, c, labels, from_logits, y_pred.dtype)
-    if not dense:
-        raise TypeError(f"{fn}: y_true must hold integer class indices, got dtype {y_true.dtype}")
+        _check_index_target_shape(caller, y_pred, y_true, axis)
+        labels, x = _labels(caller, y_true, c, ignore_index, x, xp=xp)
+        return Segmentation(caller, xp, x, mode, axis, c, labels, from_logits, y_pred.dtype)
+    if not layout.dense:
+        raise TypeError(f"{caller}: y_true must hold integer class indices, got dtype {y_true.dtype}")
     label_shape = tuple(y_pred.shape[:axis]) + tuple(y_pred.shape[axis + 1 :])
     if tuple(y_true.shape) == label_shape:
         raise ValueError(
-            f"{fn}: floating y_true is read as class probabilities and must have the shape of y_pred "
+            f"{caller}: floating y_true is read as class probabilities and must have the shape of y_pred "
             f"{tuple(y_pred.shape)}, got {tuple(y_true.shape)} (the shape of class indices); class indices "
             "need an integer dtype"
         )
-    checks.check_same_shape(fn, y_pred, y_true)
-    return Segmentation(fn, xp, x, mode, axis, c, Dense(as_float(y_true, x, xp=xp), None), from_logits, y_pred.dtype)
+    checks.check_same_shape(caller, y_pred, y_true)
+    dense = Dense(as_float(y_true, x, xp=xp), None)
+    return Segmentation(caller, xp, x, mode, axis, c, dense, from_logits, y_pred.dtype)
 
 
-def check_scores(fn: str, y_pred: Any, /, *, mode: Any, class_axis: Any, reduction: Any, region: bool = False,
-                 batched: bool = False, min_classes: int = 2, xp: ModuleType) -> int:
+def check_scores(caller: str, y_pred: Any, /, *, mode: Any, class_axis: Any, reduction: Any, layout: Layout = PIXEL,
+                 xp: ModuleType) -> int:
     """Validate ``y_pred`` and the options about it alone (``prepare``'s rules); return the class axis.
 
     For a loss whose second input is not a target (``boundary_loss`` takes a distance map).
     """
-    checks.check_option(fn, "mode", mode, MODES)
-    checks.check_reduction(fn, reduction)
-    checks.check_floating(fn, "y_pred", y_pred, xp=xp)
+    checks.check_option(caller, "mode", mode, MODES)
+    checks.check_reduction(caller, reduction)
+    checks.check_floating(caller, "y_pred", y_pred, xp=xp)
     ndim = y_pred.ndim
-    if (region or batched) and ndim < (1 if mode == "binary" else 2):
+    region, min_classes = layout.region, layout.min_classes
+    if (region or layout.batched) and ndim < (1 if mode == "binary" else 2):
         want = "a batch axis, (N, ...)" if mode == "binary" else "a batch and a class axis, (N, C, ...) or (N, ..., C)"
-        raise ValueError(f"{fn}: y_pred must have {want}, got shape {tuple(y_pred.shape)}")
-    axis = class_axis_index(fn, class_axis, ndim, first_or_last=region)
+        raise ValueError(f"{caller}: y_pred must have {want}, got shape {tuple(y_pred.shape)}")
+    axis = class_axis_index(caller, class_axis, ndim, first_or_last=region)
     c = y_pred.shape[axis] if axis < ndim else 1
     if mode == "multiclass" and c < min_classes:
         what, instead = ("mode='multiclass' (softmax)", "mode='binary'") if region else ("softmax", "a sigmoid loss")
         raise ValueError(
-            f"{fn}: {what} needs at least {min_classes} classes along class_axis {class_axis}, got {c}; "
+            f"{caller}: {what} needs at least {min_classes} classes along class_axis {class_axis}, got {c}; "
             f"use {instead} for one channel"
         )
     return axis
 
 
-def _labels(fn: str, y_true: Array, num_classes: int, ignore_index: int | None, x: Array, /, *, xp: ModuleType
+def _is_integer_target(caller: str, y_true: Array, *, xp: ModuleType) -> bool:
+    """True for integer class indices, False for floating probabilities; else TypeError."""
+    if xp.isdtype(y_true.dtype, "integral"):
+        return True
+    if xp.isdtype(y_true.dtype, "real floating"):
+        return False
+    raise TypeError(
+        f"{caller}: y_true must hold integer class indices or floating class probabilities, got dtype {y_true.dtype}"
+    )
+
+
+def _check_index_target_shape(caller: str, y_pred: Array, y_true: Array, axis: int) -> None:
+    """Integer targets have ``y_pred``'s shape without the class axis."""
+    want = tuple(y_pred.shape[:axis]) + tuple(y_pred.shape[axis + 1 :])
+    if tuple(y_true.shape) != want:
+        raise ValueError(
+            f"{caller}: integer y_true must have the shape of y_pred without its class axis {axis}, "
+            f"{want}, got {tuple(y_true.shape)}"
+        )
+
+
+def check_spatial_layout(caller: str, y_pred: Array, axis: int, mode: str, /, *, min_spatial: int = 1) -> None:
+    """The layout of the losses that look at space: ``(N, C, *spatial)`` (or channels last) with
+    ``min_spatial`` to 3 spatial axes, and one channel in binary mode."""
+    shape = tuple(y_pred.shape)
+    if not 2 + min_spatial <= len(shape) <= 5:
+        axes = "1 to 3" if min_spatial == 1 else "2 or 3"
+        raise ValueError(f"{caller}: y_pred must have shape (N, C, *spatial) with {axes} spatial axes, got {shape}")
+    if mode == "binary" and shape[axis] != 1:
+        raise ValueError(f"{caller}: mode='binary' needs one channel along class_axis {axis}, got {shape[axis]}")
+
+
+def _labels(caller: str, y_true: Array, num_classes: int, ignore_index: int | None, x: Array, /, *, xp: ModuleType
             ) -> tuple[Labels, Array]:
     """Labels in the index dtype, ignored ones replaced by 0; out of range: an error, or NaN scores if traced."""
     # int32 and int64 hold any class id; narrower or unsigned labels are cast, never used to build ids
@@ -219,7 +244,7 @@ def _labels(fn: str, y_true: Array, num_classes: int, ignore_index: int | None, 
                 allowed = f"[0, {num_classes})"
                 if ignore_index is not None:
                     allowed += f" or equal ignore_index={ignore_index}"
-                raise ValueError(f"{fn}: y_true labels must lie in {allowed}, found {low if low < 0 else high}")
+                raise ValueError(f"{caller}: y_true labels must lie in {allowed}, found {low if low < 0 else high}")
     else:  # traced: no value can be read; a NaN loss signals the bad label
         bad = (labels < 0) | (labels >= num_classes)
         x = xp.where(xp.any(bad), math.nan, x)
@@ -235,24 +260,24 @@ def drop_ignored(labels: Array, ignore_index: int | None, /, *, xp: ModuleType) 
     return xp.where(valid, labels, 0), valid
 
 
-def _sigmoid_target(fn: str, y_pred: Array, y_true: Array, ignore_index: Any, /, *, xp: ModuleType, like: Array
+def _sigmoid_target(caller: str, y_pred: Array, y_true: Array, ignore_index: Any, /, *, xp: ModuleType, like: Array
                     ) -> tuple[Dense, Array]:
     """Targets of a sigmoid mode: 0/1 or [0, 1], ignored entries zeroed; NaN scores if traced and out of domain."""
     integer = xp.isdtype(y_true.dtype, "integral")
     if not (integer or y_true.dtype == xp.bool or xp.isdtype(y_true.dtype, "real floating")):
-        raise TypeError(f"{fn}: y_true must be floating, integer or bool, got dtype {y_true.dtype}")
-    checks.check_ignore_index(fn, ignore_index, integer)
-    checks.check_same_shape(fn, y_pred, y_true)
+        raise TypeError(f"{caller}: y_true must be floating, integer or bool, got dtype {y_true.dtype}")
+    checks.check_ignore_index(caller, ignore_index, integer)
+    checks.check_same_shape(caller, y_pred, y_true)
     t, valid = drop_ignored(y_true, ignore_index, xp=xp)
     if is_concrete(t):
-        check_binary_target(fn, "y_true", t, valid, xp=xp)
+        check_binary_target(caller, "y_true", t, valid, xp=xp)
     elif t.dtype != xp.bool:  # traced: a target outside its domain makes the loss NaN
         bad = (t < 0) | (t > 1)
         like = xp.where(xp.any(bad if valid is None else bad & valid), math.nan, like)
     return Dense(as_float(t, like, xp=xp), valid), like
 
 
-def check_binary_target(fn: str, name: str, t: Array, valid: Array | None, /, *, xp: ModuleType) -> None:
+def check_binary_target(caller: str, name: str, t: Array, valid: Array | None, /, *, xp: ModuleType) -> None:
     """Integer targets are 0 or 1, floating ones lie in [0, 1] (concrete arrays; NaN passes, to give NaN)."""
     if not is_concrete(t) or numel(t) == 0 or t.dtype == xp.bool:
         return
@@ -270,11 +295,11 @@ def check_binary_target(fn: str, name: str, t: Array, valid: Array | None, /, *,
         found = xp.min(xp.where(bad, t, 0))
     if xp.isdtype(t.dtype, "integral"):
         raise ValueError(
-            f"{fn}: {name} must hold binary labels 0 or 1, found {int(found)} (integer {name} labels must lie in "
+            f"{caller}: {name} must hold binary labels 0 or 1, found {int(found)} (integer {name} labels must lie in "
             f"[0, 2)); for a 0/255 mask pass `{name} > 0`"
         )
     raise ValueError(
-        f"{fn}: {name} must lie in [0, 1] (targets of a sigmoid loss), found {float(found)!r}; "
+        f"{caller}: {name} must lie in [0, 1] (targets of a sigmoid loss), found {float(found)!r}; "
         f"for a 0/255 mask pass `{name} > 0` (hard) or `{name} / 255` (soft)"
     )
 
@@ -292,7 +317,7 @@ def class_vector(seg: Segmentation, name: str, w: Any, /) -> Array:
     w = seg.xp.asarray(w, dtype=seg.x.dtype, device=device(seg.x))
     if w.shape != (seg.num_classes,):
         raise ValueError(
-            f"{seg.fn}: {name} must have shape ({seg.num_classes},), one per class, got {tuple(w.shape)}"
+            f"{seg.caller}: {name} must have shape ({seg.num_classes},), one per class, got {tuple(w.shape)}"
         )
     return w
 
@@ -307,7 +332,7 @@ def element_weight(seg: Segmentation, name: str, w: Any, /) -> Array | float:
         if seg.axis >= x.ndim or w.shape[0] != x.shape[seg.axis]:
             have = x.shape[seg.axis] if seg.axis < x.ndim else "none"
             raise ValueError(
-                f"{seg.fn}: a 1-D {name} must have one entry per class ({have} along class_axis "
+                f"{seg.caller}: a 1-D {name} must have one entry per class ({have} along class_axis "
                 f"{seg.axis}), got {w.shape[0]}"
             )
         shape = [1] * x.ndim
@@ -315,31 +340,31 @@ def element_weight(seg: Segmentation, name: str, w: Any, /) -> Array | float:
         return xp.reshape(w, tuple(shape))
     if w.ndim != x.ndim or any(a not in (1, b) for a, b in zip(w.shape, x.shape, strict=True)):
         raise ValueError(
-            f"{seg.fn}: {name} must be a scalar, a per-class vector, or broadcast to y_pred's shape "
+            f"{seg.caller}: {name} must be a scalar, a per-class vector, or broadcast to y_pred's shape "
             f"{tuple(x.shape)}, got shape {tuple(w.shape)}"
         )
     return w
 
 
-def mask_weight(fn: str, mask: Any, like: Array, axis: int, /, *, xp: ModuleType) -> Array:
+def mask_weight(caller: str, mask: Any, like: Array, axis: int, /, *, xp: ModuleType) -> Array:
     """A pixel ``mask`` as detached weights in ``like``'s dtype, with a class axis at ``axis``.
 
     ``like`` is ``y_pred`` or computed from it; ``mask`` is bool or non-negative numbers of its shape or of its
     shape without the class axis (weight 0 leaves a pixel out). Negative weights are an error on concrete arrays.
     """
-    namespace(fn, y_pred=like, mask=mask)
+    namespace(caller, y_pred=like, mask=mask)
     label_shape = tuple(like.shape[:axis]) + tuple(like.shape[axis + 1 :])
     if tuple(mask.shape) == label_shape:
         mask = xp.expand_dims(mask, axis=axis)
     elif tuple(mask.shape) != tuple(like.shape):
         raise ValueError(
-            f"{fn}: mask must have y_pred's shape {tuple(like.shape)} or its shape without the class axis "
+            f"{caller}: mask must have y_pred's shape {tuple(like.shape)} or its shape without the class axis "
             f"{label_shape}, got {tuple(mask.shape)}"
         )
     if not xp.isdtype(mask.dtype, ("bool", "integral", "real floating")):
-        raise TypeError(f"{fn}: mask must have a boolean, integer or real floating dtype, got {mask.dtype}")
+        raise TypeError(f"{caller}: mask must have a boolean, integer or real floating dtype, got {mask.dtype}")
     if not xp.isdtype(mask.dtype, "bool") and is_concrete(mask) and numel(mask) and bool(xp.any(mask < 0)):
-        raise ValueError(f"{fn}: mask must hold non-negative pixel weights, found {float(xp.min(mask))!r}")
+        raise ValueError(f"{caller}: mask must hold non-negative pixel weights, found {float(xp.min(mask))!r}")
     return stop_gradient(as_float(mask, like, xp=xp), xp=xp)
 
 
@@ -349,7 +374,7 @@ def pixel_weight(seg: Segmentation, mask: Any, like: Array, /) -> Array | None:
     Broadcasts along the class axis where only one of them has it; ``None``: every element has weight 1.
     """
     xp = seg.xp
-    w = None if mask is None else mask_weight(seg.fn, mask, like, seg.axis, xp=xp)
+    w = None if mask is None else mask_weight(seg.caller, mask, like, seg.axis, xp=xp)
     keep = seg.target.valid
     if keep is not None:
         keep = xp.expand_dims(keep, axis=seg.axis) if isinstance(seg.target, Labels) else keep

@@ -80,22 +80,22 @@ def reduce_classes(loss: Array, /, *, weight: Array | None, reduction: str, xp: 
     return safe_divide(total, xp.sum(weight) * samples, xp=xp)
 
 
-def check_weighting(fn: str, reduction: str, avg_factor: Any) -> None:
+def check_weighting(caller: str, reduction: str, avg_factor: Any) -> None:
     """``avg_factor`` is a non-negative number or 0-d array, and only meaningful for ``"mean"``."""
     if avg_factor is None:
         return
     if reduction != "mean":
-        raise ValueError(f"{fn}: avg_factor applies to reduction='mean' only, got reduction={reduction!r}")
+        raise ValueError(f"{caller}: avg_factor applies to reduction='mean' only, got reduction={reduction!r}")
     if isinstance(avg_factor, bool):
-        raise TypeError(f"{fn}: avg_factor must be a number or a 0-d array, got {avg_factor!r}")
+        raise TypeError(f"{caller}: avg_factor must be a number or a 0-d array, got {avg_factor!r}")
     if isinstance(avg_factor, int | float):
-        check_nonnegative(fn, "avg_factor", avg_factor)
+        check_nonnegative(caller, "avg_factor", avg_factor)
     elif getattr(avg_factor, "shape", None) != ():
-        raise ValueError(f"{fn}: avg_factor must be a number or a 0-d array, got {avg_factor!r}")
+        raise ValueError(f"{caller}: avg_factor must be a number or a 0-d array, got {avg_factor!r}")
 
 
 def weighted_reduction(
-    fn: str, loss: Array, weight: Any, reduction: str, avg_factor: Any, /, *, xp: ModuleType
+    caller: str, loss: Array, weight: Any, reduction: str, avg_factor: Any, /, *, xp: ModuleType
 ) -> Array:
     """Multiply ``loss`` by ``weight`` (broadcast to ``loss.shape``, never widening it) and reduce.
 
@@ -109,14 +109,14 @@ def weighted_reduction(
         w = xp.asarray(weight, dtype=loss.dtype, device=device(loss))
         if not _broadcasts_to(tuple(w.shape), tuple(loss.shape)):
             raise ValueError(
-                f"{fn}: weight must broadcast to the loss shape {tuple(loss.shape)}, got {tuple(w.shape)}"
+                f"{caller}: weight must broadcast to the loss shape {tuple(loss.shape)}, got {tuple(w.shape)}"
             )
         loss = loss * w
     if reduction != "mean" or avg_factor is None:
         return reduce_loss(loss, reduction=reduction, xp=xp)
     factor = xp.asarray(avg_factor, dtype=loss.dtype, device=device(loss))
     if is_concrete(factor) and bool(factor < 0):
-        raise ValueError(f"{fn}: avg_factor must be >= 0, got {float(factor)!r}")
+        raise ValueError(f"{caller}: avg_factor must be >= 0, got {float(factor)!r}")
     return reduce_loss(loss, reduction="mean", denominator=factor, xp=xp)
 
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import math
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
 from .._backend import Array, array_namespace, clip, device, stop_gradient, unstack
 from .._core import checks
 from .._core.reduce import promote, reduce_loss, restore
 
 Corners = tuple[Array, Array, Array, Array]
-BoxFormat = Literal["xyxy", "xywh", "cxcywh"]
-Reduction = Literal["mean", "sum", "none"]
 
 
 def corners(boxes: Array, box_format: str, /, *, xp: ModuleType) -> Corners:

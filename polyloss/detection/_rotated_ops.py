@@ -18,25 +18,24 @@ in degrees, or turning the other way, convert as ``theta = +-degrees * pi / 180`
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from .._backend import Array, array_namespace, clip, device, take_along_axis, unstack
 from .._core import checks
 from .._core.reduce import check_weighting, promote, restore, weighted_reduction
 
-RotatedBoxFormat = Literal["xywhr", "cxcywhr"]
 ROTATED_FORMATS = ("xywhr", "cxcywhr")
 
 # mmrotate clamps sizes to [1e-7, 1e7] before building Sigma (GWD, KLD, KFIoU)
 MIN_SIZE, MAX_SIZE = 1e-7, 1e7
 
 
-def check_rotated_boxes(fn: str, name: str, boxes: Array, *, xp: ModuleType) -> None:
+def check_rotated_boxes(caller: str, name: str, boxes: Array, *, xp: ModuleType) -> None:
     """Rotated boxes are a floating array of shape ``(..., 5)``."""
-    checks.check_floating(fn, name, boxes, xp=xp)
+    checks.check_floating(caller, name, boxes, xp=xp)
     if boxes.ndim < 1 or boxes.shape[-1] != 5:
         raise ValueError(
-            f"{fn}: {name} must have shape (..., 5), one rotated box (x, y, w, h, theta) per row, "
+            f"{caller}: {name} must have shape (..., 5), one rotated box (x, y, w, h, theta) per row, "
             f"got {tuple(boxes.shape)}"
         )
 
@@ -50,15 +49,15 @@ def centre_form(boxes: Array, box_format: str, /, *, xp: ModuleType) -> tuple[Ar
     return a + (w * c - h * s) / 2, b + (w * s + h * c) / 2, w, h, r
 
 
-def rotated_box_convert(fn: str, boxes: Array, in_fmt: str, out_fmt: str) -> Array:
+def rotated_box_convert(caller: str, boxes: Array, in_fmt: str, out_fmt: str) -> Array:
     """``box_convert`` between the rotated formats (``boxes.py`` delegates 5-column formats here)."""
     xp = array_namespace(boxes)
     if in_fmt not in ROTATED_FORMATS or out_fmt not in ROTATED_FORMATS:
         raise ValueError(
-            f"{fn}: rotated formats convert only among themselves ({', '.join(map(repr, ROTATED_FORMATS))}), "
+            f"{caller}: rotated formats convert only among themselves ({', '.join(map(repr, ROTATED_FORMATS))}), "
             f"got in_fmt={in_fmt!r}, out_fmt={out_fmt!r}"
         )
-    check_rotated_boxes(fn, "boxes", boxes, xp=xp)
+    check_rotated_boxes(caller, "boxes", boxes, xp=xp)
     if in_fmt == out_fmt:
         return xp.asarray(boxes, copy=True)
     if out_fmt == "cxcywhr":
@@ -94,15 +93,15 @@ class Pair(NamedTuple):
     xp: ModuleType
 
 
-def box_pair(fn: str, y_pred: Array, y_true: Array, box_format: str, reduction: str, avg_factor: Any, *,
+def box_pair(caller: str, y_pred: Array, y_true: Array, box_format: str, reduction: str, avg_factor: Any, *,
           clamp: bool) -> Pair:
     xp = array_namespace(y_pred, y_true)
-    check_rotated_boxes(fn, "y_pred", y_pred, xp=xp)
-    check_rotated_boxes(fn, "y_true", y_true, xp=xp)
-    checks.check_same_shape(fn, y_pred, y_true)
-    checks.check_option(fn, "box_format", box_format, ROTATED_FORMATS)
-    checks.check_reduction(fn, reduction)
-    check_weighting(fn, reduction, avg_factor)
+    check_rotated_boxes(caller, "y_pred", y_pred, xp=xp)
+    check_rotated_boxes(caller, "y_true", y_true, xp=xp)
+    checks.check_same_shape(caller, y_pred, y_true)
+    checks.check_option(caller, "box_format", box_format, ROTATED_FORMATS)
+    checks.check_reduction(caller, reduction)
+    check_weighting(caller, reduction, avg_factor)
     p = promote(y_pred, xp=xp)
     t = y_true if y_true.dtype == p.dtype else xp.astype(y_true, p.dtype)
 
@@ -145,14 +144,14 @@ def postprocess(distance: Array, fun: str, tau: float, *, xp: ModuleType) -> Arr
     return 1 - 1 / (tau + distance) if tau >= 1 else distance
 
 
-def check_fun(fn: str, fun: str, tau: float) -> None:
-    checks.check_option(fn, "fun", fun, ("log1p", "sqrt", "none"))
-    checks.check_nonnegative(fn, "tau", tau)
+def check_fun(caller: str, fun: str, tau: float) -> None:
+    checks.check_option(caller, "fun", fun, ("log1p", "sqrt", "none"))
+    checks.check_nonnegative(caller, "tau", tau)
 
 
-def finish(fn: str, loss: Array, weight: Any, reduction: str, avg_factor: Any, dtype: Any, *,
+def finish(caller: str, loss: Array, weight: Any, reduction: str, avg_factor: Any, dtype: Any, *,
           xp: ModuleType) -> Array:
-    return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), dtype, xp=xp)
+    return restore(weighted_reduction(caller, loss, weight, reduction, avg_factor, xp=xp), dtype, xp=xp)
 
 
 # --------------------------------------------------------------------------- #

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from .._backend import Array, device, numel, stop_gradient, zero_like
 from .._core.reduce import reduce_loss, restore
-from ._box_ops import BoxFormat, LossPair, Reduction
+from .._core.typing import BoxFormat, Reduction
+from ._box_ops import LossPair
 
 __all__ = ["mpdiou_loss", "nwd_loss", "siou_loss", "wiou_loss"]
 

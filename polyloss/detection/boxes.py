@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from .._backend import Array, array_namespace
 from .._core import checks
-from ._box_ops import BoxFormat, LossPair, Reduction, corners, pairwise_iou
-from ._rotated_ops import ROTATED_FORMATS, RotatedBoxFormat, rotated_box_convert
+from .._core.typing import BoxFormat, Reduction, RotatedBoxFormat
+from ._box_ops import LossPair, corners, pairwise_iou
+from ._rotated_ops import ROTATED_FORMATS, rotated_box_convert
 
 __all__ = [
     "box_area",

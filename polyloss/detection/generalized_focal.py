@@ -9,7 +9,7 @@ it, typically the number of positive anchors, instead of the element count).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from .._backend import (
     Array,
@@ -20,12 +20,12 @@ from .._backend import (
 )
 from .._core import checks
 from .._core.reduce import as_float, check_weighting, promote, restore, weighted_reduction
+from .._core.typing import Reduction
 from ..segmentation._pixel import focal_modulation
 from ._gfl_ops import distribution_focal, integral
 
 __all__ = ["distribution_focal_loss", "integral_decode", "quality_focal_loss", "varifocal_loss"]
 
-Reduction = Literal["mean", "sum", "none"]
 
 
 def _prepare(fn: str, y_pred: Array, y_true: Array, reduction: str, avg_factor: Any) -> tuple[Any, Array, Array]:

@@ -27,6 +27,7 @@ from typing import Literal
 from .._backend import Array, array_namespace, clip, device
 from .._core import checks
 from .._core.reduce import promote, restore
+from .._core.typing import Reduction, RotatedBoxFormat
 from ._box_ops import smooth_l1
 from ._rotated_ops import (
     ROTATED_FORMATS,
@@ -44,11 +45,9 @@ from ._rotated_ops import (
 
 __all__ = ["box_to_gaussian", "gwd_loss", "kfiou_loss", "kld_loss", "probiou_loss", "rotated_box_iou"]
 
-Reduction = Literal["mean", "sum", "none"]
-RotatedFormat = Literal["cxcywhr", "xywhr"]
 Fun = Literal["log1p", "sqrt", "none"]
 
-def box_to_gaussian(boxes: Array, /, *, fmt: RotatedFormat = "cxcywhr") -> tuple[Array, Array]:
+def box_to_gaussian(boxes: Array, /, *, fmt: RotatedBoxFormat = "cxcywhr") -> tuple[Array, Array]:
     r"""Rotated boxes as 2-D Gaussians: the mean and the covariance.
 
     mu = (cx, cy),  Sigma = R diag((w/2)^2, (h/2)^2) R^T,  R = [[cos t, -sin t], [sin t, cos t]]
@@ -101,7 +100,7 @@ def gwd_loss(
     *,
     fun: Fun = "log1p",
     tau: float = 1.0,
-    box_format: RotatedFormat = "cxcywhr",
+    box_format: RotatedBoxFormat = "cxcywhr",
     weight: Array | None = None,
     reduction: Reduction = "mean",
     avg_factor: float | Array | None = None,
@@ -174,7 +173,7 @@ def kld_loss(
     *,
     fun: Fun = "log1p",
     tau: float = 1.0,
-    box_format: RotatedFormat = "cxcywhr",
+    box_format: RotatedBoxFormat = "cxcywhr",
     weight: Array | None = None,
     reduction: Reduction = "mean",
     avg_factor: float | Array | None = None,
@@ -244,7 +243,7 @@ def probiou_loss(
     /,
     *,
     eps: float = 1e-7,
-    box_format: RotatedFormat = "cxcywhr",
+    box_format: RotatedBoxFormat = "cxcywhr",
     weight: Array | None = None,
     reduction: Reduction = "mean",
     avg_factor: float | Array | None = None,
@@ -315,7 +314,7 @@ def kfiou_loss(
     fun: Literal["none", "ln", "exp"] = "none",
     beta: float = 1.0 / 9.0,
     eps: float = 1e-6,
-    box_format: RotatedFormat = "cxcywhr",
+    box_format: RotatedBoxFormat = "cxcywhr",
     weight: Array | None = None,
     reduction: Reduction = "mean",
     avg_factor: float | Array | None = None,
@@ -392,7 +391,7 @@ def kfiou_loss(
 # --------------------------------------------------------------------------- #
 
 
-def rotated_box_iou(boxes1: Array, boxes2: Array, /, *, box_format: RotatedFormat = "cxcywhr") -> Array:
+def rotated_box_iou(boxes1: Array, boxes2: Array, /, *, box_format: RotatedBoxFormat = "cxcywhr") -> Array:
     r"""Exact pairwise IoU of rotated rectangles, ``(..., N, 5)`` x ``(..., M, 5)`` -> ``(..., N, M)``.
 
     IoU = |A ∩ B| / (|A| + |B| - |A ∩ B|), |A ∩ B| by clipping A's polygon

@@ -23,8 +23,9 @@ from .._backend import (
 )
 from .._core import checks
 from .._core.reduce import promote, restore
+from .._core.typing import BoxFormat
 from . import _lsa
-from ._box_ops import BoxFormat, Corners, centre_size, corners, inter_union, tiny_like
+from ._box_ops import Corners, centre_size, corners, inter_union, tiny_like
 
 __all__ = ["generalized_box_iou", "hungarian_match", "linear_sum_assignment", "set_prediction_loss"]
 

@@ -18,8 +18,9 @@ from typing import Literal
 from .._backend import Array, array_namespace, take_along_axis
 from .._core import checks
 from .._core.reduce import promote, reduce_loss, restore, safe_divide
+from .._core.typing import BoxFormat, Reduction
 from . import _ssd as ssd
-from ._box_ops import BoxFormat, Reduction, centre_size, smooth_l1
+from ._box_ops import centre_size, smooth_l1
 
 __all__ = [
     "balanced_l1_loss",
@@ -315,12 +316,12 @@ def match_priors(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Arr
         https://arxiv.org/abs/1512.02325
     """
     xp = array_namespace(gt_boxes, gt_labels, gt_valid, priors)
-    ssd.check_ground_truth("match_priors", gt_boxes, gt_labels, gt_valid, priors, box_format, prior_format,
-                           iou_threshold, xp=xp)
+    gt = ssd.GroundTruth(gt_boxes, gt_labels, gt_valid, priors, box_format, prior_format, iou_threshold)
+    ssd.check_ground_truth("match_priors", gt, xp=xp)
     ssd.check_gt_labels("match_priors", gt_labels, gt_valid, None, xp=xp)
     g = promote(gt_boxes, xp=xp)
     p = priors if priors.dtype == g.dtype else xp.astype(priors, g.dtype)
-    index, labels = ssd.match(g, gt_labels, gt_valid, p, iou_threshold, box_format, prior_format, xp=xp)
+    index, labels = ssd.match(gt._replace(boxes=g, priors=p), xp=xp)
     n, num_priors = index.shape
     boxes = take_along_axis(gt_boxes, xp.broadcast_to(index[..., None], (n, num_priors, 4)), axis=1, xp=xp)
     return boxes, labels
@@ -424,15 +425,15 @@ def multibox_loss(
         this at the number of negatives (the same unless they run out).
     """
     xp = array_namespace(loc_pred, conf_pred, gt_boxes, gt_labels, gt_valid, priors)
-    v = ssd.check_multibox(loc_pred, conf_pred, gt_boxes, gt_labels, gt_valid, priors, loc_loss=loc_loss, beta=beta,
-                           neg_pos_ratio=neg_pos_ratio, iou_threshold=iou_threshold, box_format=box_format,
-                           prior_format=prior_format, variances=variances, xp=xp)
+    gt = ssd.GroundTruth(gt_boxes, gt_labels, gt_valid, priors, box_format, prior_format, iou_threshold)
+    v = ssd.check_multibox(loc_pred, conf_pred, gt, loc_loss=loc_loss, beta=beta, neg_pos_ratio=neg_pos_ratio,
+                           variances=variances, xp=xp)
 
     loc = promote(loc_pred, xp=xp)
     conf = promote(conf_pred, xp=xp)
     g, p = xp.astype(gt_boxes, loc.dtype), xp.astype(priors, loc.dtype)
-    conf_sum, d, positive, num_pos = ssd.multibox_terms(loc, conf, g, gt_labels, gt_valid, p, iou_threshold,
-                                                        neg_pos_ratio, v, box_format, prior_format, xp=xp)
+    conf_sum, d, positive, num_pos = ssd.multibox_terms(loc, conf, gt._replace(boxes=g, priors=p), neg_pos_ratio, v,
+                                                        xp=xp)
     per_offset = smooth_l1(d, 0.0 if loc_loss == "l1" else beta, xp=xp)
     loc_sum = xp.sum(xp.where(positive[..., None], per_offset, 0))
     loss = safe_divide(conf_sum + loc_weight * loc_sum, num_pos, xp=xp)

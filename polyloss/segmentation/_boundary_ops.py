@@ -1,9 +1,8 @@
 """The private kernels of the boundary losses (``boundary.py``) and their shared docstring paragraphs.
 
 Names without a leading underscore because the module itself is private.
-Validation is the input layer's (``_inputs.prepare``, ``_inputs.pixel_weight``);
-what this module adds is the boundary losses' layout (2 or 3 spatial axes,
-one channel in binary mode), the inputs laid out channels first with class 0
+Validation is the input layer's (``_channels.spatial_inputs``: ``prepare``,
+``check_spatial_layout``, ``pixel_weight``); what this module adds is class 0
 dropped on request, weighted sums over space, the unsigned distance field of
 the Hausdorff-DT loss, and the box erosion of Boundary IoU (``_xp.min_pool``).
 """
@@ -14,11 +13,11 @@ import math
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .._backend import Array, device, min_pool, numel, one_hot, sigmoid, softmax, stop_gradient
+from .._backend import Array, any_spatial, device, min_pool, numel, stop_gradient
 from .._core import checks
-from .._core.inputs import Labels, pixel_weight, prepare
 from .._core.reduce import as_float, safe_divide
-from ._edt import any_spatial, edt
+from ._channels import spatial_inputs
+from ._edt import edt
 
 
 class Inputs(NamedTuple):
@@ -29,24 +28,6 @@ class Inputs(NamedTuple):
     w: Array | None  # pixel weights (N, 1 or C', *spatial), 0 where left out; None: every pixel, weight 1
     xp: ModuleType
     axis: int  # y_pred's class axis, non-negative (to lay out other arrays of its layout alike)
-
-
-def check_layout(fn: str, y_pred: Array, axis: int, mode: str) -> None:
-    """What the boundary losses add to the region-loss layout: 2 or 3 spatial axes, one channel in binary mode."""
-    if y_pred.ndim not in (4, 5):
-        raise ValueError(
-            f"{fn}: y_pred must have shape (N, C, *spatial) with 2 or 3 spatial axes, got {tuple(y_pred.shape)}"
-        )
-    classes = y_pred.shape[axis]
-    if mode == "binary" and classes != 1:
-        raise ValueError(f"{fn}: mode='binary' needs one channel along class_axis {axis}, got {classes}")
-
-
-def activate(x: Array, axis: int, mode: str, from_logits: bool, *, xp: ModuleType) -> Array:
-    """Probabilities: softmax over ``axis`` (multiclass) or sigmoid, unless ``x`` holds them already."""
-    if not from_logits:
-        return x
-    return softmax(x, axis=axis, xp=xp) if mode == "multiclass" else sigmoid(x, xp=xp)
 
 
 def drop_background(x: Array, axis: int, include_background: bool) -> Array:
@@ -62,7 +43,7 @@ def channels_first(x: Array, axis: int, include_background: bool, *, xp: ModuleT
 
 
 def inputs(
-    fn: str,
+    caller: str,
     y_pred: Array,
     y_true: Array,
     *,
@@ -74,28 +55,15 @@ def inputs(
     mask: Array | None,
     reduction: str,
 ) -> Inputs:
-    """Probabilities, targets and pixel weights as (N, C', *spatial), validated once by ``_inputs.prepare``."""
-    seg = prepare(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
-                  ignore_index=ignore_index, reduction=reduction, region=True)
-    xp, axis = seg.xp, seg.axis
-    check_layout(fn, y_pred, axis, mode)
-    p = activate(seg.x, axis, mode, from_logits, xp=xp)
-    if isinstance(seg.target, Labels):
-        t = one_hot(seg.target.labels, num_classes=seg.num_classes, axis=axis, dtype=p.dtype, xp=xp)
-    else:
-        t = stop_gradient(seg.target.target, xp=xp)
-    w = pixel_weight(seg, mask, p)
-    if w is not None:
-        p = xp.where(w > 0, p, 0.0)
-        t = xp.where(w > 0, t, 0.0)
-        w = channels_first(w, axis, include_background, xp=xp)
-    return Inputs(
-        channels_first(p, axis, include_background, xp=xp),
-        channels_first(t, axis, include_background, xp=xp),
-        w,
-        xp,
-        axis,
-    )
+    """``_channels.spatial_inputs`` (2 or 3 spatial axes), probabilities zeroed where left out, class 0
+    dropped unless ``include_background``."""
+    c = spatial_inputs(caller, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+                       ignore_index=ignore_index, reduction=reduction, mask=mask, min_spatial=2)
+    xp, w = c.xp, c.w
+    p = c.p if w is None else xp.where(w > 0, c.p, 0.0)
+    w = None if w is None else drop_background(w, 1, include_background)
+    return Inputs(drop_background(p, 1, include_background), drop_background(c.t, 1, include_background), w, xp,
+                  c.axis)
 
 
 def spatial_axes(x: Array) -> tuple[int, ...]:
@@ -115,12 +83,12 @@ def weighted_mean(v: Array, w: Array | None, axes: tuple[int, ...], *, xp: Modul
     return safe_divide(total, xp.sum(xp.broadcast_to(w, v.shape), axis=axes), xp=xp)
 
 
-def detached_field(fn: str, name: str, field: Array, y_pred: Array, like: Array, *, xp: ModuleType) -> Array:
+def detached_field(caller: str, name: str, field: Array, y_pred: Array, like: Array, *, xp: ModuleType) -> Array:
     """A precomputed floating distance field of ``y_pred``'s shape, in ``like``'s dtype, detached."""
-    checks.check_floating(fn, name, field, xp=xp)
+    checks.check_floating(caller, name, field, xp=xp)
     if tuple(field.shape) != tuple(y_pred.shape):
         raise ValueError(
-            f"{fn}: {name} must have the shape of y_pred {tuple(y_pred.shape)}, got {tuple(field.shape)}"
+            f"{caller}: {name} must have the shape of y_pred {tuple(y_pred.shape)}, got {tuple(field.shape)}"
         )
     return stop_gradient(as_float(field, like, xp=xp), xp=xp)
 
@@ -143,9 +111,9 @@ def unsigned_field(fg: Array, spacing: tuple[float, ...], empty: str, dtype: Any
     return xp.where(both, field, xp.zeros((), dtype=dtype, device=device(fg)))
 
 
-def erosion_radius(fn: str, spatial: tuple[int, ...], dilation_ratio: float) -> int:
+def erosion_radius(caller: str, spatial: tuple[int, ...], dilation_ratio: float) -> int:
     """round(dilation_ratio * image diagonal), at least 1, as boundary-iou-api's ``mask_to_boundary``."""
-    checks.check_nonnegative(fn, "dilation_ratio", dilation_ratio)
+    checks.check_nonnegative(caller, "dilation_ratio", dilation_ratio)
     return max(1, round(dilation_ratio * math.sqrt(sum(n * n for n in spatial))))
 
 

@@ -34,10 +34,9 @@ from .._backend import (
     softmax,
 )
 from .._core import checks
-from .._core.inputs import Dense, Labels, Mode, Reduction, Segmentation, Weight, class_vector, prepare
+from .._core.inputs import REGION, Dense, Labels, Segmentation, class_vector, prepare
 from .._core.reduce import reduce_classes, restore
-
-AllReduce = Callable[[Array], Array] | None
+from .._core.typing import AllReduce, Mode, Reduction, Weight
 
 
 class RegionOptions(NamedTuple):
@@ -118,16 +117,16 @@ class Region:
         return self.seg.xp
 
 
-def resolve(fn: str, options: RegionOptions) -> dict[str, Any]:
+def resolve(caller: str, options: RegionOptions) -> dict[str, Any]:
     """The options as a dict, their values checked."""
     opts: dict[str, Any] = options._asdict()
-    checks.check_nonnegative(fn, "smooth", opts["smooth"])
-    checks.check_nonnegative(fn, "eps", opts["eps"])
-    checks.check_in_unit_interval(fn, "label_smoothing", opts["label_smoothing"])
+    checks.check_nonnegative(caller, "smooth", opts["smooth"])
+    checks.check_nonnegative(caller, "eps", opts["eps"])
+    checks.check_in_unit_interval(caller, "label_smoothing", opts["label_smoothing"])
     return opts
 
 
-def region(fn: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, squared: bool = False,
+def region(caller: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, squared: bool = False,
            extra: PixelSum | None = None, need_log_p: bool = False, pixel: FusedPixel | None = None) -> Region:
     """Validate once and build the statistics of a region loss.
 
@@ -136,17 +135,17 @@ def region(fn: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, squa
     taken once, as their exponential). ``pixel``: ``extra``'s term in the form the fused primitive computes
     (one softmax and one backward for both terms) where the inputs allow it.
     """
-    opts = resolve(fn, options)
-    seg = prepare(fn, y_pred, y_true, mode=opts["mode"], class_axis=opts["class_axis"],
+    opts = resolve(caller, options)
+    seg = prepare(caller, y_pred, y_true, mode=opts["mode"], class_axis=opts["class_axis"],
                   from_logits=opts["from_logits"], ignore_index=opts["ignore_index"], reduction=opts["reduction"],
-                  region=True)
+                  layout=REGION)
     all_reduce, per_image, s = opts["all_reduce"], opts["per_image"], opts["label_smoothing"]
     if all_reduce is not None:
         if not callable(all_reduce):
-            raise TypeError(f"{fn}: all_reduce must be a callable or None, got {all_reduce!r}")
+            raise TypeError(f"{caller}: all_reduce must be a callable or None, got {all_reduce!r}")
         if per_image:
             raise ValueError(
-                f"{fn}: all_reduce needs per_image=False (per-image statistics belong to one device's samples; "
+                f"{caller}: all_reduce needs per_image=False (per-image statistics belong to one device's samples; "
                 "reduce the per-image losses instead)"
             )
     if s and isinstance(seg.target, Dense):
@@ -172,7 +171,7 @@ def region(fn: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, squa
         pixel_sum = None
     full = _statistics(seg, p, axis, per_image=per_image, soft_label=opts["soft_label"], label_s=label_s,
                        all_reduce=all_reduce, squared=squared, extra=pixel_sum, fused=fused)
-    st, idx = _select(fn, full, opts["classes"], seg, xp=seg.xp)
+    st, idx = _select(caller, full, opts["classes"], seg, xp=seg.xp)
     weight = full_weight if full_weight is None or idx is None else seg.xp.take(full_weight, idx, axis=0)
     return Region(seg, opts, st, full, weight, log_p)
 
@@ -295,16 +294,16 @@ def _smoothed_label_sums(p: Array, labels: Array, valid: Array | None, psum: Arr
     return tp, (1 - s) * count + low * pixels
 
 
-def _select(fn: str, st: Stats, classes: Sequence[int] | None, seg: Segmentation, *, xp: ModuleType
+def _select(caller: str, st: Stats, classes: Sequence[int] | None, seg: Segmentation, *, xp: ModuleType
             ) -> tuple[Stats, Array | None]:
     """Statistics of the scored classes, and their indices (None for all)."""
     if classes is None:
         return st, None
     if seg.mode == "binary":
-        raise ValueError(f"{fn}: classes applies to mode 'multiclass' or 'multilabel', got mode='binary'")
-    idx = xp.asarray(checks.check_class_subset(fn, classes, seg.num_classes), device=device(st.tp))
-    tp, fp, fn_, n = (xp.take(s, idx, axis=-1) for s in (st.tp, st.fp, st.fn, st.n))
-    return Stats(tp, fp, fn_, n, st.extra), idx
+        raise ValueError(f"{caller}: classes applies to mode 'multiclass' or 'multilabel', got mode='binary'")
+    idx = xp.asarray(checks.check_class_subset(caller, classes, seg.num_classes), device=device(st.tp))
+    tp, fp, fn, n = (xp.take(s, idx, axis=-1) for s in (st.tp, st.fp, st.fn, st.n))
+    return Stats(tp, fp, fn, n, st.extra), idx
 
 
 # --------------------------------------------------------------------------- #

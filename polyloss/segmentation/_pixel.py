@@ -18,10 +18,10 @@ from .._backend import (
     clip,
     log_sigmoid,
     log_softmax,
-    native_cross_entropy,
     numel,
     sigmoid,
     sigmoid_cross_entropy,
+    softmax_cross_entropy,
     softmax_nll,
     take_along_axis,
 )
@@ -165,8 +165,9 @@ def cross_entropy_terms(seg: Segmentation, w: Array | None, s: float, /, log_p: 
     return masked(target.valid, loss, xp=xp), denominator, pixel_w
 
 
-def native_ce(seg: Segmentation, w: Array | None, s: float, reduction: str, /) -> Array | None:
-    """Integer-target CE from logits in one native call (torch's fused kernel), reduced; None where there is none.
+def reduced_ce(seg: Segmentation, w: Array | None, s: float, reduction: str, /) -> Array | None:
+    """Integer-target CE from logits in one ``softmax_cross_entropy`` call (torch's fused kernel), reduced;
+    None for probabilities, probability targets or empty inputs (the caller composes those).
 
     ``"mean"`` divides torch's sum by ``weighted_denominator`` when pixels are
     ignored or weighted (0 when every pixel is ignored, where torch gives NaN).
@@ -180,9 +181,9 @@ def native_ce(seg: Segmentation, w: Array | None, s: float, reduction: str, /) -
         ignore = -1
         labels = xp.where(target.valid, labels, ignore)
     plain = reduction != "mean" or (w is None and ignore is None)
-    loss = native_cross_entropy(seg.x, labels, axis=seg.axis, weight=w, ignore_index=ignore, label_smoothing=s,
-                                reduction=reduction if plain else "sum", xp=xp)
-    if loss is None or plain:
+    loss = softmax_cross_entropy(seg.x, labels, axis=seg.axis, weight=w, ignore_index=ignore, label_smoothing=s,
+                                 reduction=reduction if plain else "sum", xp=xp)
+    if plain:
         return loss
     denominator, _ = weighted_denominator(seg, target, w)
     assert denominator is not None  # pixels are ignored or weighted here
@@ -208,6 +209,6 @@ def softmax_focal(seg: Segmentation, alpha: Array | None, gamma: float, /, log_p
 def focal_alpha(seg: Segmentation, alpha: float | Sequence[float] | Array | None, /) -> Array | None:
     """The per-class alpha of the softmax focal loss: a scalar is 1 - alpha on class 0, alpha on the others."""
     if isinstance(alpha, int | float) and not isinstance(alpha, bool):
-        checks.check_in_unit_interval(seg.fn, "alpha", alpha)
+        checks.check_in_unit_interval(seg.caller, "alpha", alpha)
         return class_vector(seg, "alpha", [1 - alpha] + [alpha] * (seg.num_classes - 1))
     return None if alpha is None else class_vector(seg, "alpha", alpha)

@@ -2,7 +2,7 @@
 
 A mask's surface is its foreground pixels with a background face-neighbour
 (``_skeleton.surface``); the distance of every pixel to the other mask's
-surface is the exact ``distance_transform`` of the surface's complement; a
+surface is the exact distance transform (``_edt.edt``) of the surface's complement; a
 percentile is one sort of a fixed-size masked array. No host loop over images
 or classes, so everything runs under ``jax.jit`` and ``torch.compile``.
 Private kernels: names without a leading underscore because the module
@@ -11,10 +11,10 @@ itself is private.
 
 from __future__ import annotations
 
-from .._backend import Array, array_namespace, clip, default_float, device, index_dtype, take_along_axis
-from ._edt import Sampling, check_mask, diagonal, foreground, spacing_of
+from .._backend import Array, array_namespace, clip, default_float, device, diagonal, index_dtype, take_along_axis
+from .._core.typing import Sampling
+from ._edt import check_mask, edt, foreground, spacing_of
 from ._skeleton import surface
-from .distance import distance_transform
 
 __all__ = ["Surfaces"]
 
@@ -22,15 +22,15 @@ __all__ = ["Surfaces"]
 class Surfaces:
     """Both surfaces, each pixel's distance to the other surface, and the counts, for one call."""
 
-    def __init__(self, fn: str, pred: Array, true: Array, sampling: Sampling, nd: int) -> None:
+    def __init__(self, caller: str, pred: Array, true: Array, sampling: Sampling, nd: int) -> None:
         xp = array_namespace(pred, true)
-        nd = check_mask(fn, "pred_mask", pred, nd, xp=xp)
-        check_mask(fn, "true_mask", true, nd, xp=xp)
+        nd = check_mask(caller, "pred_mask", pred, nd, xp=xp)
+        check_mask(caller, "true_mask", true, nd, xp=xp)
         if tuple(pred.shape) != tuple(true.shape):
             raise ValueError(
-                f"{fn}: true_mask must have the shape of pred_mask {tuple(pred.shape)}, got {tuple(true.shape)}"
+                f"{caller}: true_mask must have the shape of pred_mask {tuple(pred.shape)}, got {tuple(true.shape)}"
             )
-        spacing = spacing_of(fn, sampling, nd)
+        spacing = spacing_of(caller, sampling, nd)
         self.xp, self.nd = xp, nd
         self.dtype = default_float(xp, device(pred))
         self.axes = tuple(range(pred.ndim - nd, pred.ndim))
@@ -38,8 +38,8 @@ class Surfaces:
         self.edge_p = surface(xp.astype(foreground(pred, xp=xp), self.dtype), nd, xp=xp)
         self.edge_t = surface(xp.astype(foreground(true, xp=xp), self.dtype), nd, xp=xp)
         # distance of every pixel to the nearest surface pixel of the other mask (diagonal if it has none)
-        self.to_t = distance_transform(~self.edge_t, spatial_ndim=nd, sampling=spacing, dtype=self.dtype)
-        self.to_p = distance_transform(~self.edge_p, spatial_ndim=nd, sampling=spacing, dtype=self.dtype)
+        self.to_t = edt(~self.edge_t, spacing=spacing, dtype=self.dtype, native=True, xp=xp)
+        self.to_p = edt(~self.edge_p, spacing=spacing, dtype=self.dtype, native=True, xp=xp)
         self.n_p = self.count(self.edge_p)
         self.n_t = self.count(self.edge_t)
 

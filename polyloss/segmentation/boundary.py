@@ -29,12 +29,11 @@ from typing import Literal
 
 from .._backend import Array, default_float, device, numel, stop_gradient
 from .._core import checks
-from .._core.inputs import Mode, Reduction, check_scores, mask_weight, namespace
+from .._core.inputs import REGION, check_scores, check_spatial_layout, mask_weight, namespace
 from .._core.reduce import promote, reduce_loss, restore
+from .._core.typing import Mode, Reduction, Sampling
 from ._boundary_ops import (
-    activate,
     channels_first,
-    check_layout,
     detached_field,
     drop_background,
     erosion_radius,
@@ -46,7 +45,8 @@ from ._boundary_ops import (
     weighted_mean,
     weighted_sum,
 )
-from ._edt import Sampling, check_mask, foreground, spacing_of, spatial_ndim_of
+from ._channels import activate
+from ._edt import check_mask, foreground, spacing_of, spatial_ndim_of
 from ._skeleton import soft_skeleton
 
 __all__ = ["boundary_iou", "boundary_iou_loss", "boundary_loss", "hausdorff_dt_loss", "soft_cldice_loss"]
@@ -117,8 +117,8 @@ def boundary_loss(
     """
     fn = "boundary_loss"
     xp = namespace(fn, y_pred=y_pred, distance_map=distance_map, mask=mask)
-    axis = check_scores(fn, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, region=True, xp=xp)
-    check_layout(fn, y_pred, axis, mode)
+    axis = check_scores(fn, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, layout=REGION, xp=xp)
+    check_spatial_layout(fn, y_pred, axis, mode, min_spatial=2)
     p = activate(promote(y_pred, xp=xp), axis, mode, from_logits, xp=xp)
     phi = detached_field(fn, "distance_map", distance_map, y_pred, p, xp=xp)
     loss = drop_background(p * phi, axis, include_background)

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 
 from .._backend import Array, clamped_log, device, numel
 from .._core import checks
-from .._core.inputs import Dense, Mode, Reduction, Segmentation, Weight, along_class_axis
+from .._core.inputs import Dense, Segmentation, along_class_axis
 from .._core.reduce import reduce_classes, restore, safe_divide
+from .._core.typing import AllReduce, Mode, Reduction, Weight
 from ._confusion import (
-    AllReduce,
     FusedPixel,
     PixelInputs,
     Region,

@@ -14,9 +14,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .._backend import Array, array_namespace, device
+from .._backend import Array, any_spatial, array_namespace, device, diagonal
 from .._core import checks
-from ._edt import Sampling, any_spatial, check_mask, diagonal, edt, foreground, out_dtype, spacing_of
+from .._core.typing import Sampling
+from ._edt import check_mask, edt, foreground, out_dtype, spacing_of
 
 __all__ = ["distance_transform", "signed_distance_map", "unet_weight_map"]
 

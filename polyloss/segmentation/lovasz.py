@@ -46,8 +46,9 @@ from .._backend import (
     unpermute,
 )
 from .._core import checks
-from .._core.inputs import Labels, Reduction, class_vector, prepare
+from .._core.inputs import LABELS, LABELS_OF_PROBABILITIES, Labels, class_vector, prepare
 from .._core.reduce import reduce_loss, restore, safe_divide
+from .._core.typing import Reduction
 
 __all__ = ["lovasz_hinge_loss", "lovasz_softmax_loss"]
 
@@ -245,9 +246,9 @@ def lovasz_softmax_loss(
     """
     fn = "lovasz_softmax_loss"
     seg = prepare(fn, y_pred, y_true, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
-                  reduction=reduction, batched=True, dense=False, min_classes=2 if from_logits else 1)
+                  reduction=reduction, layout=LABELS if from_logits else LABELS_OF_PROBABILITIES)
     xp, axis, num_classes, target = seg.xp, seg.axis, seg.num_classes, seg.target
-    if not isinstance(target, Labels):  # pragma: no cover - dense=False admits labels only
+    if not isinstance(target, Labels):  # pragma: no cover - LABELS admit labels only
         raise TypeError(f"{fn}: y_true must hold integer class indices")
     present_only = isinstance(classes, str) and classes == "present"
     if isinstance(classes, str):

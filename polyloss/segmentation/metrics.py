@@ -22,10 +22,11 @@ from types import ModuleType
 
 from .._backend import Array, array_namespace, class_sums, default_float, device, one_hot
 from .._core import checks
-from .._core.inputs import Reduction, class_axis_index, drop_ignored
+from .._core.inputs import class_axis_index, drop_ignored
 from .._core.reduce import reduce_classes
+from .._core.typing import Reduction, Sampling
 from ._confusion import ratio
-from ._edt import Sampling, foreground
+from ._edt import foreground
 from ._surface import Surfaces
 
 __all__ = ["average_surface_distance", "dice_score", "hausdorff_distance", "iou_score", "surface_dice"]

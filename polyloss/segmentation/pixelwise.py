@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._backend import Array, clip, native_binary_cross_entropy, numel, softmax
+from .._backend import Array, clip, numel, reduced_sigmoid_cross_entropy, softmax
 from .._core import checks
-from .._core.inputs import Dense, Reduction, Segmentation, Weight, class_vector, element_weight, prepare
+from .._core.inputs import Dense, Segmentation, class_vector, element_weight, prepare
 from .._core.reduce import reduce_loss, restore
+from .._core.typing import ElementWeight, Reduction, Weight
 from ._pixel import (
     balanced_bce,
     bce,
@@ -22,8 +23,8 @@ from ._pixel import (
     focal_alpha,
     log_probs,
     masked,
-    native_ce,
     nll_at_label,
+    reduced_ce,
     sigmoid_focal,
     smoothed,
     softmax_focal,
@@ -40,7 +41,6 @@ __all__ = [
     "softmax_focal_loss",
 ]
 
-ElementWeight = Weight | float
 
 
 def _finish(seg: Segmentation, loss: Array, reduction: str, denominator: Array | None = None) -> Array:
@@ -131,9 +131,8 @@ def binary_cross_entropy(
         t = t * (1 - label_smoothing) + label_smoothing / 2
     pw = None if pos_weight is None else element_weight(seg, "pos_weight", pos_weight)
     if from_logits and weight is None and seg.target.valid is None and reduction != "none" and numel(seg.x):
-        fused = native_binary_cross_entropy(seg.x, t, pos_weight=pw, reduction=reduction, xp=seg.xp)
-        if fused is not None:  # one native pass, reduced inside (torch)
-            return restore(fused, seg.dtype, xp=seg.xp)
+        fused = reduced_sigmoid_cross_entropy(seg.x, t, pos_weight=pw, reduction=reduction, xp=seg.xp)
+        return restore(fused, seg.dtype, xp=seg.xp)  # one pass, reduced inside (torch)
     return _finish_elements(seg, bce(seg.x, t, from_logits=from_logits, pos_weight=pw, xp=seg.xp), weight, reduction)
 
 
@@ -384,7 +383,7 @@ def cross_entropy(
     """
     seg = _softmax("cross_entropy", y_pred, y_true, class_axis, from_logits, ignore_index, reduction, label_smoothing)
     w = None if weight is None else class_vector(seg, "weight", weight)
-    loss = native_ce(seg, w, label_smoothing, reduction)
+    loss = reduced_ce(seg, w, label_smoothing, reduction)
     if loss is not None:
         return restore(loss, seg.dtype, xp=seg.xp)
     loss, denominator, _ = cross_entropy_terms(seg, w, label_smoothing)

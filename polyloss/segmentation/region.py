@@ -18,10 +18,9 @@ from typing import Literal
 
 from .._backend import Array, clip, stop_gradient
 from .._core import checks
-from .._core.inputs import Mode, Reduction, Weight
 from .._core.reduce import reduce_loss, restore
+from .._core.typing import AllReduce, Mode, Reduction, Weight
 from ._confusion import (
-    AllReduce,
     RegionOptions,
     dice_index,
     finish,

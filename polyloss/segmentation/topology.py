@@ -20,10 +20,11 @@ from __future__ import annotations
 from typing import Any, cast
 
 from .._backend import Array, clamped_log, clip, log_softmax, numel
-from .._core.inputs import Mode, Reduction
+from .._core.inputs import check_spatial_layout
 from .._core.reduce import reduce_loss, restore
-from ._channels import channels_first, check_layout, target_channels
-from ._confusion import AllReduce, PixelInputs, RegionOptions, finish, ratio, region
+from .._core.typing import AllReduce, Mode, Reduction
+from ._channels import spatial_inputs, target_channels
+from ._confusion import PixelInputs, RegionOptions, finish, ratio, region
 from ._pixel import bce
 from ._skeleton import soft_skeleton, surface
 
@@ -180,7 +181,7 @@ def skeleton_recall_loss(
         per_image=per_image, smooth=smooth, eps=1e-8, reduction=reduction, soft_label=False,
         all_reduce=all_reduce,
     ))
-    check_layout(r.seg)
+    check_spatial_layout(r.seg.caller, r.seg.x, r.seg.axis, r.seg.mode)
     st = r.st
     tp, fn = (st.tp[..., 1:], st.fn[..., 1:]) if mode == "multiclass" else (st.tp, st.fn)  # the foreground classes
     recall = ratio(tp, tp + fn, tp + fn == 0, smooth=smooth, eps=1e-8, xp=r.xp)
@@ -249,7 +250,7 @@ def cl_cross_entropy_loss(
     fn = "cl_cross_entropy_loss"
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ValueError(f"{fn}: iterations must be a non-negative int, got {iterations!r}")
-    inp = channels_first(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+    inp = spatial_inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                          ignore_index=ignore_index, reduction=reduction)
     xp, p, t = inp.xp, inp.p, inp.t
     nd = p.ndim - 2
@@ -260,9 +261,9 @@ def cl_cross_entropy_loss(
         log_p = log_softmax(inp.x, axis=1, xp=xp) if from_logits else clamped_log(p, xp=xp)
         ce = -xp.sum(t * log_p, axis=1)
         weight = xp.sum(weight[:, 1:, ...], axis=1)
-        valid = None if inp.valid is None else inp.valid[:, 0, ...]
+        valid = None if inp.w is None else inp.w[:, 0, ...]
     else:
-        ce, valid = bce(inp.x, t, from_logits=from_logits, xp=xp), inp.valid
+        ce, valid = bce(inp.x, t, from_logits=from_logits, xp=xp), inp.w
     loss = ce * weight
     if valid is not None:
         loss = loss * valid
@@ -341,7 +342,7 @@ def boundary_dou_loss(
     def target_counts(inputs: PixelInputs) -> Array:
         """Pixels and boundary pixels of each hard target class, summed like (and reduced with) the statistics."""
         seg = inputs.seg
-        check_layout(seg)
+        check_spatial_layout(seg.caller, seg.x, seg.axis, seg.mode)
         xp = seg.xp
         t = target_channels(seg)[0]
         hard = xp.astype(t > 0.5, t.dtype)
