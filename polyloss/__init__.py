@@ -1,5 +1,6 @@
 """polyloss: segmentation and detection losses written once for every array API backend."""
 
+from ._backend.policy import set_checks
 from .adapters import keras_loss
 from .detection.boxes import (
     box_area,
@@ -58,6 +59,8 @@ __version__ = "0.1.0"
 __all__ = [
     # adapters
     "keras_loss",
+    # settings
+    "set_checks",
     # boundary and distance
     "boundary_iou",
     "boundary_iou_loss",

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from . import generic
+from . import generic, policy
 from .numpy import scipy_edt
 
 Array = Any
@@ -181,19 +181,28 @@ def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], xp: ModuleT
     While ``torch.compile`` traces, ``None``: the tracer must never call a
     host kernel (a custom op registered lazily would have to be registered
     inside the trace, and a module-level flag would become a Dynamo guard), so
-    compiled graphs take the exact array-API path; so do other devices.
+    compiled graphs take the exact array-API path; so do tensors under a
+    ``torch.func`` transform (a functorch wrapper has no data pointer) and
+    tensors off the host (``policy.on_host``: a NumPy view would sync).
     """
     torch = _torch()
-    if fg.device.type != "cpu" or torch.compiler.is_compiling():
+    if (not policy.on_host(fg) or torch.compiler.is_compiling()
+            or torch._C._functorch.is_functorch_wrapped_tensor(fg)):
         return None
     out = scipy_edt(fg.numpy(), sampling)
     return None if out is None else torch.from_numpy(out)
 
 
 def cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
-                  label_smoothing: float, reduction: str, xp: ModuleType) -> Array:
-    """torch's fused ``F.cross_entropy`` of logits ``x`` (class ``axis``) at integer ``labels``."""
+                  label_smoothing: float, reduction: str, xp: ModuleType) -> Array | None:
+    """torch's fused ``F.cross_entropy`` of logits ``x`` (class ``axis``) at integer ``labels``.
+
+    ``None`` for a ``weight`` that needs a gradient (learnable class weights, or one a ``torch.func``
+    transform differentiates): the fused kernel does not differentiate its weight, the composed path does.
+    """
     torch = _torch()
+    if weight is not None and (weight.requires_grad or torch._C._functorch.is_functorch_wrapped_tensor(weight)):
+        return None
     if labels.dtype != torch.int64:
         labels = labels.to(torch.int64)
     if axis != 1:

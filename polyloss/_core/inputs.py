@@ -36,7 +36,17 @@ from typing import Any, Literal, TypeAlias, get_args
 
 from array_api_compat import is_array_api_obj
 
-from .._backend import Array, array_namespace, device, index_dtype, is_concrete, numel, stop_gradient, value_range
+from .._backend import (
+    Array,
+    array_namespace,
+    device,
+    host_view,
+    index_dtype,
+    is_concrete,
+    numel,
+    stop_gradient,
+    value_range,
+)
 from . import checks
 from .reduce import as_float, promote
 
@@ -153,6 +163,7 @@ def prepare(
     multiclass ``y_pred`` may have (2 for a softmax).
     """
     xp = namespace(fn, y_pred=y_pred, y_true=y_true)
+    from_logits = checks.check_flag(fn, "from_logits", from_logits)
     axis = check_scores(fn, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, region=region,
                         batched=batched, min_classes=min_classes, xp=xp)
     ndim = y_pred.ndim
@@ -163,7 +174,7 @@ def prepare(
         return Segmentation(fn, xp, x, mode, axis, c, target, from_logits, y_pred.dtype)
     c = y_pred.shape[axis] if axis < ndim else 1
     integer = checks.is_integer_target(fn, y_true, xp=xp)
-    checks.check_ignore_index(fn, ignore_index, integer)
+    ignore_index = checks.check_ignore_index(fn, ignore_index, integer)
     if integer:
         checks.check_index_target_shape(fn, y_pred, y_true, axis)
         labels, x = _labels(fn, y_true, c, ignore_index, x, xp=xp)
@@ -241,7 +252,7 @@ def _sigmoid_target(fn: str, y_pred: Array, y_true: Array, ignore_index: Any, /,
     integer = xp.isdtype(y_true.dtype, "integral")
     if not (integer or y_true.dtype == xp.bool or xp.isdtype(y_true.dtype, "real floating")):
         raise TypeError(f"{fn}: y_true must be floating, integer or bool, got dtype {y_true.dtype}")
-    checks.check_ignore_index(fn, ignore_index, integer)
+    ignore_index = checks.check_ignore_index(fn, ignore_index, integer)
     checks.check_same_shape(fn, y_pred, y_true)
     t, valid = drop_ignored(y_true, ignore_index, xp=xp)
     if is_concrete(t):
@@ -256,6 +267,8 @@ def check_binary_target(fn: str, name: str, t: Array, valid: Array | None, /, *,
     """Integer targets are 0 or 1, floating ones lie in [0, 1] (concrete arrays; NaN passes, to give NaN)."""
     if not is_concrete(t) or numel(t) == 0 or t.dtype == xp.bool:
         return
+    t, xp = host_view(t, xp=xp)
+    valid = None if valid is None else host_view(valid, xp=xp)[0]
     if valid is None:  # the common case in one pass; NaN fails the range test and passes the exact one below
         low, high = value_range(t, xp=xp)
         if low >= 0 and high <= 1:
@@ -338,8 +351,10 @@ def mask_weight(fn: str, mask: Any, like: Array, axis: int, /, *, xp: ModuleType
         )
     if not xp.isdtype(mask.dtype, ("bool", "integral", "real floating")):
         raise TypeError(f"{fn}: mask must have a boolean, integer or real floating dtype, got {mask.dtype}")
-    if not xp.isdtype(mask.dtype, "bool") and is_concrete(mask) and numel(mask) and bool(xp.any(mask < 0)):
-        raise ValueError(f"{fn}: mask must hold non-negative pixel weights, found {float(xp.min(mask))!r}")
+    if not xp.isdtype(mask.dtype, "bool") and is_concrete(mask) and numel(mask):
+        low = value_range(mask, xp=xp)[0]
+        if low < 0:
+            raise ValueError(f"{fn}: mask must hold non-negative pixel weights, found {low!r}")
     return stop_gradient(as_float(mask, like, xp=xp), xp=xp)
 
 

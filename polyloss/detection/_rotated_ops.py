@@ -189,7 +189,7 @@ def postprocess(distance: Array, fun: str, tau: float, *, xp: ModuleType) -> Arr
 
 def check_fun(fn: str, fun: str, tau: float) -> None:
     checks.check_option(fn, "fun", fun, ("log1p", "sqrt", "none"))
-    checks.check_nonnegative(fn, "tau", tau)
+    tau = checks.check_nonnegative(fn, "tau", tau)
 
 
 def finish(fn: str, loss: Array, weight: Any, reduction: str, avg_factor: Any, dtype: Any, *,

@@ -202,7 +202,7 @@ class _Pair:
         checks.check_same_shape(fn, y_pred, y_true)
         checks.check_box_format(fn, "box_format", box_format)
         checks.check_reduction(fn, reduction)
-        checks.check_nonnegative(fn, "eps", eps)
+        eps = checks.check_nonnegative(fn, "eps", eps)
         p = promote(y_pred, xp=xp)
         t = y_true if y_true.dtype == p.dtype else xp.astype(y_true, p.dtype)
         self.xp, self.dtype, self.eps, self.reduction = xp, y_pred.dtype, eps, reduction

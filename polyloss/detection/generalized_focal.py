@@ -22,6 +22,7 @@ from .._backend import (
     sigmoid_cross_entropy,
     softmax,
     take_along_axis,
+    value_range,
 )
 from .._core import checks
 from .._core.docs import fill_doc
@@ -102,7 +103,7 @@ def quality_focal_loss(
     {{gfl_reference}}
     """
     fn = "quality_focal_loss"
-    checks.check_nonnegative(fn, "beta", beta)
+    beta = checks.check_nonnegative(fn, "beta", beta)
     xp, x, y = _prepare(fn, y_pred, y_true, reduction, avg_factor)
     loss = sigmoid_cross_entropy(x, y, xp=xp) * focal_modulation(xp.abs(y - sigmoid(x, xp=xp)), beta, xp=xp)
     return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), y_pred.dtype, xp=xp)
@@ -161,8 +162,8 @@ def varifocal_loss(
         https://arxiv.org/abs/2008.13367
     """
     fn = "varifocal_loss"
-    checks.check_in_unit_interval(fn, "alpha", alpha)
-    checks.check_nonnegative(fn, "gamma", gamma)
+    alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
+    gamma = checks.check_nonnegative(fn, "gamma", gamma)
     xp, x, q = _prepare(fn, y_pred, y_true, reduction, avg_factor)
     negative = alpha * focal_modulation(sigmoid(x, xp=xp), gamma, xp=xp)
     loss = sigmoid_cross_entropy(x, q, xp=xp) * xp.where(q > 0, q, negative)
@@ -232,11 +233,10 @@ def distribution_focal_loss(
             f"{fn}: y_true must have the shape of y_pred without its bin axis {tuple(y_pred.shape[:-1])}, "
             f"got {tuple(y_true.shape)}"
         )
-    if is_concrete(y_true) and 0 not in y_true.shape and bool(xp.any((y_true < 0) | (y_true > n - 1))):
-        raise ValueError(
-            f"{fn}: y_true must lie in [0, {n - 1}] (the bin range), found "
-            f"[{float(xp.min(y_true))!r}, {float(xp.max(y_true))!r}]"
-        )
+    if is_concrete(y_true) and 0 not in y_true.shape:
+        low, high = value_range(y_true, xp=xp)
+        if low < 0 or high > n - 1:
+            raise ValueError(f"{fn}: y_true must lie in [0, {n - 1}] (the bin range), found [{low!r}, {high!r}]")
     x = promote(y_pred, xp=xp)
     y = clip(as_float(y_true, x, xp=xp), 0, n - 1, xp=xp)  # out-of-range targets under jit stay on the grid
     left = clip(xp.floor(y), 0, n - 2, xp=xp)

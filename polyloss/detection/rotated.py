@@ -242,7 +242,7 @@ def probiou_loss(
         for Object Detection, 2021. https://arxiv.org/abs/2106.06072
     """
     fn = "probiou_loss"
-    checks.check_nonnegative(fn, "eps", eps)
+    eps = checks.check_nonnegative(fn, "eps", eps)
     pair = box_pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=False)
     xp, p, t = pair.xp, pair.p, pair.t
     ap, bp, at, bt = p.w**2 / 12, p.h**2 / 12, t.w**2 / 12, t.h**2 / 12
@@ -312,7 +312,7 @@ def kfiou_loss(
     checks.check_option(fn, "fun", fun, ("none", "ln", "exp"))
     if not beta > 0:
         raise ValueError(f"{fn}: beta must be > 0, got {beta!r}")
-    checks.check_nonnegative(fn, "eps", eps)
+    eps = checks.check_nonnegative(fn, "eps", eps)
     pair = box_pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=True)
     xp, p, t = pair.xp, pair.p, pair.t
     det = det_sum(pair, (p.w / 2) ** 2, (p.h / 2) ** 2, (t.w / 2) ** 2, (t.h / 2) ** 2)

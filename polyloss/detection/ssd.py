@@ -92,7 +92,7 @@ def smooth_l1_loss(y_pred: Array, y_true: Array, /, *, beta: float = 1.0, reduct
         Peer: ``torch.nn.functional.smooth_l1_loss(y_pred, y_true, beta=beta)``.
     """
     fn = "smooth_l1_loss"
-    checks.check_nonnegative(fn, "beta", beta)
+    beta = checks.check_nonnegative(fn, "beta", beta)
     d, xp = _regression_inputs(fn, y_pred, y_true, reduction)
     return restore(reduce_loss(smooth_l1(d, beta, xp=xp), reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
 

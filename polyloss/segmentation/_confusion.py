@@ -165,9 +165,12 @@ def resolve(fn: str, options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"{fn}() got an unexpected keyword argument {unknown[0]!r}")
     opts: dict[str, Any] = {**REGION_DEFAULTS, **options}
-    checks.check_nonnegative(fn, "smooth", opts["smooth"])
-    checks.check_nonnegative(fn, "eps", opts["eps"])
-    checks.check_in_unit_interval(fn, "label_smoothing", opts["label_smoothing"])
+    opts["smooth"] = checks.check_nonnegative(fn, "smooth", opts["smooth"])
+    opts["eps"] = checks.check_nonnegative(fn, "eps", opts["eps"])
+    opts["label_smoothing"] = checks.check_in_unit_interval(fn, "label_smoothing", opts["label_smoothing"])
+    opts["per_image"] = checks.check_flag(fn, "per_image", opts["per_image"])
+    if opts["soft_label"] is not None:
+        opts["soft_label"] = checks.check_flag(fn, "soft_label", opts["soft_label"])
     return opts
 
 

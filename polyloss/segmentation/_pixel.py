@@ -207,9 +207,9 @@ def softmax_focal(seg: Segmentation, alpha: Array | None, gamma: float, /, log_p
 
 def focal_alpha(seg: Segmentation, alpha: float | Sequence[float] | Array | None, /) -> Array | None:
     """The per-class alpha of the softmax focal loss: a scalar is 1 - alpha on class 0, alpha on the others."""
-    if isinstance(alpha, int | float) and not isinstance(alpha, bool):
-        checks.check_in_unit_interval(seg.fn, "alpha", alpha)
-        return class_vector(seg, "alpha", [1 - alpha] + [alpha] * (seg.num_classes - 1))
+    if checks.is_real_scalar(alpha):
+        a = checks.check_in_unit_interval(seg.fn, "alpha", alpha)
+        return class_vector(seg, "alpha", [1 - a] + [a] * (seg.num_classes - 1))
     return None if alpha is None else class_vector(seg, "alpha", alpha)
 
 

@@ -117,7 +117,7 @@ def boundary_loss(
     xp = namespace(fn, y_pred=y_pred, distance_map=distance_map, mask=mask)
     axis = check_scores(fn, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, region=True, xp=xp)
     check_layout(fn, y_pred, axis, mode)
-    p = activate(promote(y_pred, xp=xp), axis, mode, from_logits, xp=xp)
+    p = activate(promote(y_pred, xp=xp), axis, mode, checks.check_flag(fn, "from_logits", from_logits), xp=xp)
     phi = detached_field(fn, "distance_map", distance_map, y_pred, p, xp=xp)
     loss = drop_background(p * phi, axis, include_background)
     denominator = None
@@ -203,7 +203,7 @@ def hausdorff_dt_loss(
         convolutional neural networks, IEEE TMI 2019. https://arxiv.org/abs/1904.10030
     """
     fn = "hausdorff_dt_loss"
-    checks.check_nonnegative(fn, "alpha", alpha)
+    alpha = checks.check_nonnegative(fn, "alpha", alpha)
     checks.check_option(fn, "empty_field", empty_field, ("diagonal", "zero"))
     p, t, w, xp, axis = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                                include_background=include_background, ignore_index=ignore_index, mask=mask,
@@ -345,7 +345,7 @@ def boundary_iou_loss(
         CVPR 2021. https://arxiv.org/abs/2103.16562
     """
     fn = "boundary_iou_loss"
-    checks.check_nonnegative(fn, "smooth", smooth)
+    smooth = checks.check_nonnegative(fn, "smooth", smooth)
     p, t, w, xp, _ = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                             include_background=include_background, ignore_index=ignore_index, mask=mask,
                             reduction=reduction)
@@ -425,11 +425,10 @@ def soft_cldice_loss(
         segmentation, CVPR 2021. https://arxiv.org/abs/2003.07311
     """
     fn = "soft_cldice_loss"
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"{fn}: iterations must be a non-negative int, got {iterations!r}")
+    iterations = checks.check_count(fn, "iterations", iterations, 0)
     if not smooth > 0:
         raise ValueError(f"{fn}: smooth must be > 0, got {smooth!r}")
-    checks.check_nonnegative(fn, "harmonic_smooth", harmonic_smooth)
+    harmonic_smooth = checks.check_nonnegative(fn, "harmonic_smooth", harmonic_smooth)
     p, t, w, xp, _ = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                             include_background=include_background, ignore_index=ignore_index, mask=mask,
                             reduction=reduction)

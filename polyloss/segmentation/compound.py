@@ -49,7 +49,7 @@ def _check(fn: str, options: RegionOptions, **lambdas: float) -> dict[str, Any]:
             "pixel), got 'none'; call the two losses separately for unreduced values"
         )
     for name, value in lambdas.items():
-        checks.check_nonnegative(fn, name, value)
+        checks.check_nonnegative(fn, name, value)  # traced lambdas flow into the sum unread
     return dict(options)
 
 
@@ -172,11 +172,11 @@ def dice_focal_loss(
     """
     fn = "dice_focal_loss"
     opts = _check(fn, options, lambda_dice=lambda_dice, lambda_focal=lambda_focal, gamma=gamma)
-    scalar = alpha is None or (isinstance(alpha, int | float) and not isinstance(alpha, bool))
+    scalar = alpha is None or checks.is_real_scalar(alpha)
     if opts.get("mode", "multiclass") != "multiclass" and not scalar:
         raise ValueError(f"{fn}: alpha must be a scalar or None with mode={opts.get('mode')!r}, got {alpha!r}")
     if scalar and alpha is not None:
-        checks.check_in_unit_interval(fn, "alpha", alpha)  # type: ignore[arg-type]
+        alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
 
     def focal(px: PixelInputs) -> Array:
         seg, log_p, s = px.seg, px.log_p, px.s
@@ -249,8 +249,8 @@ def combo_loss(
     """
     fn = "combo_loss"
     opts = _check(fn, options)
-    checks.check_in_unit_interval(fn, "alpha", alpha)
-    checks.check_in_unit_interval(fn, "beta", beta)
+    alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
+    beta = checks.check_in_unit_interval(fn, "beta", beta)
 
     def wce(px: PixelInputs) -> Array:
         seg = px.seg
@@ -294,7 +294,7 @@ def bce_jaccard_loss(
     """
     fn = "bce_jaccard_loss"
     opts = _check(fn, options)
-    checks.check_in_unit_interval(fn, "alpha", alpha)
+    alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
 
     def ce(px: PixelInputs) -> Array:
         seg = px.seg

@@ -239,12 +239,11 @@ def _overlap(fn: str, pred: Array, true: Array, dice: bool, *, num_classes: int 
 def _label_sums(fn: str, pred: Array, true: Array, num_classes: int, ignore_index: int | None, dtype: object, *,
                 xp: ModuleType) -> tuple[Array, Array, Array]:
     """Per-sample, per-class pixel counts of integer label maps: predicted, both, reference; each (N, C)."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"{fn}: num_classes must be a positive int or None, got {num_classes!r}")
+    num_classes = checks.check_count(fn, "num_classes", num_classes, 1)
     for name, m in (("pred", pred), ("true", true)):
         if not xp.isdtype(m.dtype, "integral"):
             raise TypeError(f"{fn}: {name} must hold integer labels when num_classes is given, got {m.dtype}")
-    checks.check_ignore_index(fn, ignore_index, True)
+    ignore_index = checks.check_ignore_index(fn, ignore_index, True)
     true, valid = drop_ignored(true, ignore_index, xp=xp)
     pred = pred if valid is None else xp.where(valid, pred, 0)
     checks.check_integer_range(fn, "true", true, 0, num_classes - 1, xp=xp)

@@ -10,6 +10,7 @@ count (by the summed class weights for integer-target cross entropy, as torch).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .._backend import Array, clip, native_binary_cross_entropy, numel, softmax
 from .._core import checks
@@ -53,9 +54,9 @@ def _finish(seg: Segmentation, loss: Array, reduction: str, denominator: Array |
 def _binary(fn: str, y_pred: Array, y_true: Array, class_axis: int, ignore_index: int | None, reduction: str,
             alpha: float | None = None, gamma: float = 0.0) -> Segmentation:
     """Validate the focal options (when given) and prepare the inputs of a sigmoid loss."""
-    checks.check_nonnegative(fn, "gamma", gamma)
+    gamma = checks.check_nonnegative(fn, "gamma", gamma)
     if alpha is not None:
-        checks.check_in_unit_interval(fn, "alpha", alpha)
+        alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
     return prepare(fn, y_pred, y_true, mode="binary", class_axis=class_axis, ignore_index=ignore_index,
                    reduction=reduction)
 
@@ -111,7 +112,7 @@ def binary_cross_entropy(
         https://pytorch.org/docs/stable/generated/torch.nn.functional.binary_cross_entropy_with_logits.html
     """
     fn = "binary_cross_entropy"
-    checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
+    label_smoothing = checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
     seg = _binary(fn, y_pred, y_true, class_axis, ignore_index, reduction)
     t = seg.dense.target
     if label_smoothing:
@@ -161,7 +162,7 @@ def balanced_binary_cross_entropy(
     """
     fn = "balanced_binary_cross_entropy"
     if beta is not None:
-        checks.check_in_unit_interval(fn, "beta", beta)
+        beta = checks.check_in_unit_interval(fn, "beta", beta)
     seg = _binary(fn, y_pred, y_true, class_axis, ignore_index, reduction)
     xp, t, count = seg.xp, seg.dense.target, valid_count(seg)
     if beta is None and not numel(t):  # an empty batch has no share of negatives; any beta scores it 0
@@ -256,11 +257,12 @@ def poly1_focal_loss(
 
 
 def _softmax(fn: str, y_pred: Array, y_true: Array, class_axis: int, from_logits: bool, ignore_index: int | None,
-             reduction: str, label_smoothing: float = 0.0) -> Segmentation:
-    """Validate ``label_smoothing`` and prepare the inputs of a softmax loss."""
-    checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
-    return prepare(fn, y_pred, y_true, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
-                   reduction=reduction)
+             reduction: str, label_smoothing: Any = 0.0) -> tuple[Segmentation, Any]:
+    """Prepare the inputs of a softmax loss; ``label_smoothing`` validated (a float, or a traced 0-d array)."""
+    label_smoothing = checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
+    seg = prepare(fn, y_pred, y_true, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
+                  reduction=reduction)
+    return seg, label_smoothing
 
 
 @fill_doc(PIXEL_DOCS)
@@ -305,7 +307,8 @@ def cross_entropy(
     References:
         https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html
     """
-    seg = _softmax("cross_entropy", y_pred, y_true, class_axis, from_logits, ignore_index, reduction, label_smoothing)
+    seg, label_smoothing = _softmax("cross_entropy", y_pred, y_true, class_axis, from_logits, ignore_index, reduction,
+                                    label_smoothing)
     w = None if weight is None else class_vector(seg, "weight", weight)
     loss = native_ce(seg, w, label_smoothing, reduction)
     if loss is not None:
@@ -347,8 +350,8 @@ def poly1_cross_entropy(
     References:
         Leng et al., PolyLoss, 2022. https://arxiv.org/abs/2204.12511
     """
-    s = label_smoothing
-    seg = _softmax("poly1_cross_entropy", y_pred, y_true, class_axis, from_logits, ignore_index, reduction, s)
+    seg, s = _softmax("poly1_cross_entropy", y_pred, y_true, class_axis, from_logits, ignore_index, reduction,
+                      label_smoothing)
     xp, n, target = seg.xp, seg.num_classes, seg.target
     w = None if weight is None else class_vector(seg, "weight", weight)
     ce, denominator, pixel_w = cross_entropy_terms(seg, w, s)
@@ -401,7 +404,7 @@ def softmax_focal_loss(
         Lin et al., Focal loss for dense object detection, 2017. https://arxiv.org/abs/1708.02002
     """
     fn = "softmax_focal_loss"
-    checks.check_nonnegative(fn, "gamma", gamma)
-    seg = _softmax(fn, y_pred, y_true, class_axis, from_logits, ignore_index, reduction)
+    gamma = checks.check_nonnegative(fn, "gamma", gamma)
+    seg, _ = _softmax(fn, y_pred, y_true, class_axis, from_logits, ignore_index, reduction)
     loss = softmax_focal(seg, focal_alpha(seg, alpha), gamma)
     return _finish(seg, loss, reduction, valid_count(seg))

@@ -198,9 +198,9 @@ def jaccard_loss(
 def _tversky(fn: str, y_pred: Array, y_true: Array, alpha: float, beta: float, gamma: float,
              options: dict[str, Any]) -> Array:
     """(1 - TI_c)^gamma per class, reduced: the body of both Tversky losses."""
-    checks.check_nonnegative(fn, "alpha", alpha)
-    checks.check_nonnegative(fn, "beta", beta)
-    checks.check_nonnegative(fn, "gamma", gamma)
+    alpha = checks.check_nonnegative(fn, "alpha", alpha)
+    beta = checks.check_nonnegative(fn, "beta", beta)
+    gamma = checks.check_nonnegative(fn, "gamma", gamma)
     r = region(fn, y_pred, y_true, options)
     return finish(r, power(1 - tversky_index(r, alpha, beta), gamma, xp=r.xp))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from .._backend import Array, clamped_log, clip, log_softmax, numel
+from .._core import checks
 from .._core.docs import fill_doc
 from .._core.inputs import Mode, Reduction
 from .._core.reduce import reduce_loss, restore
@@ -101,8 +102,7 @@ def tubed_skeleton(
     arr = np.asarray(labels)
     if not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{fn}: labels must hold integer class labels, got dtype {arr.dtype}")
-    if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 0:
-        raise ValueError(f"{fn}: dilation must be a non-negative int, got {dilation!r}")
+    dilation = checks.check_count(fn, "dilation", dilation, 0)
     nd = (arr.ndim - 1 if arr.ndim > 2 else 2) if spatial_ndim is None else spatial_ndim
     if nd not in (2, 3) or arr.ndim < nd:
         raise ValueError(f"{fn}: spatial_ndim must be 2 or 3 and at most labels.ndim, got {spatial_ndim!r} "
@@ -235,8 +235,7 @@ def cl_cross_entropy_loss(
         (code: https://github.com/cesaracebes/centerline_CE)
     """
     fn = "cl_cross_entropy_loss"
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"{fn}: iterations must be a non-negative int, got {iterations!r}")
+    iterations = checks.check_count(fn, "iterations", iterations, 0)
     inp = channels_first(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                          ignore_index=ignore_index, reduction=reduction)
     xp, p, t = inp.xp, inp.p, inp.t
