@@ -87,6 +87,18 @@ def check_flag(fn: str, name: str, value: Any) -> bool:
     return value
 
 
+def is_zero(value: Any) -> bool:
+    """True for a validated real option known to be 0 (a traced one is not known: False)."""
+    return isinstance(value, int | float) and value == 0
+
+
+def check_flags(fn: str, /, **flags: Any) -> None:
+    """Every keyword is a bool flag (``check_flag``); ``None`` passes for flags whose default is None."""
+    for name, value in flags.items():
+        if value is not None:
+            check_flag(fn, name, value)
+
+
 def check_nonnegative(fn: str, name: str, value: Any) -> Any:
     """``check_real``, and ``>= 0`` where the value is known (NaN fails)."""
     value = check_real(fn, name, value)

@@ -7,7 +7,7 @@ it), the namespace passed as ``xp=``.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 from .._backend import Array, device, unstack
 
@@ -64,9 +64,11 @@ def pairwise_iou(a: Corners, b: Corners, /, *, xp: ModuleType) -> Array:
     return inter / xp.maximum(union, tiny)
 
 
-def smooth_l1(d: Array, beta: float, *, xp: ModuleType) -> Array:
-    """Smooth L1 (Huber / beta) of ``d``: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta; |d| at beta = 0."""
+def smooth_l1(d: Array, beta: Any, *, xp: ModuleType) -> Array:
+    """Smooth L1 (Huber / beta) of ``d``: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta; |d| at beta = 0.
+
+    ``beta`` a number or a traced 0-d array (which must then be positive)."""
     ad = xp.abs(d)
-    if beta == 0:
+    if isinstance(beta, int | float) and beta == 0:
         return ad
     return xp.where(ad < beta, (0.5 / beta) * d * d, ad - 0.5 * beta)

@@ -110,7 +110,7 @@ def check_ground_truth(fn: str, gt_boxes: Array, gt_labels: Array, gt_valid: Arr
         raise ValueError(f"{fn}: gt_valid must have shape {want}, got {tuple(gt_valid.shape)}")
     checks.check_box_format(fn, "box_format", box_format)
     checks.check_box_format(fn, "prior_format", prior_format)
-    iou_threshold = checks.check_in_unit_interval(fn, "iou_threshold", iou_threshold)
+    checks.check_in_unit_interval(fn, "iou_threshold", iou_threshold)
 
 
 def check_multibox(loc_pred: Array, conf_pred: Array, gt_boxes: Array, gt_labels: Array, gt_valid: Array,
@@ -128,8 +128,8 @@ def check_multibox(loc_pred: Array, conf_pred: Array, gt_boxes: Array, gt_labels
     if conf_pred.ndim != 3 or tuple(conf_pred.shape[:2]) != (n, num_priors):
         raise ValueError(f"{fn}: conf_pred must have shape ({n}, {num_priors}, C), got {tuple(conf_pred.shape)}")
     checks.check_option(fn, "loc_loss", loc_loss, ("smooth_l1", "l1"))
-    beta = checks.check_nonnegative(fn, "beta", beta)
-    neg_pos_ratio = checks.check_nonnegative(fn, "neg_pos_ratio", neg_pos_ratio)
+    checks.check_nonnegative(fn, "beta", beta)
+    checks.check_nonnegative(fn, "neg_pos_ratio", neg_pos_ratio)
     v = check_variances(fn, variances)
     num_classes = conf_pred.shape[2]
     if num_classes < 2:
@@ -147,7 +147,7 @@ def check_mining(fn: str, conf_loss: Array, positive: Array, neg_pos_ratio: floa
         raise ValueError(
             f"{fn}: positive must have the shape of conf_loss {tuple(conf_loss.shape)}, got {tuple(positive.shape)}"
         )
-    neg_pos_ratio = checks.check_nonnegative(fn, "neg_pos_ratio", neg_pos_ratio)
+    checks.check_nonnegative(fn, "neg_pos_ratio", neg_pos_ratio)
     if conf_loss.ndim < 1:
         raise ValueError(f"{fn}: conf_loss must have shape (..., P), got a 0-d array")
 

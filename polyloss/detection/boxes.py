@@ -275,6 +275,7 @@ def giou_loss(
         Peer: ``torchvision.ops.generalized_box_iou_loss`` (default reduction ``"none"``).
     """
     pair = _Pair("giou_loss", y_pred, y_true, box_format, reduction, eps)
+    eps = pair.eps
     area_c = pair.cw * pair.ch
     return pair.done(1 - pair.iou + (area_c - pair.union) / (area_c + eps))
 
@@ -333,6 +334,7 @@ def ciou_loss(
         eps=1e-7 in its DIoU term, so they agree at the default ``eps``).
     """
     pair = _Pair("ciou_loss", y_pred, y_true, box_format, reduction, eps)
+    eps = pair.eps
     xp = pair.xp
     x1, y1, x2, y2 = pair.p
     x1g, y1g, x2g, y2g = pair.t
@@ -364,6 +366,7 @@ def eiou_loss(
         regression, Neurocomputing 2022. https://arxiv.org/abs/2101.08158
     """
     pair = _Pair("eiou_loss", y_pred, y_true, box_format, reduction, eps)
+    eps = pair.eps
     x1, y1, x2, y2 = pair.p
     x1g, y1g, x2g, y2g = pair.t
     dw = (x2 - x1) - (x2g - x1g)

@@ -169,6 +169,8 @@ def balanced_l1_loss(y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, gam
         Peer: mmdet's ``balanced_l1_loss`` with the same ``alpha``, ``gamma``, ``beta``.
     """
     fn = "balanced_l1_loss"
+    alpha, gamma, beta = (checks.check_real(fn, name, v) for name, v in (("alpha", alpha), ("gamma", gamma),
+                                                                           ("beta", beta)))
     for name, value in (("alpha", alpha), ("gamma", gamma), ("beta", beta)):
         if not value > 0:
             raise ValueError(f"{fn}: {name} must be > 0, got {value!r}")
@@ -314,6 +316,7 @@ def match_priors(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Arr
         {{liu}}
     """
     xp = array_namespace(gt_boxes, gt_labels, gt_valid, priors)
+    iou_threshold = checks.check_real("match_priors", "iou_threshold", iou_threshold)
     ssd.check_ground_truth("match_priors", gt_boxes, gt_labels, gt_valid, priors, box_format, prior_format,
                            iou_threshold, xp=xp)
     ssd.check_gt_labels("match_priors", gt_labels, gt_valid, None, xp=xp)
@@ -359,6 +362,7 @@ def hard_negative_mining(conf_loss: Array, positive: Array, /, *, neg_pos_ratio:
         {{liu}}
     """
     xp = array_namespace(conf_loss, positive)
+    neg_pos_ratio = checks.check_real("hard_negative_mining", "neg_pos_ratio", neg_pos_ratio)
     ssd.check_mining("hard_negative_mining", conf_loss, positive, neg_pos_ratio, xp=xp)
     return ssd.mine(conf_loss, positive, neg_pos_ratio, xp=xp)
 
@@ -419,6 +423,9 @@ def multibox_loss(
         this at the number of negatives (the same unless they run out).
     """
     xp = array_namespace(loc_pred, conf_pred, gt_boxes, gt_labels, gt_valid, priors)
+    reals = {"beta": beta, "neg_pos_ratio": neg_pos_ratio, "iou_threshold": iou_threshold, "loc_weight": loc_weight}
+    beta, neg_pos_ratio, iou_threshold, loc_weight = (
+        checks.check_real("multibox_loss", k, v) for k, v in reals.items())
     v = ssd.check_multibox(loc_pred, conf_pred, gt_boxes, gt_labels, gt_valid, priors, loc_loss=loc_loss, beta=beta,
                            neg_pos_ratio=neg_pos_ratio, iou_threshold=iou_threshold, box_format=box_format,
                            prior_format=prior_format, variances=variances, xp=xp)

@@ -195,7 +195,7 @@ def region(fn: str, y_pred: Any, y_true: Any, options: dict[str, Any], /, *, squ
                 f"{fn}: all_reduce needs per_image=False (per-image statistics belong to one device's samples; "
                 "reduce the per-image losses instead)"
             )
-    if s and isinstance(seg.target, Dense):
+    if not checks.is_zero(s) and isinstance(seg.target, Dense):
         seg = replace(seg, target=_smoothed(seg, seg.target, s))
     label_s = s if isinstance(seg.target, Labels) else 0.0
     full_weight = None if opts["weight"] is None else class_vector(seg, "weight", opts["weight"])
@@ -371,7 +371,7 @@ def tversky_index(r: Region, alpha: float, beta: float) -> Array:
 
 def power(base: Array, gamma: float, *, xp: ModuleType) -> Array:
     """``base ** gamma`` for ``base >= 0``: 0 at 0, finite gradients for ``gamma < 1``, NaN stays NaN."""
-    if gamma == 1:
+    if isinstance(gamma, int | float) and gamma == 1:  # a traced gamma takes the general form
         return base
     tiny = xp.finfo(base.dtype).smallest_normal
     return xp.where(base == 0, 0, clip(base, tiny, None, xp=xp) ** gamma)

@@ -41,16 +41,15 @@ if TYPE_CHECKING:  # Python 3.10 lacks typing.Unpack; annotations are strings at
 __all__ = ["bce_jaccard_loss", "combo_loss", "dice_cross_entropy_loss", "dice_focal_loss"]
 
 
-def _check(fn: str, options: RegionOptions, **lambdas: float) -> dict[str, Any]:
-    """The compound's own checks; ``options`` as a dict (``region`` resolves and validates the rest)."""
+def _check(fn: str, options: RegionOptions, **lambdas: Any) -> tuple[dict[str, Any], list[Any]]:
+    """The compound's own checks; ``options`` as a dict (``region`` resolves and validates the rest), and the
+    non-negative ``lambdas`` in order, as floats or traced 0-d arrays."""
     if options.get("reduction", "mean") == "none":
         raise ValueError(
             f"{fn}: reduction must be 'mean' or 'sum' (the region term is per class, the pixel-wise term per "
             "pixel), got 'none'; call the two losses separately for unreduced values"
         )
-    for name, value in lambdas.items():
-        checks.check_nonnegative(fn, name, value)  # traced lambdas flow into the sum unread
-    return dict(options)
+    return dict(options), [checks.check_nonnegative(fn, name, value) for name, value in lambdas.items()]
 
 
 def _pixel_sum(seg: Segmentation, loss: Array, den: Array | None = None, *, per: int = 1) -> Array:
@@ -120,7 +119,7 @@ def dice_cross_entropy_loss(
         Isensee et al., nnU-Net, 2021. https://doi.org/10.1038/s41592-020-01008-z
     """
     fn = "dice_cross_entropy_loss"
-    opts = _check(fn, options, lambda_dice=lambda_dice, lambda_ce=lambda_ce)
+    opts, (lambda_dice, lambda_ce) = _check(fn, options, lambda_dice=lambda_dice, lambda_ce=lambda_ce)
 
     def ce(px: PixelInputs) -> Array:
         seg, w = px.seg, px.weight
@@ -171,7 +170,8 @@ def dice_focal_loss(
         Zhu et al., AnatomyNet, 2019. https://arxiv.org/abs/1808.05238
     """
     fn = "dice_focal_loss"
-    opts = _check(fn, options, lambda_dice=lambda_dice, lambda_focal=lambda_focal, gamma=gamma)
+    opts, (lambda_dice, lambda_focal, gamma) = _check(fn, options, lambda_dice=lambda_dice, lambda_focal=lambda_focal,
+                                                      gamma=gamma)
     scalar = alpha is None or checks.is_real_scalar(alpha)
     if opts.get("mode", "multiclass") != "multiclass" and not scalar:
         raise ValueError(f"{fn}: alpha must be a scalar or None with mode={opts.get('mode')!r}, got {alpha!r}")
@@ -186,7 +186,7 @@ def dice_focal_loss(
             return _pixel_sum(seg, loss)
         xp, a = seg.xp, focal_alpha(seg, alpha)
         loss = softmax_focal(seg, a, gamma, log_p)
-        if s and log_p is not None:  # linear in t: (1 - s) FL(onehot) + s FL(1/C)
+        if not checks.is_zero(s) and log_p is not None:  # linear in t: (1 - s) FL(onehot) + s FL(1/C)
             uniform = -focal_modulation(1 - xp.exp(log_p), gamma, xp=xp) * log_p
             uniform = xp.mean(uniform if a is None else along_class_axis(a, seg) * uniform, axis=seg.axis)
             loss = (1 - s) * loss + s * masked(seg.target.valid, uniform, xp=xp)
@@ -248,7 +248,7 @@ def combo_loss(
         Taghanaki et al., Combo loss, 2019. https://arxiv.org/abs/1805.02798
     """
     fn = "combo_loss"
-    opts = _check(fn, options)
+    opts, _ = _check(fn, options)
     alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
     beta = checks.check_in_unit_interval(fn, "beta", beta)
 
@@ -293,7 +293,7 @@ def bce_jaccard_loss(
         Iglovikov et al., TernausNetV2, 2018. https://arxiv.org/abs/1806.00844
     """
     fn = "bce_jaccard_loss"
-    opts = _check(fn, options)
+    opts, _ = _check(fn, options)
     alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
 
     def ce(px: PixelInputs) -> Array:

@@ -210,6 +210,7 @@ def unet_weight_map(
         raise TypeError(f"{fn}: instance_labels must have an integer dtype, got {instance_labels.dtype}")
     num_instances = checks.check_count(fn, "num_instances", num_instances, 0)
     w0 = checks.check_nonnegative(fn, "w0", w0)
+    sigma = checks.check_real(fn, "sigma", sigma)
     if not sigma > 0:
         raise ValueError(f"{fn}: sigma must be > 0, got {sigma!r}")
     spacing = spacing_of(fn, sampling, spatial_ndim)

@@ -81,6 +81,7 @@ def hausdorff_distance(
         Huttenlocher et al., Comparing images using the Hausdorff distance, TPAMI 1993.
         https://doi.org/10.1109/34.232073
     """
+    checks.check_flags("hausdorff_distance", directed=directed)
     fn = "hausdorff_distance"
     if percentile is not None and not 0 <= percentile <= 100:
         raise ValueError(f"{fn}: percentile must be None or lie in [0, 100], got {percentile!r}")
@@ -292,6 +293,7 @@ def dice_score(
         Dice, Measures of the amount of ecologic association between species, Ecology 1945.
         https://doi.org/10.2307/1932409
     """
+    checks.check_flags("dice_score", include_background=include_background, per_image=per_image)
     return _overlap("dice_score", pred, true, True, num_classes=num_classes, class_axis=class_axis,
                     ignore_index=ignore_index, include_background=include_background, per_image=per_image,
                     reduction=reduction)
@@ -319,6 +321,7 @@ def iou_score(
         Jaccard, The distribution of the flora in the alpine zone, New Phytologist 1912.
         https://doi.org/10.1111/j.1469-8137.1912.tb05611.x
     """
+    checks.check_flags("iou_score", include_background=include_background, per_image=per_image)
     return _overlap("iou_score", pred, true, False, num_classes=num_classes, class_axis=class_axis,
                     ignore_index=ignore_index, include_background=include_background, per_image=per_image,
                     reduction=reduction)

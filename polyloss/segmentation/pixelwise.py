@@ -52,13 +52,16 @@ def _finish(seg: Segmentation, loss: Array, reduction: str, denominator: Array |
 
 
 def _binary(fn: str, y_pred: Array, y_true: Array, class_axis: int, ignore_index: int | None, reduction: str,
-            alpha: float | None = None, gamma: float = 0.0) -> Segmentation:
-    """Validate the focal options (when given) and prepare the inputs of a sigmoid loss."""
-    gamma = checks.check_nonnegative(fn, "gamma", gamma)
-    if alpha is not None:
-        alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
+            from_logits: bool) -> Segmentation:
+    """Prepare the inputs of a sigmoid loss."""
     return prepare(fn, y_pred, y_true, mode="binary", class_axis=class_axis, ignore_index=ignore_index,
-                   reduction=reduction)
+                   reduction=reduction, from_logits=from_logits)
+
+
+def _focal_options(fn: str, alpha: Any, gamma: Any) -> tuple[Any, Any]:
+    """The sigmoid focal ``alpha`` (in [0, 1] or None) and ``gamma`` (>= 0), as floats or traced 0-d arrays."""
+    alpha = None if alpha is None else checks.check_in_unit_interval(fn, "alpha", alpha)
+    return alpha, checks.check_nonnegative(fn, "gamma", gamma)
 
 
 def _finish_elements(seg: Segmentation, loss: Array, weight: ElementWeight, reduction: str) -> Array:
@@ -113,9 +116,9 @@ def binary_cross_entropy(
     """
     fn = "binary_cross_entropy"
     label_smoothing = checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
-    seg = _binary(fn, y_pred, y_true, class_axis, ignore_index, reduction)
+    seg = _binary(fn, y_pred, y_true, class_axis, ignore_index, reduction, from_logits)
     t = seg.dense.target
-    if label_smoothing:
+    if not checks.is_zero(label_smoothing):
         t = t * (1 - label_smoothing) + label_smoothing / 2
     pw = None if pos_weight is None else element_weight(seg, "pos_weight", pos_weight)
     if from_logits and weight is None and seg.target.valid is None and reduction != "none" and numel(seg.x):
@@ -163,7 +166,8 @@ def balanced_binary_cross_entropy(
     fn = "balanced_binary_cross_entropy"
     if beta is not None:
         beta = checks.check_in_unit_interval(fn, "beta", beta)
-    seg = _binary(fn, y_pred, y_true, class_axis, ignore_index, reduction)
+    eps = checks.check_nonnegative(fn, "eps", eps)
+    seg = _binary(fn, y_pred, y_true, class_axis, ignore_index, reduction, from_logits)
     xp, t, count = seg.xp, seg.dense.target, valid_count(seg)
     if beta is None and not numel(t):  # an empty batch has no share of negatives; any beta scores it 0
         beta = 0.5
@@ -210,7 +214,8 @@ def sigmoid_focal_loss(
     References:
         Lin et al., Focal loss for dense object detection, 2017. https://arxiv.org/abs/1708.02002
     """
-    seg = _binary("sigmoid_focal_loss", y_pred, y_true, class_axis, ignore_index, reduction, alpha, gamma)
+    alpha, gamma = _focal_options("sigmoid_focal_loss", alpha, gamma)
+    seg = _binary("sigmoid_focal_loss", y_pred, y_true, class_axis, ignore_index, reduction, from_logits)
     loss, _ = sigmoid_focal(seg.x, seg.dense.target, alpha=alpha, gamma=gamma, from_logits=from_logits, xp=seg.xp)
     return _finish_elements(seg, loss, weight, reduction)
 
@@ -250,7 +255,9 @@ def poly1_focal_loss(
     References:
         Leng et al., PolyLoss, 2022. https://arxiv.org/abs/2204.12511
     """
-    seg = _binary("poly1_focal_loss", y_pred, y_true, class_axis, ignore_index, reduction, alpha, gamma)
+    alpha, gamma = _focal_options("poly1_focal_loss", alpha, gamma)
+    epsilon = checks.check_real("poly1_focal_loss", "epsilon", epsilon)
+    seg = _binary("poly1_focal_loss", y_pred, y_true, class_axis, ignore_index, reduction, from_logits)
     loss, one_minus_pt = sigmoid_focal(seg.x, seg.dense.target, alpha=alpha, gamma=gamma, from_logits=from_logits,
                                        xp=seg.xp)
     return _finish_elements(seg, loss + epsilon * one_minus_pt ** (gamma + 1), weight, reduction)
@@ -350,6 +357,7 @@ def poly1_cross_entropy(
     References:
         Leng et al., PolyLoss, 2022. https://arxiv.org/abs/2204.12511
     """
+    epsilon = checks.check_real("poly1_cross_entropy", "epsilon", epsilon)
     seg, s = _softmax("poly1_cross_entropy", y_pred, y_true, class_axis, from_logits, ignore_index, reduction,
                       label_smoothing)
     xp, n, target = seg.xp, seg.num_classes, seg.target
@@ -359,7 +367,7 @@ def poly1_cross_entropy(
         p_t = xp.sum(smoothed(target, s, n) * xp.exp(log_probs(seg)), axis=seg.axis)
     else:
         p_t = xp.exp(-nll_at_label(seg, target))
-        if s:
+        if not checks.is_zero(s):
             p_all = softmax(seg.x, axis=seg.axis, xp=xp) if seg.from_logits else seg.x
             p_t = (1 - s) * p_t + (s / n) * xp.sum(p_all, axis=seg.axis)
     loss = ce + masked(target.valid, epsilon * pixel_w * (1 - p_t), xp=xp)

@@ -156,6 +156,7 @@ def dice_loss(
     References:
         Milletari et al., V-Net, 2016. https://arxiv.org/abs/1606.04797
     """
+    checks.check_flags("dice_loss", log_loss=log_loss, squared=squared)
     r = region("dice_loss", y_pred, y_true, dict(options), squared=squared)
     index = dice_index(r)
     return finish(r, neg_log(index, r.opts["eps"], xp=r.xp) if log_loss else 1 - index)
@@ -190,6 +191,7 @@ def jaccard_loss(
         Rahman & Wang, Optimizing intersection-over-union in deep neural networks, 2016.
         https://doi.org/10.1007/978-3-319-50835-1_22
     """
+    checks.check_flags("jaccard_loss", log_loss=log_loss)
     r = region("jaccard_loss", y_pred, y_true, dict(options))
     index = jaccard_index(r)
     return finish(r, neg_log(index, r.opts["eps"], xp=r.xp) if log_loss else 1 - index)

@@ -179,7 +179,7 @@ def skeleton_recall_loss(
     check_layout(r.seg)
     st = r.st
     tp, fn = (st.tp[..., 1:], st.fn[..., 1:]) if mode == "multiclass" else (st.tp, st.fn)  # the foreground classes
-    recall = ratio(tp, tp + fn, tp + fn == 0, smooth=smooth, eps=1e-8, xp=r.xp)
+    recall = ratio(tp, tp + fn, tp + fn == 0, smooth=r.opts["smooth"], eps=1e-8, xp=r.xp)
     return finish(r, 1 - recall)
 
 
@@ -313,8 +313,12 @@ def boundary_dou_loss(
         Segmentation, MICCAI 2023. https://arxiv.org/abs/2308.00220
         (code: https://github.com/sunfan-bvb/BoundaryDoULoss)
     """
+    checks.check_flags(
+        "boundary_dou_loss", from_logits=from_logits, include_background=include_background, per_image=per_image
+    )
     fn = "boundary_dou_loss"
-    if not alpha_max < 1:
+    alpha_max, smooth = checks.check_real(fn, "alpha_max", alpha_max), checks.check_nonnegative(fn, "smooth", smooth)
+    if isinstance(alpha_max, float) and not alpha_max < 1:
         raise ValueError(f"{fn}: alpha_max must be < 1, got {alpha_max!r}")
 
     def target_counts(inputs: PixelInputs) -> Array:
