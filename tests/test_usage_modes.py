@@ -392,3 +392,20 @@ def test_cross_entropy_differentiates_a_learnable_weight(backend, rng):
     spread = -(log_p * ref[None, :, None, None]).sum(dim=1) / 3
     (((1 - s) * picked + s * spread).sum() / ref[y].sum()).backward()
     assert_close(w.grad, to_numpy(ref.grad), rtol=1e-10, atol=1e-12)
+
+
+def test_option_errors_name_the_function_and_never_contradict_themselves(backend, rng):
+    x = backend.asarray(rng.normal(size=(2, 3, 4, 5)))
+    y = backend.asarray(rng.integers(0, 3, size=(2, 4, 5)))
+    ce = _original("cross_entropy")
+    assert_close(ce(x, y, class_axis=np.int64(1), ignore_index=np.int64(2)), to_numpy(ce(x, y, ignore_index=2)))
+    with pytest.raises(ValueError, match=r"cross_entropy: class_axis must be an integer in \[-4, 3\], got 5$"):
+        ce(x, y, class_axis=np.int64(5))
+    with pytest.raises(TypeError, match="cross_entropy: class_axis must be an integer, got 1.5"):
+        ce(x, y, class_axis=1.5)
+    with pytest.raises(TypeError, match="cross_entropy: label_smoothing must be a real number"):
+        ce(x, y, label_smoothing="0.1")
+    with pytest.raises(ValueError, match="cross_entropy: label_smoothing must lie in"):
+        ce(x, y, label_smoothing=np.float32(1.5))
+    with pytest.raises(TypeError, match="dice_loss: from_logits must be True or False, got 'False'"):
+        _original("dice_loss")(x, y, from_logits="False")

@@ -201,7 +201,8 @@ def cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None
     transform differentiates): the fused kernel does not differentiate its weight, the composed path does.
     """
     torch = _torch()
-    if weight is not None and (weight.requires_grad or torch._C._functorch.is_functorch_wrapped_tensor(weight)):
+    if weight is not None and (weight.requires_grad or (not torch.compiler.is_compiling()
+                                                         and torch._C._functorch.is_functorch_wrapped_tensor(weight))):
         return None
     if labels.dtype != torch.int64:
         labels = labels.to(torch.int64)
