@@ -1,5 +1,6 @@
 """polyloss: segmentation and detection losses written once for every array API backend."""
 
+from ._backend.policy import set_checks
 from .adapters import keras_loss
 from .detection.box_variants import mpdiou_loss, nwd_loss, siou_loss, wiou_loss
 from .detection.boxes import (
@@ -65,6 +66,8 @@ __all__ = [
     "set_prediction_loss",
     # adapters
     "keras_loss",
+    # settings
+    "set_checks",
     # boundary and distance
     "boundary_iou",
     "boundary_iou_loss",

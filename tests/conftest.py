@@ -43,7 +43,8 @@ DEFAULT_BACKENDS = "numpy,array_api_strict,torch,jax"
 BACKENDS = [b.strip() for b in os.environ.get("POLYLOSS_BACKENDS", DEFAULT_BACKENDS).split(",") if b.strip()]
 
 for _name in polyloss.__all__:
-    lazy_xp_function(getattr(polyloss, _name))
+    if _name != "set_checks":  # a setting, not an array function: never wrapped in jax.jit
+        lazy_xp_function(getattr(polyloss, _name))
 
 
 def _base_seed() -> tuple[int, str]:

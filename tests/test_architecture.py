@@ -28,8 +28,6 @@ FRAMEWORK_EXCEPTIONS = {
     ("polyloss.segmentation.topology", "numpy"): "tubed_skeleton is a host-side dataset tool (scikit-image's "
     "skeletonize on NumPy label maps, run once per label map): it never sees a framework tensor or a trace",
     ("polyloss.segmentation.topology", "scipy"): "tubed_skeleton dilates the skeleton with scipy.ndimage (as above)",
-    ("polyloss.segmentation._fused", "jax"): "the fused region sums' JAX custom_vjp, which belongs in "
-    "_backend/jax.py beside the torch Function in _backend/torch_fused.py; its move is the fused-sums owner's",
 }
 
 

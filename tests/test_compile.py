@@ -243,8 +243,9 @@ CASES.update({
     "combo_loss[label_smoothing]": _region("combo_loss", label_smoothing=0.1),
     "bce_jaccard_loss[label_smoothing]": _region("bce_jaccard_loss", label_smoothing=0.1),
 })
-# adapters and wrappers that return Python functions (compiled inside Keras / in their own tests), host-side helpers
-NOT_ARRAY_FUNCTIONS = {"keras_loss", "deep_supervision", "tubed_skeleton"}
+# adapters and wrappers that return Python functions (compiled inside Keras / in their own tests), host-side helpers,
+# settings (set_checks: not a loss, takes no array)
+NOT_ARRAY_FUNCTIONS = {"keras_loss", "deep_supervision", "tubed_skeleton", "set_checks"}
 
 
 def _original(name):

@@ -46,7 +46,7 @@ from array_api_compat import device as _compat_device
 from array_api_compat import is_lazy_array
 
 from . import cupy as _native_cupy
-from . import generic
+from . import generic, policy
 from . import jax as _native_jax
 from . import numpy as _native_numpy
 from . import torch as _native_torch
@@ -65,6 +65,7 @@ __all__ = [
     "diagonal",
     "device",
     "distance_transform",
+    "host_view",
     "index_dtype",
     "is_concrete",
     "kth_largest",
@@ -164,19 +165,47 @@ def device(x: Array, /) -> Any:
 
 
 def is_concrete(x: Array) -> bool:
-    """True when ``x``'s values can be read now: the one test in front of every value check.
+    """True when a value check may read ``x`` now: the one test in front of every value check.
 
-    False for torch tensors while ``torch.compile`` traces and for JAX
-    ``Tracer``s (inside ``jax.jit``, ``grad``...), where a check would break
-    the graph; there an invalid value makes the loss NaN instead. A concrete
-    JAX array is checked like a NumPy one (``array_api_compat.is_lazy_array``
-    calls every JAX array lazy, so it is not asked for JAX).
+    False for arrays whose values cannot be read: torch tensors while
+    ``torch.compile`` traces or under a ``torch.func`` transform (``grad``,
+    ``vmap``: functorch-wrapped tensors), and JAX ``Tracer``s (inside
+    ``jax.jit``, ``grad``...), where a check would break the graph. False too,
+    by the check policy (``policy.set_checks``), for arrays on an accelerator
+    (``"auto"``, the default: reading them would stall the device) or for every
+    array (``"never"``). Where this is False an invalid value makes the loss
+    NaN instead. A concrete JAX array is read through ``host_view`` (a closed-over
+    one inside ``jax.jit`` would stage any ``jnp`` operation on it).
     """
+    mode = policy.checks_policy()
+    if mode == "never":
+        return False
     if type(x).__module__.startswith("jax"):
-        return not isinstance(x, sys.modules["jax"].core.Tracer)
-    if _is_tensor(x):
-        return not sys.modules["torch"].compiler.is_compiling()
-    return not is_lazy_array(x)
+        if isinstance(x, sys.modules["jax"].core.Tracer):
+            return False
+    elif _is_tensor(x):
+        torch = sys.modules["torch"]
+        if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x):
+            return False
+    elif is_lazy_array(x):
+        return False
+    return mode == "always" or policy.on_host(x)
+
+
+def host_view(x: Array, /, *, xp: ModuleType) -> tuple[Array, ModuleType]:
+    """``(x, xp)`` to read the values of an ``is_concrete`` array with: eager operations that stage nothing.
+
+    A JAX array becomes a NumPy array (its buffer read on the host: inside a
+    ``jax.jit`` trace every ``jnp`` operation is staged, even on a concrete
+    array the traced function closed over); other arrays are returned as they
+    are (their operations run eagerly).
+    """
+    if native_kind(xp) == "jax":
+        import array_api_compat.numpy as np_compat
+
+        host: ModuleType = np_compat
+        return host.asarray(x), host
+    return x, xp
 
 
 def numel(x: Array) -> int:
@@ -261,6 +290,7 @@ def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Arr
 
 
 def value_range(x: Array, /, *, xp: ModuleType) -> tuple[float, float]:
+    x, xp = host_view(x, xp=xp)
     return _delegate(generic.value_range, xp)(x, xp=xp)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, cast
 
-from . import generic
+from . import generic, policy
 from .generic import Array
 from .numpy import scipy_assignment, scipy_edt
 
@@ -125,7 +125,14 @@ def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Arr
 
 def softmax_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
                           label_smoothing: float, reduction: str, xp: ModuleType) -> Array:
-    """The fused ``F.cross_entropy``, whose options these are."""
+    """The fused ``F.cross_entropy``, whose options these are; the generic composition for a ``weight`` that
+    needs a gradient (learnable class weights, or one a ``torch.func`` transform differentiates): the fused
+    kernel does not differentiate its weight."""
+    torch = _torch()
+    if weight is not None and (weight.requires_grad or (not torch.compiler.is_compiling()
+                                                         and _functorch_wrapped(weight))):
+        return generic.softmax_cross_entropy(x, labels, axis=axis, weight=weight, ignore_index=ignore_index,
+                                             label_smoothing=label_smoothing, reduction=reduction, xp=xp)
     return _cross_entropy(x, labels, axis, weight=weight, ignore_index=-100 if ignore_index is None else ignore_index,
                           label_smoothing=label_smoothing, reduction=reduction)
 
@@ -238,11 +245,13 @@ def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], dtype: Any,
     While ``torch.compile`` traces, the generic one: the tracer must never call
     a host kernel (a custom op registered lazily would have to be registered
     inside the trace, and a module-level flag would become a Dynamo guard), so
-    compiled graphs take the exact array-API path; so do other devices.
+    compiled graphs take the exact array-API path; so do tensors under a
+    ``torch.func`` transform (a functorch wrapper has no data pointer) and
+    tensors off the host (``policy.on_host``: a NumPy view would sync).
     """
     torch = _torch()
     out = None
-    if fg.device.type == "cpu" and not torch.compiler.is_compiling():
+    if policy.on_host(fg) and not torch.compiler.is_compiling() and not _functorch_wrapped(fg):
         out = scipy_edt(fg.numpy(), sampling)
     if out is None:
         return generic.exact_edt(fg, sampling, dtype, fg.device, xp=xp)
@@ -250,10 +259,10 @@ def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], dtype: Any,
 
 
 def linear_sum_assignment(cost: Array, row_valid: Array, col_valid: Array, /, *, xp: ModuleType) -> Array | None:
-    """Eager CPU tensors: SciPy per problem on zero-copy NumPy views (``scipy_assignment``); ``None``
-    while compiling, under ``torch.func`` transforms and on other devices (the caller's solver)."""
+    """Eager host tensors: SciPy per problem on zero-copy NumPy views (``scipy_assignment``); ``None``
+    while compiling, under ``torch.func`` transforms and off the host (the caller's solver)."""
     torch = _torch()
-    if cost.device.type != "cpu" or torch.compiler.is_compiling() or _functorch_wrapped(cost):
+    if not policy.on_host(cost) or torch.compiler.is_compiling() or _functorch_wrapped(cost):
         return None
     out = scipy_assignment(cost.detach().numpy(), row_valid.numpy(), col_valid.numpy())
     return None if out is None else torch.from_numpy(out)

@@ -10,12 +10,13 @@ through ``_inputs.prepare``, which builds on these.
 
 from __future__ import annotations
 
+import numbers
 import operator
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from .._backend import Array, is_concrete
+from .._backend import Array, array_namespace, host_view, is_concrete, value_range
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -30,16 +31,89 @@ def check_reduction(caller: str, reduction: Any) -> None:
     check_option(caller, "reduction", reduction, REDUCTIONS)
 
 
-def check_nonnegative(caller: str, name: str, value: float) -> None:
-    if not value >= 0:
+def is_real_scalar(value: Any) -> bool:
+    """True for a real number option: a Python or NumPy number (not a bool), or a 0-d real array (traced too)."""
+    if isinstance(value, bool | str | bytes) or value is None:
+        return False
+    if isinstance(value, int | float | numbers.Real):
+        return True
+    return getattr(value, "shape", None) == () and hasattr(value, "dtype") and not _is_bool_dtype(value.dtype)
+
+
+def _is_bool_dtype(dtype: Any) -> bool:
+    return str(dtype).rsplit(".", 1)[-1] == "bool"
+
+
+def check_real(caller: str, name: str, value: Any) -> Any:
+    """A real option as a Python ``float`` (numbers, NumPy scalars, concrete 0-d arrays); a traced 0-d array as is.
+
+    A traced value (a JAX tracer under ``jit``/``vmap``, a tensor while compiling or on an accelerator, see
+    ``is_concrete``) flows into the formula unread, so hyper-parameters can be swept; its range checks are
+    skipped. Anything else (``None``, a bool, a string, an array of more than one value) is a TypeError.
+    """
+    if not is_real_scalar(value):
+        raise TypeError(f"{caller}: {name} must be a real number (or a 0-d array), got {value!r}")
+    if isinstance(value, int | float | numbers.Real):
+        return float(value)
+    if not is_concrete(value):
+        return value
+    host, _ = host_view(value, xp=array_namespace(value))
+    return float(host)
+
+
+def check_int(caller: str, name: str, value: Any) -> int:
+    """An integer option through ``operator.index`` (Python and NumPy integers, 0-d integer arrays); not a bool."""
+    if isinstance(value, bool):
+        raise TypeError(f"{caller}: {name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{caller}: {name} must be an integer, got {value!r}") from None
+
+
+def check_count(caller: str, name: str, value: Any, low: int) -> int:
+    """An integer option (``check_int``) that is at least ``low``."""
+    count = check_int(caller, name, value)
+    if count < low:
+        what = "a positive" if low == 1 else "a non-negative" if low == 0 else f"an (>= {low})"
+        raise ValueError(f"{caller}: {name} must be {what} int, got {count}")
+    return count
+
+
+def check_flag(caller: str, name: str, value: Any) -> bool:
+    """A flag is a Python bool: ``"False"``, 0 or 1 are TypeErrors (a string would read as True)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{caller}: {name} must be True or False, got {value!r}")
+    return value
+
+
+def is_zero(value: Any) -> bool:
+    """True for a validated real option known to be 0 (a traced one is not known: False)."""
+    return isinstance(value, int | float) and value == 0
+
+
+def check_flags(caller: str, /, **flags: Any) -> None:
+    """Every keyword is a bool flag (``check_flag``); ``None`` passes for flags whose default is None."""
+    for name, value in flags.items():
+        if value is not None:
+            check_flag(caller, name, value)
+
+
+def check_nonnegative(caller: str, name: str, value: Any) -> Any:
+    """``check_real``, and ``>= 0`` where the value is known (NaN fails)."""
+    value = check_real(caller, name, value)
+    if isinstance(value, float) and not value >= 0:
         raise ValueError(f"{caller}: {name} must be >= 0, got {value!r}")
+    return value
 
 
-def check_in_unit_interval(caller: str, name: str, value: float, *, closed: bool = True) -> None:
-    ok = 0 <= value <= 1 if closed else 0 < value < 1
-    if not ok:
+def check_in_unit_interval(caller: str, name: str, value: Any, *, closed: bool = True) -> Any:
+    """``check_real``, and within [0, 1] (``closed``) or (0, 1) where the value is known."""
+    value = check_real(caller, name, value)
+    if isinstance(value, float) and not (0 <= value <= 1 if closed else 0 < value < 1):
         interval = "[0, 1]" if closed else "(0, 1)"
         raise ValueError(f"{caller}: {name} must lie in {interval}, got {value!r}")
+    return value
 
 
 def check_floating(caller: str, name: str, x: Array, *, xp: ModuleType) -> None:
@@ -54,20 +128,27 @@ def check_same_shape(caller: str, y_pred: Array, y_true: Array) -> None:
         )
 
 
-def normalize_axis(caller: str, name: str, axis: int, ndim: int) -> int:
-    """``axis`` as a non-negative index into an array of ``ndim`` dimensions."""
-    if isinstance(axis, bool) or not isinstance(axis, int) or not -ndim <= axis < ndim:
-        raise ValueError(f"{caller}: {name} must be an integer in [{-ndim}, {ndim - 1}], got {axis!r}")
-    return axis % ndim
+def normalize_axis(caller: str, name: str, axis: Any, ndim: int) -> int:
+    """``axis`` (any integer, ``operator.index``) as a non-negative index into an array of ``ndim`` dimensions."""
+    index = check_int(caller, name, axis)
+    if not -ndim <= index < ndim:
+        raise ValueError(f"{caller}: {name} must be an integer in [{-ndim}, {ndim - 1}], got {index}")
+    return index % ndim
 
 
-def check_ignore_index(caller: str, ignore_index: Any, integer_target: bool) -> None:
+def check_ignore_index(caller: str, ignore_index: Any, integer_target: bool) -> int | None:
+    """``ignore_index`` as a Python int (``operator.index``), or None."""
     if ignore_index is None:
-        return
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        return None
+    if isinstance(ignore_index, bool):
         raise TypeError(f"{caller}: ignore_index must be an int or None, got {ignore_index!r}")
+    try:
+        index = operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(f"{caller}: ignore_index must be an int or None, got {ignore_index!r}") from None
     if not integer_target:
         raise ValueError(f"{caller}: ignore_index applies to integer class-index targets only, got floating y_true")
+    return index
 
 
 def check_class_subset(caller: str, classes: Any, num_classes: int) -> tuple[int, ...]:
@@ -103,6 +184,6 @@ def check_integer_range(caller: str, name: str, x: Array, low: int, high: int, *
     """Every value of integer ``x`` lies in ``[low, high]`` (eager arrays only)."""
     if not is_concrete(x) or 0 in x.shape:
         return
-    lo, hi = int(xp.min(x)), int(xp.max(x))
+    lo, hi = value_range(x, xp=xp)
     if lo < low or hi > high:
         raise ValueError(f"{caller}: {name} must lie in [{low}, {high}], found {lo if lo < low else hi}")

@@ -35,7 +35,17 @@ from typing import Any, NamedTuple, TypeAlias, get_args
 
 from array_api_compat import is_array_api_obj
 
-from .._backend import Array, array_namespace, device, index_dtype, is_concrete, numel, stop_gradient, value_range
+from .._backend import (
+    Array,
+    array_namespace,
+    device,
+    host_view,
+    index_dtype,
+    is_concrete,
+    numel,
+    stop_gradient,
+    value_range,
+)
 from . import checks
 from .reduce import as_float, promote
 from .typing import Mode
@@ -145,6 +155,7 @@ def prepare(caller: str, y_pred: Any, y_true: Any, /, *, mode: Any = "multiclass
             ) -> Segmentation:
     """Validate and lay out the inputs of a segmentation loss, by the rules of the family's ``layout``."""
     xp = namespace(caller, y_pred=y_pred, y_true=y_true)
+    from_logits = checks.check_flag(caller, "from_logits", from_logits)
     axis = check_scores(caller, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, layout=layout, xp=xp)
     ndim = y_pred.ndim
     x = promote(y_pred, xp=xp)
@@ -154,7 +165,7 @@ def prepare(caller: str, y_pred: Any, y_true: Any, /, *, mode: Any = "multiclass
         return Segmentation(caller, xp, x, mode, axis, c, target, from_logits, y_pred.dtype)
     c = y_pred.shape[axis] if axis < ndim else 1
     integer = _is_integer_target(caller, y_true, xp=xp)
-    checks.check_ignore_index(caller, ignore_index, integer)
+    ignore_index = checks.check_ignore_index(caller, ignore_index, integer)
     if integer:
         _check_index_target_shape(caller, y_pred, y_true, axis)
         labels, x = _labels(caller, y_true, c, ignore_index, x, xp=xp)
@@ -266,7 +277,7 @@ def _sigmoid_target(caller: str, y_pred: Array, y_true: Array, ignore_index: Any
     integer = xp.isdtype(y_true.dtype, "integral")
     if not (integer or y_true.dtype == xp.bool or xp.isdtype(y_true.dtype, "real floating")):
         raise TypeError(f"{caller}: y_true must be floating, integer or bool, got dtype {y_true.dtype}")
-    checks.check_ignore_index(caller, ignore_index, integer)
+    ignore_index = checks.check_ignore_index(caller, ignore_index, integer)
     checks.check_same_shape(caller, y_pred, y_true)
     t, valid = drop_ignored(y_true, ignore_index, xp=xp)
     if is_concrete(t):
@@ -281,6 +292,8 @@ def check_binary_target(caller: str, name: str, t: Array, valid: Array | None, /
     """Integer targets are 0 or 1, floating ones lie in [0, 1] (concrete arrays; NaN passes, to give NaN)."""
     if not is_concrete(t) or numel(t) == 0 or t.dtype == xp.bool:
         return
+    t, xp = host_view(t, xp=xp)
+    valid = None if valid is None else host_view(valid, xp=xp)[0]
     if valid is None:  # the common case in one pass; NaN fails the range test and passes the exact one below
         low, high = value_range(t, xp=xp)
         if low >= 0 and high <= 1:
@@ -363,8 +376,10 @@ def mask_weight(caller: str, mask: Any, like: Array, axis: int, /, *, xp: Module
         )
     if not xp.isdtype(mask.dtype, ("bool", "integral", "real floating")):
         raise TypeError(f"{caller}: mask must have a boolean, integer or real floating dtype, got {mask.dtype}")
-    if not xp.isdtype(mask.dtype, "bool") and is_concrete(mask) and numel(mask) and bool(xp.any(mask < 0)):
-        raise ValueError(f"{caller}: mask must hold non-negative pixel weights, found {float(xp.min(mask))!r}")
+    if not xp.isdtype(mask.dtype, "bool") and is_concrete(mask) and numel(mask):
+        low = value_range(mask, xp=xp)[0]
+        if low < 0:
+            raise ValueError(f"{caller}: mask must hold non-negative pixel weights, found {low!r}")
     return stop_gradient(as_float(mask, like, xp=xp), xp=xp)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from .._backend import Array, device, is_concrete, numel
+from .._backend import Array, device, is_concrete, numel, value_range
 from .checks import check_nonnegative
 
 
@@ -115,8 +115,8 @@ def weighted_reduction(
     if reduction != "mean" or avg_factor is None:
         return reduce_loss(loss, reduction=reduction, xp=xp)
     factor = xp.asarray(avg_factor, dtype=loss.dtype, device=device(loss))
-    if is_concrete(factor) and bool(factor < 0):
-        raise ValueError(f"{caller}: avg_factor must be >= 0, got {float(factor)!r}")
+    if is_concrete(factor) and (low := value_range(factor, xp=xp)[0]) < 0:
+        raise ValueError(f"{caller}: avg_factor must be >= 0, got {low!r}")
     return reduce_loss(loss, reduction="mean", denominator=factor, xp=xp)
 
 

@@ -74,10 +74,12 @@ def tiny_like(x: Array, /, *, xp: ModuleType) -> Array:
     return xp.asarray(xp.finfo(x.dtype).smallest_normal, dtype=x.dtype, device=device(x))
 
 
-def smooth_l1(d: Array, beta: float, *, xp: ModuleType) -> Array:
-    """Smooth L1 (Huber / beta) of ``d``: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta; |d| at beta = 0."""
+def smooth_l1(d: Array, beta: Any, *, xp: ModuleType) -> Array:
+    """Smooth L1 (Huber / beta) of ``d``: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta; |d| at beta = 0.
+
+    ``beta`` a number or a traced 0-d array (which must then be positive)."""
     ad = xp.abs(d)
-    if beta == 0:
+    if isinstance(beta, int | float) and beta == 0:
         return ad
     return xp.where(ad < beta, (0.5 / beta) * d * d, ad - 0.5 * beta)
 
@@ -161,7 +163,7 @@ class LossPair(BoxPair):
         checks.check_same_shape(fn, y_pred, y_true)
         checks.check_box_format(fn, "box_format", box_format)
         checks.check_reduction(fn, reduction)
-        checks.check_nonnegative(fn, "eps", eps)
+        eps = checks.check_nonnegative(fn, "eps", eps)
         ratio = check_ratio(fn, "inner_ratio", inner_ratio)
         p = promote(y_pred, xp=xp)
         t = y_true if y_true.dtype == p.dtype else xp.astype(y_true, p.dtype)

@@ -144,9 +144,13 @@ def postprocess(distance: Array, fun: str, tau: float, *, xp: ModuleType) -> Arr
     return 1 - 1 / (tau + distance) if tau >= 1 else distance
 
 
-def check_fun(caller: str, fun: str, tau: float) -> None:
+def check_fun(caller: str, fun: str, tau: Any) -> float:
+    """``fun`` one of mmrotate's, ``tau >= 0`` (a concrete number: it picks the formula); returns ``tau``."""
     checks.check_option(caller, "fun", fun, ("log1p", "sqrt", "none"))
-    checks.check_nonnegative(caller, "tau", tau)
+    tau = checks.check_nonnegative(caller, "tau", tau)
+    if not isinstance(tau, float):
+        raise TypeError(f"{caller}: tau must be a concrete number (it selects the formula), got a traced {tau!r}")
+    return tau
 
 
 def finish(caller: str, loss: Array, weight: Any, reduction: str, avg_factor: Any, dtype: Any, *,

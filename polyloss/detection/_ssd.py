@@ -16,6 +16,7 @@ from .._backend import (
     clip,
     cumulative_sum,
     device,
+    host_view,
     index_dtype,
     is_concrete,
     kth_largest,
@@ -149,9 +150,10 @@ def check_gt_labels(caller: str, gt_labels: Array, gt_valid: Array, num_classes:
     Concrete arrays only (NumPy, eager torch, JAX outside a trace); traced
     ones are not read.
     """
-    if not is_concrete(gt_labels) or 0 in gt_labels.shape:
+    if not (is_concrete(gt_labels) and is_concrete(gt_valid)) or 0 in gt_labels.shape:
         return
-    low, high = value_range(xp.where(gt_valid, gt_labels, xp.ones_like(gt_labels)), xp=xp)
+    (gt_labels, hxp), gt_valid = host_view(gt_labels, xp=xp), host_view(gt_valid, xp=xp)[0]
+    low, high = value_range(hxp.where(gt_valid, gt_labels, hxp.ones_like(gt_labels)), xp=hxp)
     if num_classes is None and low < 1:
         raise ValueError(f"{caller}: gt_labels of valid boxes must be >= 1 (0 is background), found {low}")
     if num_classes is not None and (low < 1 or high >= num_classes):

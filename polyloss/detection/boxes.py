@@ -270,6 +270,7 @@ def giou_loss(
     """
     pair = LossPair("giou_loss", y_pred, y_true, box_format=box_format, reduction=reduction, eps=eps,
                     inner_ratio=inner_ratio)
+    eps = pair.eps
     area_c = pair.cw * pair.ch
     return pair.done(1 - pair.overlap + (area_c - pair.union) / (area_c + eps))
 
@@ -440,6 +441,7 @@ def eiou_loss(
     """
     pair = LossPair("eiou_loss", y_pred, y_true, box_format=box_format, reduction=reduction, eps=eps,
                     inner_ratio=inner_ratio)
+    eps = pair.eps
     x1, y1, x2, y2 = pair.p
     x1g, y1g, x2g, y2g = pair.t
     dw = (x2 - x1) - (x2g - x1g)

@@ -17,6 +17,7 @@ from .._backend import (
     is_concrete,
     sigmoid,
     sigmoid_cross_entropy,
+    value_range,
 )
 from .._core import checks
 from .._core.reduce import as_float, check_weighting, promote, restore, weighted_reduction
@@ -93,7 +94,7 @@ def quality_focal_loss(
         https://arxiv.org/abs/2006.04388
     """
     fn = "quality_focal_loss"
-    checks.check_nonnegative(fn, "beta", beta)
+    beta = checks.check_nonnegative(fn, "beta", beta)
     xp, x, y = _prepare(fn, y_pred, y_true, reduction, avg_factor)
     loss = sigmoid_cross_entropy(x, y, xp=xp) * focal_modulation(xp.abs(y - sigmoid(x, xp=xp)), beta, xp=xp)
     return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), y_pred.dtype, xp=xp)
@@ -152,8 +153,8 @@ def varifocal_loss(
         https://arxiv.org/abs/2008.13367
     """
     fn = "varifocal_loss"
-    checks.check_in_unit_interval(fn, "alpha", alpha)
-    checks.check_nonnegative(fn, "gamma", gamma)
+    alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
+    gamma = checks.check_nonnegative(fn, "gamma", gamma)
     xp, x, q = _prepare(fn, y_pred, y_true, reduction, avg_factor)
     negative = alpha * focal_modulation(sigmoid(x, xp=xp), gamma, xp=xp)
     loss = sigmoid_cross_entropy(x, q, xp=xp) * xp.where(q > 0, q, negative)
@@ -225,11 +226,10 @@ def distribution_focal_loss(
             f"{fn}: y_true must have the shape of y_pred without its bin axis {tuple(y_pred.shape[:-1])}, "
             f"got {tuple(y_true.shape)}"
         )
-    if is_concrete(y_true) and 0 not in y_true.shape and bool(xp.any((y_true < 0) | (y_true > n - 1))):
-        raise ValueError(
-            f"{fn}: y_true must lie in [0, {n - 1}] (the bin range), found "
-            f"[{float(xp.min(y_true))!r}, {float(xp.max(y_true))!r}]"
-        )
+    if is_concrete(y_true) and 0 not in y_true.shape:
+        low, high = value_range(y_true, xp=xp)
+        if low < 0 or high > n - 1:
+            raise ValueError(f"{fn}: y_true must lie in [0, {n - 1}] (the bin range), found [{low!r}, {high!r}]")
     x = promote(y_pred, xp=xp)
     loss = distribution_focal(x, as_float(y_true, x, xp=xp), xp=xp)  # out-of-range targets under jit: clipped
     return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), y_pred.dtype, xp=xp)

@@ -152,7 +152,7 @@ def gwd_loss(
         Wasserstein Distance Loss, ICML 2021. https://arxiv.org/abs/2101.11952
     """
     fn = "gwd_loss"
-    check_fun(fn, fun, tau)
+    tau = check_fun(fn, fun, tau)
     pair = box_pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=True)
     xp, p, t = pair.xp, pair.p, pair.t
     ap, bp, at, bt = (p.w / 2) ** 2, (p.h / 2) ** 2, (t.w / 2) ** 2, (t.h / 2) ** 2
@@ -223,7 +223,7 @@ def kld_loss(
         https://arxiv.org/abs/2106.01883
     """
     fn = "kld_loss"
-    check_fun(fn, fun, tau)
+    tau = check_fun(fn, fun, tau)
     pair = box_pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=True)
     xp, p, t = pair.xp, pair.p, pair.t
     du, dv = along(p, pair.dx, pair.dy)  # the offset along the predicted width and height
@@ -292,7 +292,7 @@ def probiou_loss(
         for Object Detection, 2021. https://arxiv.org/abs/2106.06072
     """
     fn = "probiou_loss"
-    checks.check_nonnegative(fn, "eps", eps)
+    eps = checks.check_nonnegative(fn, "eps", eps)
     pair = box_pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=False)
     xp, p, t = pair.xp, pair.p, pair.t
     ap, bp, at, bt = p.w**2 / 12, p.h**2 / 12, t.w**2 / 12, t.h**2 / 12
@@ -366,9 +366,10 @@ def kfiou_loss(
     """
     fn = "kfiou_loss"
     checks.check_option(fn, "fun", fun, ("none", "ln", "exp"))
+    beta = checks.check_real(fn, "beta", beta)
     if not beta > 0:
         raise ValueError(f"{fn}: beta must be > 0, got {beta!r}")
-    checks.check_nonnegative(fn, "eps", eps)
+    eps = checks.check_nonnegative(fn, "eps", eps)
     pair = box_pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=True)
     xp, p, t = pair.xp, pair.p, pair.t
     det = det_sum(pair, (p.w / 2) ** 2, (p.h / 2) ** 2, (t.w / 2) ** 2, (t.h / 2) ** 2)

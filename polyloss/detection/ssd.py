@@ -81,7 +81,7 @@ def smooth_l1_loss(y_pred: Array, y_true: Array, /, *, beta: float = 1.0, reduct
         Peer: ``torch.nn.functional.smooth_l1_loss(y_pred, y_true, beta=beta)``.
     """
     fn = "smooth_l1_loss"
-    checks.check_nonnegative(fn, "beta", beta)
+    beta = checks.check_nonnegative(fn, "beta", beta)
     d, xp = _regression_inputs(fn, y_pred, y_true, reduction)
     return restore(reduce_loss(smooth_l1(d, beta, xp=xp), reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
 
@@ -164,6 +164,8 @@ def balanced_l1_loss(y_pred: Array, y_true: Array, /, *, alpha: float = 0.5, gam
         Peer: mmdet's ``balanced_l1_loss`` with the same ``alpha``, ``gamma``, ``beta``.
     """
     fn = "balanced_l1_loss"
+    alpha, gamma, beta = (checks.check_real(fn, name, v) for name, v in (("alpha", alpha), ("gamma", gamma),
+                                                                           ("beta", beta)))
     for name, value in (("alpha", alpha), ("gamma", gamma), ("beta", beta)):
         if not value > 0:
             raise ValueError(f"{fn}: {name} must be > 0, got {value!r}")
@@ -316,6 +318,7 @@ def match_priors(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Arr
         https://arxiv.org/abs/1512.02325
     """
     xp = array_namespace(gt_boxes, gt_labels, gt_valid, priors)
+    iou_threshold = checks.check_real("match_priors", "iou_threshold", iou_threshold)
     gt = ssd.GroundTruth(gt_boxes, gt_labels, gt_valid, priors, box_format, prior_format, iou_threshold)
     ssd.check_ground_truth("match_priors", gt, xp=xp)
     ssd.check_gt_labels("match_priors", gt_labels, gt_valid, None, xp=xp)
@@ -361,6 +364,7 @@ def hard_negative_mining(conf_loss: Array, positive: Array, /, *, neg_pos_ratio:
         https://arxiv.org/abs/1512.02325
     """
     xp = array_namespace(conf_loss, positive)
+    neg_pos_ratio = checks.check_real("hard_negative_mining", "neg_pos_ratio", neg_pos_ratio)
     ssd.check_mining("hard_negative_mining", conf_loss, positive, neg_pos_ratio, xp=xp)
     return ssd.mine(conf_loss, positive, neg_pos_ratio, xp=xp)
 
@@ -425,6 +429,9 @@ def multibox_loss(
         this at the number of negatives (the same unless they run out).
     """
     xp = array_namespace(loc_pred, conf_pred, gt_boxes, gt_labels, gt_valid, priors)
+    reals = {"beta": beta, "neg_pos_ratio": neg_pos_ratio, "iou_threshold": iou_threshold, "loc_weight": loc_weight}
+    beta, neg_pos_ratio, iou_threshold, loc_weight = (
+        checks.check_real("multibox_loss", k, v) for k, v in reals.items())
     gt = ssd.GroundTruth(gt_boxes, gt_labels, gt_valid, priors, box_format, prior_format, iou_threshold)
     v = ssd.check_multibox(loc_pred, conf_pred, gt, loc_loss=loc_loss, beta=beta, neg_pos_ratio=neg_pos_ratio,
                            variances=variances, xp=xp)

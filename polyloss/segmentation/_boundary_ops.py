@@ -113,7 +113,7 @@ def unsigned_field(fg: Array, spacing: tuple[float, ...], empty: str, dtype: Any
 
 def erosion_radius(caller: str, spatial: tuple[int, ...], dilation_ratio: float) -> int:
     """round(dilation_ratio * image diagonal), at least 1, as boundary-iou-api's ``mask_to_boundary``."""
-    checks.check_nonnegative(caller, "dilation_ratio", dilation_ratio)
+    dilation_ratio = checks.check_nonnegative(caller, "dilation_ratio", dilation_ratio)
     return max(1, round(dilation_ratio * math.sqrt(sum(n * n for n in spatial))))
 
 

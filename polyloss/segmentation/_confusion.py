@@ -118,11 +118,14 @@ class Region:
 
 
 def resolve(caller: str, options: RegionOptions) -> dict[str, Any]:
-    """The options as a dict, their values checked."""
+    """The options as a dict, their values checked (reals as floats or traced 0-d arrays, flags as bools)."""
     opts: dict[str, Any] = options._asdict()
-    checks.check_nonnegative(caller, "smooth", opts["smooth"])
-    checks.check_nonnegative(caller, "eps", opts["eps"])
-    checks.check_in_unit_interval(caller, "label_smoothing", opts["label_smoothing"])
+    opts["smooth"] = checks.check_nonnegative(caller, "smooth", opts["smooth"])
+    opts["eps"] = checks.check_nonnegative(caller, "eps", opts["eps"])
+    opts["label_smoothing"] = checks.check_in_unit_interval(caller, "label_smoothing", opts["label_smoothing"])
+    opts["per_image"] = checks.check_flag(caller, "per_image", opts["per_image"])
+    if opts["soft_label"] is not None:
+        opts["soft_label"] = checks.check_flag(caller, "soft_label", opts["soft_label"])
     return opts
 
 
@@ -148,7 +151,7 @@ def region(caller: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, 
                 f"{caller}: all_reduce needs per_image=False (per-image statistics belong to one device's samples; "
                 "reduce the per-image losses instead)"
             )
-    if s and isinstance(seg.target, Dense):
+    if not checks.is_zero(s) and isinstance(seg.target, Dense):
         seg = replace(seg, target=_smoothed(seg, seg.target, s))
     label_s = s if isinstance(seg.target, Labels) else 0.0
     full_weight = None if opts["weight"] is None else class_vector(seg, "weight", opts["weight"])
@@ -339,7 +342,7 @@ def tversky_index(r: Region, alpha: float, beta: float) -> Array:
 
 def power(base: Array, gamma: float, *, xp: ModuleType) -> Array:
     """``base ** gamma`` for ``base >= 0``: 0 at 0, finite gradients for ``gamma < 1``, NaN stays NaN."""
-    if gamma == 1:
+    if isinstance(gamma, int | float) and gamma == 1:  # a traced gamma takes the general form
         return base
     tiny = xp.finfo(base.dtype).smallest_normal
     return xp.where(base == 0, 0, clip(base, tiny, None, xp=xp) ** gamma)

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from .._backend import Array, default_float, device, distance_transform, generic, stop_gradient
+from .._core import checks
 from .._core.typing import Sampling
 
 
@@ -65,10 +66,8 @@ def spacing_of(caller: str, sampling: Sampling, spatial_ndim: int) -> tuple[floa
     """``sampling`` as one positive finite spacing per spatial axis."""
     if sampling is None:
         return (1.0,) * spatial_ndim
-    values = (sampling,) * spatial_ndim if isinstance(sampling, int | float) else tuple(sampling)
-    ok = len(values) == spatial_ndim and all(
-        isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < math.inf for v in values
-    )
+    values: tuple[Any, ...] = (sampling,) * spatial_ndim if checks.is_real_scalar(sampling) else tuple(sampling)  # type: ignore[arg-type]
+    ok = len(values) == spatial_ndim and all(checks.is_real_scalar(v) and 0 < float(v) < math.inf for v in values)
     if not ok:
         raise ValueError(
             f"{caller}: sampling must be None, a positive number or {spatial_ndim} positive numbers "

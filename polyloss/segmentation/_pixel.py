@@ -57,11 +57,13 @@ def focal_modulation(one_minus_pt: Array, gamma: float, /, *, xp: ModuleType) ->
     """``(1 - p_t) ** gamma`` with a finite gradient where ``1 - p_t = 0``.
 
     For ``gamma < 1`` the base is clipped at the smallest normal number, where
-    the power's derivative would otherwise be infinite.
+    the power's derivative would otherwise be infinite; so is it for a traced
+    ``gamma`` (whose value is unknown).
     """
-    if gamma == 0:
+    known = isinstance(gamma, int | float)
+    if known and gamma == 0:
         return 1.0
-    if gamma < 1:
+    if not known or gamma < 1:
         one_minus_pt = clip(one_minus_pt, xp.finfo(one_minus_pt.dtype).smallest_normal, None, xp=xp)
     return one_minus_pt**gamma
 
@@ -153,13 +155,13 @@ def cross_entropy_terms(seg: Segmentation, w: Array | None, s: float, /, log_p: 
         t = smoothed(target, s, n)
         wt = t if w_b is None else w_b * t
         return -xp.sum(wt * (log_probs(seg) if log_p is None else log_p), axis=axis), None, 1.0
-    if s and log_p is None:
+    if not checks.is_zero(s) and log_p is None:
         log_p = log_probs(seg)
     loss = nll_at_label(seg, target, log_p)
     denominator, pixel_w = weighted_denominator(seg, target, w)
     if w is not None:
         loss = loss * pixel_w
-    if s:
+    if not checks.is_zero(s):
         w_log_p = log_p if w_b is None else w_b * log_p
         loss = (1 - s) * loss - (s / n) * xp.sum(w_log_p, axis=axis)
     return masked(target.valid, loss, xp=xp), denominator, pixel_w
@@ -208,7 +210,7 @@ def softmax_focal(seg: Segmentation, alpha: Array | None, gamma: float, /, log_p
 
 def focal_alpha(seg: Segmentation, alpha: float | Sequence[float] | Array | None, /) -> Array | None:
     """The per-class alpha of the softmax focal loss: a scalar is 1 - alpha on class 0, alpha on the others."""
-    if isinstance(alpha, int | float) and not isinstance(alpha, bool):
-        checks.check_in_unit_interval(seg.caller, "alpha", alpha)
-        return class_vector(seg, "alpha", [1 - alpha] + [alpha] * (seg.num_classes - 1))
+    if checks.is_real_scalar(alpha):
+        a = checks.check_in_unit_interval(seg.caller, "alpha", alpha)
+        return class_vector(seg, "alpha", [1 - a] + [a] * (seg.num_classes - 1))
     return None if alpha is None else class_vector(seg, "alpha", alpha)

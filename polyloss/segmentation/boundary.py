@@ -115,11 +115,12 @@ def boundary_loss(
         Kervadec et al., Boundary loss for highly unbalanced segmentation, MIDL 2019.
         https://arxiv.org/abs/1812.07032
     """
+    checks.check_flags("boundary_loss", from_logits=from_logits, include_background=include_background)
     fn = "boundary_loss"
     xp = namespace(fn, y_pred=y_pred, distance_map=distance_map, mask=mask)
     axis = check_scores(fn, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, layout=REGION, xp=xp)
     check_spatial_layout(fn, y_pred, axis, mode, min_spatial=2)
-    p = activate(promote(y_pred, xp=xp), axis, mode, from_logits, xp=xp)
+    p = activate(promote(y_pred, xp=xp), axis, mode, checks.check_flag(fn, "from_logits", from_logits), xp=xp)
     phi = detached_field(fn, "distance_map", distance_map, y_pred, p, xp=xp)
     loss = drop_background(p * phi, axis, include_background)
     denominator = None
@@ -218,8 +219,11 @@ def hausdorff_dt_loss(
         Karimi & Salcudean, Reducing the Hausdorff distance in medical image segmentation with
         convolutional neural networks, IEEE TMI 2019. https://arxiv.org/abs/1904.10030
     """
+    checks.check_flags(
+        "hausdorff_dt_loss", from_logits=from_logits, include_background=include_background, per_image=per_image
+    )
     fn = "hausdorff_dt_loss"
-    checks.check_nonnegative(fn, "alpha", alpha)
+    alpha = checks.check_nonnegative(fn, "alpha", alpha)
     checks.check_option(fn, "empty_field", empty_field, ("diagonal", "zero"))
     p, t, w, xp, axis = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                                include_background=include_background, ignore_index=ignore_index, mask=mask,
@@ -373,8 +377,9 @@ def boundary_iou_loss(
         Cheng et al., Boundary IoU: Improving object-centric image segmentation evaluation,
         CVPR 2021. https://arxiv.org/abs/2103.16562
     """
+    checks.check_flags("boundary_iou_loss", from_logits=from_logits, include_background=include_background)
     fn = "boundary_iou_loss"
-    checks.check_nonnegative(fn, "smooth", smooth)
+    smooth = checks.check_nonnegative(fn, "smooth", smooth)
     p, t, w, xp, _ = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                             include_background=include_background, ignore_index=ignore_index, mask=mask,
                             reduction=reduction)
@@ -466,12 +471,15 @@ def soft_cldice_loss(
         Shit et al., clDice - a novel topology-preserving loss function for tubular structure
         segmentation, CVPR 2021. https://arxiv.org/abs/2003.07311
     """
+    checks.check_flags(
+        "soft_cldice_loss", from_logits=from_logits, include_background=include_background, per_image=per_image
+    )
     fn = "soft_cldice_loss"
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"{fn}: iterations must be a non-negative int, got {iterations!r}")
-    if not smooth > 0:
+    iterations = checks.check_count(fn, "iterations", iterations, 0)
+    smooth = checks.check_real(fn, "smooth", smooth)
+    if isinstance(smooth, float) and not smooth > 0:
         raise ValueError(f"{fn}: smooth must be > 0, got {smooth!r}")
-    checks.check_nonnegative(fn, "harmonic_smooth", harmonic_smooth)
+    harmonic_smooth = checks.check_nonnegative(fn, "harmonic_smooth", harmonic_smooth)
     p, t, w, xp, _ = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                             include_background=include_background, ignore_index=ignore_index, mask=mask,
                             reduction=reduction)

@@ -15,6 +15,7 @@ each term being affine in the target: l(t_s) = (1 - s) l(onehot) + s l(1/C)).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .._backend import Array, clamped_log, device, numel
 from .._core import checks
@@ -46,16 +47,15 @@ from ._pixel import (
 __all__ = ["bce_jaccard_loss", "combo_loss", "dice_cross_entropy_loss", "dice_focal_loss"]
 
 
-def _check(fn: str, options: RegionOptions, **lambdas: float) -> RegionOptions:
-    """The compound's own checks (``region`` validates the rest)."""
+def _check(fn: str, options: RegionOptions, **lambdas: Any) -> tuple[RegionOptions, list[Any]]:
+    """The compound's own checks (``region`` validates the rest), and the non-negative ``lambdas`` in order,
+    as floats or traced 0-d arrays."""
     if options.reduction == "none":
         raise ValueError(
             f"{fn}: reduction must be 'mean' or 'sum' (the region term is per class, the pixel-wise term per "
             "pixel), got 'none'; call the two losses separately for unreduced values"
         )
-    for name, value in lambdas.items():
-        checks.check_nonnegative(fn, name, value)
-    return options
+    return options, [checks.check_nonnegative(fn, name, value) for name, value in lambdas.items()]
 
 
 def _pixel_sum(seg: Segmentation, loss: Array, den: Array | None = None, *, per: int = 1) -> Array:
@@ -157,7 +157,7 @@ def dice_cross_entropy_loss(
     fn = "dice_cross_entropy_loss"
     options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
                             reduction, soft_label, label_smoothing, all_reduce)
-    opts = _check(fn, options, lambda_dice=lambda_dice, lambda_ce=lambda_ce)
+    opts, (lambda_dice, lambda_ce) = _check(fn, options, lambda_dice=lambda_dice, lambda_ce=lambda_ce)
 
     def ce(px: PixelInputs) -> Array:
         seg, w = px.seg, px.weight
@@ -243,12 +243,13 @@ def dice_focal_loss(
     fn = "dice_focal_loss"
     options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
                             reduction, soft_label, label_smoothing, all_reduce)
-    opts = _check(fn, options, lambda_dice=lambda_dice, lambda_focal=lambda_focal, gamma=gamma)
-    scalar = alpha is None or (isinstance(alpha, int | float) and not isinstance(alpha, bool))
+    opts, (lambda_dice, lambda_focal, gamma) = _check(fn, options, lambda_dice=lambda_dice, lambda_focal=lambda_focal,
+                                                      gamma=gamma)
+    scalar = alpha is None or checks.is_real_scalar(alpha)
     if mode != "multiclass" and not scalar:
         raise ValueError(f"{fn}: alpha must be a scalar or None with mode={mode!r}, got {alpha!r}")
     if scalar and alpha is not None:
-        checks.check_in_unit_interval(fn, "alpha", alpha)  # type: ignore[arg-type]
+        alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
 
     def focal(px: PixelInputs) -> Array:
         seg, log_p, s = px.seg, px.log_p, px.s
@@ -258,7 +259,7 @@ def dice_focal_loss(
             return _pixel_sum(seg, loss)
         xp, a = seg.xp, focal_alpha(seg, alpha)
         loss = softmax_focal(seg, a, gamma, log_p)
-        if s and log_p is not None:  # linear in t: (1 - s) FL(onehot) + s FL(1/C)
+        if not checks.is_zero(s) and log_p is not None:  # linear in t: (1 - s) FL(onehot) + s FL(1/C)
             uniform = -focal_modulation(1 - xp.exp(log_p), gamma, xp=xp) * log_p
             uniform = xp.mean(uniform if a is None else along_class_axis(a, seg) * uniform, axis=seg.axis)
             loss = (1 - s) * loss + s * masked(seg.target.valid, uniform, xp=xp)
@@ -356,9 +357,9 @@ def combo_loss(
     fn = "combo_loss"
     options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
                             reduction, soft_label, label_smoothing, all_reduce)
-    opts = _check(fn, options)
-    checks.check_in_unit_interval(fn, "alpha", alpha)
-    checks.check_in_unit_interval(fn, "beta", beta)
+    opts, _ = _check(fn, options)
+    alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
+    beta = checks.check_in_unit_interval(fn, "beta", beta)
 
     def wce(px: PixelInputs) -> Array:
         seg = px.seg
@@ -434,8 +435,8 @@ def bce_jaccard_loss(
     fn = "bce_jaccard_loss"
     options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
                             reduction, soft_label, label_smoothing, all_reduce)
-    opts = _check(fn, options)
-    checks.check_in_unit_interval(fn, "alpha", alpha)
+    opts, _ = _check(fn, options)
+    alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
 
     def ce(px: PixelInputs) -> Array:
         seg = px.seg

@@ -230,9 +230,9 @@ def unet_weight_map(
     spatial_ndim = check_mask(fn, "instance_labels", instance_labels, spatial_ndim, channels=False, xp=xp)
     if not xp.isdtype(instance_labels.dtype, "integral"):
         raise TypeError(f"{fn}: instance_labels must have an integer dtype, got {instance_labels.dtype}")
-    if isinstance(num_instances, bool) or not isinstance(num_instances, int) or num_instances < 0:
-        raise ValueError(f"{fn}: num_instances must be a non-negative int, got {num_instances!r}")
-    checks.check_nonnegative(fn, "w0", w0)
+    num_instances = checks.check_count(fn, "num_instances", num_instances, 0)
+    w0 = checks.check_nonnegative(fn, "w0", w0)
+    sigma = checks.check_real(fn, "sigma", sigma)
     if not sigma > 0:
         raise ValueError(f"{fn}: sigma must be > 0, got {sigma!r}")
     spacing = spacing_of(fn, sampling, spatial_ndim)

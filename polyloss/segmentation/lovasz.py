@@ -147,6 +147,7 @@ def lovasz_hinge_loss(
     References:
         Berman et al., The Lovasz-Softmax loss, CVPR 2018. https://arxiv.org/abs/1705.08790
     """
+    checks.check_flags("lovasz_hinge_loss", per_image=per_image)
     fn = "lovasz_hinge_loss"
     seg = prepare(fn, y_pred, y_true, mode="binary", ignore_index=ignore_index, reduction=reduction)
     xp, target = seg.xp, seg.dense
@@ -244,6 +245,7 @@ def lovasz_softmax_loss(
     References:
         Berman et al., The Lovasz-Softmax loss, CVPR 2018. https://arxiv.org/abs/1705.08790
     """
+    checks.check_flags("lovasz_softmax_loss", per_image=per_image, from_logits=from_logits)
     fn = "lovasz_softmax_loss"
     seg = prepare(fn, y_pred, y_true, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
                   reduction=reduction, layout=LABELS if from_logits else LABELS_OF_PROBABILITIES)

@@ -88,6 +88,7 @@ def hausdorff_distance(
         Huttenlocher et al., Comparing images using the Hausdorff distance, TPAMI 1993.
         https://doi.org/10.1109/34.232073
     """
+    checks.check_flags("hausdorff_distance", directed=directed)
     fn = "hausdorff_distance"
     if percentile is not None and not 0 <= percentile <= 100:
         raise ValueError(f"{fn}: percentile must be None or lie in [0, 100], got {percentile!r}")
@@ -232,12 +233,11 @@ def _overlap(fn: str, pred: Array, true: Array, dice: bool, *, num_classes: int 
 def _label_sums(fn: str, pred: Array, true: Array, num_classes: int, ignore_index: int | None, dtype: object, *,
                 xp: ModuleType) -> tuple[Array, Array, Array]:
     """Per-sample, per-class pixel counts of integer label maps: predicted, both, reference; each (N, C)."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"{fn}: num_classes must be a positive int or None, got {num_classes!r}")
+    num_classes = checks.check_count(fn, "num_classes", num_classes, 1)
     for name, m in (("pred", pred), ("true", true)):
         if not xp.isdtype(m.dtype, "integral"):
             raise TypeError(f"{fn}: {name} must hold integer labels when num_classes is given, got {m.dtype}")
-    checks.check_ignore_index(fn, ignore_index, True)
+    ignore_index = checks.check_ignore_index(fn, ignore_index, True)
     true, valid = drop_ignored(true, ignore_index, xp=xp)
     pred = pred if valid is None else xp.where(valid, pred, 0)
     checks.check_integer_range(fn, "true", true, 0, num_classes - 1, xp=xp)
@@ -305,6 +305,7 @@ def dice_score(
         Dice, Measures of the amount of ecologic association between species, Ecology 1945.
         https://doi.org/10.2307/1932409
     """
+    checks.check_flags("dice_score", include_background=include_background, per_image=per_image)
     return _overlap("dice_score", pred, true, True, num_classes=num_classes, class_axis=class_axis,
                     ignore_index=ignore_index, include_background=include_background, per_image=per_image,
                     reduction=reduction)
@@ -351,6 +352,7 @@ def iou_score(
         Jaccard, The distribution of the flora in the alpine zone, New Phytologist 1912.
         https://doi.org/10.1111/j.1469-8137.1912.tb05611.x
     """
+    checks.check_flags("iou_score", include_background=include_background, per_image=per_image)
     return _overlap("iou_score", pred, true, False, num_classes=num_classes, class_axis=class_axis,
                     ignore_index=ignore_index, include_background=include_background, per_image=per_image,
                     reduction=reduction)

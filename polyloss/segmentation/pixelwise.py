@@ -10,6 +10,7 @@ count (by the summed class weights for integer-target cross entropy, as torch).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .._backend import Array, clip, numel, reduced_sigmoid_cross_entropy, softmax
 from .._core import checks
@@ -49,13 +50,16 @@ def _finish(seg: Segmentation, loss: Array, reduction: str, denominator: Array |
 
 
 def _binary(fn: str, y_pred: Array, y_true: Array, class_axis: int, ignore_index: int | None, reduction: str,
-            alpha: float | None = None, gamma: float = 0.0) -> Segmentation:
-    """Validate the focal options (when given) and prepare the inputs of a sigmoid loss."""
-    checks.check_nonnegative(fn, "gamma", gamma)
-    if alpha is not None:
-        checks.check_in_unit_interval(fn, "alpha", alpha)
+            from_logits: bool) -> Segmentation:
+    """Prepare the inputs of a sigmoid loss."""
     return prepare(fn, y_pred, y_true, mode="binary", class_axis=class_axis, ignore_index=ignore_index,
-                   reduction=reduction)
+                   reduction=reduction, from_logits=from_logits)
+
+
+def _focal_options(fn: str, alpha: Any, gamma: Any) -> tuple[Any, Any]:
+    """The sigmoid focal ``alpha`` (in [0, 1] or None) and ``gamma`` (>= 0), as floats or traced 0-d arrays."""
+    alpha = None if alpha is None else checks.check_in_unit_interval(fn, "alpha", alpha)
+    return alpha, checks.check_nonnegative(fn, "gamma", gamma)
 
 
 def _finish_elements(seg: Segmentation, loss: Array, weight: ElementWeight, reduction: str) -> Array:
@@ -124,10 +128,10 @@ def binary_cross_entropy(
         https://pytorch.org/docs/stable/generated/torch.nn.functional.binary_cross_entropy_with_logits.html
     """
     fn = "binary_cross_entropy"
-    checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
-    seg = _binary(fn, y_pred, y_true, class_axis, ignore_index, reduction)
+    label_smoothing = checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
+    seg = _binary(fn, y_pred, y_true, class_axis, ignore_index, reduction, from_logits)
     t = seg.dense.target
-    if label_smoothing:
+    if not checks.is_zero(label_smoothing):
         t = t * (1 - label_smoothing) + label_smoothing / 2
     pw = None if pos_weight is None else element_weight(seg, "pos_weight", pos_weight)
     if from_logits and weight is None and seg.target.valid is None and reduction != "none" and numel(seg.x):
@@ -188,8 +192,9 @@ def balanced_binary_cross_entropy(
     """
     fn = "balanced_binary_cross_entropy"
     if beta is not None:
-        checks.check_in_unit_interval(fn, "beta", beta)
-    seg = _binary(fn, y_pred, y_true, class_axis, ignore_index, reduction)
+        beta = checks.check_in_unit_interval(fn, "beta", beta)
+    eps = checks.check_nonnegative(fn, "eps", eps)
+    seg = _binary(fn, y_pred, y_true, class_axis, ignore_index, reduction, from_logits)
     xp, t, count = seg.xp, seg.dense.target, valid_count(seg)
     if beta is None and not numel(t):  # an empty batch has no share of negatives; any beta scores it 0
         beta = 0.5
@@ -252,7 +257,8 @@ def sigmoid_focal_loss(
     References:
         Lin et al., Focal loss for dense object detection, 2017. https://arxiv.org/abs/1708.02002
     """
-    seg = _binary("sigmoid_focal_loss", y_pred, y_true, class_axis, ignore_index, reduction, alpha, gamma)
+    alpha, gamma = _focal_options("sigmoid_focal_loss", alpha, gamma)
+    seg = _binary("sigmoid_focal_loss", y_pred, y_true, class_axis, ignore_index, reduction, from_logits)
     loss, _ = sigmoid_focal(seg.x, seg.dense.target, alpha=alpha, gamma=gamma, from_logits=from_logits, xp=seg.xp)
     return _finish_elements(seg, loss, weight, reduction)
 
@@ -308,18 +314,21 @@ def poly1_focal_loss(
     References:
         Leng et al., PolyLoss, 2022. https://arxiv.org/abs/2204.12511
     """
-    seg = _binary("poly1_focal_loss", y_pred, y_true, class_axis, ignore_index, reduction, alpha, gamma)
+    alpha, gamma = _focal_options("poly1_focal_loss", alpha, gamma)
+    epsilon = checks.check_real("poly1_focal_loss", "epsilon", epsilon)
+    seg = _binary("poly1_focal_loss", y_pred, y_true, class_axis, ignore_index, reduction, from_logits)
     loss, one_minus_pt = sigmoid_focal(seg.x, seg.dense.target, alpha=alpha, gamma=gamma, from_logits=from_logits,
                                        xp=seg.xp)
     return _finish_elements(seg, loss + epsilon * one_minus_pt ** (gamma + 1), weight, reduction)
 
 
 def _softmax(fn: str, y_pred: Array, y_true: Array, class_axis: int, from_logits: bool, ignore_index: int | None,
-             reduction: str, label_smoothing: float = 0.0) -> Segmentation:
-    """Validate ``label_smoothing`` and prepare the inputs of a softmax loss."""
-    checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
-    return prepare(fn, y_pred, y_true, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
-                   reduction=reduction)
+             reduction: str, label_smoothing: Any = 0.0) -> tuple[Segmentation, Any]:
+    """Prepare the inputs of a softmax loss; ``label_smoothing`` validated (a float, or a traced 0-d array)."""
+    label_smoothing = checks.check_in_unit_interval(fn, "label_smoothing", label_smoothing)
+    seg = prepare(fn, y_pred, y_true, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
+                  reduction=reduction)
+    return seg, label_smoothing
 
 
 def cross_entropy(
@@ -381,7 +390,8 @@ def cross_entropy(
     References:
         https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html
     """
-    seg = _softmax("cross_entropy", y_pred, y_true, class_axis, from_logits, ignore_index, reduction, label_smoothing)
+    seg, label_smoothing = _softmax("cross_entropy", y_pred, y_true, class_axis, from_logits, ignore_index, reduction,
+                                    label_smoothing)
     w = None if weight is None else class_vector(seg, "weight", weight)
     loss = reduced_ce(seg, w, label_smoothing, reduction)
     if loss is not None:
@@ -440,8 +450,9 @@ def poly1_cross_entropy(
     References:
         Leng et al., PolyLoss, 2022. https://arxiv.org/abs/2204.12511
     """
-    s = label_smoothing
-    seg = _softmax("poly1_cross_entropy", y_pred, y_true, class_axis, from_logits, ignore_index, reduction, s)
+    epsilon = checks.check_real("poly1_cross_entropy", "epsilon", epsilon)
+    seg, s = _softmax("poly1_cross_entropy", y_pred, y_true, class_axis, from_logits, ignore_index, reduction,
+                      label_smoothing)
     xp, n, target = seg.xp, seg.num_classes, seg.target
     w = None if weight is None else class_vector(seg, "weight", weight)
     ce, denominator, pixel_w = cross_entropy_terms(seg, w, s)
@@ -449,7 +460,7 @@ def poly1_cross_entropy(
         p_t = xp.sum(smoothed(target, s, n) * xp.exp(log_probs(seg)), axis=seg.axis)
     else:
         p_t = xp.exp(-nll_at_label(seg, target))
-        if s:
+        if not checks.is_zero(s):
             p_all = softmax(seg.x, axis=seg.axis, xp=xp) if seg.from_logits else seg.x
             p_t = (1 - s) * p_t + (s / n) * xp.sum(p_all, axis=seg.axis)
     loss = ce + masked(target.valid, epsilon * pixel_w * (1 - p_t), xp=xp)
@@ -509,7 +520,7 @@ def softmax_focal_loss(
         Lin et al., Focal loss for dense object detection, 2017. https://arxiv.org/abs/1708.02002
     """
     fn = "softmax_focal_loss"
-    checks.check_nonnegative(fn, "gamma", gamma)
-    seg = _softmax(fn, y_pred, y_true, class_axis, from_logits, ignore_index, reduction)
+    gamma = checks.check_nonnegative(fn, "gamma", gamma)
+    seg, _ = _softmax(fn, y_pred, y_true, class_axis, from_logits, ignore_index, reduction)
     loss = softmax_focal(seg, focal_alpha(seg, alpha), gamma)
     return _finish(seg, loss, reduction, valid_count(seg))

@@ -187,6 +187,7 @@ def dice_loss(
     References:
         Milletari et al., V-Net, 2016. https://arxiv.org/abs/1606.04797
     """
+    checks.check_flags("dice_loss", log_loss=log_loss, squared=squared)
     options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
                             reduction, soft_label, label_smoothing, all_reduce)
     r = region("dice_loss", y_pred, y_true, options, squared=squared)
@@ -253,6 +254,7 @@ def jaccard_loss(
         Rahman & Wang, Optimizing intersection-over-union in deep neural networks, 2016.
         https://doi.org/10.1007/978-3-319-50835-1_22
     """
+    checks.check_flags("jaccard_loss", log_loss=log_loss)
     options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
                             reduction, soft_label, label_smoothing, all_reduce)
     r = region("jaccard_loss", y_pred, y_true, options)
@@ -263,9 +265,9 @@ def jaccard_loss(
 def _tversky(fn: str, y_pred: Array, y_true: Array, alpha: float, beta: float, gamma: float,
              options: RegionOptions) -> Array:
     """(1 - TI_c)^gamma per class, reduced: the body of both Tversky losses."""
-    checks.check_nonnegative(fn, "alpha", alpha)
-    checks.check_nonnegative(fn, "beta", beta)
-    checks.check_nonnegative(fn, "gamma", gamma)
+    alpha = checks.check_nonnegative(fn, "alpha", alpha)
+    beta = checks.check_nonnegative(fn, "beta", beta)
+    gamma = checks.check_nonnegative(fn, "gamma", gamma)
     r = region(fn, y_pred, y_true, options)
     return finish(r, power(1 - tversky_index(r, alpha, beta), gamma, xp=r.xp))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from .._backend import Array, clamped_log, clip, log_softmax, numel
+from .._core import checks
 from .._core.inputs import check_spatial_layout
 from .._core.reduce import reduce_loss, restore
 from .._core.typing import AllReduce, Mode, Reduction
@@ -99,8 +100,7 @@ def tubed_skeleton(
     arr = np.asarray(labels)
     if not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{fn}: labels must hold integer class labels, got dtype {arr.dtype}")
-    if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 0:
-        raise ValueError(f"{fn}: dilation must be a non-negative int, got {dilation!r}")
+    dilation = checks.check_count(fn, "dilation", dilation, 0)
     nd = (arr.ndim - 1 if arr.ndim > 2 else 2) if spatial_ndim is None else spatial_ndim
     if nd not in (2, 3) or arr.ndim < nd:
         raise ValueError(f"{fn}: spatial_ndim must be 2 or 3 and at most labels.ndim, got {spatial_ndim!r} "
@@ -184,7 +184,7 @@ def skeleton_recall_loss(
     check_spatial_layout(r.seg.caller, r.seg.x, r.seg.axis, r.seg.mode)
     st = r.st
     tp, fn = (st.tp[..., 1:], st.fn[..., 1:]) if mode == "multiclass" else (st.tp, st.fn)  # the foreground classes
-    recall = ratio(tp, tp + fn, tp + fn == 0, smooth=smooth, eps=1e-8, xp=r.xp)
+    recall = ratio(tp, tp + fn, tp + fn == 0, smooth=r.opts["smooth"], eps=1e-8, xp=r.xp)
     return finish(r, 1 - recall)
 
 
@@ -248,8 +248,7 @@ def cl_cross_entropy_loss(
         (code: https://github.com/cesaracebes/centerline_CE)
     """
     fn = "cl_cross_entropy_loss"
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"{fn}: iterations must be a non-negative int, got {iterations!r}")
+    iterations = checks.check_count(fn, "iterations", iterations, 0)
     inp = spatial_inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                          ignore_index=ignore_index, reduction=reduction)
     xp, p, t = inp.xp, inp.p, inp.t
@@ -335,8 +334,12 @@ def boundary_dou_loss(
         Segmentation, MICCAI 2023. https://arxiv.org/abs/2308.00220
         (code: https://github.com/sunfan-bvb/BoundaryDoULoss)
     """
+    checks.check_flags(
+        "boundary_dou_loss", from_logits=from_logits, include_background=include_background, per_image=per_image
+    )
     fn = "boundary_dou_loss"
-    if not alpha_max < 1:
+    alpha_max, smooth = checks.check_real(fn, "alpha_max", alpha_max), checks.check_nonnegative(fn, "smooth", smooth)
+    if isinstance(alpha_max, float) and not alpha_max < 1:
         raise ValueError(f"{fn}: alpha_max must be < 1, got {alpha_max!r}")
 
     def target_counts(inputs: PixelInputs) -> Array:
