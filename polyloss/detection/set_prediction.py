@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 from .._backend import (
     Array,
-    array_namespace,
     clip,
     device,
     is_concrete,
@@ -22,6 +21,7 @@ from .._backend import (
     take_along_axis,
 )
 from .._core import checks
+from .._core.inputs import namespace
 from .._core.reduce import promote, restore
 from .._core.typing import BoxFormat
 from . import _lsa
@@ -40,11 +40,6 @@ def _check_mask(fn: str, name: str, mask: Array | None, shape: tuple[int, ...], 
         raise TypeError(f"{fn}: {name} must be a bool array, got dtype {mask.dtype}")
     if tuple(mask.shape) != shape:
         raise ValueError(f"{fn}: {name} must have shape {shape}, got {tuple(mask.shape)}")
-
-
-def _check_bool(fn: str, name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{fn}: {name} must be a bool, got {type(value).__name__}")
 
 
 def _solver_dtype(x: Array, /, *, xp: ModuleType) -> Any:
@@ -113,7 +108,7 @@ def linear_sum_assignment(
         Peer: ``scipy.optimize.linear_sum_assignment`` (one problem, row and column indices).
     """
     fn = "linear_sum_assignment"
-    xp = array_namespace(cost, row_valid, col_valid)
+    xp = namespace("linear_sum_assignment", cost=cost, row_valid=row_valid, col_valid=col_valid)
     if cost.ndim < 2:
         raise ValueError(f"{fn}: cost must have shape (..., R, K), got {tuple(cost.shape)}")
     if not xp.isdtype(cost.dtype, ("integral", "real floating")):
@@ -121,7 +116,7 @@ def linear_sum_assignment(
     *batch, r, k = cost.shape
     _check_mask(fn, "row_valid", row_valid, (*batch, r), xp=xp)
     _check_mask(fn, "col_valid", col_valid, (*batch, k), xp=xp)
-    _check_bool(fn, "maximize", maximize)
+    checks.check_flag(fn, "maximize", maximize)
     c = stop_gradient(xp.astype(cost, _solver_dtype(cost, xp=xp)), xp=xp)
     c = -c if maximize else c
     if is_concrete(c) and math.prod(c.shape) and not bool(xp.all(c > -float("inf"))):
@@ -178,7 +173,7 @@ def generalized_box_iou(boxes1: Array, boxes2: Array, /, *, box_format: BoxForma
         Peer: ``torchvision.ops.generalized_box_iou(boxes1, boxes2)``.
     """
     fn = "generalized_box_iou"
-    xp = array_namespace(boxes1, boxes2)
+    xp = namespace("generalized_box_iou", boxes1=boxes1, boxes2=boxes2)
     checks.check_boxes(fn, "boxes1", boxes1, xp=xp)
     checks.check_boxes(fn, "boxes2", boxes2, xp=xp)
     checks.check_box_format(fn, "box_format", box_format)
@@ -299,7 +294,8 @@ def hungarian_match(
         Peers: ``HungarianMatcher`` in facebookresearch/detr and fundamentalvision/Deformable-DETR.
     """
     fn = "hungarian_match"
-    xp = array_namespace(class_logits, boxes, gt_labels, gt_boxes, gt_valid)
+    xp = namespace("hungarian_match", class_logits=class_logits, boxes=boxes, gt_labels=gt_labels, gt_boxes=gt_boxes,
+                   gt_valid=gt_valid)
     _check_set_inputs(fn, class_logits, boxes, gt_labels, gt_boxes, gt_valid, box_format, xp=xp, layered=False)
     checks.check_option(fn, "class_cost", class_cost, ("softmax", "focal"))
     checks.check_nonnegative(fn, "gamma", float(gamma))
@@ -433,11 +429,12 @@ def set_prediction_loss(
         Peers: ``SetCriterion`` in facebookresearch/detr and fundamentalvision/Deformable-DETR.
     """
     fn = "set_prediction_loss"
-    xp = array_namespace(class_logits, boxes, gt_labels, gt_boxes, gt_valid, match)
+    xp = namespace("set_prediction_loss", class_logits=class_logits, boxes=boxes, gt_labels=gt_labels,
+                   gt_boxes=gt_boxes, gt_valid=gt_valid, match=match)
     _check_set_inputs(fn, class_logits, boxes, gt_labels, gt_boxes, gt_valid, box_format, xp=xp, layered=True)
     checks.check_option(fn, "class_loss", class_loss, ("ce", "focal", "varifocal"))
     checks.check_nonnegative(fn, "focal_gamma", float(focal_gamma))
-    _check_bool(fn, "return_terms", return_terms)
+    checks.check_flag(fn, "return_terms", return_terms)
     n_cls = class_logits.shape[-1] - (1 if class_loss == "ce" else 0)
     checks.check_integer_range(fn, "gt_labels", xp.where(gt_valid, gt_labels, xp.zeros_like(gt_labels)), 0,
                                n_cls - 1, xp=xp)

@@ -13,8 +13,9 @@ import operator
 from types import ModuleType
 from typing import Any, Literal
 
-from .._backend import Array, array_namespace, device, is_concrete, stop_gradient
+from .._backend import Array, device, is_concrete, stop_gradient
 from .._core import checks
+from .._core.inputs import namespace
 from .._core.reduce import promote, restore
 from ._tal import Assignment, LossTerms, assign, background, yolo_terms
 
@@ -49,13 +50,11 @@ def _check_ground_truth(fn: str, gt_labels: Array, gt_boxes: Array, gt_valid: Ar
 
 def _options(fn: str, top_k: Any, alpha: Any, beta: Any, eps: Any, min_size: Any, overlap: Any) -> dict[str, Any]:
     """The assignment options, checked, as Python scalars."""
-    if isinstance(top_k, bool) or operator.index(top_k) < 1:
-        raise ValueError(f"{fn}: top_k must be an integer >= 1, got {top_k!r}")
+    top_k = checks.check_count(fn, "top_k", top_k, 1)
     values = {"alpha": alpha, "beta": beta, "eps": eps, "min_size": min_size}
-    for name, value in values.items():
-        checks.check_nonnegative(fn, name, float(value))
+    checked = {name: checks.check_nonnegative(fn, name, value) for name, value in values.items()}
     checks.check_option(fn, "overlap", overlap, ("ciou", "iou"))
-    return {"top_k": operator.index(top_k), **{k: float(v) for k, v in values.items()}, "overlap": overlap}
+    return {"top_k": top_k, **checked, "overlap": overlap}
 
 
 def _poison(found: Assignment, gt_labels: Array, gt_valid: Array, c: int, *, xp: ModuleType) -> Assignment:
@@ -157,7 +156,8 @@ def task_aligned_assign(
         Peer: ``ultralytics.utils.tal.TaskAlignedAssigner`` (YOLOv8).
     """
     fn = "task_aligned_assign"
-    xp = array_namespace(scores, boxes, anchor_points, gt_labels, gt_boxes, gt_valid)
+    xp = namespace("task_aligned_assign", scores=scores, boxes=boxes, anchor_points=anchor_points, gt_labels=gt_labels,
+                   gt_boxes=gt_boxes, gt_valid=gt_valid)
     options = _options(fn, top_k, alpha, beta, eps, min_size, overlap)
     checks.check_floating(fn, "scores", scores, xp=xp)
     checks.check_floating(fn, "boxes", boxes, xp=xp)
@@ -270,13 +270,13 @@ def task_aligned_loss(
         Li et al., Generalized Focal Loss, NeurIPS 2020. https://arxiv.org/abs/2006.04388
     """
     fn = "task_aligned_loss"
-    xp = array_namespace(cls_logits, box_dist, anchor_points, gt_labels, gt_boxes, gt_valid)
+    xp = namespace("task_aligned_loss", cls_logits=cls_logits, box_dist=box_dist, anchor_points=anchor_points,
+                   gt_labels=gt_labels, gt_boxes=gt_boxes, gt_valid=gt_valid)
     options = _options(fn, top_k, alpha, beta, eps, min_size, overlap)
-    for name, flag in (("batch_scale", batch_scale), ("return_terms", return_terms)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{fn}: {name} must be a bool, got {flag!r}")
-    if isinstance(reg_max, bool) or operator.index(reg_max) < 2:
-        raise ValueError(f"{fn}: reg_max must be an integer >= 2, got {reg_max!r}")
+    checks.check_flags(fn, batch_scale=batch_scale, return_terms=return_terms)
+    reg_max = checks.check_count(fn, "reg_max", reg_max, 2)
+    box_weight, cls_weight, dfl_weight = (checks.check_nonnegative(fn, name, w) for name, w in (
+        ("box_weight", box_weight), ("cls_weight", cls_weight), ("dfl_weight", dfl_weight)))
     for name, x in (("cls_logits", cls_logits), ("box_dist", box_dist), ("anchor_points", anchor_points)):
         checks.check_floating(fn, name, x, xp=xp)
     _check_shape(fn, "cls_logits", cls_logits, (None, None, None), "(B, A, C)")
