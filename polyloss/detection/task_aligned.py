@@ -13,7 +13,7 @@ import operator
 from types import ModuleType
 from typing import Any, Literal
 
-from .._backend import Array, device, is_concrete, stop_gradient
+from .._backend import Array, device, host_view, is_concrete, stop_gradient
 from .._core import checks
 from .._core.inputs import namespace
 from .._core.reduce import promote, restore
@@ -43,8 +43,9 @@ def _check_ground_truth(fn: str, gt_labels: Array, gt_boxes: Array, gt_valid: Ar
     if gt_valid.dtype != xp.bool:
         raise TypeError(f"{fn}: gt_valid must be bool, got {gt_valid.dtype}")
     if is_concrete(gt_labels) and is_concrete(gt_valid) and 0 not in gt_labels.shape:
-        bad = gt_valid & ((gt_labels < 0) | (gt_labels >= c))
-        if bool(xp.any(bad)):
+        labels, hp = host_view(gt_labels, xp=xp)  # read on the host: a closed-over JAX array stages no check
+        valid, _ = host_view(gt_valid, xp=xp)
+        if bool(hp.any(valid & ((labels < 0) | (labels >= c)))):
             raise ValueError(f"{fn}: gt_labels of valid boxes must lie in [0, {c - 1}], found one outside")
 
 

@@ -265,8 +265,9 @@ def dice_focal_loss(
             loss = (1 - s) * loss + s * masked(seg.target.valid, uniform, xp=xp)
         return _pixel_sum(seg, loss)
 
-    # softmax over labels (gamma 0 or >= 1): the focal term inside the fused statistics; ``focal`` elsewhere
-    fused_focal = FusedPixel(lambda seg, w: focal_alpha(seg, alpha), gamma=float(gamma))
+    # softmax over labels (gamma 0 or >= 1): the focal term inside the fused statistics; ``focal`` elsewhere,
+    # and for a traced gamma (a swept hyper-parameter), since the fused kernel's form depends on its value
+    fused_focal = FusedPixel(lambda seg, w: focal_alpha(seg, alpha), gamma=gamma) if isinstance(gamma, float) else None
     r = region(fn, y_pred, y_true, opts, extra=focal, need_log_p=True, pixel=fused_focal)
     return restore(lambda_dice * _region_term(r, 1 - dice_index(r)) + lambda_focal * _pixel_mean(r), r.seg.dtype,
                    xp=r.xp)
