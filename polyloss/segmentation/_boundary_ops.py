@@ -23,11 +23,12 @@ from ._edt import edt
 class Inputs(NamedTuple):
     """Validated inputs as (N, C', *spatial) arrays in the compute dtype."""
 
-    p: Array  # probabilities, 0 at left-out pixels; NaN where a traced target is out of its domain
+    p: Array  # probabilities, 0 at left-out pixels
     t: Array  # detached targets, 0 at left-out pixels
     w: Array | None  # pixel weights (N, 1 or C', *spatial), 0 where left out; None: every pixel, weight 1
     xp: ModuleType
     axis: int  # y_pred's class axis, non-negative (to lay out other arrays of its layout alike)
+    poison: Array | None  # add to the reduced loss (``poisoned``): NaN where a traced target is out of its domain
 
 
 def drop_background(x: Array, axis: int, include_background: bool) -> Array:
@@ -63,7 +64,7 @@ def inputs(
     p = c.p if w is None else xp.where(w > 0, c.p, 0.0)
     w = None if w is None else drop_background(w, 1, include_background)
     return Inputs(drop_background(p, 1, include_background), drop_background(c.t, 1, include_background), w, xp,
-                  c.axis)
+                  c.axis, c.poison)
 
 
 def spatial_axes(x: Array) -> tuple[int, ...]:

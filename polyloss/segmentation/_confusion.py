@@ -34,8 +34,8 @@ from .._backend import (
     softmax,
 )
 from .._core import checks
-from .._core.inputs import REGION, Dense, Labels, Segmentation, class_vector, prepare
-from .._core.reduce import reduce_classes, restore
+from .._core.inputs import REGION, Dense, Labels, Segmentation, class_vector, prepare, returned
+from .._core.reduce import reduce_classes
 from .._core.typing import AllReduce, Mode, Reduction, Weight
 
 
@@ -354,8 +354,6 @@ def neg_log(index: Array, eps: float, *, xp: ModuleType) -> Array:
 
 
 def finish(r: Region, loss: Array) -> Array:
-    """Weight and reduce per-class losses, in the input's dtype."""
-    xp = r.xp
-    out = reduce_classes(loss, weight=r.weight, reduction=r.opts["reduction"], xp=xp)
-    return restore(out, r.seg.dtype, xp=xp)
+    """Weight and reduce per-class losses, in the input's dtype (NaN if a traced target was out of its domain)."""
+    return returned(r.seg, reduce_classes(loss, weight=r.weight, reduction=r.opts["reduction"], xp=r.xp))
 

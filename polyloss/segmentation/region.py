@@ -18,7 +18,8 @@ from typing import Literal
 
 from .._backend import Array, clip, stop_gradient
 from .._core import checks
-from .._core.reduce import reduce_loss, restore
+from .._core.inputs import poisoned, returned
+from .._core.reduce import reduce_loss
 from .._core.typing import AllReduce, Mode, Reduction, Weight
 from ._confusion import (
     RegionOptions,
@@ -118,7 +119,7 @@ def soft_confusion(
     options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, soft_label=soft_label,
                             label_smoothing=label_smoothing, all_reduce=all_reduce)
     r = region("soft_confusion", y_pred, y_true, options)
-    return r.st.tp, r.st.fp, r.st.fn
+    return poisoned(r.st.tp, r.seg.poison), poisoned(r.st.fp, r.seg.poison), poisoned(r.st.fn, r.seg.poison)
 
 
 def dice_loss(
@@ -615,4 +616,4 @@ def generalized_dice_loss(
     num = 2 * xp.sum(w * st.tp, axis=-1)
     den = xp.sum(w * (2 * st.tp + st.fp + st.fn), axis=-1)
     loss = 1 - ratio(num, den, den == 0, smooth=r.opts["smooth"], eps=r.opts["eps"], xp=xp)
-    return restore(reduce_loss(loss, reduction=r.opts["reduction"], xp=xp), r.seg.dtype, xp=xp)
+    return returned(r.seg, reduce_loss(loss, reduction=r.opts["reduction"], xp=xp))
