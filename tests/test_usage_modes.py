@@ -43,21 +43,12 @@ H_FUSED = "fixed on branch h-fused"
 # The fused region Functions (torch_fused.py): double backward and torch.func, fixed on another branch.
 FUSED = ("dice_loss", "jaccard_loss", "tversky_loss", "focal_tversky_loss", "log_cosh_dice_loss", "mcc_loss",
          "generalized_dice_loss", "soft_confusion", "boundary_dou_loss", "skeleton_recall_loss")
-DOMAINS = "defect 8 (non-array inputs without the function's name), owned by the domains branch"
 # (mode, backend or "*", export) -> why it fails today; each is a strict xfail, so a fix turns it into a failure
 KNOWN: dict[tuple[str, str, str], str] = {
     **{("double_backward", "torch", n): H_FUSED for n in FUSED},
     **{("torch_func_grad", "torch", n): H_FUSED for n in FUSED},
     **{("torch_func_vmap", "torch", n): H_FUSED for n in FUSED},
     ("autocast", "torch", "boundary_dou_loss"): H_FUSED,
-    **{("non_array", "*", n): DOMAINS for n in (
-        "average_surface_distance", "balanced_l1_loss", "box_area", "box_convert", "box_iou", "box_to_gaussian",
-        "ciou_loss", "decode_boxes", "dice_score", "diou_loss", "distance_transform", "distribution_focal_loss",
-        "eiou_loss", "encode_boxes", "giou_loss", "gwd_loss", "hard_negative_mining", "hausdorff_distance",
-        "huber_loss", "integral_decode", "iou_loss", "iou_score", "kfiou_loss", "kld_loss", "match_priors",
-        "multibox_loss", "probiou_loss", "quality_focal_loss", "rotated_box_iou", "signed_distance_map",
-        "smooth_l1_loss", "surface_dice", "unet_weight_map", "varifocal_loss"
-    )},
     **{("torch_func_vmap", "torch", n): "torch_autograd.ClassSums has no vmap rule (the _backend branch)"
        for n in ("dice_score", "bce_jaccard_loss", "combo_loss", "dice_cross_entropy_loss", "dice_focal_loss")},
     ("torch_func_vmap", "torch", "iou_score"): "torch has no batching rule for moveaxis (array-api-compat's)",

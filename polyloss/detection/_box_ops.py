@@ -10,8 +10,9 @@ import math
 from types import ModuleType
 from typing import Any
 
-from .._backend import Array, array_namespace, clip, device, stop_gradient, unstack
+from .._backend import Array, clip, device, stop_gradient, unstack
 from .._core import checks
+from .._core.inputs import namespace
 from .._core.reduce import promote, reduce_loss, restore
 
 Corners = tuple[Array, Array, Array, Array]
@@ -157,7 +158,7 @@ class LossPair(BoxPair):
 
     def __init__(self, fn: str, y_pred: Array, y_true: Array, /, *, box_format: str, reduction: str, eps: float,
                  inner_ratio: float | None) -> None:
-        xp = array_namespace(y_pred, y_true)
+        xp = namespace(fn, y_pred=y_pred, y_true=y_true)
         checks.check_boxes(fn, "y_pred", y_pred, xp=xp)
         checks.check_boxes(fn, "y_true", y_true, xp=xp)
         checks.check_same_shape(fn, y_pred, y_true)

@@ -20,8 +20,9 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .._backend import Array, array_namespace, clip, device, take_along_axis, unstack
+from .._backend import Array, clip, device, take_along_axis, unstack
 from .._core import checks
+from .._core.inputs import namespace
 from .._core.reduce import check_weighting, promote, restore, weighted_reduction
 
 ROTATED_FORMATS = ("xywhr", "cxcywhr")
@@ -51,7 +52,7 @@ def centre_form(boxes: Array, box_format: str, /, *, xp: ModuleType) -> tuple[Ar
 
 def rotated_box_convert(caller: str, boxes: Array, in_fmt: str, out_fmt: str) -> Array:
     """``box_convert`` between the rotated formats (``boxes.py`` delegates 5-column formats here)."""
-    xp = array_namespace(boxes)
+    xp = namespace(caller, boxes=boxes)
     if in_fmt not in ROTATED_FORMATS or out_fmt not in ROTATED_FORMATS:
         raise ValueError(
             f"{caller}: rotated formats convert only among themselves ({', '.join(map(repr, ROTATED_FORMATS))}), "
@@ -95,7 +96,7 @@ class Pair(NamedTuple):
 
 def box_pair(caller: str, y_pred: Array, y_true: Array, box_format: str, reduction: str, avg_factor: Any, *,
           clamp: bool) -> Pair:
-    xp = array_namespace(y_pred, y_true)
+    xp = namespace(caller, y_pred=y_pred, y_true=y_true)
     check_rotated_boxes(caller, "y_pred", y_pred, xp=xp)
     check_rotated_boxes(caller, "y_true", y_true, xp=xp)
     checks.check_same_shape(caller, y_pred, y_true)

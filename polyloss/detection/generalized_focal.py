@@ -13,13 +13,13 @@ from typing import Any
 
 from .._backend import (
     Array,
-    array_namespace,
     is_concrete,
     sigmoid,
     sigmoid_cross_entropy,
     value_range,
 )
 from .._core import checks
+from .._core.inputs import namespace
 from .._core.reduce import as_float, check_weighting, promote, restore, weighted_reduction
 from .._core.typing import Reduction
 from ..segmentation._pixel import focal_modulation
@@ -31,7 +31,7 @@ __all__ = ["distribution_focal_loss", "integral_decode", "quality_focal_loss", "
 
 def _prepare(fn: str, y_pred: Array, y_true: Array, reduction: str, avg_factor: Any) -> tuple[Any, Array, Array]:
     """Validate a dense (logits, soft target) pair; both in the compute dtype."""
-    xp = array_namespace(y_pred, y_true)
+    xp = namespace(fn, y_pred=y_pred, y_true=y_true)
     checks.check_floating(fn, "y_pred", y_pred, xp=xp)
     checks.check_same_shape(fn, y_pred, y_true)
     checks.check_reduction(fn, reduction)
@@ -213,7 +213,7 @@ def distribution_focal_loss(
         https://arxiv.org/abs/2006.04388
     """
     fn = "distribution_focal_loss"
-    xp = array_namespace(y_pred, y_true)
+    xp = namespace(fn, y_pred=y_pred, y_true=y_true)
     checks.check_floating(fn, "y_pred", y_pred, xp=xp)
     checks.check_floating(fn, "y_true", y_true, xp=xp)
     checks.check_reduction(fn, reduction)
@@ -265,7 +265,7 @@ def integral_decode(y_pred: Array, /) -> Array:
         https://arxiv.org/abs/2006.04388
     """
     fn = "integral_decode"
-    xp = array_namespace(y_pred)
+    xp = namespace(fn, y_pred=y_pred)
     checks.check_floating(fn, "y_pred", y_pred, xp=xp)
     if y_pred.ndim < 1:
         raise ValueError(f"{fn}: y_pred must have shape (..., n), one distribution per row, got shape ()")

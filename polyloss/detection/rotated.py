@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .._backend import Array, array_namespace, clip, device
+from .._backend import Array, clip, device
 from .._core import checks
+from .._core.inputs import namespace
 from .._core.reduce import promote, restore
 from .._core.typing import Reduction, RotatedBoxFormat
 from ._box_ops import smooth_l1
@@ -76,7 +77,7 @@ def box_to_gaussian(boxes: Array, /, *, fmt: RotatedBoxFormat = "cxcywhr") -> tu
         Wasserstein Distance Loss, ICML 2021. https://arxiv.org/abs/2101.11952
     """
     fn = "box_to_gaussian"
-    xp = array_namespace(boxes)
+    xp = namespace(fn, boxes=boxes)
     checks.check_option(fn, "fmt", fmt, ROTATED_FORMATS)
     check_rotated_boxes(fn, "boxes", boxes, xp=xp)
     cx, cy, w, h, r = centre_form(boxes, fmt, xp=xp)
@@ -434,7 +435,7 @@ def rotated_box_iou(boxes1: Array, boxes2: Array, /, *, box_format: RotatedBoxFo
         https://doi.org/10.1145/360767.360802
     """
     fn = "rotated_box_iou"
-    xp = array_namespace(boxes1, boxes2)
+    xp = namespace(fn, boxes1=boxes1, boxes2=boxes2)
     check_rotated_boxes(fn, "boxes1", boxes1, xp=xp)
     check_rotated_boxes(fn, "boxes2", boxes2, xp=xp)
     checks.check_option(fn, "box_format", box_format, ROTATED_FORMATS)

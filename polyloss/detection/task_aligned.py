@@ -13,8 +13,9 @@ import operator
 from types import ModuleType
 from typing import Any, Literal
 
-from .._backend import Array, array_namespace, device, is_concrete, stop_gradient
+from .._backend import Array, device, is_concrete, stop_gradient
 from .._core import checks
+from .._core.inputs import namespace
 from .._core.reduce import promote, restore
 from ._tal import Assignment, LossTerms, assign, background, yolo_terms
 
@@ -157,7 +158,8 @@ def task_aligned_assign(
         Peer: ``ultralytics.utils.tal.TaskAlignedAssigner`` (YOLOv8).
     """
     fn = "task_aligned_assign"
-    xp = array_namespace(scores, boxes, anchor_points, gt_labels, gt_boxes, gt_valid)
+    xp = namespace(fn, scores=scores, boxes=boxes, anchor_points=anchor_points,
+                   gt_labels=gt_labels, gt_boxes=gt_boxes, gt_valid=gt_valid)
     options = _options(fn, top_k, alpha, beta, eps, min_size, overlap)
     checks.check_floating(fn, "scores", scores, xp=xp)
     checks.check_floating(fn, "boxes", boxes, xp=xp)
@@ -270,7 +272,8 @@ def task_aligned_loss(
         Li et al., Generalized Focal Loss, NeurIPS 2020. https://arxiv.org/abs/2006.04388
     """
     fn = "task_aligned_loss"
-    xp = array_namespace(cls_logits, box_dist, anchor_points, gt_labels, gt_boxes, gt_valid)
+    xp = namespace(fn, cls_logits=cls_logits, box_dist=box_dist, anchor_points=anchor_points,
+                   gt_labels=gt_labels, gt_boxes=gt_boxes, gt_valid=gt_valid)
     options = _options(fn, top_k, alpha, beta, eps, min_size, overlap)
     for name, flag in (("batch_scale", batch_scale), ("return_terms", return_terms)):
         if not isinstance(flag, bool):

@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
-from .._backend import Array, array_namespace, class_sums, default_float, device, one_hot
+from .._backend import Array, class_sums, default_float, device, one_hot
 from .._core import checks
-from .._core.inputs import class_axis_index, drop_ignored
+from .._core.inputs import class_axis_index, drop_ignored, namespace
 from .._core.reduce import reduce_classes
 from .._core.typing import Reduction, Sampling
 from ._confusion import ratio
@@ -210,7 +210,7 @@ def _overlap(fn: str, pred: Array, true: Array, dice: bool, *, num_classes: int 
              ignore_index: int | None, include_background: bool, per_image: bool, reduction: str) -> Array:
     """Hard Dice (``dice``) or IoU per (sample,) class from the hard TP, FP, FN, then reduced."""
     checks.check_reduction(fn, reduction)
-    xp = array_namespace(pred, true)
+    xp = namespace(fn, pred=pred, true=true)
     if tuple(pred.shape) != tuple(true.shape):
         raise ValueError(f"{fn}: true must have the shape of pred {tuple(pred.shape)}, got {tuple(true.shape)}")
     if pred.ndim < 2:
