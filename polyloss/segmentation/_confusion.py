@@ -174,6 +174,8 @@ def region(caller: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, 
         pixel_sum = None
     full = _statistics(seg, p, axis, per_image=per_image, soft_label=opts["soft_label"], label_s=label_s,
                        all_reduce=all_reduce, squared=squared, extra=pixel_sum, fused=fused)
+    if all_reduce is not None and seg.poison is not None:  # the poison, summed across devices with the statistics
+        seg = replace(seg, poison=seg.xp.sum(full.n) * 0)
     st, idx = _select(caller, full, opts["classes"], seg, xp=seg.xp)
     weight = full_weight if full_weight is None or idx is None else seg.xp.take(full_weight, idx, axis=0)
     return Region(seg, opts, st, full, weight, log_p)
@@ -261,6 +263,8 @@ def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft
     if not per_image:
         tp, psum, tsum, n = (xp.sum(s, axis=0) for s in (tp, psum, tsum, n))
     stats = xp.stack([tp, psum - tp, tsum - tp, n])
+    if all_reduce is not None and seg.poison is not None:  # every device's poison reaches every device's loss
+        stats = stats + seg.poison
     if all_reduce is not None:
         if extra is None:
             stats = all_reduce(stats)
