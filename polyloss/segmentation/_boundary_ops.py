@@ -113,9 +113,17 @@ def unsigned_field(fg: Array, spacing: tuple[float, ...], empty: str, dtype: Any
 
 
 def erosion_radius(caller: str, spatial: tuple[int, ...], dilation_ratio: float) -> int:
-    """round(dilation_ratio * image diagonal), at least 1, as boundary-iou-api's ``mask_to_boundary``."""
-    dilation_ratio = checks.check_nonnegative(caller, "dilation_ratio", dilation_ratio)
-    return max(1, round(dilation_ratio * math.sqrt(sum(n * n for n in spatial))))
+    """round(dilation_ratio * image diagonal), at least 1, as boundary-iou-api's ``mask_to_boundary``.
+
+    Any finite ratio >= 0 is the reference's (a radius past the image erodes everything: capped at the largest side,
+    which erodes everything too, so a huge ratio builds no huge window); inf, NaN and a traced ratio (the radius
+    shapes the window) are a ValueError.
+    """
+    ratio = checks.check_real(caller, "dilation_ratio", dilation_ratio)
+    if not (isinstance(ratio, float) and 0 <= ratio < math.inf):  # NaN fails too (math.isfinite breaks compile)
+        raise ValueError(f"{caller}: dilation_ratio must be a finite number >= 0, got {dilation_ratio!r}")
+    radius = max(1, round(ratio * math.sqrt(sum(n * n for n in spatial))))
+    return min(radius, max((1, *spatial)))  # max(..., default=) breaks torch.compile
 
 
 def inner_boundary(m: Array, radius: int, nd: int, *, xp: ModuleType) -> Array:

@@ -24,7 +24,7 @@ class Surfaces:
     """Both surfaces, each pixel's distance to the other surface, and the counts, for one call."""
 
     def __init__(self, caller: str, pred: Array, true: Array, sampling: Sampling, nd: int) -> None:
-        xp = namespace(caller, pred=pred, true=true)
+        xp = namespace(caller, pred_mask=pred, true_mask=true)
         nd = check_mask(caller, "pred_mask", pred, nd, xp=xp)
         check_mask(caller, "true_mask", true, nd, xp=xp)
         if tuple(pred.shape) != tuple(true.shape):
