@@ -135,7 +135,7 @@ def test_lsa_errors():
         pl.linear_sum_assignment(np.zeros((2, 3)), row_valid=np.ones(3, bool))
     with pytest.raises(TypeError, match="col_valid must be a bool"):
         pl.linear_sum_assignment(np.zeros((2, 3)), col_valid=np.ones(3))
-    with pytest.raises(TypeError, match="maximize must be a bool"):
+    with pytest.raises(TypeError, match="maximize must be True or False"):
         pl.linear_sum_assignment(np.zeros((2, 3)), maximize=1)
     with pytest.raises(ValueError, match="NaN"):
         pl.linear_sum_assignment(np.array([[np.nan, 1.0]]))

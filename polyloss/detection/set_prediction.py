@@ -43,8 +43,7 @@ def _check_mask(fn: str, name: str, mask: Array | None, shape: tuple[int, ...], 
 
 
 def _check_bool(fn: str, name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{fn}: {name} must be a bool, got {type(value).__name__}")
+    checks.check_flag(fn, name, value)
 
 
 def _solver_dtype(x: Array, /, *, xp: ModuleType) -> Any:

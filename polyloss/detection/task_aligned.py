@@ -275,9 +275,7 @@ def task_aligned_loss(
     xp = namespace(fn, cls_logits=cls_logits, box_dist=box_dist, anchor_points=anchor_points,
                    gt_labels=gt_labels, gt_boxes=gt_boxes, gt_valid=gt_valid)
     options = _options(fn, top_k, alpha, beta, eps, min_size, overlap)
-    for name, flag in (("batch_scale", batch_scale), ("return_terms", return_terms)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{fn}: {name} must be a bool, got {flag!r}")
+    checks.check_flags(fn, batch_scale=batch_scale, return_terms=return_terms)
     if isinstance(reg_max, bool) or operator.index(reg_max) < 2:
         raise ValueError(f"{fn}: reg_max must be an integer >= 2, got {reg_max!r}")
     for name, x in (("cls_logits", cls_logits), ("box_dist", box_dist), ("anchor_points", anchor_points)):
@@ -292,7 +290,9 @@ def task_aligned_loss(
     terms: LossTerms = yolo_terms(x, xp.astype(box_dist, x.dtype), xp.astype(anchor_points, x.dtype), steps,
                                   gt_labels, xp.astype(gt_boxes, x.dtype), gt_valid, reg_max=operator.index(reg_max),
                                   options=options, xp=xp)
-    weighted = {"box": box_weight * terms.box, "cls": cls_weight * terms.cls, "dfl": dfl_weight * terms.dfl}
+    gains = {k: checks.check_real(fn, f"{k}_weight", v) for k, v in (("box", box_weight), ("cls", cls_weight),
+                                                                      ("dfl", dfl_weight))}
+    weighted = {k: gains[k] * getattr(terms, k) for k in ("box", "cls", "dfl")}
     loss = (weighted["box"] + weighted["cls"] + weighted["dfl"]) * (b if batch_scale else 1)
     loss = restore(_poison_loss(loss, gt_labels, gt_valid, c, xp=xp), cls_logits.dtype, xp=xp)
     if not return_terms:
