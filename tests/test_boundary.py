@@ -432,7 +432,7 @@ def test_bad_input(backend, rng):
             fn(xb, yb, class_axis=2)
     with pytest.raises(ValueError, match="hausdorff_dt_loss: alpha must be >= 0"):
         pl.hausdorff_dt_loss(xb, yb, alpha=-1.0)
-    with pytest.raises(ValueError, match="boundary_iou_loss: dilation_ratio must be >= 0"):
+    with pytest.raises(ValueError, match="boundary_iou_loss: dilation_ratio must be a finite number >= 0"):
         pl.boundary_iou_loss(xb, yb, dilation_ratio=-0.1)
     with pytest.raises(ValueError, match="soft_cldice_loss: iterations must be a non-negative int"):
         pl.soft_cldice_loss(xb, yb, iterations=-1)
@@ -746,3 +746,29 @@ def test_docstring_examples(backend, name):
     for t in tests:
         runner.run(t)
     assert runner.failures == 0
+
+
+@pytest.mark.parametrize("ratio", [math.inf, math.nan, -math.inf])
+def test_dilation_ratio_must_be_finite(backend, ratio):
+    """inf raised OverflowError from round(); NaN ValueError from round() without the function's name."""
+    m = backend.asarray(np.ones((1, 6, 6), dtype=bool))
+    with pytest.raises(ValueError, match="boundary_iou: dilation_ratio must be a finite number >= 0"):
+        pl.boundary_iou(m, m, dilation_ratio=ratio)
+    x = backend.asarray(np.zeros((1, 2, 6, 6)))
+    with pytest.raises(ValueError, match="boundary_iou_loss: dilation_ratio must be a finite number >= 0"):
+        pl.boundary_iou_loss(x, backend.asarray(np.zeros((1, 6, 6), dtype=np.int64)), dilation_ratio=ratio)
+
+
+def test_huge_dilation_ratio_equals_the_reference(backend, rng):
+    """A radius past the image erodes everything, as the reference: the boundary is the whole mask."""
+    pred, true = blobs(rng, (2, 9, 11), 3), blobs(rng, (2, 9, 11), 3)
+    got = pl.boundary_iou(backend.asarray(pred), backend.asarray(true), dilation_ratio=1e12)
+    assert_close(got, [boundary_iou_reference(pred[n], true[n], 3.0, 2) for n in range(2)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["distance_transform", "signed_distance_map", "boundary_iou"])
+def test_one_d_mask_with_spatial_ndim_2_is_an_error(backend, name):
+    m = backend.asarray(np.array([True, False, True, True]))
+    args = (m, m) if name == "boundary_iou" else (m,)
+    with pytest.raises(ValueError, match=f"{name}: .*must have at least spatial_ndim=2 axes"):
+        getattr(pl, name)(*args, spatial_ndim=2)

@@ -276,3 +276,33 @@ def test_value_checks_run_on_concrete_arrays(backend):
         gf.distribution_focal_loss(x, backend.asarray(np.array([1.0, 4.5])))
     with pytest.raises(ValueError, match="quality_focal_loss: avg_factor must be >= 0"):
         gf.quality_focal_loss(x, x, avg_factor=backend.asarray(np.asarray(-1.0)))
+
+
+@pytest.mark.parametrize("name", ["quality_focal_loss", "varifocal_loss"])
+@pytest.mark.parametrize("bad", [2.0, 255.0, -1.0])
+def test_quality_targets_outside_the_unit_interval_are_an_error(backend, name, bad):
+    """IoU quality scores lie in [0, 1]; 2.0 and 255 gave -3.24 and -4.9e7 (issue 18, defect 8)."""
+    from polyloss.detection import generalized_focal as gf
+
+    x = backend.asarray(np.zeros((2, 3)))
+    y = np.zeros((2, 3))
+    y[1, 2] = bad
+    with pytest.raises(ValueError, match=rf"{name}: y_true must lie in \[0, 1\] \(IoU quality scores\)"):
+        getattr(gf, name)(x, backend.asarray(y))
+    with pytest.raises(ValueError, match=rf"{name}: y_true must lie in \[0, 1\]"):  # integer targets too
+        getattr(gf, name)(x, backend.asarray(np.where(y != 0, 255, 0)))
+
+
+def test_distribution_focal_nan_target_gives_nan(backend, rng):
+    """NaN in, NaN out: NaN raised IndexError on NumPy and read bin -2^63 on torch."""
+    from polyloss.detection import generalized_focal as gf
+
+    logits = rng.normal(size=(3, 4, 6))
+    y = rng.uniform(0, 5, size=(3, 4))
+    y[1, 2] = np.nan
+    got = to_numpy(gf.distribution_focal_loss(backend.asarray(logits), backend.asarray(y), reduction="none"))
+    assert np.isnan(got[1, 2]) and np.isnan(got).sum() == 1
+    want = np.array([[dfl_ref(logits[i, j], y[i, j]) if not np.isnan(y[i, j]) else 0.0 for j in range(4)]
+                     for i in range(3)])
+    assert_close(np.where(np.isnan(y), 0.0, got), want, rtol=1e-10)
+    assert np.isnan(to_numpy(gf.distribution_focal_loss(backend.asarray(logits), backend.asarray(y))))

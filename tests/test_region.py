@@ -86,7 +86,8 @@ def ref_reduce(loss, weight, reduction):
     return loss.sum() / (w.sum() * (loss.size // loss.shape[-1]))
 
 
-def ref_region(name, stats, *, smooth=1e-5, eps=1e-7, alpha=0.5, beta=0.5, gamma=1.0, log_loss=False):
+def ref_region(name, stats, *, smooth=1e-5, eps=1e-7, alpha=0.5, beta=0.5, gamma=1.0, log_loss=False,
+               smooth_all=False):
     """Per-class loss of a region loss from (tp, fp, fn, n)."""
     tp, fp, fn, n = stats
     empty = (tp + fp + fn) == 0
@@ -101,7 +102,8 @@ def ref_region(name, stats, *, smooth=1e-5, eps=1e-7, alpha=0.5, beta=0.5, gamma
         return np.log(np.cosh(1 - ref_ratio(2 * tp, 2 * tp + fp + fn, empty, smooth, eps)))
     elif name == "mcc_loss":
         tn = n - tp - fp - fn + smooth
-        a, b, c, d = tp + smooth, fp + smooth, fn + smooth, tn
+        off = smooth if smooth_all else 0.0  # smooth on TP and TN only, or on all four (smp)
+        a, b, c, d = tp + smooth, fp + off, fn + off, tn
         den = np.sqrt((a + b) * (a + c) * (d + b) * (d + c))
         mcc = np.where((fp + fn) == 0, 1.0, (a * d - b * c) / np.maximum(den, eps))
         return 1 - mcc
@@ -752,3 +754,33 @@ def test_label_smoothing_edge_cases_are_finite(backend, rng, name):
         assert_close(grad, np.zeros_like(x))
     labels = backend.asarray(random_labels(rng, (2, 4, 5), 3))
     _grad_finite(backend, lambda z: getattr(pl, name)(z, labels, label_smoothing=0.1), np.sign(x) * 1e4)
+
+
+def test_mcc_scores_a_class_empty_in_target_and_prediction_1(backend, rng):
+    """smp's smoothing (on TP, TN, FP, FN) scored a perfect prediction of an absent class MCC 1/2 (issue 18,
+    defect 11); smooth on TP and TN gives the other region losses' rule, smooth_all=True smp's numbers."""
+    y = rng.integers(0, 2, size=(2, 9, 7))  # class 2 absent
+    x = np.stack([np.where(y == c, 20.0, -20.0) for c in range(3)], axis=1)
+    xb, yb = backend.asarray(x), backend.asarray(y)
+    got = to_numpy(pl.mcc_loss(xb, yb, reduction="none"))
+    assert np.all(got < 1e-6), got
+    smp_like = to_numpy(pl.mcc_loss(xb, yb, reduction="none", smooth_all=True))
+    assert smp_like[2] == pytest.approx(0.5, abs=1e-3) and np.all(smp_like[:2] < 1e-6)
+    stats = ref_stats(*ref_inputs(x, y, mode="multiclass"), soft_label=True)
+    assert_close(smp_like, ref_region("mcc_loss", stats, smooth_all=True), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("smooth_all", [False, True])
+def test_mcc_matches_reference_with_either_smoothing(backend, rng, smooth_all):
+    x = random_logits(rng, (2, 4, 9, 7))
+    y = random_labels(rng, (2, 9, 7), 4)
+    got = pl.mcc_loss(backend.asarray(x), backend.asarray(y), smooth=0.3, smooth_all=smooth_all, reduction="none")
+    stats = ref_stats(*ref_inputs(x, y, mode="multiclass"), soft_label=True)
+    want = ref_region("mcc_loss", stats, smooth=0.3, smooth_all=smooth_all)
+    assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_mcc_smooth_all_takes_a_bool_only(backend):
+    x = backend.asarray(np.zeros((1, 2, 3, 3)))
+    with pytest.raises(TypeError, match="mcc_loss: smooth_all must be True or False"):
+        pl.mcc_loss(x, backend.asarray(np.zeros((1, 3, 3), dtype=np.int64)), smooth_all="True")

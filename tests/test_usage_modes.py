@@ -39,20 +39,11 @@ JAX_FAMILY = ("cross_entropy", "sigmoid_focal_loss", "softmax_focal_loss", "dice
               "boundary_dou_loss", "dice_score", "smooth_l1_loss", "hard_negative_mining",
               "quality_focal_loss", "distribution_focal_loss", "probiou_loss")
 
-DOMAINS = "non-array inputs raise without the function's name (the input-domain work, not landed yet)"
 SOLVER_LOOP = ("the matching solver's eager torch loop reads its stop condition each step (data-dependent control "
                "flow): torch.func.vmap refuses it, and on an accelerator each step is a host read; jax.jit and "
                "torch.compile keep the loop on the device")
 # (mode, backend or "*", export) -> why it fails today; each is a strict xfail, so a fix turns it into a failure
 KNOWN: dict[tuple[str, str, str], str] = {
-    **{("non_array", "*", n): DOMAINS for n in (
-        "average_surface_distance", "balanced_l1_loss", "box_area", "box_convert", "box_iou", "box_to_gaussian",
-        "decode_boxes", "dice_score", "distance_transform", "distribution_focal_loss",
-        "encode_boxes", "gwd_loss", "hard_negative_mining", "hausdorff_distance",
-        "huber_loss", "integral_decode", "iou_score", "kfiou_loss", "kld_loss", "match_priors",
-        "multibox_loss", "probiou_loss", "quality_focal_loss", "rotated_box_iou", "signed_distance_map",
-        "smooth_l1_loss", "surface_dice", "unet_weight_map", "varifocal_loss"
-    )},
     **{("torch_func_vmap", "torch", n): "the ClassSums autograd.Function has no vmap rule"
        for n in ("dice_score", "bce_jaccard_loss", "combo_loss")},
     ("torch_func_vmap", "torch", "iou_score"): "torch has no batching rule for moveaxis (array-api-compat's)",

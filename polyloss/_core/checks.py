@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from .._backend import Array, array_namespace, host_view, is_concrete, value_range
+from array_api_compat import is_array_api_obj
+
+from .._backend import Array, array_namespace, device, host_view, is_concrete, value_range
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -187,3 +189,27 @@ def check_integer_range(caller: str, name: str, x: Array, low: int, high: int, *
     lo, hi = value_range(x, xp=xp)
     if lo < low or hi > high:
         raise ValueError(f"{caller}: {name} must lie in [{low}, {high}], found {lo if lo < low else hi}")
+
+
+def check_array(caller: str, name: str, x: Any) -> None:
+    """``x`` is an array of a supported library: None, a Python number, a string or a list is a TypeError."""
+    if isinstance(x, bool | int | float | complex | str | bytes) or not is_array_api_obj(x):
+        raise TypeError(
+            f"{caller}: {name} must be an array (NumPy, PyTorch, JAX, CuPy, ...), got {type(x).__name__}; "
+            "convert it with your library's asarray first"
+        )
+
+
+def weight_array(caller: str, name: str, w: Any, /, *, like: Array, xp: ModuleType) -> Array:
+    """``w`` (a number, a sequence of numbers or an array) as an array in ``like``'s dtype, on its device.
+
+    Anything else (a string, None inside a sequence) is a TypeError naming ``caller`` and ``name``.
+    """
+    if isinstance(w, str | bytes):
+        raise TypeError(f"{caller}: {name} must be a number, a sequence of numbers or an array, got {w!r}")
+    try:
+        return xp.asarray(w, dtype=like.dtype, device=device(like))
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"{caller}: {name} must be a number, a sequence of numbers or an array, got {w!r}"
+        ) from error

@@ -19,8 +19,11 @@ Rules held here, and only here (docs/conventions.md states them for users):
   label dtype. Ignored labels are replaced by
   class 0 and masked by ``valid``. Concrete labels out of range (and sigmoid
   targets outside their domain) are a ``ValueError``; while tracing
-  (``jax.jit``, ``torch.compile``) they make the scores NaN, so the loss is
-  NaN, never a plausible finite number.
+  (``jax.jit``, ``torch.compile``) they set ``Segmentation.poison`` (NaN),
+  which ``returned`` adds to the reduced loss, so the loss is NaN, never a
+  plausible finite number. The returned value itself is poisoned: NaN put
+  into the scores is dropped by compilers through softmax, clamps and
+  compares (nondeterministically, issue 18).
 - A pixel ``mask`` (the boundary losses) holds non-negative weights of
   ``y_pred``'s shape or its shape without the class axis; ``pixel_weight``
   multiplies it by the ignore mask, so a left-out pixel has weight 0.
@@ -32,8 +35,6 @@ import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, NamedTuple, TypeAlias, get_args
-
-from array_api_compat import is_array_api_obj
 
 from .._backend import (
     Array,
@@ -47,29 +48,26 @@ from .._backend import (
     value_range,
 )
 from . import checks
-from .reduce import as_float, promote
+from .reduce import as_float, promote, restore
 from .typing import Mode
 
 MODES: tuple[str, ...] = get_args(Mode)
-_PY_SCALARS = (int, float, complex)  # not arrays, though array_namespace skips them
+_PY_SCALARS = (bool, int, float, complex)  # not arrays, though array_namespace skips them
 
 
-def namespace(caller: str, /, **arrays: Any) -> ModuleType:
-    """The one namespace of ``arrays`` (``None`` entries skipped); a TypeError naming ``caller`` and the argument."""
-    values = [a for a in arrays.values() if a is not None]
-    try:
-        xp = array_namespace(*values)
-    except TypeError:
-        xp = None
-    if xp is not None and not any(isinstance(a, _PY_SCALARS) for a in values):
-        return xp
-    present = {name: a for name, a in arrays.items() if a is not None}
+def namespace(caller: str, /, *, optional: tuple[str, ...] = (), **arrays: Any) -> ModuleType:
+    """The one namespace of ``arrays``; a TypeError naming ``caller`` and the argument that is not an array.
+
+    ``optional``: the names that may be None (skipped); None anywhere else is a TypeError.
+    """
+    present = {name: a for name, a in arrays.items() if not (a is None and name in optional)}
+    if not any(a is None or isinstance(a, _PY_SCALARS) for a in present.values()):  # array_namespace skips those
+        try:  # the common case first: is_array_api_obj makes torch.compile warn (an lru_cache it traces through)
+            return array_namespace(*present.values())
+        except TypeError:
+            pass
     for name, a in present.items():
-        if not is_array_api_obj(a):
-            raise TypeError(
-                f"{caller}: {name} must be an array (NumPy, PyTorch, JAX, CuPy, ...), got {type(a).__name__}; "
-                "convert it with your library's asarray first"
-            )
+        checks.check_array(caller, name, a)
     kinds = ", ".join(f"{name} is {type(a).__module__}.{type(a).__name__}" for name, a in present.items())
     raise TypeError(
         f"{caller}: {' and '.join(present)} must come from the same array library, got {kinds}; "
@@ -119,13 +117,14 @@ class Segmentation:
 
     caller: str  # the public function, for messages
     xp: ModuleType
-    x: Array  # y_pred in the compute dtype (NaN where a traced label was out of range)
+    x: Array  # y_pred in the compute dtype
     mode: Mode
     axis: int  # the class axis, non-negative (may equal ndim for 0-/1-D inputs of the sigmoid losses)
     num_classes: int  # along ``axis`` (1 in binary mode)
     target: Target
     from_logits: bool
     dtype: Any  # the dtype to return
+    poison: Array | None = None  # 0-d, NaN where a traced target is out of its domain, else 0; None: eager
 
     @property
     def dense(self) -> Dense:
@@ -161,15 +160,15 @@ def prepare(caller: str, y_pred: Any, y_true: Any, /, *, mode: Any = "multiclass
     x = promote(y_pred, xp=xp)
     if mode != "multiclass":
         c = 1 if mode == "binary" or axis >= ndim else y_pred.shape[axis]
-        target, x = _sigmoid_target(caller, y_pred, y_true, ignore_index, xp=xp, like=x)
-        return Segmentation(caller, xp, x, mode, axis, c, target, from_logits, y_pred.dtype)
+        target, poison = _sigmoid_target(caller, y_pred, y_true, ignore_index, xp=xp, like=x)
+        return Segmentation(caller, xp, x, mode, axis, c, target, from_logits, y_pred.dtype, poison)
     c = y_pred.shape[axis] if axis < ndim else 1
     integer = _is_integer_target(caller, y_true, xp=xp)
     ignore_index = checks.check_ignore_index(caller, ignore_index, integer)
     if integer:
         _check_index_target_shape(caller, y_pred, y_true, axis)
-        labels, x = _labels(caller, y_true, c, ignore_index, x, xp=xp)
-        return Segmentation(caller, xp, x, mode, axis, c, labels, from_logits, y_pred.dtype)
+        labels, poison = _labels(caller, y_true, c, ignore_index, x, xp=xp)
+        return Segmentation(caller, xp, x, mode, axis, c, labels, from_logits, y_pred.dtype, poison)
     if not layout.dense:
         raise TypeError(f"{caller}: y_true must hold integer class indices, got dtype {y_true.dtype}")
     label_shape = tuple(y_pred.shape[:axis]) + tuple(y_pred.shape[axis + 1 :])
@@ -242,12 +241,16 @@ def check_spatial_layout(caller: str, y_pred: Array, axis: int, mode: str, /, *,
 
 
 def _labels(caller: str, y_true: Array, num_classes: int, ignore_index: int | None, x: Array, /, *, xp: ModuleType
-            ) -> tuple[Labels, Array]:
-    """Labels in the index dtype, ignored ones replaced by 0; out of range: an error, or NaN scores if traced."""
+            ) -> tuple[Labels, Array | None]:
+    """Labels in the index dtype, ignored ones replaced by 0, and the poison of the loss (``poison_if``).
+
+    Out of range: an error on concrete labels; if traced, replaced by 0 and the poison is NaN.
+    """
     # int32 and int64 hold any class id; narrower or unsigned labels are cast, never used to build ids
     wide = y_true.dtype == xp.int64 or y_true.dtype == xp.int32
     labels = y_true if wide else xp.astype(y_true, index_dtype(xp, device(y_true)))
     labels, valid = drop_ignored(labels, ignore_index, xp=xp)
+    poison = None
     if is_concrete(labels):
         if numel(labels):
             low, high = value_range(labels, xp=xp)
@@ -258,9 +261,28 @@ def _labels(caller: str, y_true: Array, num_classes: int, ignore_index: int | No
                 raise ValueError(f"{caller}: y_true labels must lie in {allowed}, found {low if low < 0 else high}")
     else:  # traced: no value can be read; a NaN loss signals the bad label
         bad = (labels < 0) | (labels >= num_classes)
-        x = xp.where(xp.any(bad), math.nan, x)
+        poison = poison_if(bad, x, xp=xp)
         labels = xp.where(bad, 0, labels)
-    return Labels(labels, valid), x
+    return Labels(labels, valid), poison
+
+
+def poison_if(bad: Array, like: Array, /, *, xp: ModuleType) -> Array:
+    """A 0-d array in ``like``'s dtype and device: NaN if any of ``bad`` is true, else 0 (add it to the result)."""
+    return xp.where(xp.any(bad), math.nan, xp.zeros((), dtype=like.dtype, device=device(like)))
+
+
+def poisoned(out: Array, poison: Array | None, /) -> Array:
+    """``out`` plus ``poison`` (NaN when a traced input was invalid), the last step before the dtype is restored.
+
+    The poison goes on the reduced result, never on the scores: a compiler may drop a NaN through a softmax, a
+    clamp or a compare (jax.jit and torch.compile did, in some runs and not others).
+    """
+    return out if poison is None else out + poison
+
+
+def returned(seg: Segmentation, out: Array, /) -> Array:
+    """The loss ``out`` (compute dtype) as returned: poisoned if a traced target was invalid, in ``seg.dtype``."""
+    return restore(poisoned(out, seg.poison), seg.dtype, xp=seg.xp)
 
 
 def drop_ignored(labels: Array, ignore_index: int | None, /, *, xp: ModuleType) -> tuple[Array, Array | None]:
@@ -272,20 +294,22 @@ def drop_ignored(labels: Array, ignore_index: int | None, /, *, xp: ModuleType) 
 
 
 def _sigmoid_target(caller: str, y_pred: Array, y_true: Array, ignore_index: Any, /, *, xp: ModuleType, like: Array
-                    ) -> tuple[Dense, Array]:
-    """Targets of a sigmoid mode: 0/1 or [0, 1], ignored entries zeroed; NaN scores if traced and out of domain."""
+                    ) -> tuple[Dense, Array | None]:
+    """Targets of a sigmoid mode: 0/1 or [0, 1], ignored entries zeroed; and the poison (NaN if traced and out of
+    domain)."""
     integer = xp.isdtype(y_true.dtype, "integral")
     if not (integer or y_true.dtype == xp.bool or xp.isdtype(y_true.dtype, "real floating")):
         raise TypeError(f"{caller}: y_true must be floating, integer or bool, got dtype {y_true.dtype}")
     ignore_index = checks.check_ignore_index(caller, ignore_index, integer)
     checks.check_same_shape(caller, y_pred, y_true)
     t, valid = drop_ignored(y_true, ignore_index, xp=xp)
+    poison = None
     if is_concrete(t):
         check_binary_target(caller, "y_true", t, valid, xp=xp)
     elif t.dtype != xp.bool:  # traced: a target outside its domain makes the loss NaN
-        bad = (t < 0) | (t > 1)
-        like = xp.where(xp.any(bad if valid is None else bad & valid), math.nan, like)
-    return Dense(as_float(t, like, xp=xp), valid), like
+        bad = ~((t >= 0) & (t <= 1))  # NaN too
+        poison = poison_if(bad if valid is None else bad & valid, like, xp=xp)
+    return Dense(as_float(t, like, xp=xp), valid), poison
 
 
 def check_binary_target(caller: str, name: str, t: Array, valid: Array | None, /, *, xp: ModuleType) -> None:
@@ -327,7 +351,7 @@ def along_class_axis(v: Array, seg: Segmentation, /) -> Array:
 
 def class_vector(seg: Segmentation, name: str, w: Any, /) -> Array:
     """``w`` (a sequence or array of length C) as a float vector on ``seg.x``'s device."""
-    w = seg.xp.asarray(w, dtype=seg.x.dtype, device=device(seg.x))
+    w = checks.weight_array(seg.caller, name, w, like=seg.x, xp=seg.xp)
     if w.shape != (seg.num_classes,):
         raise ValueError(
             f"{seg.caller}: {name} must have shape ({seg.num_classes},), one per class, got {tuple(w.shape)}"
@@ -340,7 +364,7 @@ def element_weight(seg: Segmentation, name: str, w: Any, /) -> Array | float:
     if isinstance(w, int | float) and not isinstance(w, bool):
         return float(w)
     xp, x = seg.xp, seg.x
-    w = xp.asarray(w, dtype=x.dtype, device=device(x))
+    w = checks.weight_array(seg.caller, name, w, like=x, xp=xp)
     if w.ndim == 1:
         if seg.axis >= x.ndim or w.shape[0] != x.shape[seg.axis]:
             have = x.shape[seg.axis] if seg.axis < x.ndim else "none"

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from .._backend import Array, device, is_concrete, numel, value_range
-from .checks import check_nonnegative
+from .checks import check_nonnegative, weight_array
 
 
 def promote(x: Array, /, *, xp: ModuleType) -> Array:
@@ -106,7 +106,7 @@ def weighted_reduction(
     mean (0 for an empty ``loss``).
     """
     if weight is not None:
-        w = xp.asarray(weight, dtype=loss.dtype, device=device(loss))
+        w = weight_array(caller, "weight", weight, like=loss, xp=xp)
         if not _broadcasts_to(tuple(w.shape), tuple(loss.shape)):
             raise ValueError(
                 f"{caller}: weight must broadcast to the loss shape {tuple(loss.shape)}, got {tuple(w.shape)}"

@@ -13,11 +13,14 @@ from .._backend import Array, clip, device, index_dtype, log_softmax, softmax, t
 def distribution_focal(x: Array, y: Array, /, *, xp: ModuleType) -> Array:
     """DFL of bin logits ``x`` ``(..., n)`` at targets ``y`` ``(...)``, elementwise; ``y`` is clipped to [0, n - 1].
 
-    -((y_{i+1} - y) log S_i + (y - y_i) log S_{i+1}), y_i = floor(y) (at most n - 2), S = softmax(x).
+    -((y_{i+1} - y) log S_i + (y - y_i) log S_{i+1}), y_i = floor(y) (at most n - 2), S = softmax(x). A NaN
+    target reads bin 0 and gives NaN (the weights keep it).
     """
     n = x.shape[-1]
-    y = clip(y, 0, n - 1, xp=xp)
-    left = clip(xp.floor(y), 0, n - 2, xp=xp)
+    nan = xp.isnan(y)
+    clipped = clip(xp.where(nan, 0, y), 0, n - 1, xp=xp)
+    left = clip(xp.floor(clipped), 0, n - 2, xp=xp)
+    y = xp.where(nan, y, clipped)
     index = xp.astype(left, index_dtype(xp, device(x)))[..., None]
     log_s = log_softmax(x, axis=-1, xp=xp)
     log_left = xp.squeeze(take_along_axis(log_s, index, axis=-1, xp=xp), axis=-1)

@@ -20,8 +20,9 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .._backend import Array, array_namespace, clip, device, take_along_axis, unstack
+from .._backend import Array, clip, device, take_along_axis, unstack
 from .._core import checks
+from .._core.inputs import namespace
 from .._core.reduce import check_weighting, promote, restore, weighted_reduction
 
 ROTATED_FORMATS = ("xywhr", "cxcywhr")
@@ -51,7 +52,7 @@ def centre_form(boxes: Array, box_format: str, /, *, xp: ModuleType) -> tuple[Ar
 
 def rotated_box_convert(caller: str, boxes: Array, in_fmt: str, out_fmt: str) -> Array:
     """``box_convert`` between the rotated formats (``boxes.py`` delegates 5-column formats here)."""
-    xp = array_namespace(boxes)
+    xp = namespace(caller, boxes=boxes)
     if in_fmt not in ROTATED_FORMATS or out_fmt not in ROTATED_FORMATS:
         raise ValueError(
             f"{caller}: rotated formats convert only among themselves ({', '.join(map(repr, ROTATED_FORMATS))}), "
@@ -95,7 +96,7 @@ class Pair(NamedTuple):
 
 def box_pair(caller: str, y_pred: Array, y_true: Array, box_format: str, reduction: str, avg_factor: Any, *,
           clamp: bool) -> Pair:
-    xp = array_namespace(y_pred, y_true)
+    xp = namespace(caller, y_pred=y_pred, y_true=y_true)
     check_rotated_boxes(caller, "y_pred", y_pred, xp=xp)
     check_rotated_boxes(caller, "y_true", y_true, xp=xp)
     checks.check_same_shape(caller, y_pred, y_true)
@@ -112,8 +113,8 @@ def box_pair(caller: str, y_pred: Array, y_true: Array, box_format: str, reducti
         return Box(cx, cy, w, h, xp.cos(r), xp.sin(r))
 
     bp, bt = box(p), box(t)
-    cos_d = bp.cos * bt.cos + bp.sin * bt.sin
-    sin_d = bp.sin * bt.cos - bp.cos * bt.sin
+    turn = p[..., 4] - t[..., 4]  # the angle difference itself: exactly 0 for equal angles, whatever a compiler fuses
+    cos_d, sin_d = xp.cos(turn), xp.sin(turn)
     return Pair(bp, bt, cos_d**2, sin_d**2, bp.cx - bt.cx, bp.cy - bt.cy, xp)
 
 
@@ -123,6 +124,44 @@ def det_sum(pair: Pair, a1: Array, b1: Array, a2: Array, b2: Array) -> Array:
     det S1 + det S2 + tr(adj(S1) S2): every term is >= 0, so no cancellation.
     """
     return a1 * b1 + a2 * b2 + (a1 * b2 + b1 * a2) * pair.cos2 + (a1 * a2 + b1 * b2) * pair.sin2
+
+
+def shape_term(pair: Pair, p1: Array, q1: Array, p2: Array, q2: Array) -> Array:
+    """X^2 - Y^2 of the Wasserstein shape term X - Y, free of cancellation where the boxes match.
+
+    X = Tr S_p + Tr S_t, Y = 2 Tr((S_p^1/2 S_t S_p^1/2)^1/2) = 2 sqrt(Tr(S_p S_t) + 2 sqrt(det S_p det S_t));
+    ``p1, q1`` (``p2, q2``) are the eigenvalues of S_p^1/2 (S_t^1/2), half the sizes. With c, s = cos^2, sin^2
+    of the angle difference, X^2 - Y^2 = [(p1-p2)^2 + (q1-q2)^2] [(p1+p2)^2 + (q1+q2)^2] + 4 s (p1^2-q1^2)
+    (p2^2-q2^2): both terms vanish at the optimum and neither cancels near it. The same with the target's
+    sizes swapped and c for s (the same Gaussian turned by 90 degrees) serves where c < s, so a box matched
+    with w and h swapped is exact too. The shape term is (X^2 - Y^2) / (X + Y).
+    """
+    xp = pair.xp
+    aligned = ((p1 - p2) ** 2 + (q1 - q2) ** 2) * ((p1 + p2) ** 2 + (q1 + q2) ** 2) + 4 * pair.sin2 * (
+        (p1**2 - q1**2) * (p2**2 - q2**2))
+    crossed = ((p1 - q2) ** 2 + (q1 - p2) ** 2) * ((p1 + q2) ** 2 + (q1 + p2) ** 2) + 4 * pair.cos2 * (
+        (p1**2 - q1**2) * (q2**2 - p2**2))
+    return xp.where(pair.cos2 >= pair.sin2, aligned, crossed)
+
+
+def kl_shape_term(pair: Pair, *, xp: ModuleType) -> Array:
+    """2 KL(N_t || N_p) at equal centres, Tr(S_p^-1 S_t) - ln(det S_t / det S_p) - 2, free of cancellation near 0.
+
+    With u = (w_t / w_p)^2, v = (h_t / h_p)^2 and phi(r) = r - 1 - ln r >= 0 (by log1p of r - 1), it is
+    phi(u) + phi(v) + s (h_t^2 - w_t^2)(h_p^2 - w_p^2) / (w_p h_p)^2: each term >= 0 near the optimum. Where
+    c < s the target's sizes are swapped and c takes the place of s (the same Gaussian).
+    """
+    p, t = pair.p, pair.t
+
+    def phi(num: Array, den: Array) -> Array:  # r - 1 - ln r for r = (num / den)^2
+        e = (num - den) * (num + den) / den**2  # r - 1
+        near = xp.abs(e) < 0.5  # log1p there; far from 1, where r itself may be below the precision of 1 + r
+        return xp.where(near, e - xp.log1p(xp.where(near, e, 0)), e - 2 * (xp.log(num) - xp.log(den)))
+
+    scale = (p.h - p.w) * (p.h + p.w) / p.w**2 / p.h**2  # one division at a time: (w h)^4 underflows float32
+    aligned = phi(t.w, p.w) + phi(t.h, p.h) + pair.sin2 * (t.h**2 - t.w**2) * scale
+    crossed = phi(t.h, p.w) + phi(t.w, p.h) + pair.cos2 * (t.w**2 - t.h**2) * scale
+    return xp.where(pair.cos2 >= pair.sin2, aligned, crossed)
 
 
 def along(box: Box, dx: Array, dy: Array) -> tuple[Array, Array]:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from .._backend import Array, device, numel, stop_gradient, zero_like
+from .._core import checks
 from .._core.reduce import reduce_loss, restore
 from .._core.typing import BoxFormat, Reduction
 from ._box_ops import LossPair
@@ -90,6 +91,7 @@ def siou_loss(
         Regression, 2022. https://arxiv.org/abs/2205.12740
     """
     fn = "siou_loss"
+    eps = checks.check_nonnegative(fn, "eps", eps)
     theta = _positive(fn, "theta", theta)
     pair = LossPair(fn, y_pred, y_true, box_format=box_format, reduction=reduction, eps=eps, inner_ratio=inner_ratio)
     xp = pair.xp
@@ -250,6 +252,7 @@ def wiou_loss(
         Focusing Mechanism, 2023. https://arxiv.org/abs/2301.10051
     """
     fn = "wiou_loss"
+    eps = checks.check_nonnegative(fn, "eps", eps)
     if version not in (1, 3) or isinstance(version, bool):
         raise ValueError(f"{fn}: version must be 1 or 3, got {version!r}")
     if version == 1 and mean_iou_loss is not None:
@@ -329,6 +332,7 @@ def nwd_loss(
         Object Detection, 2021. https://arxiv.org/abs/2110.13389
     """
     fn = "nwd_loss"
+    eps = checks.check_nonnegative(fn, "eps", eps)
     constant = _positive(fn, "constant", constant)
     pair = LossPair(fn, y_pred, y_true, box_format=box_format, reduction=reduction, eps=eps, inner_ratio=None)
     xp = pair.xp

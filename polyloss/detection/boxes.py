@@ -13,8 +13,9 @@ Wise-IoU, NWD) are in ``box_variants``.
 
 from __future__ import annotations
 
-from .._backend import Array, array_namespace
+from .._backend import Array
 from .._core import checks
+from .._core.inputs import namespace
 from .._core.typing import BoxFormat, Reduction, RotatedBoxFormat
 from ._box_ops import LossPair, corners, pairwise_iou
 from ._rotated_ops import ROTATED_FORMATS, rotated_box_convert
@@ -71,7 +72,7 @@ def box_convert(
     fn = "box_convert"
     if in_fmt in ROTATED_FORMATS or out_fmt in ROTATED_FORMATS:
         return rotated_box_convert(fn, boxes, in_fmt, out_fmt)
-    xp = array_namespace(boxes)
+    xp = namespace(fn, boxes=boxes)
     checks.check_boxes(fn, "boxes", boxes, xp=xp)
     checks.check_box_format(fn, "in_fmt", in_fmt)
     checks.check_box_format(fn, "out_fmt", out_fmt)
@@ -110,7 +111,7 @@ def box_area(boxes: Array, /, *, box_format: BoxFormat = "xyxy") -> Array:
         https://pytorch.org/vision/stable/generated/torchvision.ops.box_area.html
     """
     fn = "box_area"
-    xp = array_namespace(boxes)
+    xp = namespace(fn, boxes=boxes)
     checks.check_boxes(fn, "boxes", boxes, xp=xp)
     checks.check_box_format(fn, "box_format", box_format)
     if box_format == "xyxy":
@@ -147,7 +148,7 @@ def box_iou(boxes1: Array, boxes2: Array, /, *, box_format: BoxFormat = "xyxy") 
         https://pytorch.org/vision/stable/generated/torchvision.ops.box_iou.html
     """
     fn = "box_iou"
-    xp = array_namespace(boxes1, boxes2)
+    xp = namespace(fn, boxes1=boxes1, boxes2=boxes2)
     checks.check_boxes(fn, "boxes1", boxes1, xp=xp)
     checks.check_boxes(fn, "boxes2", boxes2, xp=xp)
     checks.check_box_format(fn, "box_format", box_format)

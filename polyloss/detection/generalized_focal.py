@@ -13,13 +13,14 @@ from typing import Any
 
 from .._backend import (
     Array,
-    array_namespace,
     is_concrete,
+    numel,
     sigmoid,
     sigmoid_cross_entropy,
     value_range,
 )
 from .._core import checks
+from .._core.inputs import namespace, poison_if, poisoned
 from .._core.reduce import as_float, check_weighting, promote, restore, weighted_reduction
 from .._core.typing import Reduction
 from ..segmentation._pixel import focal_modulation
@@ -29,9 +30,14 @@ __all__ = ["distribution_focal_loss", "integral_decode", "quality_focal_loss", "
 
 
 
-def _prepare(fn: str, y_pred: Array, y_true: Array, reduction: str, avg_factor: Any) -> tuple[Any, Array, Array]:
-    """Validate a dense (logits, soft target) pair; both in the compute dtype."""
-    xp = array_namespace(y_pred, y_true)
+def _prepare(fn: str, y_pred: Array, y_true: Array, reduction: str, avg_factor: Any
+             ) -> tuple[Any, Array, Array, Array | None]:
+    """Validate a dense (logits, soft target) pair; both in the compute dtype, and the poison of the loss.
+
+    Targets are IoU quality scores in [0, 1]: outside, a ValueError on concrete arrays; traced, the poison is NaN
+    (``poisoned`` adds it to the reduced loss). NaN passes, to give NaN.
+    """
+    xp = namespace(fn, y_pred=y_pred, y_true=y_true)
     checks.check_floating(fn, "y_pred", y_pred, xp=xp)
     checks.check_same_shape(fn, y_pred, y_true)
     checks.check_reduction(fn, reduction)
@@ -39,7 +45,17 @@ def _prepare(fn: str, y_pred: Array, y_true: Array, reduction: str, avg_factor: 
     if not xp.isdtype(y_true.dtype, ("real floating", "bool", "integral")):
         raise TypeError(f"{fn}: y_true must be a real (soft) target, got dtype {y_true.dtype}")
     x = promote(y_pred, xp=xp)
-    return xp, x, as_float(y_true, x, xp=xp)
+    poison = None
+    if is_concrete(y_true):
+        if numel(y_true) and y_true.dtype != xp.bool:
+            low, high = value_range(y_true, xp=xp)
+            if low < 0 or high > 1:
+                raise ValueError(
+                    f"{fn}: y_true must lie in [0, 1] (IoU quality scores), found {low if low < 0 else high!r}"
+                )
+    elif y_true.dtype != xp.bool:
+        poison = poison_if((y_true < 0) | (y_true > 1), x, xp=xp)
+    return xp, x, as_float(y_true, x, xp=xp), poison
 
 
 def quality_focal_loss(
@@ -95,9 +111,10 @@ def quality_focal_loss(
     """
     fn = "quality_focal_loss"
     beta = checks.check_nonnegative(fn, "beta", beta)
-    xp, x, y = _prepare(fn, y_pred, y_true, reduction, avg_factor)
+    xp, x, y, poison = _prepare(fn, y_pred, y_true, reduction, avg_factor)
     loss = sigmoid_cross_entropy(x, y, xp=xp) * focal_modulation(xp.abs(y - sigmoid(x, xp=xp)), beta, xp=xp)
-    return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), y_pred.dtype, xp=xp)
+    out = weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp)
+    return restore(poisoned(out, poison), y_pred.dtype, xp=xp)
 
 
 def varifocal_loss(
@@ -155,10 +172,11 @@ def varifocal_loss(
     fn = "varifocal_loss"
     alpha = checks.check_in_unit_interval(fn, "alpha", alpha)
     gamma = checks.check_nonnegative(fn, "gamma", gamma)
-    xp, x, q = _prepare(fn, y_pred, y_true, reduction, avg_factor)
+    xp, x, q, poison = _prepare(fn, y_pred, y_true, reduction, avg_factor)
     negative = alpha * focal_modulation(sigmoid(x, xp=xp), gamma, xp=xp)
     loss = sigmoid_cross_entropy(x, q, xp=xp) * xp.where(q > 0, q, negative)
-    return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), y_pred.dtype, xp=xp)
+    out = weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp)
+    return restore(poisoned(out, poison), y_pred.dtype, xp=xp)
 
 
 def distribution_focal_loss(
@@ -213,7 +231,7 @@ def distribution_focal_loss(
         https://arxiv.org/abs/2006.04388
     """
     fn = "distribution_focal_loss"
-    xp = array_namespace(y_pred, y_true)
+    xp = namespace(fn, y_pred=y_pred, y_true=y_true)
     checks.check_floating(fn, "y_pred", y_pred, xp=xp)
     checks.check_floating(fn, "y_true", y_true, xp=xp)
     checks.check_reduction(fn, reduction)
@@ -231,8 +249,11 @@ def distribution_focal_loss(
         if low < 0 or high > n - 1:
             raise ValueError(f"{fn}: y_true must lie in [0, {n - 1}] (the bin range), found [{low!r}, {high!r}]")
     x = promote(y_pred, xp=xp)
-    loss = distribution_focal(x, as_float(y_true, x, xp=xp), xp=xp)  # out-of-range targets under jit: clipped
-    return restore(weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp), y_pred.dtype, xp=xp)
+    y = as_float(y_true, x, xp=xp)
+    poison = None if is_concrete(y_true) else poison_if((y < 0) | (y > n - 1), x, xp=xp)  # traced, out of range
+    loss = distribution_focal(x, y, xp=xp)
+    out = weighted_reduction(fn, loss, weight, reduction, avg_factor, xp=xp)
+    return restore(poisoned(out, poison), y_pred.dtype, xp=xp)
 
 
 def integral_decode(y_pred: Array, /) -> Array:
@@ -265,7 +286,7 @@ def integral_decode(y_pred: Array, /) -> Array:
         https://arxiv.org/abs/2006.04388
     """
     fn = "integral_decode"
-    xp = array_namespace(y_pred)
+    xp = namespace(fn, y_pred=y_pred)
     checks.check_floating(fn, "y_pred", y_pred, xp=xp)
     if y_pred.ndim < 1:
         raise ValueError(f"{fn}: y_pred must have shape (..., n), one distribution per row, got shape ()")

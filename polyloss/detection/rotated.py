@@ -22,10 +22,12 @@ Every loss is elementwise over matching boxes, with ``weight`` (broadcast to
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from .._backend import Array, array_namespace, clip, device
+from .._backend import Array, clip, device
 from .._core import checks
+from .._core.inputs import namespace
 from .._core.reduce import promote, restore
 from .._core.typing import Reduction, RotatedBoxFormat
 from ._box_ops import smooth_l1
@@ -40,7 +42,9 @@ from ._rotated_ops import (
     det_sum,
     finish,
     floored_sqrt,
+    kl_shape_term,
     postprocess,
+    shape_term,
 )
 
 __all__ = ["box_to_gaussian", "gwd_loss", "kfiou_loss", "kld_loss", "probiou_loss", "rotated_box_iou"]
@@ -76,7 +80,7 @@ def box_to_gaussian(boxes: Array, /, *, fmt: RotatedBoxFormat = "cxcywhr") -> tu
         Wasserstein Distance Loss, ICML 2021. https://arxiv.org/abs/2101.11952
     """
     fn = "box_to_gaussian"
-    xp = array_namespace(boxes)
+    xp = namespace(fn, boxes=boxes)
     checks.check_option(fn, "fmt", fmt, ROTATED_FORMATS)
     check_rotated_boxes(fn, "boxes", boxes, xp=xp)
     cx, cy, w, h, r = centre_form(boxes, fmt, xp=xp)
@@ -155,12 +159,15 @@ def gwd_loss(
     tau = check_fun(fn, fun, tau)
     pair = box_pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=True)
     xp, p, t = pair.xp, pair.p, pair.t
-    ap, bp, at, bt = (p.w / 2) ** 2, (p.h / 2) ** 2, (t.w / 2) ** 2, (t.h / 2) ** 2
+    p1, q1, p2, q2 = p.w / 2, p.h / 2, t.w / 2, t.h / 2  # the square roots' eigenvalues
+    ap, bp, at, bt = p1**2, q1**2, p2**2, q2**2
     tr_pt = (ap * at + bp * bt) * pair.cos2 + (ap * bt + bp * at) * pair.sin2  # Tr(Sigma_p Sigma_t)
-    det_sqrt = p.w * p.h * t.w * t.h / 16  # sqrt(det Sigma_p det Sigma_t)
+    det_sqrt = p1 * q1 * p2 * q2  # sqrt(det Sigma_p det Sigma_t)
     tiny = xp.finfo(ap.dtype).smallest_normal
-    shape = ap + bp + at + bt - 2 * floored_sqrt(tr_pt + 2 * det_sqrt, tiny, xp=xp)
-    distance = floored_sqrt(pair.dx**2 + pair.dy**2 + shape, xp.finfo(ap.dtype).eps ** 2, xp=xp)
+    traces = ap + bp + at + bt
+    root = 2 * floored_sqrt(tr_pt + 2 * det_sqrt, tiny, xp=xp)  # 2 Tr((Sp^1/2 St Sp^1/2)^1/2)
+    distance = floored_sqrt(pair.dx**2 + pair.dy**2 + shape_term(pair, p1, q1, p2, q2) / (traces + root),
+                            xp.finfo(ap.dtype).eps ** 2, xp=xp)
     distance = distance / (2 * clip(det_sqrt, 1e-28, None, xp=xp) ** 0.25)  # mmrotate: 2 max((.)^(1/4), 1e-7)
     loss = postprocess(distance, fun, tau, xp=xp)
     return finish(fn, loss, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
@@ -225,13 +232,10 @@ def kld_loss(
     fn = "kld_loss"
     tau = check_fun(fn, fun, tau)
     pair = box_pair(fn, y_pred, y_true, box_format, reduction, avg_factor, clamp=True)
-    xp, p, t = pair.xp, pair.p, pair.t
+    xp, p = pair.xp, pair.p
     du, dv = along(p, pair.dx, pair.dy)  # the offset along the predicted width and height
-    wt2, ht2 = t.w**2, t.h**2
-    # Sigma_p^-1 = R_p diag(4 / w_p^2, 4 / h_p^2) R_p^T
-    along_w = (4 * du**2 + wt2 * pair.cos2 + ht2 * pair.sin2) / p.w**2
-    along_h = (4 * dv**2 + wt2 * pair.sin2 + ht2 * pair.cos2) / p.h**2
-    kl = (along_w + along_h) / 2 + xp.log(p.w) + xp.log(p.h) - xp.log(t.w) - xp.log(t.h) - 1
+    # Sigma_p^-1 = R_p diag(4 / w_p^2, 4 / h_p^2) R_p^T; KL as a sum of terms that are each >= 0 near the optimum
+    kl = 2 * (du**2 / p.w**2 + dv**2 / p.h**2) + kl_shape_term(pair, xp=xp) / 2
     distance = floored_sqrt(kl, xp.finfo(kl.dtype).eps ** 2, xp=xp)
     loss = postprocess(distance, fun, tau, xp=xp)
     return finish(fn, loss, weight, reduction, avg_factor, y_pred.dtype, xp=xp)
@@ -434,7 +438,7 @@ def rotated_box_iou(boxes1: Array, boxes2: Array, /, *, box_format: RotatedBoxFo
         https://doi.org/10.1145/360767.360802
     """
     fn = "rotated_box_iou"
-    xp = array_namespace(boxes1, boxes2)
+    xp = namespace(fn, boxes1=boxes1, boxes2=boxes2)
     check_rotated_boxes(fn, "boxes1", boxes1, xp=xp)
     check_rotated_boxes(fn, "boxes2", boxes2, xp=xp)
     checks.check_option(fn, "box_format", box_format, ROTATED_FORMATS)
@@ -465,4 +469,6 @@ def rotated_box_iou(boxes1: Array, boxes2: Array, /, *, box_format: RotatedBoxFo
     union = aw * ah + bw * bh - inter
     ok = union > 0  # else two zero-area boxes: IoU 0, with a zero (not NaN) gradient
     iou = xp.where(ok, inter / xp.where(ok, union, 1), 0)
-    return restore(iou, boxes1.dtype, xp=xp)
+    # NaN in, NaN out (as box_iou): a NaN or infinite coordinate would otherwise clip to an empty polygon, IoU 0
+    finite = xp.all(xp.isfinite(a), axis=-1)[..., :, None] & xp.all(xp.isfinite(b), axis=-1)[..., None, :]
+    return restore(xp.where(finite, iou, math.nan), boxes1.dtype, xp=xp)

@@ -108,7 +108,7 @@ def linear_sum_assignment(
         Peer: ``scipy.optimize.linear_sum_assignment`` (one problem, row and column indices).
     """
     fn = "linear_sum_assignment"
-    xp = namespace("linear_sum_assignment", cost=cost, row_valid=row_valid, col_valid=col_valid)
+    xp = namespace(fn, cost=cost, row_valid=row_valid, col_valid=col_valid, optional=("row_valid", "col_valid"))
     if cost.ndim < 2:
         raise ValueError(f"{fn}: cost must have shape (..., R, K), got {tuple(cost.shape)}")
     if not xp.isdtype(cost.dtype, ("integral", "real floating")):
@@ -173,7 +173,7 @@ def generalized_box_iou(boxes1: Array, boxes2: Array, /, *, box_format: BoxForma
         Peer: ``torchvision.ops.generalized_box_iou(boxes1, boxes2)``.
     """
     fn = "generalized_box_iou"
-    xp = namespace("generalized_box_iou", boxes1=boxes1, boxes2=boxes2)
+    xp = namespace(fn, boxes1=boxes1, boxes2=boxes2)
     checks.check_boxes(fn, "boxes1", boxes1, xp=xp)
     checks.check_boxes(fn, "boxes2", boxes2, xp=xp)
     checks.check_box_format(fn, "box_format", box_format)
@@ -294,8 +294,8 @@ def hungarian_match(
         Peers: ``HungarianMatcher`` in facebookresearch/detr and fundamentalvision/Deformable-DETR.
     """
     fn = "hungarian_match"
-    xp = namespace("hungarian_match", class_logits=class_logits, boxes=boxes, gt_labels=gt_labels, gt_boxes=gt_boxes,
-                   gt_valid=gt_valid)
+    xp = namespace(fn, class_logits=class_logits, boxes=boxes, gt_labels=gt_labels,
+                   gt_boxes=gt_boxes, gt_valid=gt_valid)
     _check_set_inputs(fn, class_logits, boxes, gt_labels, gt_boxes, gt_valid, box_format, xp=xp, layered=False)
     checks.check_option(fn, "class_cost", class_cost, ("softmax", "focal"))
     checks.check_nonnegative(fn, "gamma", float(gamma))
@@ -429,8 +429,8 @@ def set_prediction_loss(
         Peers: ``SetCriterion`` in facebookresearch/detr and fundamentalvision/Deformable-DETR.
     """
     fn = "set_prediction_loss"
-    xp = namespace("set_prediction_loss", class_logits=class_logits, boxes=boxes, gt_labels=gt_labels,
-                   gt_boxes=gt_boxes, gt_valid=gt_valid, match=match)
+    xp = namespace(fn, class_logits=class_logits, boxes=boxes, gt_labels=gt_labels, gt_boxes=gt_boxes,
+                   gt_valid=gt_valid, match=match, optional=("match",))
     _check_set_inputs(fn, class_logits, boxes, gt_labels, gt_boxes, gt_valid, box_format, xp=xp, layered=True)
     checks.check_option(fn, "class_loss", class_loss, ("ce", "focal", "varifocal"))
     checks.check_nonnegative(fn, "focal_gamma", float(focal_gamma))

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Literal
 
-from .._backend import Array, array_namespace, take_along_axis
+from .._backend import Array, take_along_axis
 from .._core import checks
+from .._core.inputs import namespace
 from .._core.reduce import promote, reduce_loss, restore, safe_divide
 from .._core.typing import BoxFormat, Reduction
 from . import _ssd as ssd
@@ -41,7 +42,7 @@ __all__ = [
 
 def _regression_inputs(fn: str, y_pred: Array, y_true: Array, reduction: str) -> tuple[Array, ModuleType]:
     """``y_pred - y_true`` in the compute dtype, after the shared checks."""
-    xp = array_namespace(y_pred, y_true)
+    xp = namespace(fn, y_pred=y_pred, y_true=y_true)
     checks.check_floating(fn, "y_pred", y_pred, xp=xp)
     checks.check_floating(fn, "y_true", y_true, xp=xp)
     checks.check_same_shape(fn, y_pred, y_true)
@@ -220,7 +221,7 @@ def encode_boxes(boxes: Array, priors: Array, /, *, variances: Sequence[float] =
         https://arxiv.org/abs/1512.02325
         Peer: ssd.pytorch's ``encode`` (boxes xyxy, priors cxcywh, variances (0.1, 0.2)).
     """
-    xp = array_namespace(boxes, priors)
+    xp = namespace("encode_boxes", boxes=boxes, priors=priors)
     v = ssd.check_offset_inputs("encode_boxes", "boxes", boxes, priors, box_format, prior_format, variances, xp=xp)
     b = promote(boxes, xp=xp)
     p = priors if priors.dtype == b.dtype else xp.astype(priors, b.dtype)
@@ -261,7 +262,7 @@ def decode_boxes(offsets: Array, priors: Array, /, *, variances: Sequence[float]
         Liu et al., SSD: Single shot multibox detector, ECCV 2016.
         https://arxiv.org/abs/1512.02325
     """
-    xp = array_namespace(offsets, priors)
+    xp = namespace("decode_boxes", offsets=offsets, priors=priors)
     v = ssd.check_offset_inputs("decode_boxes", "offsets", offsets, priors, box_format, prior_format, variances,
                                 xp=xp)
     t = promote(offsets, xp=xp)
@@ -317,7 +318,7 @@ def match_priors(gt_boxes: Array, gt_labels: Array, gt_valid: Array, priors: Arr
         Liu et al., SSD: Single shot multibox detector, ECCV 2016.
         https://arxiv.org/abs/1512.02325
     """
-    xp = array_namespace(gt_boxes, gt_labels, gt_valid, priors)
+    xp = namespace("match_priors", gt_boxes=gt_boxes, gt_labels=gt_labels, gt_valid=gt_valid, priors=priors)
     iou_threshold = checks.check_real("match_priors", "iou_threshold", iou_threshold)
     gt = ssd.GroundTruth(gt_boxes, gt_labels, gt_valid, priors, box_format, prior_format, iou_threshold)
     ssd.check_ground_truth("match_priors", gt, xp=xp)
@@ -363,7 +364,7 @@ def hard_negative_mining(conf_loss: Array, positive: Array, /, *, neg_pos_ratio:
         Liu et al., SSD: Single shot multibox detector, ECCV 2016.
         https://arxiv.org/abs/1512.02325
     """
-    xp = array_namespace(conf_loss, positive)
+    xp = namespace("hard_negative_mining", conf_loss=conf_loss, positive=positive)
     neg_pos_ratio = checks.check_real("hard_negative_mining", "neg_pos_ratio", neg_pos_ratio)
     ssd.check_mining("hard_negative_mining", conf_loss, positive, neg_pos_ratio, xp=xp)
     return ssd.mine(conf_loss, positive, neg_pos_ratio, xp=xp)
@@ -428,7 +429,8 @@ def multibox_loss(
         their sum is this at ``loc_weight=1``. It caps the negatives at P - 1,
         this at the number of negatives (the same unless they run out).
     """
-    xp = array_namespace(loc_pred, conf_pred, gt_boxes, gt_labels, gt_valid, priors)
+    xp = namespace("multibox_loss", loc_pred=loc_pred, conf_pred=conf_pred, gt_boxes=gt_boxes,
+                   gt_labels=gt_labels, gt_valid=gt_valid, priors=priors)
     reals = {"beta": beta, "neg_pos_ratio": neg_pos_ratio, "iou_threshold": iou_threshold, "loc_weight": loc_weight}
     beta, neg_pos_ratio, iou_threshold, loc_weight = (
         checks.check_real("multibox_loss", k, v) for k, v in reals.items())

@@ -157,8 +157,8 @@ def task_aligned_assign(
         Peer: ``ultralytics.utils.tal.TaskAlignedAssigner`` (YOLOv8).
     """
     fn = "task_aligned_assign"
-    xp = namespace("task_aligned_assign", scores=scores, boxes=boxes, anchor_points=anchor_points, gt_labels=gt_labels,
-                   gt_boxes=gt_boxes, gt_valid=gt_valid)
+    xp = namespace(fn, scores=scores, boxes=boxes, anchor_points=anchor_points,
+                   gt_labels=gt_labels, gt_boxes=gt_boxes, gt_valid=gt_valid)
     options = _options(fn, top_k, alpha, beta, eps, min_size, overlap)
     checks.check_floating(fn, "scores", scores, xp=xp)
     checks.check_floating(fn, "boxes", boxes, xp=xp)
@@ -271,7 +271,7 @@ def task_aligned_loss(
         Li et al., Generalized Focal Loss, NeurIPS 2020. https://arxiv.org/abs/2006.04388
     """
     fn = "task_aligned_loss"
-    xp = namespace("task_aligned_loss", cls_logits=cls_logits, box_dist=box_dist, anchor_points=anchor_points,
+    xp = namespace(fn, cls_logits=cls_logits, box_dist=box_dist, anchor_points=anchor_points,
                    gt_labels=gt_labels, gt_boxes=gt_boxes, gt_valid=gt_valid)
     options = _options(fn, top_k, alpha, beta, eps, min_size, overlap)
     checks.check_flags(fn, batch_scale=batch_scale, return_terms=return_terms)
@@ -290,7 +290,9 @@ def task_aligned_loss(
     terms: LossTerms = yolo_terms(x, xp.astype(box_dist, x.dtype), xp.astype(anchor_points, x.dtype), steps,
                                   gt_labels, xp.astype(gt_boxes, x.dtype), gt_valid, reg_max=operator.index(reg_max),
                                   options=options, xp=xp)
-    weighted = {"box": box_weight * terms.box, "cls": cls_weight * terms.cls, "dfl": dfl_weight * terms.dfl}
+    gains = {k: checks.check_real(fn, f"{k}_weight", v) for k, v in (("box", box_weight), ("cls", cls_weight),
+                                                                      ("dfl", dfl_weight))}
+    weighted = {k: gains[k] * getattr(terms, k) for k in ("box", "cls", "dfl")}
     loss = (weighted["box"] + weighted["cls"] + weighted["dfl"]) * (b if batch_scale else 1)
     loss = restore(_poison_loss(loss, gt_labels, gt_valid, c, xp=xp), cls_logits.dtype, xp=xp)
     if not return_terms:
@@ -303,6 +305,7 @@ def _strides(fn: str, stride: Any, a: int, like: Array, *, xp: ModuleType) -> Ar
     """``stride`` as ``(A,)`` in ``like``'s dtype: from a number, or an array ``(A,)``/``(A, 1)``/0-d."""
     if isinstance(stride, int | float) and not isinstance(stride, bool):
         return xp.full((a,), float(stride), dtype=like.dtype, device=device(like))
+    checks.check_array(fn, "stride", stride)  # else a number (above)
     arr = xp.asarray(stride, dtype=like.dtype, device=device(like))
     if arr.ndim == 0:
         return xp.broadcast_to(arr, (a,))

@@ -23,11 +23,12 @@ from ._edt import edt
 class Inputs(NamedTuple):
     """Validated inputs as (N, C', *spatial) arrays in the compute dtype."""
 
-    p: Array  # probabilities, 0 at left-out pixels; NaN where a traced target is out of its domain
+    p: Array  # probabilities, 0 at left-out pixels
     t: Array  # detached targets, 0 at left-out pixels
     w: Array | None  # pixel weights (N, 1 or C', *spatial), 0 where left out; None: every pixel, weight 1
     xp: ModuleType
     axis: int  # y_pred's class axis, non-negative (to lay out other arrays of its layout alike)
+    poison: Array | None  # add to the reduced loss (``poisoned``): NaN where a traced target is out of its domain
 
 
 def drop_background(x: Array, axis: int, include_background: bool) -> Array:
@@ -63,7 +64,7 @@ def inputs(
     p = c.p if w is None else xp.where(w > 0, c.p, 0.0)
     w = None if w is None else drop_background(w, 1, include_background)
     return Inputs(drop_background(p, 1, include_background), drop_background(c.t, 1, include_background), w, xp,
-                  c.axis)
+                  c.axis, c.poison)
 
 
 def spatial_axes(x: Array) -> tuple[int, ...]:
@@ -112,9 +113,17 @@ def unsigned_field(fg: Array, spacing: tuple[float, ...], empty: str, dtype: Any
 
 
 def erosion_radius(caller: str, spatial: tuple[int, ...], dilation_ratio: float) -> int:
-    """round(dilation_ratio * image diagonal), at least 1, as boundary-iou-api's ``mask_to_boundary``."""
-    dilation_ratio = checks.check_nonnegative(caller, "dilation_ratio", dilation_ratio)
-    return max(1, round(dilation_ratio * math.sqrt(sum(n * n for n in spatial))))
+    """round(dilation_ratio * image diagonal), at least 1, as boundary-iou-api's ``mask_to_boundary``.
+
+    Any finite ratio >= 0 is the reference's (a radius past the image erodes everything: capped at the largest side,
+    which erodes everything too, so a huge ratio builds no huge window); inf, NaN and a traced ratio (the radius
+    shapes the window) are a ValueError.
+    """
+    ratio = checks.check_real(caller, "dilation_ratio", dilation_ratio)
+    if not (isinstance(ratio, float) and 0 <= ratio < math.inf):  # NaN fails too (math.isfinite breaks compile)
+        raise ValueError(f"{caller}: dilation_ratio must be a finite number >= 0, got {dilation_ratio!r}")
+    radius = max(1, round(ratio * math.sqrt(sum(n * n for n in spatial))))
+    return min(radius, max((1, *spatial)))  # max(..., default=) breaks torch.compile
 
 
 def inner_boundary(m: Array, radius: int, nd: int, *, xp: ModuleType) -> Array:

@@ -33,6 +33,7 @@ class Channels(NamedTuple):
     dtype: Any  # the dtype to return
     xp: ModuleType
     axis: int  # y_pred's class axis, non-negative (to lay out other arrays of its layout alike)
+    poison: Array | None = None  # add to the reduced loss (``poisoned``): NaN where a traced target is out of domain
 
 
 def spatial_inputs(caller: str, y_pred: Any, y_true: Any, /, *, mode: Any, class_axis: Any, from_logits: bool,
@@ -48,7 +49,7 @@ def spatial_inputs(caller: str, y_pred: Any, y_true: Any, /, *, mode: Any, class
     xp = seg.xp
     p = activate(seg.x, seg.axis, seg.mode, from_logits, xp=xp)
     t, w = target_channels(seg, mask)
-    return Channels(_first(seg.x, seg), _first(p, seg), t, w, seg.dtype, xp, seg.axis)
+    return Channels(_first(seg.x, seg), _first(p, seg), t, w, seg.dtype, xp, seg.axis, seg.poison)
 
 
 def activate(x: Array, axis: int, mode: str, from_logits: bool, *, xp: ModuleType) -> Array:

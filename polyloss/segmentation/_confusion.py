@@ -34,8 +34,8 @@ from .._backend import (
     softmax,
 )
 from .._core import checks
-from .._core.inputs import REGION, Dense, Labels, Segmentation, class_vector, prepare
-from .._core.reduce import reduce_classes, restore
+from .._core.inputs import REGION, Dense, Labels, Segmentation, class_vector, prepare, returned
+from .._core.reduce import reduce_classes
 from .._core.typing import AllReduce, Mode, Reduction, Weight
 
 
@@ -174,6 +174,8 @@ def region(caller: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, 
         pixel_sum = None
     full = _statistics(seg, p, axis, per_image=per_image, soft_label=opts["soft_label"], label_s=label_s,
                        all_reduce=all_reduce, squared=squared, extra=pixel_sum, fused=fused)
+    if all_reduce is not None and seg.poison is not None:  # the poison, summed across devices with the statistics
+        seg = replace(seg, poison=seg.xp.sum(full.n) * 0)
     st, idx = _select(caller, full, opts["classes"], seg, xp=seg.xp)
     weight = full_weight if full_weight is None or idx is None else seg.xp.take(full_weight, idx, axis=0)
     return Region(seg, opts, st, full, weight, log_p)
@@ -261,6 +263,8 @@ def _statistics(seg: Segmentation, p: Array, axis: int, *, per_image: bool, soft
     if not per_image:
         tp, psum, tsum, n = (xp.sum(s, axis=0) for s in (tp, psum, tsum, n))
     stats = xp.stack([tp, psum - tp, tsum - tp, n])
+    if all_reduce is not None and seg.poison is not None:  # every device's poison reaches every device's loss
+        stats = stats + seg.poison
     if all_reduce is not None:
         if extra is None:
             stats = all_reduce(stats)
@@ -354,8 +358,6 @@ def neg_log(index: Array, eps: float, *, xp: ModuleType) -> Array:
 
 
 def finish(r: Region, loss: Array) -> Array:
-    """Weight and reduce per-class losses, in the input's dtype."""
-    xp = r.xp
-    out = reduce_classes(loss, weight=r.weight, reduction=r.opts["reduction"], xp=xp)
-    return restore(out, r.seg.dtype, xp=xp)
+    """Weight and reduce per-class losses, in the input's dtype (NaN if a traced target was out of its domain)."""
+    return returned(r.seg, reduce_classes(loss, weight=r.weight, reduction=r.opts["reduction"], xp=r.xp))
 

@@ -11,7 +11,8 @@ itself is private.
 
 from __future__ import annotations
 
-from .._backend import Array, array_namespace, clip, default_float, device, diagonal, index_dtype, take_along_axis
+from .._backend import Array, clip, default_float, device, diagonal, index_dtype, take_along_axis
+from .._core.inputs import namespace
 from .._core.typing import Sampling
 from ._edt import check_mask, edt, foreground, spacing_of
 from ._skeleton import surface
@@ -23,7 +24,7 @@ class Surfaces:
     """Both surfaces, each pixel's distance to the other surface, and the counts, for one call."""
 
     def __init__(self, caller: str, pred: Array, true: Array, sampling: Sampling, nd: int) -> None:
-        xp = array_namespace(pred, true)
+        xp = namespace(caller, pred_mask=pred, true_mask=true)
         nd = check_mask(caller, "pred_mask", pred, nd, xp=xp)
         check_mask(caller, "true_mask", true, nd, xp=xp)
         if tuple(pred.shape) != tuple(true.shape):

@@ -29,7 +29,7 @@ from typing import Literal
 
 from .._backend import Array, default_float, device, numel, stop_gradient
 from .._core import checks
-from .._core.inputs import REGION, check_scores, check_spatial_layout, mask_weight, namespace
+from .._core.inputs import REGION, check_scores, check_spatial_layout, mask_weight, namespace, poisoned
 from .._core.reduce import promote, reduce_loss, restore
 from .._core.typing import Mode, Reduction, Sampling
 from ._boundary_ops import (
@@ -117,7 +117,7 @@ def boundary_loss(
     """
     checks.check_flags("boundary_loss", from_logits=from_logits, include_background=include_background)
     fn = "boundary_loss"
-    xp = namespace(fn, y_pred=y_pred, distance_map=distance_map, mask=mask)
+    xp = namespace(fn, y_pred=y_pred, distance_map=distance_map, mask=mask, optional=("mask",))
     axis = check_scores(fn, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, layout=REGION, xp=xp)
     check_spatial_layout(fn, y_pred, axis, mode, min_spatial=2)
     p = activate(promote(y_pred, xp=xp), axis, mode, checks.check_flag(fn, "from_logits", from_logits), xp=xp)
@@ -225,7 +225,7 @@ def hausdorff_dt_loss(
     fn = "hausdorff_dt_loss"
     alpha = checks.check_nonnegative(fn, "alpha", alpha)
     checks.check_option(fn, "empty_field", empty_field, ("diagonal", "zero"))
-    p, t, w, xp, axis = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+    p, t, w, xp, axis, poison = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                                include_background=include_background, ignore_index=ignore_index, mask=mask,
                                reduction=reduction)
     spacing = spacing_of(fn, sampling, p.ndim - 2)
@@ -239,7 +239,7 @@ def hausdorff_dt_loss(
     weight = d_p**alpha + d_t**alpha
     axes = spatial_axes(p) if per_image else (0, *spatial_axes(p))
     values = weighted_mean((p - t) ** 2 * weight, w, axes, xp=xp)
-    return restore(reduce_loss(values, reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
+    return restore(poisoned(reduce_loss(values, reduction=reduction, xp=xp), poison), y_pred.dtype, xp=xp)
 
 
 def boundary_iou(
@@ -380,14 +380,14 @@ def boundary_iou_loss(
     checks.check_flags("boundary_iou_loss", from_logits=from_logits, include_background=include_background)
     fn = "boundary_iou_loss"
     smooth = checks.check_nonnegative(fn, "smooth", smooth)
-    p, t, w, xp, _ = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+    p, t, w, xp, _, poison = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                             include_background=include_background, ignore_index=ignore_index, mask=mask,
                             reduction=reduction)
     nd = p.ndim - 2
     radius = erosion_radius(fn, tuple(p.shape[2:]), dilation_ratio)
     bp, bt = inner_boundary(p, radius, nd, xp=xp), inner_boundary(t, radius, nd, xp=xp)
     iou = soft_iou(bp, bt, spatial_axes(p), smooth, w, xp=xp)
-    return restore(reduce_loss(1 - iou, reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
+    return restore(poisoned(reduce_loss(1 - iou, reduction=reduction, xp=xp), poison), y_pred.dtype, xp=xp)
 
 
 def soft_cldice_loss(
@@ -480,7 +480,7 @@ def soft_cldice_loss(
     if isinstance(smooth, float) and not smooth > 0:
         raise ValueError(f"{fn}: smooth must be > 0, got {smooth!r}")
     harmonic_smooth = checks.check_nonnegative(fn, "harmonic_smooth", harmonic_smooth)
-    p, t, w, xp, _ = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
+    p, t, w, xp, _, poison = inputs(fn, y_pred, y_true, mode=mode, class_axis=class_axis, from_logits=from_logits,
                             include_background=include_background, ignore_index=ignore_index, mask=mask,
                             reduction=reduction)
     axes = tuple(range(1, p.ndim)) if per_image else tuple(range(p.ndim))
@@ -492,4 +492,4 @@ def soft_cldice_loss(
     tprec = (weighted_sum(skel_p * t, w, axes, xp=xp) + smooth) / (weighted_sum(skel_p, w, axes, xp=xp) + smooth)
     tsens = (weighted_sum(skel_t * p, w, axes, xp=xp) + smooth) / (weighted_sum(skel_t, w, axes, xp=xp) + smooth)
     loss = 1 - 2 * tprec * tsens / (tprec + tsens + harmonic_smooth)
-    return restore(reduce_loss(loss, reduction=reduction, xp=xp), y_pred.dtype, xp=xp)
+    return restore(poisoned(reduce_loss(loss, reduction=reduction, xp=xp), poison), y_pred.dtype, xp=xp)

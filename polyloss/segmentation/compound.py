@@ -19,8 +19,8 @@ from typing import Any
 
 from .._backend import Array, clamped_log, device, numel
 from .._core import checks
-from .._core.inputs import Dense, Segmentation, along_class_axis
-from .._core.reduce import reduce_classes, restore, safe_divide
+from .._core.inputs import Dense, Segmentation, along_class_axis, returned
+from .._core.reduce import reduce_classes, safe_divide
 from .._core.typing import AllReduce, Mode, Reduction, Weight
 from ._confusion import (
     FusedPixel,
@@ -170,8 +170,7 @@ def dice_cross_entropy_loss(
     # softmax over labels: the CE inside the fused statistics (one softmax, one backward); ``ce`` elsewhere
     fused_ce = FusedPixel(lambda seg, w: w, gamma=0.0, by_weight=True)
     r = region(fn, y_pred, y_true, opts, extra=ce, need_log_p=True, pixel=fused_ce)
-    return restore(lambda_dice * _region_term(r, 1 - dice_index(r)) + lambda_ce * _pixel_mean(r), r.seg.dtype,
-                   xp=r.xp)
+    return returned(r.seg, lambda_dice * _region_term(r, 1 - dice_index(r)) + lambda_ce * _pixel_mean(r))
 
 
 def dice_focal_loss(
@@ -269,8 +268,7 @@ def dice_focal_loss(
     # and for a traced gamma (a swept hyper-parameter), since the fused kernel's form depends on its value
     fused_focal = FusedPixel(lambda seg, w: focal_alpha(seg, alpha), gamma=gamma) if isinstance(gamma, float) else None
     r = region(fn, y_pred, y_true, opts, extra=focal, need_log_p=True, pixel=fused_focal)
-    return restore(lambda_dice * _region_term(r, 1 - dice_index(r)) + lambda_focal * _pixel_mean(r), r.seg.dtype,
-                   xp=r.xp)
+    return returned(r.seg, lambda_dice * _region_term(r, 1 - dice_index(r)) + lambda_focal * _pixel_mean(r))
 
 
 def _one_vs_rest_bce(seg: Segmentation, beta: float, log_p: Array, s: float) -> Array:
@@ -371,7 +369,7 @@ def combo_loss(
         return _pixel_sum(seg, _one_vs_rest_bce(seg, beta, px.log_p, px.s), per=per)
 
     r = region(fn, y_pred, y_true, opts, extra=wce, need_log_p=True)
-    return restore(alpha * _pixel_mean(r) + (1 - alpha) * _region_term(r, 1 - dice_index(r)), r.seg.dtype, xp=r.xp)
+    return returned(r.seg, alpha * _pixel_mean(r) + (1 - alpha) * _region_term(r, 1 - dice_index(r)))
 
 
 def bce_jaccard_loss(
@@ -448,4 +446,4 @@ def bce_jaccard_loss(
 
     r = region(fn, y_pred, y_true, opts, extra=ce, need_log_p=True)
     jac = _region_term(r, neg_log(jaccard_index(r), r.opts["eps"], xp=r.xp))
-    return restore(alpha * _pixel_mean(r) + (1 - alpha) * jac, r.seg.dtype, xp=r.xp)
+    return returned(r.seg, alpha * _pixel_mean(r) + (1 - alpha) * jac)

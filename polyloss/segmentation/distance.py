@@ -14,8 +14,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .._backend import Array, any_spatial, array_namespace, device, diagonal
+from .._backend import Array, any_spatial, device, diagonal
 from .._core import checks
+from .._core.inputs import namespace
 from .._core.typing import Sampling
 from ._edt import check_mask, edt, foreground, out_dtype, spacing_of
 
@@ -81,7 +82,7 @@ def distance_transform(
         (which measures an image with no zero from outside the image instead).
     """
     fn = "distance_transform"
-    xp = array_namespace(mask)
+    xp = namespace(fn, mask=mask)
     spatial_ndim = check_mask(fn, "mask", mask, spatial_ndim, xp=xp)
     spacing = spacing_of(fn, sampling, spatial_ndim)
     out = out_dtype(fn, mask, dtype, xp=xp)
@@ -146,7 +147,7 @@ def signed_distance_map(
         MIDL 2019. https://arxiv.org/abs/1812.07032
     """
     fn = "signed_distance_map"
-    xp = array_namespace(mask)
+    xp = namespace(fn, mask=mask)
     spatial_ndim = check_mask(fn, "mask", mask, spatial_ndim, xp=xp)
     spacing = spacing_of(fn, sampling, spatial_ndim)
     out = out_dtype(fn, mask, dtype, xp=xp)
@@ -226,7 +227,7 @@ def unet_weight_map(
         segmentation, MICCAI 2015. https://arxiv.org/abs/1505.04597
     """
     fn = "unet_weight_map"
-    xp = array_namespace(instance_labels)
+    xp = namespace(fn, instance_labels=instance_labels)
     spatial_ndim = check_mask(fn, "instance_labels", instance_labels, spatial_ndim, channels=False, xp=xp)
     if not xp.isdtype(instance_labels.dtype, "integral"):
         raise TypeError(f"{fn}: instance_labels must have an integer dtype, got {instance_labels.dtype}")

@@ -46,8 +46,8 @@ from .._backend import (
     unpermute,
 )
 from .._core import checks
-from .._core.inputs import LABELS, LABELS_OF_PROBABILITIES, Labels, class_vector, prepare
-from .._core.reduce import reduce_loss, restore, safe_divide
+from .._core.inputs import LABELS, LABELS_OF_PROBABILITIES, Labels, class_vector, prepare, returned
+from .._core.reduce import reduce_loss, safe_divide
 from .._core.typing import Reduction
 
 __all__ = ["lovasz_hinge_loss", "lovasz_softmax_loss"]
@@ -165,7 +165,7 @@ def lovasz_hinge_loss(
         keep = keep & valid
     loss, _ = _lovasz_rows(xp.where(keep, errors, 0), fg, xp=xp)  # (rows,)
     loss = reduce_loss(loss, reduction=reduction, xp=xp) if per_image else loss[0]
-    return restore(loss, seg.dtype, xp=xp)
+    return returned(seg, loss)
 
 
 def lovasz_softmax_loss(
@@ -293,4 +293,4 @@ def lovasz_softmax_loss(
         loss, counted = loss * w, counted * w
     if reduction == "mean":  # over the classes of each image, then over images; none counted (nothing valid): 0
         loss = safe_divide(xp.sum(loss, axis=-1), xp.sum(counted, axis=-1), xp=xp)
-    return restore(reduce_loss(loss, reduction=reduction, xp=xp), seg.dtype, xp=xp)
+    return returned(seg, reduce_loss(loss, reduction=reduction, xp=xp))

@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
-from .._backend import Array, array_namespace, class_sums, default_float, device, one_hot
+from .._backend import Array, class_sums, default_float, device, is_concrete, one_hot
 from .._core import checks
-from .._core.inputs import class_axis_index, drop_ignored
+from .._core.inputs import class_axis_index, drop_ignored, namespace, poison_if, poisoned
 from .._core.reduce import reduce_classes
 from .._core.typing import Reduction, Sampling
 from ._confusion import ratio
@@ -210,16 +210,17 @@ def _overlap(fn: str, pred: Array, true: Array, dice: bool, *, num_classes: int 
              ignore_index: int | None, include_background: bool, per_image: bool, reduction: str) -> Array:
     """Hard Dice (``dice``) or IoU per (sample,) class from the hard TP, FP, FN, then reduced."""
     checks.check_reduction(fn, reduction)
-    xp = array_namespace(pred, true)
+    xp = namespace(fn, pred=pred, true=true)
     if tuple(pred.shape) != tuple(true.shape):
         raise ValueError(f"{fn}: true must have the shape of pred {tuple(pred.shape)}, got {tuple(true.shape)}")
     if pred.ndim < 2:
         raise ValueError(f"{fn}: pred must have a batch axis and at least one more, got shape {tuple(pred.shape)}")
     dtype = default_float(xp, device(pred))
+    poison = None
     if num_classes is None:
         psum, tp, tsum = _mask_sums(fn, pred, true, class_axis, ignore_index, dtype, xp=xp)
     else:
-        psum, tp, tsum = _label_sums(fn, pred, true, num_classes, ignore_index, dtype, xp=xp)
+        psum, tp, tsum, poison = _label_sums(fn, pred, true, num_classes, ignore_index, dtype, xp=xp)
     if not include_background and tp.shape[1] > 1:
         psum, tp, tsum = psum[:, 1:], tp[:, 1:], tsum[:, 1:]
     if not per_image:
@@ -227,12 +228,15 @@ def _overlap(fn: str, pred: Array, true: Array, dice: bool, *, num_classes: int 
     num, den = (2 * tp, psum + tsum) if dice else (tp, psum + tsum - tp)
     # counts: a non-zero denominator is at least 1, so eps=1 clamps nothing; a class empty in both scores 1
     score = ratio(num, den, den == 0, smooth=0.0, eps=1.0, xp=xp)
-    return reduce_classes(score, weight=None, reduction=reduction, xp=xp)
+    return poisoned(reduce_classes(score, weight=None, reduction=reduction, xp=xp), poison)
 
 
 def _label_sums(fn: str, pred: Array, true: Array, num_classes: int, ignore_index: int | None, dtype: object, *,
-                xp: ModuleType) -> tuple[Array, Array, Array]:
-    """Per-sample, per-class pixel counts of integer label maps: predicted, both, reference; each (N, C)."""
+                xp: ModuleType) -> tuple[Array, Array, Array, Array | None]:
+    """Per-sample, per-class pixel counts of integer label maps: predicted, both, reference; each (N, C).
+
+    And the poison of the scores: None on concrete labels (checked), NaN if a traced label is out of range.
+    """
     num_classes = checks.check_count(fn, "num_classes", num_classes, 1)
     for name, m in (("pred", pred), ("true", true)):
         if not xp.isdtype(m.dtype, "integral"):
@@ -242,10 +246,15 @@ def _label_sums(fn: str, pred: Array, true: Array, num_classes: int, ignore_inde
     pred = pred if valid is None else xp.where(valid, pred, 0)
     checks.check_integer_range(fn, "true", true, 0, num_classes - 1, xp=xp)
     checks.check_integer_range(fn, "pred", pred, 0, num_classes - 1, xp=xp)
+    poison = None
+    if not (is_concrete(true) and is_concrete(pred)):  # traced: a label out of range makes the scores NaN
+        bad = (true < 0) | (true >= num_classes) | (pred < 0) | (pred >= num_classes)
+        poison = poison_if(bad, xp.zeros((), dtype=dtype, device=device(pred)), xp=xp)
     n, m = true.shape[0], math.prod(true.shape[1:])
     hot = xp.reshape(one_hot(pred, num_classes=num_classes, axis=1, dtype=dtype, xp=xp), (n, num_classes, m))
-    return class_sums(hot, xp.reshape(true, (n, m)), None if valid is None else xp.reshape(valid, (n, m)),
-                      axis=1, xp=xp)
+    psum, tp, tsum = class_sums(hot, xp.reshape(true, (n, m)), None if valid is None else xp.reshape(valid, (n, m)),
+                                axis=1, xp=xp)
+    return psum, tp, tsum, poison
 
 
 def _mask_sums(fn: str, pred: Array, true: Array, class_axis: int, ignore_index: int | None, dtype: object, *,

@@ -14,8 +14,8 @@ from typing import Any
 
 from .._backend import Array, clip, numel, reduced_sigmoid_cross_entropy, softmax
 from .._core import checks
-from .._core.inputs import Dense, Segmentation, class_vector, element_weight, prepare
-from .._core.reduce import reduce_loss, restore
+from .._core.inputs import Dense, Segmentation, class_vector, element_weight, prepare, returned
+from .._core.reduce import reduce_loss
 from .._core.typing import ElementWeight, Reduction, Weight
 from ._pixel import (
     balanced_bce,
@@ -46,7 +46,7 @@ __all__ = [
 
 def _finish(seg: Segmentation, loss: Array, reduction: str, denominator: Array | None = None) -> Array:
     xp = seg.xp
-    return restore(reduce_loss(loss, reduction=reduction, denominator=denominator, xp=xp), seg.dtype, xp=xp)
+    return returned(seg, reduce_loss(loss, reduction=reduction, denominator=denominator, xp=xp))
 
 
 def _binary(fn: str, y_pred: Array, y_true: Array, class_axis: int, ignore_index: int | None, reduction: str,
@@ -136,7 +136,7 @@ def binary_cross_entropy(
     pw = None if pos_weight is None else element_weight(seg, "pos_weight", pos_weight)
     if from_logits and weight is None and seg.target.valid is None and reduction != "none" and numel(seg.x):
         fused = reduced_sigmoid_cross_entropy(seg.x, t, pos_weight=pw, reduction=reduction, xp=seg.xp)
-        return restore(fused, seg.dtype, xp=seg.xp)  # one pass, reduced inside (torch)
+        return returned(seg, fused)  # one pass, reduced inside (torch)
     return _finish_elements(seg, bce(seg.x, t, from_logits=from_logits, pos_weight=pw, xp=seg.xp), weight, reduction)
 
 
@@ -395,7 +395,7 @@ def cross_entropy(
     w = None if weight is None else class_vector(seg, "weight", weight)
     loss = reduced_ce(seg, w, label_smoothing, reduction)
     if loss is not None:
-        return restore(loss, seg.dtype, xp=seg.xp)
+        return returned(seg, loss)
     loss, denominator, _ = cross_entropy_terms(seg, w, label_smoothing)
     return _finish(seg, loss, reduction, denominator)
 

@@ -18,7 +18,8 @@ from typing import Literal
 
 from .._backend import Array, clip, stop_gradient
 from .._core import checks
-from .._core.reduce import reduce_loss, restore
+from .._core.inputs import poisoned, returned
+from .._core.reduce import reduce_loss
 from .._core.typing import AllReduce, Mode, Reduction, Weight
 from ._confusion import (
     RegionOptions,
@@ -118,7 +119,7 @@ def soft_confusion(
     options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, soft_label=soft_label,
                             label_smoothing=label_smoothing, all_reduce=all_reduce)
     r = region("soft_confusion", y_pred, y_true, options)
-    return r.st.tp, r.st.fp, r.st.fn
+    return poisoned(r.st.tp, r.seg.poison), poisoned(r.st.fp, r.seg.poison), poisoned(r.st.fn, r.seg.poison)
 
 
 def dice_loss(
@@ -468,17 +469,19 @@ def mcc_loss(
     mode: Mode = "multiclass", class_axis: int = 1, from_logits: bool = True, ignore_index: int | None = None,
     classes: Sequence[int] | None = None, per_image: bool = False, smooth: float = 1e-5, eps: float = 1e-7,
     weight: Weight = None, reduction: Reduction = "mean", soft_label: bool = True, label_smoothing: float = 0.0,
-    all_reduce: AllReduce = None,
+    all_reduce: AllReduce = None, smooth_all: bool = False,
 ) -> Array:
     """Soft Matthews correlation loss (Abhishek & Hamarneh 2021), one-vs-rest per class.
 
     MCC_c = (TP TN - FP FN) / max(sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)), eps);  L_c = 1 - MCC_c
 
-    TN = valid pixels - TP - FP - FN; ``smooth`` is added to each of TP, TN,
-    FP, FN. Where prediction equals target (FP = FN = 0), MCC is 1.
+    TN = valid pixels - TP - FP - FN; ``smooth`` is added to TP and TN (and to
+    FP and FN with ``smooth_all``). Where prediction equals target (FP = FN =
+    0), MCC is 1; a class empty in target and prediction scores 1, as in the
+    other region losses.
 
     Peers: ``smp.losses.MCCLoss(eps=e)`` takes probabilities and one channel:
-    it equals ``mode="binary", from_logits=False, smooth=e``.
+    it equals ``mode="binary", from_logits=False, smooth=e, smooth_all=True``.
 
     Args:
         y_pred: scores, ``(N, C, *spatial)`` (``class_axis=1``), ``(N, *spatial, C)`` (``-1``), or any
@@ -502,6 +505,8 @@ def mcc_loss(
             (``"multiclass"``) or 2 (``"binary"``, ``"multilabel"``); ignored pixels stay out.
         all_reduce: a callable applied to the stacked statistics before they are combined, e.g. a
             cross-device sum (``lambda s: jax.lax.psum(s, "data")``); needs ``per_image=False``. None: local.
+        smooth_all: False (default): ``smooth`` on TP and TN only, so a class empty in target and prediction
+            scores 1; True: on TP, TN, FP and FN as smp's ``MCCLoss`` (such a class then scores 0.5).
 
     Returns:
         0-d for ``"mean"``/``"sum"``; ``(K,)`` per scored class, or ``(N, K)`` with ``per_image``, for
@@ -522,10 +527,14 @@ def mcc_loss(
     """
     options = RegionOptions(mode, class_axis, from_logits, ignore_index, classes, per_image, smooth, eps, weight,
                             reduction, soft_label, label_smoothing, all_reduce)
+    smooth_all = checks.check_flag("mcc_loss", "smooth_all", smooth_all)
     r = region("mcc_loss", y_pred, y_true, options)
     xp, st, smooth = r.xp, r.st, r.opts["smooth"]
+    # smooth on TP and TN: an empty class (TP = FN = 0, FP -> 0) tends to MCC 1 as sqrt(s / (s + FP)), the rule of
+    # the other region losses; on FP and FN too (smp) it tends to 1/2
     tn = clip(st.n - st.tp - st.fp - st.fn, 0, None, xp=xp) + smooth
-    tp, fp, fn_ = st.tp + smooth, st.fp + smooth, st.fn + smooth
+    off = smooth if smooth_all else 0.0
+    tp, fp, fn_ = st.tp + smooth, st.fp + off, st.fn + off
     tiny = xp.finfo(tp.dtype).smallest_normal
     den = (xp.sqrt(clip((tp + fp) * (tp + fn_), tiny, None, xp=xp))
            * xp.sqrt(clip((tn + fp) * (tn + fn_), tiny, None, xp=xp)))
@@ -615,4 +624,4 @@ def generalized_dice_loss(
     num = 2 * xp.sum(w * st.tp, axis=-1)
     den = xp.sum(w * (2 * st.tp + st.fp + st.fn), axis=-1)
     loss = 1 - ratio(num, den, den == 0, smooth=r.opts["smooth"], eps=r.opts["eps"], xp=xp)
-    return restore(reduce_loss(loss, reduction=r.opts["reduction"], xp=xp), r.seg.dtype, xp=xp)
+    return returned(r.seg, reduce_loss(loss, reduction=r.opts["reduction"], xp=xp))

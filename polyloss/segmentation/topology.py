@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from .._backend import Array, clamped_log, clip, log_softmax, numel
 from .._core import checks
-from .._core.inputs import check_spatial_layout
+from .._core.inputs import check_spatial_layout, poisoned
 from .._core.reduce import reduce_loss, restore
 from .._core.typing import AllReduce, Mode, Reduction
 from ._channels import spatial_inputs, target_channels
@@ -267,7 +267,8 @@ def cl_cross_entropy_loss(
     if valid is not None:
         loss = loss * valid
     denominator = None if valid is None else xp.sum(valid)
-    return restore(reduce_loss(loss, reduction=reduction, denominator=denominator, xp=xp), inp.dtype, xp=xp)
+    out = reduce_loss(loss, reduction=reduction, denominator=denominator, xp=xp)
+    return restore(poisoned(out, inp.poison), inp.dtype, xp=xp)
 
 
 # --------------------------------------------------------------------------- #

@@ -90,7 +90,8 @@ def test_mcc_equals_smp(backend, rng):
     smp = pytest.importorskip("segmentation_models_pytorch.losses")
     p = rng.uniform(size=(N, 1, H, W))
     t = random_binary(rng, p.shape, share=0.4)
-    got = pl.mcc_loss(backend.asarray(p), backend.asarray(t), mode="binary", from_logits=False, smooth=1e-5)
+    got = pl.mcc_loss(backend.asarray(p), backend.asarray(t), mode="binary", from_logits=False, smooth=1e-5,
+                      smooth_all=True)
     assert_close(got, smp.MCCLoss(eps=1e-5)(_t(p), _t(t)).numpy(), rtol=1e-9)
 
 
