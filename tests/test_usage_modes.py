@@ -325,7 +325,7 @@ class _HostReads:
 @pytest.fixture
 def on_accelerator(monkeypatch):
     """Every tensor counts as if it were on an accelerator (``policy.on_host`` is False for tensors)."""
-    import torch
+    torch = pytest.importorskip("torch", reason="the host-read count runs on torch tensors (the torch session)")
 
     host = policy.on_host
     monkeypatch.setattr(policy, "on_host", lambda x: not isinstance(x, torch.Tensor) and host(x))
