@@ -391,9 +391,20 @@ __all__ += ["fused_class_sums_nll"]
 
 def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
                          gamma: float, squared: bool, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
-    """``fused_class_sums`` of the softmax and a compound's pixel term (``generic.fused_class_sums_nll``)."""
-    return _delegate(generic.fused_class_sums_nll, xp)(x, labels, valid, weight, axis=axis, gamma=gamma,
-                                                       squared=squared, xp=xp)
+    """``fused_class_sums`` of the softmax and a compound's pixel term (``generic.fused_class_sums_nll``).
+
+    A table with an entry (torch: one Function shares the softmax and the backward) serves it; elsewhere it
+    is composed here from the dispatched ``fused_class_sums`` and ``log_softmax``, so each backend's own
+    kernels serve the composition without a copy of it in every table.
+    """
+    entry = NATIVE[native_kind(xp)].get("fused_class_sums_nll")
+    if entry is not None:
+        return cast(tuple[Array, Array, Array, Array], entry(x, labels, valid, weight, axis=axis, gamma=gamma,
+                                                             squared=squared, xp=xp))
+    sums = fused_class_sums(x, labels, valid, axis=axis, activation="softmax", squared=squared, xp=xp)
+    term = generic.focal_label_sums(log_softmax(x, axis=axis, xp=xp), labels, valid, weight, axis=axis, gamma=gamma,
+                                    xp=xp)
+    return (*sums, term)
 
 
 def distance_transform(fg: Array, /, *, sampling: tuple[float, ...], dtype: Any, xp: ModuleType) -> Array:

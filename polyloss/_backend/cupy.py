@@ -93,13 +93,3 @@ def fused_class_sums(x: Array, target: Array, valid: Array | None, /, *, axis: i
 
 NATIVE[fused_class_sums.__name__] = fused_class_sums
 
-
-def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
-                         gamma: float, squared: bool, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
-    """This table's ``fused_class_sums`` and ``log_softmax``, composed as the generic twin composes its own."""
-    sums = fused_class_sums(x, labels, valid, axis=axis, activation="softmax", squared=squared, xp=xp)
-    log_p = log_softmax(x, axis=axis, xp=xp)
-    return (*sums, generic.focal_label_sums(log_p, labels, valid, weight, axis=axis, gamma=gamma, xp=xp))
-
-
-NATIVE[fused_class_sums_nll.__name__] = fused_class_sums_nll
