@@ -94,6 +94,7 @@ def _worker(rank: int, port: int, out: str) -> None:
                 saved[f"{key}/input"] = xs.grad.numpy()
                 for p_name, p in model.module.named_parameters():
                     saved[f"{key}/{p_name}"] = p.grad.numpy()
+        del model  # before the process group: see the end of examples/ddp_segmentation.py
         np.savez(Path(out) / f"rank{rank}.npz", **saved)
     finally:
         dist.destroy_process_group()

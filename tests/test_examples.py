@@ -189,7 +189,7 @@ def test_ddp_smoke() -> None:
         pytest.skip("this torch build has no torch.distributed with gloo")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(EXAMPLES / "ddp_segmentation.py"), "--smoke"]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=ENV)
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, env=ENV)
     assert proc.returncode == 0, f"{' '.join(command)} failed:\n{proc.stdout}\n{proc.stderr}"
     assert "DDP over 2 rank(s) (gloo)" in proc.stdout and "final eval mean IoU" in proc.stdout
     assert proc.stdout.count("step ") == 3  # printed by rank 0 only
