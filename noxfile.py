@@ -41,7 +41,7 @@ TEST = ".[test]"
 TEST_COCO = ".[test,coco]"  # + pycocotools: examples/set_prediction.py scores its detectors with it
 
 
-def _pytest(session: nox.Session, backends: str, *args: str) -> None:
+def _pytest(session: nox.Session, backends: str, *args: str, env: dict[str, str] | None = None) -> None:
     """The backend-matrix tests (the peers' own parity tests have their own session), one worker per core.
 
     ``args`` (test files, ``--ignore=``) narrow the run. The 20 slowest tests are printed at the end,
@@ -55,12 +55,19 @@ def _pytest(session: nox.Session, backends: str, *args: str) -> None:
         paths = []
     session.run(
         "python", "-m", "pytest", *paths, *(a for a in args if a.startswith("-")), "--ignore=tests/parity",
-        "-n", "auto", "--durations=20", *profile, *posargs, env={"POLYLOSS_BACKENDS": backends},
+        "-n", "auto", "--durations=20", *profile, *posargs, env={"POLYLOSS_BACKENDS": backends, **(env or {})},
     )
 
 
 def _has_gpu() -> bool:
     return shutil.which("nvidia-smi") is not None
+
+
+# XLA's CPU back end (LLVM) at optimization level 0 in tests-jax: the tests' arrays are tiny, so compiling is
+# most of a JAX test's time (test_usage_modes.py and test_region.py on 2 cores: 125 s at the default level,
+# 101 s at 0). XLA's own graph passes (fusion, simplification) still run, and tests-python-3.13 runs the
+# jit-against-eager matrix at the default level, as users compile.
+FAST_XLA_COMPILE = {"XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"}
 
 
 @nox.session(name="tests-jax", python=PYTHON, tags=["cpu"])
@@ -69,7 +76,7 @@ def tests_jax(session: nox.Session) -> None:
     (lazy_xp_modules) against its float64 reference; the compile matrix (jit against eager) runs in
     ``tests-python-3.13``, which installs the same JAX, so that each jit check runs once."""
     session.install(TEST_COCO, "jax", "optax", "flax", "keras>=3")
-    _pytest(session, "jax", "--ignore=tests/test_compile.py")
+    _pytest(session, "jax", "--ignore=tests/test_compile.py", env=FAST_XLA_COMPILE)
 
 
 @nox.session(name="tests-torch", python=PYTHON, tags=["cpu"])
