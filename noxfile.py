@@ -116,14 +116,18 @@ def tests_numpy(session: nox.Session) -> None:
     _pytest(session, "numpy,array_api_strict")
 
 
+def _install_ultralytics(session: nox.Session) -> None:
+    """ultralytics without its dependency tree: what its loss and assigner modules import (checked with 8.4.190)."""
+    session.install("pyyaml", "requests", "psutil", "polars", "matplotlib", "pillow", "scipy", "opencv-python-headless")
+    session.install("ultralytics", "ultralytics-thop", "--no-deps")
+
+
 @nox.session(name="parity", python=PYTHON, tags=["cpu"])
 def parity(session: nox.Session) -> None:
     """Our losses against the peers themselves: torchvision, MONAI, kornia, smp."""
-    peers = ["monai", "kornia", "segmentation-models-pytorch", "opencv-python-headless"]
+    peers = ["monai", "kornia", "segmentation-models-pytorch"]
     session.install(TEST, *TORCH_WITH_VISION, *peers)
-    # ultralytics without its dependency tree: what its loss and assigner modules import (checked with 8.4.190)
-    session.install("pyyaml", "requests", "psutil", "polars", "matplotlib", "pillow", "scipy")
-    session.install("ultralytics", "ultralytics-thop", "--no-deps")
+    _install_ultralytics(session)
     session.run("python", "-m", "pytest", "tests/parity", *session.posargs, env={"POLYLOSS_BACKENDS": "torch"})
 
 
@@ -188,4 +192,5 @@ def bench(session: nox.Session) -> None:
     ``nox -s bench -- --quick`` for a smoke run; ``-- --device cuda --name <gpu>`` on a GPU machine.
     """
     session.install(".", *TORCH_WITH_VISION, "jax", "optax", "kornia", "monai", "segmentation-models-pytorch", "scipy")
+    _install_ultralytics(session)  # its TaskAlignedAssigner: the assignment rows' peer
     session.run("python", "benchmarks/run.py", *session.posargs)
