@@ -185,6 +185,9 @@ def test_jax_grad_of_grad(backend, rng, name, request):
 # the gradient is not the derivative of the value by design, so its derivative is not the Hessian
 SURROGATE_GRADIENT = {
     "ciou_loss": "CIoU's alpha is a constant in the gradient (torchvision computes it without grad)",
+    # found by a 50-seed sweep (POLYLOSS_SEED=2026 POLYLOSS_SEEDS=50): 20 of 50 seeds off by up to 0.68 relative
+    "task_aligned_loss": "the assignment and its target scores come from the detached predictions (ultralytics' "
+    "assigner runs without grad), so the gradient holds them constant while central differences move them",
 }
 TRACED_OPTIONS = ("alpha", "beta", "gamma", "label_smoothing", "smooth", "epsilon", "delta", "lambda_dice",
                   "lambda_ce", "lambda_focal", "w0", "tau", "eps")
