@@ -107,7 +107,8 @@ def render_ci(path: Path = CI_JSON) -> str:
     d = json.loads(path.read_text())
     status = "passed" if d["exit_status"] == 0 else f"failed (exit status {d['exit_status']})"
     venvs = "virtual environments already built" if d["venvs_reused"] else "including building the virtual environments"
-    return (f"`.ci/run` measured `{d['command']}`: {d['seconds'] / 60:.0f} min ({venvs}), {status}, "
+    minutes, seconds = divmod(d["seconds"], 60)
+    return (f"`.ci/run` measured `{d['command']}`: {d['seconds']} s, {minutes} min {seconds} s ({venvs}), {status}, "
             f"on {d['date'][:10]} ({d['platform']}, {d['cpus']} CPUs, Python {d['python']}; `.ci/last-run.json`).\n")
 
 
