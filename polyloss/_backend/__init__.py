@@ -140,6 +140,9 @@ def _is_tensor(x: object) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+_PYTHON_SCALARS = (bool, int, float, complex)  # a tuple: isinstance over a union type is several times slower
+
+
 def array_namespace(*xs: Any) -> ModuleType:
     """The array-api-compat namespace of ``xs`` (``None`` and Python scalars ignored).
 
@@ -147,13 +150,21 @@ def array_namespace(*xs: Any) -> ModuleType:
     (see the module docstring); anything else, including mixed namespaces
     (a ``TypeError``), goes to ``array_api_compat.array_namespace``.
     """
-    arrays = [x for x in xs if x is not None and not isinstance(x, bool | int | float | complex)]
-    if arrays and all(_is_tensor(x) for x in arrays):
-        # an import statement, not a sys.modules lookup: Dynamo would guard on sys.modules and fail that
-        # guard in the very frame where array-api-compat imports its torch namespace on a first compiled call
-        import array_api_compat.torch as compat_torch
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        tensors = 0
+        for x in xs:  # a loop, not all(...) over a generator: this runs once per call, on tiny inputs too
+            if isinstance(x, torch.Tensor):
+                tensors += 1
+            elif not (x is None or isinstance(x, _PYTHON_SCALARS)):
+                break
+        else:
+            if tensors:
+                # an import statement, not a sys.modules lookup: Dynamo would guard on sys.modules and fail that
+                # guard in the frame where array-api-compat imports its torch namespace on a first compiled call
+                import array_api_compat.torch as compat_torch
 
-        return compat_torch
+                return compat_torch
     return _compat_array_namespace(*xs)
 
 
@@ -180,12 +191,13 @@ def is_concrete(x: Array) -> bool:
     mode = policy.checks_policy()
     if mode == "never":
         return False
-    if type(x).__module__.startswith("jax"):
-        if isinstance(x, sys.modules["jax"].core.Tracer):
-            return False
-    elif _is_tensor(x):
+    if _is_tensor(x):  # the common case first: this test runs once per call
         torch = sys.modules["torch"]
         if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x):
+            return False
+        return mode == "always" or x.device.type == "cpu"
+    if type(x).__module__.startswith("jax"):
+        if isinstance(x, sys.modules["jax"].core.Tracer):
             return False
     elif is_lazy_array(x):
         return False

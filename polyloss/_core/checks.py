@@ -25,7 +25,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 def check_option(caller: str, name: str, value: Any, choices: Sequence[Any]) -> None:
     """``value`` must be one of ``choices`` (compared with ``==``, so ``None`` fails)."""
-    if not isinstance(value, str | bool | int | type(None)) or value not in choices:
+    if not isinstance(value, (str, bool, int, type(None))) or value not in choices:
         raise ValueError(f"{caller}: {name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
@@ -35,9 +35,9 @@ def check_reduction(caller: str, reduction: Any) -> None:
 
 def is_real_scalar(value: Any) -> bool:
     """True for a real number option: a Python or NumPy number (not a bool), or a 0-d real array (traced too)."""
-    if isinstance(value, bool | str | bytes) or value is None:
+    if isinstance(value, (bool, str, bytes)) or value is None:
         return False
-    if isinstance(value, int | float | numbers.Real):
+    if isinstance(value, (int, float, numbers.Real)):
         return True
     return getattr(value, "shape", None) == () and hasattr(value, "dtype") and not _is_bool_dtype(value.dtype)
 
@@ -55,7 +55,7 @@ def check_real(caller: str, name: str, value: Any) -> Any:
     """
     if not is_real_scalar(value):
         raise TypeError(f"{caller}: {name} must be a real number (or a 0-d array), got {value!r}")
-    if isinstance(value, int | float | numbers.Real):
+    if isinstance(value, (int, float, numbers.Real)):
         return float(value)
     if not is_concrete(value):
         return value
@@ -91,7 +91,7 @@ def check_flag(caller: str, name: str, value: Any) -> bool:
 
 def is_zero(value: Any) -> bool:
     """True for a validated real option known to be 0 (a traced one is not known: False)."""
-    return isinstance(value, int | float) and value == 0
+    return isinstance(value, (int, float)) and value == 0
 
 
 def check_flags(caller: str, /, **flags: Any) -> None:
@@ -193,7 +193,7 @@ def check_integer_range(caller: str, name: str, x: Array, low: int, high: int, *
 
 def check_array(caller: str, name: str, x: Any) -> None:
     """``x`` is an array of a supported library: None, a Python number, a string or a list is a TypeError."""
-    if isinstance(x, bool | int | float | complex | str | bytes) or not is_array_api_obj(x):
+    if isinstance(x, (bool, int, float, complex, str, bytes)) or not is_array_api_obj(x):
         raise TypeError(
             f"{caller}: {name} must be an array (NumPy, PyTorch, JAX, CuPy, ...), got {type(x).__name__}; "
             "convert it with your library's asarray first"
@@ -205,7 +205,7 @@ def weight_array(caller: str, name: str, w: Any, /, *, like: Array, xp: ModuleTy
 
     Anything else (a string, None inside a sequence) is a TypeError naming ``caller`` and ``name``.
     """
-    if isinstance(w, str | bytes):
+    if isinstance(w, (str, bytes)):
         raise TypeError(f"{caller}: {name} must be a number, a sequence of numbers or an array, got {w!r}")
     try:
         return xp.asarray(w, dtype=like.dtype, device=device(like))

@@ -32,7 +32,6 @@ Rules held here, and only here (docs/conventions.md states them for users):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, NamedTuple, TypeAlias, get_args
 
@@ -60,8 +59,11 @@ def namespace(caller: str, /, *, optional: tuple[str, ...] = (), **arrays: Any) 
 
     ``optional``: the names that may be None (skipped); None anywhere else is a TypeError.
     """
-    present = {name: a for name, a in arrays.items() if not (a is None and name in optional)}
-    if not any(a is None or isinstance(a, _PY_SCALARS) for a in present.values()):  # array_namespace skips those
+    present = {name: a for name, a in arrays.items() if a is not None or name not in optional}
+    for a in present.values():  # a loop, not any(...) over a generator: this runs once per call
+        if a is None or isinstance(a, _PY_SCALARS):  # array_namespace skips those: they are errors here
+            break
+    else:
         try:  # the common case first: is_array_api_obj makes torch.compile warn (an lru_cache it traces through)
             return array_namespace(*present.values())
         except TypeError:
@@ -86,8 +88,7 @@ def class_axis_index(caller: str, class_axis: Any, ndim: int, *, first_or_last: 
     return axis
 
 
-@dataclass(frozen=True)
-class Labels:
+class Labels(NamedTuple):
     """Integer class indices: ``y_pred``'s shape without the class axis, in the index dtype.
 
     Ignored pixels hold class 0 and are False in ``valid`` (None: nothing ignored).
@@ -97,8 +98,7 @@ class Labels:
     valid: Array | None
 
 
-@dataclass(frozen=True)
-class Dense:
+class Dense(NamedTuple):
     """Targets of ``y_pred``'s shape in the compute dtype: 0/1 or [0, 1] (sigmoid modes), probabilities (multiclass).
 
     Ignored entries (integer targets with ``ignore_index``) hold 0 and are False in ``valid``.
@@ -111,9 +111,8 @@ class Dense:
 Target: TypeAlias = Labels | Dense
 
 
-@dataclass(frozen=True)
-class Segmentation:
-    """Validated inputs of one call."""
+class Segmentation(NamedTuple):
+    """Validated inputs of one call (a NamedTuple: built once per call, it costs a third of a frozen dataclass)."""
 
     caller: str  # the public function, for messages
     xp: ModuleType
@@ -361,7 +360,7 @@ def class_vector(seg: Segmentation, name: str, w: Any, /) -> Array:
 
 def element_weight(seg: Segmentation, name: str, w: Any, /) -> Array | float:
     """A scalar, a per-class vector laid along the class axis, or an array that broadcasts to ``y_pred``."""
-    if isinstance(w, int | float) and not isinstance(w, bool):
+    if isinstance(w, (int, float)) and not isinstance(w, bool):
         return float(w)
     xp, x = seg.xp, seg.x
     w = checks.weight_array(seg.caller, name, w, like=x, xp=xp)

@@ -22,6 +22,8 @@ from .checks import check_nonnegative, weight_array
 
 def promote(x: Array, /, *, xp: ModuleType) -> Array:
     """``x`` in its compute dtype: float32 for half precision, else unchanged."""
+    if x.dtype == xp.float32 or x.dtype == xp.float64:  # the common case without finfo (once per call)
+        return x
     if xp.finfo(x.dtype).bits < 32:
         return xp.astype(x, xp.float32)
     return x
@@ -88,7 +90,7 @@ def check_weighting(caller: str, reduction: str, avg_factor: Any) -> None:
         raise ValueError(f"{caller}: avg_factor applies to reduction='mean' only, got reduction={reduction!r}")
     if isinstance(avg_factor, bool):
         raise TypeError(f"{caller}: avg_factor must be a number or a 0-d array, got {avg_factor!r}")
-    if isinstance(avg_factor, int | float):
+    if isinstance(avg_factor, (int, float)):
         check_nonnegative(caller, "avg_factor", avg_factor)
     elif getattr(avg_factor, "shape", None) != ():
         raise ValueError(f"{caller}: avg_factor must be a number or a 0-d array, got {avg_factor!r}")

@@ -80,7 +80,7 @@ def smooth_l1(d: Array, beta: Any, *, xp: ModuleType) -> Array:
 
     ``beta`` a number or a traced 0-d array (which must then be positive)."""
     ad = xp.abs(d)
-    if isinstance(beta, int | float) and beta == 0:
+    if isinstance(beta, (int, float)) and beta == 0:
         return ad
     return xp.where(ad < beta, (0.5 / beta) * d * d, ad - 0.5 * beta)
 

@@ -303,7 +303,7 @@ def task_aligned_loss(
 
 def _strides(fn: str, stride: Any, a: int, like: Array, *, xp: ModuleType) -> Array:
     """``stride`` as ``(A,)`` in ``like``'s dtype: from a number, or an array ``(A,)``/``(A, 1)``/0-d."""
-    if isinstance(stride, int | float) and not isinstance(stride, bool):
+    if isinstance(stride, (int, float)) and not isinstance(stride, bool):
         return xp.full((a,), float(stride), dtype=like.dtype, device=device(like))
     checks.check_array(fn, "stride", stride)  # else a number (above)
     arr = xp.asarray(stride, dtype=like.dtype, device=device(like))

@@ -16,7 +16,7 @@ them with the inputs, once per public call.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -152,7 +152,7 @@ def region(caller: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, 
                 "reduce the per-image losses instead)"
             )
     if not checks.is_zero(s) and isinstance(seg.target, Dense):
-        seg = replace(seg, target=_smoothed(seg, seg.target, s))
+        seg = seg._replace(target=_smoothed(seg, seg.target, s))
     label_s = s if isinstance(seg.target, Labels) else 0.0
     full_weight = None if opts["weight"] is None else class_vector(seg, "weight", opts["weight"])
     plain_labels = seg.mode == "multiclass" and seg.from_logits and isinstance(seg.target, Labels)
@@ -175,7 +175,7 @@ def region(caller: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, 
     full = _statistics(seg, p, axis, per_image=per_image, soft_label=opts["soft_label"], label_s=label_s,
                        all_reduce=all_reduce, squared=squared, extra=pixel_sum, fused=fused)
     if all_reduce is not None and seg.poison is not None:  # the poison, summed across devices with the statistics
-        seg = replace(seg, poison=seg.xp.sum(full.n) * 0)
+        seg = seg._replace(poison=seg.xp.sum(full.n) * 0)
     st, idx = _select(caller, full, opts["classes"], seg, xp=seg.xp)
     weight = full_weight if full_weight is None or idx is None else seg.xp.take(full_weight, idx, axis=0)
     return Region(seg, opts, st, full, weight, log_p)
@@ -346,7 +346,7 @@ def tversky_index(r: Region, alpha: float, beta: float) -> Array:
 
 def power(base: Array, gamma: float, *, xp: ModuleType) -> Array:
     """``base ** gamma`` for ``base >= 0``: 0 at 0, finite gradients for ``gamma < 1``, NaN stays NaN."""
-    if isinstance(gamma, int | float) and gamma == 1:  # a traced gamma takes the general form
+    if isinstance(gamma, (int, float)) and gamma == 1:  # a traced gamma takes the general form
         return base
     tiny = xp.finfo(base.dtype).smallest_normal
     return xp.where(base == 0, 0, clip(base, tiny, None, xp=xp) ** gamma)

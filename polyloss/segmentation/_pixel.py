@@ -60,7 +60,7 @@ def focal_modulation(one_minus_pt: Array, gamma: float, /, *, xp: ModuleType) ->
     the power's derivative would otherwise be infinite; so is it for a traced
     ``gamma`` (whose value is unknown).
     """
-    known = isinstance(gamma, int | float)
+    known = isinstance(gamma, (int, float))
     if known and gamma == 0:
         return 1.0
     if not known or gamma < 1:

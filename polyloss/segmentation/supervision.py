@@ -154,12 +154,12 @@ def deep_supervision(
         raise ValueError(f"{FN}: class_axis must be 1 or -1, got {class_axis!r}")
 
     def loss(y_preds: Any, y_true: Any, /) -> Array:  # an array or a sequence of arrays each
-        if not isinstance(y_preds, list | tuple):
+        if not isinstance(y_preds, (list, tuple)):
             return loss_fn(y_preds, y_true)
         if not y_preds:
             raise ValueError(f"{FN}: y_preds must hold at least one prediction, got an empty sequence")
         w = _weights(weights, len(y_preds))
-        if isinstance(y_true, list | tuple):
+        if isinstance(y_true, (list, tuple)):
             if len(y_true) != len(y_preds):
                 raise ValueError(f"{FN}: a sequence y_true needs one target per prediction ({len(y_preds)}), "
                                  f"got {len(y_true)}")
