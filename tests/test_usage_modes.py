@@ -44,12 +44,8 @@ SOLVER_LOOP = ("the matching solver's eager torch loop reads its stop condition 
                "torch.compile keep the loop on the device")
 # (mode, backend or "*", export) -> why it fails today; each is a strict xfail, so a fix turns it into a failure
 KNOWN: dict[tuple[str, str, str], str] = {
-    **{("torch_func_vmap", "torch", n): "the ClassSums autograd.Function has no vmap rule"
-       for n in ("dice_score", "bce_jaccard_loss", "combo_loss")},
-    ("torch_func_vmap", "torch", "iou_score"): "torch has no batching rule for moveaxis (array-api-compat's)",
-    ("torch_func_vmap", "torch", "lovasz_softmax_loss"): "torch has no batching rule for moveaxis (array-api-compat's)",
-    **{(mode, "torch", n): SOLVER_LOOP for n in ("linear_sum_assignment", "hungarian_match", "set_prediction_loss")
-       for mode in ("torch_func_vmap", "host_reads")},
+    **{("host_reads", "torch", n): SOLVER_LOOP for n in ("linear_sum_assignment", "hungarian_match",
+                                                         "set_prediction_loss")},
     ("double_backward", "torch", "wiou_loss"): "Wise-IoU's focusing factor holds the enclosing box constant "
     "(the paper's W_g*, H_g*), so central differences of the gradient move what the gradient holds fixed",
 }

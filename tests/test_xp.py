@@ -218,6 +218,8 @@ PRIMITIVES = {
                                 lambda v, i: np.array([max([-1, *v[i == j]]) for j in range(8)])),
     "segment_max_empty": lambda rng: (np.zeros(0, dtype=np.int64), (np.zeros(0, dtype=np.int64),),
                                       {"num_segments": 3, "fill": 7}, False, lambda v, i: np.full(3, 7)),
+    "moveaxis": lambda rng: (_logits(rng, (2, 3, 4, 5)), (), {"source": 3, "destination": 1}, True,
+                             lambda x: np.moveaxis(x, 3, 1)),
     "unstack": lambda rng: (_logits(rng), (), {"axis": 1}, True, lambda x: tuple(np.moveaxis(x, 1, 0))),
     "stop_gradient": lambda rng: (_logits(rng), (), {}, False, lambda x: x),
     "max_pool_2d": lambda rng: (_logits(rng, (2, 3, 7, 6)), (), {"window": (3, 5)}, True,
@@ -322,6 +324,8 @@ TESTED_ALONE = {
         backend.asarray(np.zeros((1, 2, 2))), backend.asarray(np.ones((1, 2), bool)),
         backend.asarray(np.ones((1, 2), bool)), xp=backend.xp),
     "while_loop": lambda backend: _collatz(backend.asarray(np.array([6, 7, 1])), xp=backend.xp),
+    "map_problems": lambda backend: _backend.map_problems(
+        _count_down, (backend.asarray(np.ones((2, 3))), backend.asarray(np.arange(6).reshape(2, 3))), xp=backend.xp),
 }
 # The one entry without a generic twin: SciPy's exact matching on host arrays, reached through
 # ``_backend.native_linear_sum_assignment`` (None where it cannot serve: the caller's solver runs on the
@@ -382,7 +386,7 @@ def test_every_primitive_has_a_case():
     primitives = {n for n in _backend.__all__ if inspect.isfunction(f := getattr(_backend, n))
                   and ("xp", inspect.Parameter.KEYWORD_ONLY) in [(p.name, p.kind) for p in _signature(f)]}
     tested_elsewhere = {"zero_like", "value_range", "any_spatial", "host_view", "native_linear_sum_assignment",
-                        "while_loop"}
+                        "while_loop", "map_problems"}
     assert primitives - tested_elsewhere <= {_name(c) for c in PRIMITIVES}
 
 
@@ -441,6 +445,36 @@ def test_while_loop_native_equals_generic(backend, rng):
         torch._dynamo.reset()
         compiled = torch.compile(lambda v: _collatz(v, xp=backend.xp), fullgraph=True, backend="aot_eager")
         assert_close(compiled(x)[0], want, rtol=0, atol=0)
+
+
+def _count_down(x, start):
+    """A batch of problems solved by an eager loop that reads its stop condition: subtract 1 from ``start`` until
+    every entry is 0, adding ``x`` each step (``(B, n)`` inputs, ``x * start`` out)."""
+    total, left = x * 0, start
+    while bool((left > 0).any()):
+        total, left = total + (left > 0) * x, left - (left > 0) * 1
+    return total
+
+
+def test_map_problems_native_equals_generic(backend, rng):
+    x = backend.asarray(rng.normal(size=(3, 4)))
+    start = backend.asarray(rng.integers(0, 5, size=(3, 4)))
+    got = _backend.map_problems(_count_down, (x, start), xp=backend.xp)
+    assert_close(got, to_numpy(x) * to_numpy(start), rtol=1e-12, atol=1e-12)
+
+
+def test_map_problems_folds_torch_func_vmap_into_the_problem_axis(rng):
+    """Under ``torch.func.vmap`` (nested, with an unbatched input) the loop runs on plain tensors and each slice
+    equals the call on it: the loop's ``bool`` would fail on a batched tensor."""
+    torch = pytest.importorskip("torch")
+    x = torch.tensor(rng.normal(size=(2, 5, 3, 4)))
+    start = torch.tensor(rng.integers(0, 5, size=(3, 4)))
+
+    def solve(a, s):
+        return _backend.map_problems(_count_down, (a, s), xp=_backend.array_namespace(a))
+
+    got = torch.func.vmap(torch.func.vmap(solve, in_dims=(0, None)), in_dims=(0, None))(x, start)
+    assert_close(got, x.numpy() * start.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_value_range(backend, rng):

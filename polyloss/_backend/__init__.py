@@ -72,9 +72,11 @@ __all__ = [
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
+    "map_problems",
     "max_argmax",
     "max_pool",
     "min_pool",
+    "moveaxis",
     "native_kind",
     "native_linear_sum_assignment",
     "numel",
@@ -321,6 +323,14 @@ def max_argmax(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, Array]
 
 def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | float, xp: ModuleType) -> Array:
     return _delegate(generic.segment_max, xp)(values, ids, num_segments=num_segments, fill=fill, xp=xp)
+
+
+def map_problems(fn: Callable[..., Array], arrays: tuple[Array | None, ...], /, *, xp: ModuleType) -> Array:
+    return _delegate(generic.map_problems, xp)(fn, arrays, xp=xp)
+
+
+def moveaxis(x: Array, /, *, source: int, destination: int, xp: ModuleType) -> Array:
+    return _delegate(generic.moveaxis, xp)(x, source=source, destination=destination, xp=xp)
 
 
 def unstack(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, ...]:

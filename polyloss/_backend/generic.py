@@ -205,6 +205,18 @@ def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | 
     return xp.max(xp.where(hits, values[:, None], fill), axis=0)
 
 
+def map_problems(fn: Callable[..., Array], arrays: tuple[Array | None, ...], /, *, xp: ModuleType) -> Array:
+    """``fn(*arrays)``: ``fn`` solves a batch of independent problems stacked on axis 0 of each array (None
+    passes through) and returns one array with that axis first. A backend whose vectorising transform cannot
+    trace ``fn`` (a loop that reads its stop condition) folds the transform's batch into axis 0 instead."""
+    return fn(*arrays)
+
+
+def moveaxis(x: Array, /, *, source: int, destination: int, xp: ModuleType) -> Array:
+    """``x`` with axis ``source`` moved to ``destination``, the others in their order."""
+    return xp.moveaxis(x, source, destination)
+
+
 def unstack(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, ...]:
     """The slices of ``x`` along ``axis``."""
     return tuple(xp.unstack(x, axis=axis))

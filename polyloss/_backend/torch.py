@@ -188,6 +188,22 @@ def segment_max(values: Array, ids: Array, /, *, num_segments: int, fill: int | 
     return out.scatter_reduce(0, ids.to(torch.int64), values, "amax")
 
 
+def map_problems(fn: Callable[..., Array], arrays: tuple[Array | None, ...], /, *, xp: ModuleType) -> Array:
+    """Under ``torch.func`` transforms: the ``ProblemMap`` Function, whose vmap rule folds ``vmap``'s batch into
+    the problem axis so that ``fn`` (an eager loop reading its stop condition) runs on plain tensors; else ``fn``."""
+    torch = _torch()
+    if torch.compiler.is_compiling() or not any(a is not None and _functorch_wrapped(a) for a in arrays):
+        return fn(*arrays)
+    from .torch import ProblemMap
+
+    return cast(Array, ProblemMap.apply(fn, *arrays))
+
+
+def moveaxis(x: Array, /, *, source: int, destination: int, xp: ModuleType) -> Array:
+    """``torch.movedim``: ``torch.func.vmap`` has a batching rule for it, not for ``moveaxis`` with int axes."""
+    return _torch().movedim(x, source, destination)
+
+
 def unstack(x: Array, /, *, axis: int, xp: ModuleType) -> tuple[Array, ...]:
     """``torch.unbind``: a single (stacking) backward node."""
     return tuple(_torch().unbind(x, dim=axis))
@@ -277,8 +293,8 @@ def _functorch_wrapped(x: Array) -> bool:
 NATIVE: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
     clip, cumulative_sum, log_softmax, softmax, logsumexp, softplus, log_sigmoid, sigmoid, sigmoid_cross_entropy,
     take_along_axis, unpermute, sort_descending, kth_largest, softmax_nll, value_range, one_hot, class_sums,
-    max_argmax, segment_max, unstack, stop_gradient, max_pool, distance_transform, softmax_cross_entropy,
-    reduced_sigmoid_cross_entropy, while_loop, linear_sum_assignment,
+    max_argmax, segment_max, map_problems, moveaxis, unstack, stop_gradient, max_pool, distance_transform,
+    softmax_cross_entropy, reduced_sigmoid_cross_entropy, while_loop, linear_sum_assignment,
 )}
 
 
@@ -321,16 +337,17 @@ NATIVE[fused_class_sums_nll.__name__] = fused_class_sums_nll
 
 
 ClassSums: Any  # ``class_sums``'s autograd Function: a name declared here, built by ``__getattr__``
+ProblemMap: Any  # ``map_problems``'s autograd Function, likewise
 
 
 def __getattr__(name: str) -> Any:
-    """The module's lazily built autograd Functions (``ClassSums``), each built once and kept.
+    """The module's lazily built autograd Functions (``ClassSums``, ``ProblemMap``), each built once and kept.
 
     Callers write ``from .torch import ClassSums`` inside the function that
     uses it: under ``torch.compile`` Dynamo runs an import statement for real,
     so the class is built outside the trace even on a first, compiled call.
     """
-    builders = {"ClassSums": _class_sums_function}
+    builders = {"ClassSums": _class_sums_function, "ProblemMap": _problem_map_function}
     if name not in builders:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     built = globals()[name] = builders[name]()
@@ -352,6 +369,8 @@ def _class_sums_function() -> Any:
         a scatter at the labels) instead of autograd's zero-filled scatter
         added to a broadcast.
         """
+
+        generate_vmap_rule = True  # torch.func.vmap: forward and backward are torch operations with batching rules
 
         @staticmethod
         def forward(p: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None, axis: int) -> Any:
@@ -381,3 +400,42 @@ def _class_sums_function() -> Any:
             return grad.scatter_add_(axis, labels.unsqueeze(axis), at_label.unsqueeze(axis)), None, None, None
 
     return ClassSums
+
+
+def _problem_map_function() -> Any:
+    """``map_problems``'s autograd Function (see its docstring)."""
+    import torch
+
+    class ProblemMap(torch.autograd.Function):
+        """``fn(*arrays)`` for a ``fn`` that solves the independent problems stacked on axis 0 of its inputs.
+
+        Its output is not differentiable (an assignment). Under
+        ``torch.func.vmap`` the ``vmap`` rule moves each input's batch axis
+        first (broadcasting an unbatched input), folds it into the problem
+        axis, calls ``fn`` once on the plain tensors and unfolds the result.
+        """
+
+        @staticmethod
+        def forward(fn: Callable[..., Array], *arrays: Any) -> Any:
+            return fn(*arrays)
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+            ctx.mark_non_differentiable(output)
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:  # pragma: no cover - the output is non-differentiable
+            raise RuntimeError("map_problems: its output (an assignment) has no gradient")
+
+        @staticmethod
+        def vmap(info: Any, in_dims: tuple[int | None, ...], fn: Callable[..., Array], *arrays: Any) -> Any:
+            size, folded = info.batch_size, []
+            for a, dim in zip(arrays, in_dims[1:], strict=True):
+                if a is not None:
+                    a = a.expand(size, *a.shape) if dim is None else a.movedim(dim, 0)
+                    a = a.reshape(size * a.shape[1], *a.shape[2:])
+                folded.append(a)
+            out = ProblemMap.apply(fn, *folded)
+            return out.reshape(size, out.shape[0] // size, *out.shape[1:]), 0
+
+    return ProblemMap

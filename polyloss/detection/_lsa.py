@@ -23,6 +23,7 @@ from .._backend import (
     device,
     index_dtype,
     is_concrete,
+    map_problems,
     native_linear_sum_assignment,
     take_along_axis,
     while_loop,
@@ -38,7 +39,14 @@ def assign(cost: Array, row_valid: Array | None, col_valid: Array | None, /, *, 
     forbidden. Eager float64 NumPy and torch CPU arrays go to SciPy
     (``_xp.native_linear_sum_assignment``); everything else, and problems
     SciPy calls infeasible, to the lockstep solver, on the shorter side.
+    Under ``torch.func.vmap`` the transform's batch joins the problems
+    (``map_problems``): the solver's loop reads its stop condition.
     """
+    return map_problems(lambda c, rv, cv: _assign(c, rv, cv, xp=xp), (cost, row_valid, col_valid), xp=xp)
+
+
+def _assign(cost: Array, row_valid: Array | None, col_valid: Array | None, /, *, xp: ModuleType) -> Array:
+    """``assign`` on plain arrays."""
     b, r, k = cost.shape
     dev = device(cost)
     idx = index_dtype(xp, dev)

@@ -13,7 +13,7 @@ import math
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .._backend import Array, any_spatial, device, min_pool, numel, stop_gradient
+from .._backend import Array, any_spatial, device, min_pool, moveaxis, numel, stop_gradient
 from .._core import checks
 from .._core.reduce import as_float, safe_divide
 from ._channels import spatial_inputs
@@ -40,7 +40,7 @@ def drop_background(x: Array, axis: int, include_background: bool) -> Array:
 
 def channels_first(x: Array, axis: int, include_background: bool, *, xp: ModuleType) -> Array:
     x = drop_background(x, axis, include_background)
-    return x if axis == 1 else xp.moveaxis(x, axis, 1)
+    return x if axis == 1 else moveaxis(x, source=axis, destination=1, xp=xp)
 
 
 def inputs(

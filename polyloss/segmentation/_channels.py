@@ -16,7 +16,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .._backend import Array, one_hot, sigmoid, softmax, stop_gradient
+from .._backend import Array, moveaxis, one_hot, sigmoid, softmax, stop_gradient
 from .._core.inputs import REGION, Labels, Segmentation, check_spatial_layout, pixel_weight, prepare
 
 __all__ = ["Channels", "activate", "spatial_inputs", "target_channels"]
@@ -75,4 +75,4 @@ def target_channels(seg: Segmentation, mask: Any = None, /) -> tuple[Array, Arra
 
 def _first(v: Array, seg: Segmentation) -> Array:
     """``v`` (``seg.x``'s layout) with the class axis moved to 1."""
-    return v if seg.axis == 1 else seg.xp.moveaxis(v, seg.axis, 1)
+    return v if seg.axis == 1 else moveaxis(v, source=seg.axis, destination=1, xp=seg.xp)

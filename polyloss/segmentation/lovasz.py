@@ -38,6 +38,7 @@ from .._backend import (
     Array,
     cumulative_sum,
     device,
+    moveaxis,
     numel,
     softmax,
     sort_descending,
@@ -264,10 +265,10 @@ def lovasz_softmax_loss(
     n = y_pred.shape[0]
     pixels = numel(target.labels) // n if n else 0
     if per_image:
-        cdim, p = 1, xp.reshape(xp.moveaxis(p, axis, 1), (n, num_classes, pixels))
+        cdim, p = 1, xp.reshape(moveaxis(p, source=axis, destination=1, xp=xp), (n, num_classes, pixels))
         labels = xp.reshape(target.labels, (n, 1, pixels))
     else:
-        cdim, p = 0, xp.reshape(xp.moveaxis(p, axis, 0), (num_classes, n * pixels))
+        cdim, p = 0, xp.reshape(moveaxis(p, source=axis, destination=0, xp=xp), (num_classes, n * pixels))
         labels = xp.reshape(target.labels, (1, n * pixels))
     ids = xp.arange(num_classes, dtype=labels.dtype, device=device(labels))
     w = None if weight is None else class_vector(seg, "weight", weight)

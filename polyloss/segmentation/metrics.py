@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
-from .._backend import Array, class_sums, default_float, device, is_concrete, one_hot
+from .._backend import Array, class_sums, default_float, device, is_concrete, moveaxis, one_hot
 from .._core import checks
 from .._core.inputs import class_axis_index, drop_ignored, namespace, poison_if, poisoned
 from .._core.reduce import reduce_classes
@@ -265,7 +265,7 @@ def _mask_sums(fn: str, pred: Array, true: Array, class_axis: int, ignore_index:
     axis = class_axis_index(fn, class_axis, pred.ndim, first_or_last=True)
     p, t = (xp.astype(foreground(m, xp=xp), dtype) for m in (pred, true))
     if axis != 1:
-        p, t = xp.moveaxis(p, axis, 1), xp.moveaxis(t, axis, 1)
+        p, t = moveaxis(p, source=axis, destination=1, xp=xp), moveaxis(t, source=axis, destination=1, xp=xp)
     spatial = tuple(range(2, p.ndim))
     return xp.sum(p, axis=spatial), xp.sum(p * t, axis=spatial), xp.sum(t, axis=spatial)
 
