@@ -40,8 +40,8 @@ JAX_FAMILY = ("cross_entropy", "sigmoid_focal_loss", "softmax_focal_loss", "dice
               "quality_focal_loss", "distribution_focal_loss", "probiou_loss")
 
 SOLVER_LOOP = ("the matching solver's eager torch loop reads its stop condition each step (data-dependent control "
-               "flow): torch.func.vmap refuses it, and on an accelerator each step is a host read; jax.jit and "
-               "torch.compile keep the loop on the device")
+               "flow): on an accelerator each step is a host read; jax.jit and torch.compile keep the loop on the "
+               "device")
 # (mode, backend or "*", export) -> why it fails today; each is a strict xfail, so a fix turns it into a failure
 KNOWN: dict[tuple[str, str, str], str] = {
     **{("host_reads", "torch", n): SOLVER_LOOP for n in ("linear_sum_assignment", "hungarian_match",

@@ -197,7 +197,7 @@ def is_concrete(x: Array) -> bool:
         torch = sys.modules["torch"]
         if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x):
             return False
-        return mode == "always" or x.device.type == "cpu"
+        return mode == "always" or policy.on_host(x)
     if type(x).__module__.startswith("jax"):
         if isinstance(x, sys.modules["jax"].core.Tracer):
             return False

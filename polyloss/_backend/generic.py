@@ -276,8 +276,8 @@ def softmax_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Arra
     l_m = -(1 - s) w_y log p_my - (s / C) sum_c w_c log p_mc, s = ``label_smoothing``, w = ``weight``
     (``(C,)`` or None: 1), p = softmax(x); 0 where the label is ``ignore_index``. Labels lie in
     ``[0, C)`` or equal ``ignore_index``. ``reduction``: ``"none"`` (``labels``' shape), ``"sum"``, or
-    ``"mean"``: the sum over the summed ``w_y`` of the kept pixels (their count without ``weight``;
-    NaN when every pixel is ignored, as torch).
+    ``"mean"``: the sum over the summed ``w_y`` of the kept pixels (their count without ``weight``),
+    0 with a zero gradient where that is 0 (every pixel ignored; torch gives NaN).
     """
     return cross_entropy_with(x, labels, nll=softmax_nll, log_softmax=log_softmax, axis=axis, weight=weight,
                               ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction, xp=xp)
@@ -539,4 +539,5 @@ def cross_entropy_with(x: Array, labels: Array, /, *, nll: Callable[..., Array],
     if reduction == "sum":
         return xp.sum(loss)
     counted = xp.ones(loss.shape, dtype=loss.dtype, device=device(loss)) if w_y is None else w_y
-    return xp.sum(loss) / xp.sum(counted if keep is None else xp.where(keep, counted, zero_like(counted, xp=xp)))
+    denominator = xp.sum(counted if keep is None else xp.where(keep, counted, zero_like(counted, xp=xp)))
+    return xp.sum(loss) / xp.where(denominator == 0, xp.ones_like(denominator), denominator)

@@ -125,7 +125,9 @@ def softmax_nll(x: Array, labels: Array, /, *, axis: int, xp: ModuleType) -> Arr
 
 def softmax_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Array | None, ignore_index: int | None,
                           label_smoothing: float, reduction: str, xp: ModuleType) -> Array:
-    """The fused ``F.cross_entropy``, whose options these are; the generic composition for a ``weight`` that
+    """The fused ``F.cross_entropy``, whose options these are; its ``"mean"`` over ignored or weighted pixels
+    is NaN where every pixel is ignored, so that mean divides the sum by the summed weights here: from the NLL
+    kernel itself without smoothing (``_weighted_mean_nll``). The generic composition for a ``weight`` that
     needs a gradient (learnable class weights, or one a ``torch.func`` transform differentiates): the fused
     kernel does not differentiate its weight."""
     torch = _torch()
@@ -133,8 +135,40 @@ def softmax_cross_entropy(x: Array, labels: Array, /, *, axis: int, weight: Arra
                                                          and _functorch_wrapped(weight))):
         return generic.softmax_cross_entropy(x, labels, axis=axis, weight=weight, ignore_index=ignore_index,
                                              label_smoothing=label_smoothing, reduction=reduction, xp=xp)
-    return _cross_entropy(x, labels, axis, weight=weight, ignore_index=-100 if ignore_index is None else ignore_index,
-                          label_smoothing=label_smoothing, reduction=reduction)
+    ignore = -100 if ignore_index is None else ignore_index
+    if reduction != "mean" or (weight is None and ignore_index is None):
+        return _cross_entropy(x, labels, axis, weight=weight, ignore_index=ignore, label_smoothing=label_smoothing,
+                              reduction=reduction)
+    if isinstance(label_smoothing, (int, float)) and label_smoothing == 0:
+        return _weighted_mean_nll(x, labels, axis, weight, ignore)
+    total = _cross_entropy(x, labels, axis, weight=weight, ignore_index=ignore, label_smoothing=label_smoothing,
+                           reduction="sum")
+    keep = labels != ignore
+    counted = keep.to(total.dtype) if weight is None else torch.where(keep, weight[torch.where(keep, labels, 0)], 0)
+    denominator = counted.sum()
+    return total / torch.where(denominator == 0, 1, denominator)
+
+
+def _weighted_mean_nll(x: Array, labels: Array, axis: int, weight: Array | None, ignore_index: int) -> Array:
+    """sum_m w_y NLL_m / sum_m w_y over kept pixels, 0 (zero gradient) where the denominator is 0.
+
+    ATen's ``nll_loss_forward``/``nll_loss2d_forward`` with the sum reduction
+    return the summed ``w_y`` beside the sum, from the same pass over the
+    labels (``F.cross_entropy``'s mean divides by it too, and gives NaN for 0).
+    """
+    torch = _torch()
+    log_p = torch.log_softmax(x if axis == 1 else torch.movedim(x, axis, 1), 1)
+    labels = labels.to(torch.int64)
+    if log_p.ndim == 2:
+        total, weight_sum = torch.ops.aten.nll_loss_forward(log_p, labels, weight, _SUM, ignore_index)
+    else:  # (N, C, *spatial) as (N, C, 1, P), F.cross_entropy's own layout for the 2-D kernel
+        n, c = log_p.shape[:2]
+        total, weight_sum = torch.ops.aten.nll_loss2d_forward(log_p.reshape(n, c, 1, -1), labels.reshape(n, 1, -1),
+                                                              weight, _SUM, ignore_index)
+    return total / torch.where(weight_sum == 0, 1, weight_sum)
+
+
+_SUM = 2  # ATen's reduction enum: 0 none, 1 mean, 2 sum
 
 
 def _cross_entropy(x: Array, labels: Array, axis: int, **options: Any) -> Array:

@@ -91,11 +91,15 @@ def class_axis_index(caller: str, class_axis: Any, ndim: int, *, first_or_last: 
 class Labels(NamedTuple):
     """Integer class indices: ``y_pred``'s shape without the class axis, in the index dtype.
 
-    Ignored pixels hold class 0 and are False in ``valid`` (None: nothing ignored).
+    Ignored pixels hold class 0 and are False in ``valid`` (None: nothing ignored). ``checked``: the labels
+    before that replacement, ``ignore_index`` kept, where a host check found every other label in range (None
+    where none ran: traced or on an accelerator), for a native kernel that skips ``ignore_index`` itself.
     """
 
     labels: Array
     valid: Array | None
+    checked: Array | None = None
+    ignore_index: int | None = None
 
 
 class Dense(NamedTuple):
@@ -247,8 +251,8 @@ def _labels(caller: str, y_true: Array, num_classes: int, ignore_index: int | No
     """
     # int32 and int64 hold any class id; narrower or unsigned labels are cast, never used to build ids
     wide = y_true.dtype == xp.int64 or y_true.dtype == xp.int32
-    labels = y_true if wide else xp.astype(y_true, index_dtype(xp, device(y_true)))
-    labels, valid = drop_ignored(labels, ignore_index, xp=xp)
+    given = y_true if wide else xp.astype(y_true, index_dtype(xp, device(y_true)))
+    labels, valid = drop_ignored(given, ignore_index, xp=xp)
     poison = None
     if is_concrete(labels):
         if numel(labels):
@@ -258,11 +262,11 @@ def _labels(caller: str, y_true: Array, num_classes: int, ignore_index: int | No
                 if ignore_index is not None:
                     allowed += f" or equal ignore_index={ignore_index}"
                 raise ValueError(f"{caller}: y_true labels must lie in {allowed}, found {low if low < 0 else high}")
-    else:  # traced: no value can be read; a NaN loss signals the bad label
-        bad = (labels < 0) | (labels >= num_classes)
-        poison = poison_if(bad, x, xp=xp)
-        labels = xp.where(bad, 0, labels)
-    return Labels(labels, valid), poison
+        return Labels(labels, valid, given, ignore_index), None
+    # traced: no value can be read; a NaN loss signals the bad label
+    bad = (labels < 0) | (labels >= num_classes)
+    poison = poison_if(bad, x, xp=xp)
+    return Labels(xp.where(bad, 0, labels), valid), poison
 
 
 def poison_if(bad: Array, like: Array, /, *, xp: ModuleType) -> Array:

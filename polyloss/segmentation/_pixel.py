@@ -27,7 +27,6 @@ from .._backend import (
 )
 from .._core import checks
 from .._core.inputs import Dense, Labels, Segmentation, along_class_axis, class_vector
-from .._core.reduce import safe_divide
 
 
 def binary_log_likelihoods(x: Array, from_logits: bool, /, *, xp: ModuleType) -> tuple[Array, Array]:
@@ -168,28 +167,23 @@ def cross_entropy_terms(seg: Segmentation, w: Array | None, s: float, /, log_p: 
 
 
 def reduced_ce(seg: Segmentation, w: Array | None, s: float, reduction: str, /) -> Array | None:
-    """Integer-target CE from logits in one ``softmax_cross_entropy`` call (torch's fused kernel), reduced;
-    None for probabilities, probability targets or empty inputs (the caller composes those).
+    """Integer-target CE from logits in one ``softmax_cross_entropy`` call (torch's fused kernel), reduced
+    (its ``"mean"`` is 0 when every pixel is ignored); None for probabilities, probability targets or empty
+    inputs (the caller composes those).
 
-    ``"mean"`` divides torch's sum by ``weighted_denominator`` when pixels are
-    ignored or weighted (0 when every pixel is ignored, where torch gives NaN).
+    Ignored pixels reach the kernel as the labels given with their ``ignore_index`` where a host check ran
+    (``Labels.checked``), else as -1.
     """
     target = seg.target
     if not (seg.from_logits and isinstance(target, Labels)) or seg.x.ndim < 2 or numel(seg.x) == 0:
         return None
-    xp, ignore = seg.xp, None
-    labels = target.labels
-    if target.valid is not None:  # torch skips the pixels that hold its ignore_index
-        ignore = -1
-        labels = xp.where(target.valid, labels, ignore)
-    plain = reduction != "mean" or (w is None and ignore is None)
-    loss = softmax_cross_entropy(seg.x, labels, axis=seg.axis, weight=w, ignore_index=ignore, label_smoothing=s,
-                                 reduction=reduction if plain else "sum", xp=xp)
-    if plain:
-        return loss
-    denominator, _ = weighted_denominator(seg, target, w)
-    assert denominator is not None  # pixels are ignored or weighted here
-    return safe_divide(loss, denominator, xp=xp)
+    xp, labels, ignore = seg.xp, target.labels, None
+    if target.valid is not None and target.checked is not None:
+        labels, ignore = target.checked, target.ignore_index
+    elif target.valid is not None:
+        labels, ignore = xp.where(target.valid, labels, -1), -1
+    return softmax_cross_entropy(seg.x, labels, axis=seg.axis, weight=w, ignore_index=ignore, label_smoothing=s,
+                                 reduction=reduction, xp=xp)
 
 
 def softmax_focal(seg: Segmentation, alpha: Array | None, gamma: float, /, log_p: Array | None = None) -> Array:
