@@ -264,6 +264,25 @@ def test_softmax_gradient_is_the_lovasz_gradient(backend, rng, classes, per_imag
         assert_close(grad, dp)
 
 
+@pytest.mark.parametrize(("per_image", "rows_per_sort"), [(True, 1), (True, 3), (False, 2)])
+def test_rows_sorted_in_groups_match_the_reference(backend, rng, monkeypatch, per_image, rows_per_sort):
+    """Rows grouped into several sorts (``ROW_CHUNK_ELEMENTS``, 3-D volumes) give the reference's value, per-class
+    losses and gradient: groups of 1 and 3 of the 3 x 4 image rows (the last group short), 2 of 4 batch rows."""
+    from polyloss.segmentation import lovasz
+
+    logits = random_logits(rng, (3, 4, 5, 3))
+    labels = random_labels(rng, (3, 5, 3), 4, ignore_index=9)
+    monkeypatch.setattr(lovasz, "ROW_CHUNK_ELEMENTS", rows_per_sort * (15 if per_image else 45))
+    p = np_softmax(logits, 1)
+    want, dp, per_class = softmax_reference(p, labels, classes="all", per_image=per_image, ignore=9)
+    t = backend.asarray(labels)
+    kw = {"classes": "all", "per_image": per_image, "ignore_index": 9}
+    value, grad = backend.value_and_grad(lambda x: pl.lovasz_softmax_loss(x, t, **kw), backend.asarray(logits))
+    assert_close(value, want)
+    assert_close(grad, softmax_grad_to_logits(p, dp))
+    assert_close(pl.lovasz_softmax_loss(backend.asarray(logits), t, reduction="none", **kw), per_class)
+
+
 def test_softmax_gradient_matches_finite_differences(backend, rng):
     logits = random_logits(rng, (2, 3, 2, 3))
     t = backend.asarray(random_labels(rng, (2, 2, 3), 3, ignore_index=-5))

@@ -9,8 +9,12 @@ increment of the Jaccard loss when the k-th pixel joins the error set
 
 with ``G`` the row's foreground count and ``F_k`` the foreground among the
 first ``k`` sorted pixels. A row is one image (or the whole batch) for the
-hinge, one class of one image (or of the batch) for the softmax. Every row is
-sorted in ONE batched sort (``_xp.sort_descending``); ignored pixels are not
+hinge, one class of one image (or of the batch) for the softmax. Rows are
+sorted in batched sorts (``_backend.sort_descending``), as many rows per sort
+as fit ``ROW_CHUNK_ELEMENTS`` (every row at once below it: a single sort on
+the 2-D inputs of the benchmarks), so the sort's permutation and the
+Jaccard weights' scratch of a 3-D volume stay a fraction of the logits' size
+(issue 21: 12.7x the logits' memory at the peak in one sort); ignored pixels are not
 removed (shapes stay fixed) but get an error of 0 and a foreground of 0: they
 sort after every positive error, so they change no count a contributing
 pixel sees, and contribute 0 themselves. The hinge's errors are clipped at 0
@@ -54,7 +58,25 @@ from .._core.typing import Reduction
 __all__ = ["lovasz_hinge_loss", "lovasz_softmax_loss"]
 
 
+ROW_CHUNK_ELEMENTS = 1 << 22  # elements sorted at once (16 MiB of float32 errors); a row is never split
+
+
 def _lovasz_rows(errors: Array, fg: Array, /, *, xp: ModuleType) -> tuple[Array, Array]:
+    """``_lovasz_sorted_rows`` over groups of whole rows of at most ``ROW_CHUNK_ELEMENTS`` elements (one row at
+    least), concatenated: the same values and gradients, with the sort's scratch bounded by the group."""
+    lead, pixels = tuple(errors.shape[:-1]), errors.shape[-1]
+    rows = numel(errors) // pixels if pixels else 0
+    per_group = max(1, ROW_CHUNK_ELEMENTS // max(pixels, 1))
+    if rows <= per_group:
+        return _lovasz_sorted_rows(errors, fg, xp=xp)
+    errors, fg = xp.reshape(errors, (rows, pixels)), xp.reshape(fg, (rows, pixels))
+    parts = [_lovasz_sorted_rows(errors[r : r + per_group], fg[r : r + per_group], xp=xp)
+             for r in range(0, rows, per_group)]
+    loss, total = (xp.reshape(xp.concat([part[i] for part in parts]), lead) for i in (0, 1))
+    return loss, total
+
+
+def _lovasz_sorted_rows(errors: Array, fg: Array, /, *, xp: ModuleType) -> tuple[Array, Array]:
     """Lovasz extension of the Jaccard loss along the last axis, and each row's foreground count.
 
     ``errors`` (..., P) are non-negative, 0 at ignored pixels; ``fg`` (..., P)
