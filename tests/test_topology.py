@@ -296,6 +296,7 @@ LOSSES = {
     "cl_cross_entropy_loss": pl.cl_cross_entropy_loss,
     "boundary_dou_loss": pl.boundary_dou_loss,
 }
+TARGET_NAME = {"skeleton_recall_loss": "skeleton"}  # what each loss calls its second argument, else y_true
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -332,7 +333,7 @@ def test_losses_reject_labels_out_of_range(backend, name):
     if backend.is_jax:
         pytest.skip("value checks are skipped under jax.jit (every polyloss call is jitted in tests)")
     xp = backend.xp
-    with pytest.raises(ValueError, match=f"{name}: y_true labels must lie in"):
+    with pytest.raises(ValueError, match=f"{name}: {TARGET_NAME.get(name, 'y_true')} labels must lie in"):
         LOSSES[name](xp.zeros((2, 3, 5, 5)), xp.full((2, 5, 5), 3, dtype=xp.int64))
 
 
@@ -340,7 +341,7 @@ def test_losses_reject_labels_out_of_range(backend, name):
 def test_losses_reject_bad_input(xp, name):
     fn = LOSSES[name]
     x = xp.zeros((2, 3, 5, 5))
-    with pytest.raises(ValueError, match=f"{name}: integer y_true must have the shape"):
+    with pytest.raises(ValueError, match=f"{name}: integer {TARGET_NAME.get(name, 'y_true')} must have the shape"):
         fn(x, xp.zeros((2, 5, 4), dtype=xp.int64))
     with pytest.raises(ValueError, match=f"{name}: mode must be one of"):
         fn(x, xp.zeros((2, 5, 5), dtype=xp.int64), mode="softmax")

@@ -123,10 +123,11 @@ def check_floating(caller: str, name: str, x: Array, *, xp: ModuleType) -> None:
         raise TypeError(f"{caller}: {name} must have a real floating dtype, got {x.dtype}")
 
 
-def check_same_shape(caller: str, y_pred: Array, y_true: Array) -> None:
+def check_same_shape(caller: str, y_pred: Array, y_true: Array, name: str = "y_true") -> None:
+    """``y_true`` (called ``name`` by the caller) has ``y_pred``'s shape."""
     if tuple(y_pred.shape) != tuple(y_true.shape):
         raise ValueError(
-            f"{caller}: y_true must have the shape of y_pred {tuple(y_pred.shape)}, got {tuple(y_true.shape)}"
+            f"{caller}: {name} must have the shape of y_pred {tuple(y_pred.shape)}, got {tuple(y_true.shape)}"
         )
 
 
@@ -138,8 +139,10 @@ def normalize_axis(caller: str, name: str, axis: Any, ndim: int) -> int:
     return index % ndim
 
 
-def check_ignore_index(caller: str, ignore_index: Any, integer_target: bool) -> int | None:
-    """``ignore_index`` as a Python int (``operator.index``), or None."""
+def check_ignore_index(caller: str, ignore_index: Any, integer_target: bool, target_name: str = "y_true"
+                       ) -> int | None:
+    """``ignore_index`` as a Python int (``operator.index``), or None; only for integer targets (``target_name``:
+    what the caller calls them)."""
     if ignore_index is None:
         return None
     if isinstance(ignore_index, bool):
@@ -149,7 +152,8 @@ def check_ignore_index(caller: str, ignore_index: Any, integer_target: bool) -> 
     except TypeError:
         raise TypeError(f"{caller}: ignore_index must be an int or None, got {ignore_index!r}") from None
     if not integer_target:
-        raise ValueError(f"{caller}: ignore_index applies to integer class-index targets only, got floating y_true")
+        raise ValueError(
+            f"{caller}: ignore_index applies to integer class-index targets only, got floating {target_name}")
     return index
 
 

@@ -153,35 +153,38 @@ LABELS_OF_PROBABILITIES = Layout(batched=True, dense=False, min_classes=1)  # ..
 
 
 def prepare(caller: str, y_pred: Any, y_true: Any, /, *, mode: Any = "multiclass", class_axis: Any = 1,
-            from_logits: bool = True, ignore_index: Any = None, reduction: Any = "mean", layout: Layout = PIXEL
-            ) -> Segmentation:
-    """Validate and lay out the inputs of a segmentation loss, by the rules of the family's ``layout``."""
-    xp = namespace(caller, y_pred=y_pred, y_true=y_true)
+            from_logits: bool = True, ignore_index: Any = None, reduction: Any = "mean", layout: Layout = PIXEL,
+            target_name: str = "y_true") -> Segmentation:
+    """Validate and lay out the inputs of a segmentation loss, by the rules of the family's ``layout``.
+
+    ``target_name``: what the caller calls ``y_true`` (``skeleton``), for messages.
+    """
+    xp = namespace(caller, **{"y_pred": y_pred, target_name: y_true})
     from_logits = checks.check_flag(caller, "from_logits", from_logits)
     axis = check_scores(caller, y_pred, mode=mode, class_axis=class_axis, reduction=reduction, layout=layout, xp=xp)
     ndim = y_pred.ndim
     x = promote(y_pred, xp=xp)
     if mode != "multiclass":
         c = 1 if mode == "binary" or axis >= ndim else y_pred.shape[axis]
-        target, poison = _sigmoid_target(caller, y_pred, y_true, ignore_index, xp=xp, like=x)
+        target, poison = _sigmoid_target(caller, y_pred, y_true, ignore_index, target_name, xp=xp, like=x)
         return Segmentation(caller, xp, x, mode, axis, c, target, from_logits, y_pred.dtype, poison)
     c = y_pred.shape[axis] if axis < ndim else 1
-    integer = _is_integer_target(caller, y_true, xp=xp)
-    ignore_index = checks.check_ignore_index(caller, ignore_index, integer)
+    integer = _is_integer_target(caller, y_true, target_name, xp=xp)
+    ignore_index = checks.check_ignore_index(caller, ignore_index, integer, target_name)
     if integer:
-        _check_index_target_shape(caller, y_pred, y_true, axis)
-        labels, poison = _labels(caller, y_true, c, ignore_index, x, xp=xp)
+        _check_index_target_shape(caller, y_pred, y_true, axis, target_name)
+        labels, poison = _labels(caller, y_true, c, ignore_index, x, target_name, xp=xp)
         return Segmentation(caller, xp, x, mode, axis, c, labels, from_logits, y_pred.dtype, poison)
     if not layout.dense:
-        raise TypeError(f"{caller}: y_true must hold integer class indices, got dtype {y_true.dtype}")
+        raise TypeError(f"{caller}: {target_name} must hold integer class indices, got dtype {y_true.dtype}")
     label_shape = tuple(y_pred.shape[:axis]) + tuple(y_pred.shape[axis + 1 :])
     if tuple(y_true.shape) == label_shape:
         raise ValueError(
-            f"{caller}: floating y_true is read as class probabilities and must have the shape of y_pred "
+            f"{caller}: floating {target_name} is read as class probabilities and must have the shape of y_pred "
             f"{tuple(y_pred.shape)}, got {tuple(y_true.shape)} (the shape of class indices); class indices "
             "need an integer dtype"
         )
-    checks.check_same_shape(caller, y_pred, y_true)
+    checks.check_same_shape(caller, y_pred, y_true, target_name)
     dense = Dense(as_float(y_true, x, xp=xp), None)
     return Segmentation(caller, xp, x, mode, axis, c, dense, from_logits, y_pred.dtype)
 
@@ -211,23 +214,23 @@ def check_scores(caller: str, y_pred: Any, /, *, mode: Any, class_axis: Any, red
     return axis
 
 
-def _is_integer_target(caller: str, y_true: Array, *, xp: ModuleType) -> bool:
+def _is_integer_target(caller: str, y_true: Array, name: str, /, *, xp: ModuleType) -> bool:
     """True for integer class indices, False for floating probabilities; else TypeError."""
     if xp.isdtype(y_true.dtype, "integral"):
         return True
     if xp.isdtype(y_true.dtype, "real floating"):
         return False
     raise TypeError(
-        f"{caller}: y_true must hold integer class indices or floating class probabilities, got dtype {y_true.dtype}"
+        f"{caller}: {name} must hold integer class indices or floating class probabilities, got dtype {y_true.dtype}"
     )
 
 
-def _check_index_target_shape(caller: str, y_pred: Array, y_true: Array, axis: int) -> None:
+def _check_index_target_shape(caller: str, y_pred: Array, y_true: Array, axis: int, name: str) -> None:
     """Integer targets have ``y_pred``'s shape without the class axis."""
     want = tuple(y_pred.shape[:axis]) + tuple(y_pred.shape[axis + 1 :])
     if tuple(y_true.shape) != want:
         raise ValueError(
-            f"{caller}: integer y_true must have the shape of y_pred without its class axis {axis}, "
+            f"{caller}: integer {name} must have the shape of y_pred without its class axis {axis}, "
             f"{want}, got {tuple(y_true.shape)}"
         )
 
@@ -243,8 +246,8 @@ def check_spatial_layout(caller: str, y_pred: Array, axis: int, mode: str, /, *,
         raise ValueError(f"{caller}: mode='binary' needs one channel along class_axis {axis}, got {shape[axis]}")
 
 
-def _labels(caller: str, y_true: Array, num_classes: int, ignore_index: int | None, x: Array, /, *, xp: ModuleType
-            ) -> tuple[Labels, Array | None]:
+def _labels(caller: str, y_true: Array, num_classes: int, ignore_index: int | None, x: Array, name: str, /, *,
+            xp: ModuleType) -> tuple[Labels, Array | None]:
     """Labels in the index dtype, ignored ones replaced by 0, and the poison of the loss (``poison_if``).
 
     Out of range: an error on concrete labels; if traced, replaced by 0 and the poison is NaN.
@@ -261,7 +264,7 @@ def _labels(caller: str, y_true: Array, num_classes: int, ignore_index: int | No
                 allowed = f"[0, {num_classes})"
                 if ignore_index is not None:
                     allowed += f" or equal ignore_index={ignore_index}"
-                raise ValueError(f"{caller}: y_true labels must lie in {allowed}, found {low if low < 0 else high}")
+                raise ValueError(f"{caller}: {name} labels must lie in {allowed}, found {low if low < 0 else high}")
         return Labels(labels, valid, given, ignore_index), None
     # traced: no value can be read; a NaN loss signals the bad label
     bad = (labels < 0) | (labels >= num_classes)
@@ -296,19 +299,19 @@ def drop_ignored(labels: Array, ignore_index: int | None, /, *, xp: ModuleType) 
     return xp.where(valid, labels, 0), valid
 
 
-def _sigmoid_target(caller: str, y_pred: Array, y_true: Array, ignore_index: Any, /, *, xp: ModuleType, like: Array
-                    ) -> tuple[Dense, Array | None]:
+def _sigmoid_target(caller: str, y_pred: Array, y_true: Array, ignore_index: Any, name: str, /, *, xp: ModuleType,
+                    like: Array) -> tuple[Dense, Array | None]:
     """Targets of a sigmoid mode: 0/1 or [0, 1], ignored entries zeroed; and the poison (NaN if traced and out of
     domain)."""
     integer = xp.isdtype(y_true.dtype, "integral")
     if not (integer or y_true.dtype == xp.bool or xp.isdtype(y_true.dtype, "real floating")):
-        raise TypeError(f"{caller}: y_true must be floating, integer or bool, got dtype {y_true.dtype}")
-    ignore_index = checks.check_ignore_index(caller, ignore_index, integer)
-    checks.check_same_shape(caller, y_pred, y_true)
+        raise TypeError(f"{caller}: {name} must be floating, integer or bool, got dtype {y_true.dtype}")
+    ignore_index = checks.check_ignore_index(caller, ignore_index, integer, name)
+    checks.check_same_shape(caller, y_pred, y_true, name)
     t, valid = drop_ignored(y_true, ignore_index, xp=xp)
     poison = None
     if is_concrete(t):
-        check_binary_target(caller, "y_true", t, valid, xp=xp)
+        check_binary_target(caller, name, t, valid, xp=xp)
     elif t.dtype != xp.bool:  # traced: a target outside its domain makes the loss NaN
         bad = ~((t >= 0) & (t <= 1))  # NaN too
         poison = poison_if(bad if valid is None else bad & valid, like, xp=xp)

@@ -130,18 +130,20 @@ def resolve(caller: str, options: RegionOptions) -> dict[str, Any]:
 
 
 def region(caller: str, y_pred: Any, y_true: Any, options: RegionOptions, /, *, squared: bool = False,
-           extra: PixelSum | None = None, need_log_p: bool = False, pixel: FusedPixel | None = None) -> Region:
+           extra: PixelSum | None = None, need_log_p: bool = False, pixel: FusedPixel | None = None,
+           target_name: str = "y_true") -> Region:
     """Validate once and build the statistics of a region loss.
 
     ``extra(PixelInputs)``: a compound's pixel-wise ``[sum, count]``, reduced
     with the statistics. ``need_log_p``: keep the multiclass log-probabilities (the softmax is then
     taken once, as their exponential). ``pixel``: ``extra``'s term in the form the fused primitive computes
-    (one softmax and one backward for both terms) where the inputs allow it.
+    (one softmax and one backward for both terms) where the inputs allow it. ``target_name``: what the caller
+    calls ``y_true``, for messages.
     """
     opts = resolve(caller, options)
     seg = prepare(caller, y_pred, y_true, mode=opts["mode"], class_axis=opts["class_axis"],
                   from_logits=opts["from_logits"], ignore_index=opts["ignore_index"], reduction=opts["reduction"],
-                  layout=REGION)
+                  layout=REGION, target_name=target_name)
     all_reduce, per_image, s = opts["all_reduce"], opts["per_image"], opts["label_smoothing"]
     if all_reduce is not None:
         if not callable(all_reduce):

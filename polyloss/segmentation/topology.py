@@ -180,7 +180,7 @@ def skeleton_recall_loss(
         mode=mode, class_axis=class_axis, from_logits=from_logits, ignore_index=ignore_index,
         per_image=per_image, smooth=smooth, eps=1e-8, reduction=reduction, soft_label=False,
         all_reduce=all_reduce,
-    ))
+    ), target_name="skeleton")
     check_spatial_layout(r.seg.caller, r.seg.x, r.seg.axis, r.seg.mode)
     st = r.st
     tp, fn = (st.tp[..., 1:], st.fn[..., 1:]) if mode == "multiclass" else (st.tp, st.fn)  # the foreground classes
