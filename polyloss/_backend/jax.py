@@ -220,3 +220,17 @@ def _make_fused_class_sums() -> Any:
 
 NATIVE[fused_class_sums.__name__] = fused_class_sums
 
+
+def fused_class_sums_nll(x: Array, labels: Array, valid: Array | None, weight: Array | None, /, *, axis: int,
+                         gamma: float, squared: bool, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
+    """One ``log_softmax``, ``p`` its exponential, and both terms in JAX operations that XLA differentiates:
+    it shares the softmax between the terms and fuses both backwards into one pass (``fused_class_sums``'s
+    custom_vjp beside a second softmax for the pixel term took 2.2x the time and 1.5x the memory)."""
+    log_p = log_softmax(x, axis=axis, xp=xp)
+    sums = generic.sums_of_probabilities(xp.exp(log_p), labels, valid, axis=axis, squared=squared,
+                                         class_sums=generic.class_sums, xp=xp)
+    return (*sums, generic.focal_label_sums(log_p, labels, valid, weight, axis=axis, gamma=gamma, xp=xp))
+
+
+NATIVE[fused_class_sums_nll.__name__] = fused_class_sums_nll
+
