@@ -201,6 +201,37 @@ def peak_extra_bytes(step: Step) -> int | None:
     return max(int(peak), 0)
 
 
+def peak_tensor_bytes(step: Step) -> int | None:
+    """Peak bytes of torch tensors that one call of a torch CPU ``step`` allocates and holds at once; None
+    elsewhere.
+
+    From the profiler's memory timeline (``torch.profiler._memory_profiler``, a private module of the pinned
+    torch): every allocation and free of the CPU allocator during the call, in order, counting tensors created
+    in the call (the gradient left on the input included, as in ``peak_extra_bytes``). Live bytes exactly,
+    where the resident mark of ``peak_extra_bytes`` also counts pages that glibc's heap reused for successive
+    temporaries (on Lovasz-Softmax's 3-D case it read well above the live tensors); but host buffers outside
+    torch's allocator (NumPy, SciPy) are not seen.
+    """
+    if not isinstance(step, TorchStep) or step.x.is_cuda:
+        return None
+    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler._memory_profiler import Action, MemoryProfile
+
+    step.reset()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True) as prof:
+        step()
+    step.reset()
+    live, peak, created = 0, 0, set()
+    for _, action, key, size in MemoryProfile(prof.profiler.kineto_results).timeline:
+        if action == Action.CREATE:
+            created.add(key)
+            live += size
+        elif action == Action.DESTROY and key in created:
+            live -= size
+        peak = max(peak, live)
+    return peak
+
+
 FLOOR = "floor"
 
 
@@ -216,6 +247,7 @@ class Row:
     floor: list[float]  # time / the floor step's time in the same rounds; empty where not measured
     peak: list[float]  # peak extra bytes; empty where not measured
     peak_ratio: list[float]  # peak extra / bytes of the logits
+    tensor_ratio: list[float] = field(default_factory=list)  # peak tensor bytes / bytes of the logits (torch CPU)
 
 
 @dataclass
@@ -229,26 +261,31 @@ class Table:
 
     def add(self, case: str, backend: str, times: dict[str, float], ours: str = "polyloss", *,
             floor: float | None = None, peaks: dict[str, int | None] | None = None,
-            logits_bytes: int | None = None) -> None:
+            logits_bytes: int | None = None, tensor_peaks: dict[str, int | None] | None = None) -> None:
         """Record one case: ``times`` maps implementation name -> seconds; ratios are ours / peer."""
         for impl, seconds in times.items():
-            peak = (peaks or {}).get(impl)
+            peak, tensors = (peaks or {}).get(impl), (tensor_peaks or {}).get(impl)
             self.rows.append(Row(
                 case, backend, impl, [seconds],
                 [] if impl == ours else [times[ours] / seconds],
                 [] if floor is None else [seconds / floor],
                 [] if peak is None else [float(peak)],
                 [] if peak is None or not logits_bytes else [peak / logits_bytes],
+                [] if tensors is None or not logits_bytes else [tensors / logits_bytes],
             ))
 
     def bench(self, case: str, backend: str, impls: dict[str, Step], x: Any, *, rounds: int = 15,
               ours: str = "polyloss") -> None:
         """Time ``impls`` and the floor of ``x`` (the logits) in the same interleaved rounds, then measure
-        each implementation's peak extra memory (``peak_extra_bytes``) and record the case."""
+        each implementation's peak extra memory (``peak_extra_bytes``, ``peak_tensor_bytes``) and record the
+        case."""
         times = measure({**impls, FLOOR: floor_step(x)}, rounds=rounds)
         floor = times.pop(FLOOR)
         peaks = {name: peak_extra_bytes(step) for name, step in impls.items()}
-        self.add(case, backend, times, ours, floor=floor, peaks=peaks, logits_bytes=nbytes(x))
+        big = nbytes(x) >= RSS_RESOLUTION  # the tensor peak of a tiny case says nothing the time does not
+        tensor_peaks = {name: peak_tensor_bytes(step) if big else None for name, step in impls.items()}
+        self.add(case, backend, times, ours, floor=floor, peaks=peaks, logits_bytes=nbytes(x),
+                 tensor_peaks=tensor_peaks)
 
     def markdown(self) -> str:
         lines = [
@@ -257,13 +294,13 @@ class Table:
             f"Command: `{self.command}`",
             "",
             "| case | backend | implementation | median ms | ours / this | time / floor | peak extra MiB "
-            "| peak / logits |",
-            "|---|---|---|---:|---:|---:|---:|---:|",
+            "| peak / logits | tensor peak / logits |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in self.rows:
             cells = [_span([s * 1e3 for s in r.seconds], "{:.3f}"), _span(r.ratio, "{:.2f}x"),
                      _span(r.floor, "{:.1f}x"), _span([b / 2**20 for b in r.peak], "{:.1f}"),
-                     _span(r.peak_ratio, "{:.2f}x")]
+                     _span(r.peak_ratio, "{:.2f}x"), _span(r.tensor_ratio, "{:.2f}x")]
             lines.append(f"| {r.case} | {r.backend} | {r.impl} | " + " | ".join(cells) + " |")
         lines += [""] + [f"- {n}" for n in self.notes] + ([""] if self.notes else [])
         return "\n".join(lines)
@@ -289,7 +326,7 @@ def merge(runs: list[list[Table]]) -> list[Table]:
             r0 = rows[0]
             merged.rows.append(Row(r0.case, r0.backend, r0.impl, *(
                 [v for r in rows for v in getattr(r, name)]
-                for name in ("seconds", "ratio", "floor", "peak", "peak_ratio"))))
+                for name in ("seconds", "ratio", "floor", "peak", "peak_ratio", "tensor_ratio"))))
         out.append(merged)
     return out
 
@@ -298,7 +335,10 @@ FLOOR_NOTE = ("time / floor: the row's time over that of `x.sum()` forward + bac
               "same interleaved rounds (read the logits once, write a dense gradient: the traffic no loss avoids). "
               "Peak extra: memory one forward + backward adds to its inputs, the gradient included (1.00x of the "
               "logits is the floor): torch CPU by the resident high-water mark after malloc_trim, torch CUDA by "
-              "torch.cuda.max_memory_allocated, JAX by the compiled executable's memory_analysis()")
+              "torch.cuda.max_memory_allocated, JAX by the compiled executable's memory_analysis(). Tensor peak "
+              "(torch CPU): the torch tensors one call holds at once, from the profiler's memory timeline "
+              "(peak_tensor_bytes: exact live bytes, which the resident mark overstates where the heap reuses "
+              "freed pages; host buffers outside torch are not counted)")
 
 
 def torch_device() -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import Table, main, measure, optional_import, peak_extra_bytes, torch_forward
+from _harness import Table, main, measure, optional_import, peak_extra_bytes, peak_tensor_bytes, torch_forward
 
 import polyloss as pl
 
@@ -95,8 +95,9 @@ def _assignment(table: Table, b: int, image: int, c: int, g: int, rng: np.random
         impls["ultralytics TaskAlignedAssigner"] = torch_forward(assigner, t[0], t[1], t[2], labels, bxs, mask)
     times = measure(impls, rounds=rounds, min_time=0.0)
     peaks = {name: peak_extra_bytes(step) for name, step in impls.items()}
+    tensor_peaks = {name: peak_tensor_bytes(step) for name, step in impls.items()}
     table.add(f"task_aligned_assign (B, A, C, G) = {(b, a, c, g)}", "torch eager CPU", times, "polyloss",
-              peaks=peaks, logits_bytes=scores.nbytes)
+              peaks=peaks, logits_bytes=scores.nbytes, tensor_peaks=tensor_peaks)
 
 
 def run(quick: bool) -> list[Table]:

@@ -212,9 +212,12 @@ TARGETS = [
            "rows are sorted in groups of at most 4M elements (ROW_CHUNK_ELEMENTS), so the sort's int64 "
            "permutation and the Jaccard weights' scratch are a fraction of the logits; what stays is the "
            "probabilities, the errors, the weights at each pixel and the gradient. This column is the "
-           "process's RSS high-water mark, and glibc's heap reuses pages freed earlier in the call: a trace "
-           "of the resident size step by step, in a fresh heap with one malloc arena, read 7.3x before the "
-           "grouping and 6.0-6.4x after (commit message of the change)"),
+           "process's resident high-water mark, which also counts the pages glibc's heap reuses for the "
+           "many successive temporaries; the tensors alive at once are the next target's column"),
+    Target("Lovasz softmax tensor peak at most 8x the logits (3-D case, torch's allocator timeline)",
+           ("3-D", rf"lovasz_softmax_loss .*{_VOLUME}", "torch", _OURS), "tensor peak / logits", 8.0,
+           "the probabilities, the errors, the weights at each pixel and the gradient stay alive, beside one "
+           "group's sort and cumulative sums"),
     Target("Lovasz softmax time at most 0.75x kornia on torch",
            ("Lovasz", rf"lovasz_softmax_loss per_image.*{_REGION_2D}", "torch eager", "kornia"), "ours / this", 0.75,
            "most of the step is the one batched sort, which kornia also pays; the rest is fused into few "
