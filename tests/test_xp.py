@@ -450,9 +450,11 @@ def test_while_loop_native_equals_generic(backend, rng):
 def _count_down(x, start):
     """A batch of problems solved by an eager loop that reads its stop condition: subtract 1 from ``start`` until
     every entry is 0, adding ``x`` each step (``(B, n)`` inputs, ``x * start`` out)."""
+    xp = _backend.array_namespace(x, start)
     total, left = x * 0, start
-    while bool((left > 0).any()):
-        total, left = total + (left > 0) * x, left - (left > 0) * 1
+    while bool(xp.any(left > 0)):
+        more = left > 0
+        total, left = total + xp.where(more, x, 0.0), left - xp.astype(more, left.dtype)
     return total
 
 
