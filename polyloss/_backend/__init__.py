@@ -54,6 +54,7 @@ from .generic import Array, any_spatial, diagonal
 
 __all__ = [
     "NATIVE",
+    "PYTHON_SCALARS",
     "Array",
     "any_spatial",
     "array_namespace",
@@ -142,7 +143,8 @@ def _is_tensor(x: object) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-_PYTHON_SCALARS = (bool, int, float, complex)  # a tuple: isinstance over a union type is several times slower
+# the Python numbers ``array_namespace`` skips; a tuple: isinstance over a union type is several times slower
+PYTHON_SCALARS = (bool, int, float, complex)
 
 
 def array_namespace(*xs: Any) -> ModuleType:
@@ -158,7 +160,7 @@ def array_namespace(*xs: Any) -> ModuleType:
         for x in xs:  # a loop, not all(...) over a generator: this runs once per call, on tiny inputs too
             if isinstance(x, torch.Tensor):
                 tensors += 1
-            elif not (x is None or isinstance(x, _PYTHON_SCALARS)):
+            elif not (x is None or isinstance(x, PYTHON_SCALARS)):
                 break
         else:
             if tensors:

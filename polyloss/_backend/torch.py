@@ -157,8 +157,8 @@ def _weighted_mean_nll(x: Array, labels: Array, axis: int, weight: Array | None,
     labels (``F.cross_entropy``'s mean divides by it too, and gives NaN for 0).
     """
     torch = _torch()
-    log_p = torch.log_softmax(x if axis == 1 else torch.movedim(x, axis, 1), 1)
-    labels = labels.to(torch.int64)
+    x, labels = _class_first(x, labels, axis)
+    log_p = torch.log_softmax(x, 1)
     if log_p.ndim == 2:
         total, weight_sum = torch.ops.aten.nll_loss_forward(log_p, labels, weight, _SUM, ignore_index)
     else:  # (N, C, *spatial) as (N, C, 1, P), F.cross_entropy's own layout for the 2-D kernel
@@ -172,13 +172,16 @@ _SUM = 2  # ATen's reduction enum: 0 none, 1 mean, 2 sum
 
 
 def _cross_entropy(x: Array, labels: Array, axis: int, **options: Any) -> Array:
-    """``F.cross_entropy`` of logits ``x`` with class ``axis`` (moved to 1) at int64 ``labels``."""
+    """``F.cross_entropy`` of logits ``x`` with class ``axis`` at ``labels``."""
+    return _torch().nn.functional.cross_entropy(*_class_first(x, labels, axis), **options)
+
+
+def _class_first(x: Array, labels: Array, axis: int) -> tuple[Array, Array]:
+    """Logits with the class ``axis`` moved to 1 and int64 labels: the layout of torch's NLL kernels."""
     torch = _torch()
     if labels.dtype != torch.int64:
         labels = labels.to(torch.int64)
-    if axis != 1:
-        x = torch.movedim(x, axis, 1)
-    return torch.nn.functional.cross_entropy(x, labels, **options)
+    return (x if axis == 1 else torch.movedim(x, axis, 1)), labels
 
 
 def value_range(x: Array, /, *, xp: ModuleType) -> tuple[float, float]:

@@ -36,6 +36,7 @@ from types import ModuleType
 from typing import Any, NamedTuple, TypeAlias, get_args
 
 from .._backend import (
+    PYTHON_SCALARS,
     Array,
     array_namespace,
     device,
@@ -51,7 +52,6 @@ from .reduce import as_float, promote, restore
 from .typing import Mode
 
 MODES: tuple[str, ...] = get_args(Mode)
-_PY_SCALARS = (bool, int, float, complex)  # not arrays, though array_namespace skips them
 
 
 def namespace(caller: str, /, *, optional: tuple[str, ...] = (), **arrays: Any) -> ModuleType:
@@ -61,7 +61,7 @@ def namespace(caller: str, /, *, optional: tuple[str, ...] = (), **arrays: Any) 
     """
     present = {name: a for name, a in arrays.items() if a is not None or name not in optional}
     for a in present.values():  # a loop, not any(...) over a generator: this runs once per call
-        if a is None or isinstance(a, _PY_SCALARS):  # array_namespace skips those: they are errors here
+        if a is None or isinstance(a, PYTHON_SCALARS):  # array_namespace skips those: they are errors here
             break
     else:
         try:  # the common case first: is_array_api_obj makes torch.compile warn (an lru_cache it traces through)

@@ -14,7 +14,7 @@ sorted in batched sorts (``_backend.sort_descending``), as many rows per sort
 as fit ``ROW_CHUNK_ELEMENTS`` (every row at once below it: a single sort on
 the 2-D inputs of the benchmarks), so the sort's permutation and the
 Jaccard weights' scratch of a 3-D volume stay a fraction of the logits' size
-(issue 21: 12.7x the logits' memory at the peak in one sort); ignored pixels are not
+(one sort of every row held an int64 permutation twice the logits); ignored pixels are not
 removed (shapes stay fixed) but get an error of 0 and a foreground of 0: they
 sort after every positive error, so they change no count a contributing
 pixel sees, and contribute 0 themselves. The hinge's errors are clipped at 0
